@@ -1,0 +1,2 @@
+//! The `regie` CLI.
+fn main() {}

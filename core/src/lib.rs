@@ -1,0 +1,3 @@
+//! Regie's pure core.
+pub mod id;
+pub mod principal;

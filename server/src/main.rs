@@ -1,0 +1,2 @@
+//! regie-server binary.
+fn main() {}
