@@ -1,0 +1,255 @@
+//! The dossier documents of SPEC §2 as Automerge documents: the schema of each kind, the
+//! skeleton the server creates them with, and [`validate`], which the server runs on a fork
+//! after applying incoming changes and before merging them (I2). Strings may arrive as scalar
+//! strings or as Automerge `Text` objects (automerge-js 3 writes `Text` by default); both are
+//! accepted wherever the schema says "text".
+
+mod schema;
+
+use automerge::{transaction::Transactable, AutoCommit, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use serde::Serialize;
+
+use crate::id::DocumentKind;
+use crate::path::{Path, Segment};
+pub use schema::{Field, Shape};
+
+/// Why a document does not match its kind's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct SchemaError {
+    /// Where.
+    #[serde(serialize_with = "serialize_display")]
+    pub path: Path,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+fn serialize_display<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(p)
+}
+
+/// The kind of schema violation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "problem")]
+pub enum Problem {
+    /// A map key the schema does not know.
+    #[error("unknown key")]
+    UnknownKey,
+    /// A required field is absent.
+    #[error("required field is missing")]
+    Missing,
+    /// The value has another type than the schema says.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the schema wants.
+        expected: &'static str,
+        /// What the document holds.
+        found: &'static str,
+    },
+    /// A text is longer than allowed.
+    #[error("text of {len} characters exceeds the limit of {max}")]
+    TooLong {
+        /// The limit.
+        max: usize,
+        /// The actual length.
+        len: usize,
+    },
+    /// A list holds more items than allowed.
+    #[error("list of {len} items exceeds the limit of {max}")]
+    TooMany {
+        /// The limit.
+        max: usize,
+        /// The actual length.
+        len: usize,
+    },
+    /// A value outside its allowed set or format.
+    #[error("value not allowed here (expected {expected})")]
+    NotAllowed {
+        /// A description of what is allowed.
+        expected: &'static str,
+    },
+}
+
+/// The schema of a document kind.
+pub fn schema(kind: DocumentKind) -> &'static [Field] {
+    match kind {
+        DocumentKind::Plan => schema::PLAN,
+        DocumentKind::Record => schema::RECORD,
+        DocumentKind::View => schema::VIEW,
+        DocumentKind::Maatwerk => schema::MAATWERK,
+        DocumentKind::Partner => schema::PARTNER,
+        DocumentKind::Meta => schema::META,
+    }
+}
+
+/// A new document of `kind` holding every required root field, empty. The server creates each
+/// document this way so that clients never race to create the same root object.
+pub fn skeleton(kind: DocumentKind) -> AutoCommit {
+    let mut doc = AutoCommit::new();
+    for field in schema(kind).iter().filter(|f| f.required) {
+        // Writing the empty value of a fresh document cannot fail.
+        let _ = match field.shape {
+            Shape::Map(_) => doc.put_object(ROOT, field.name, ObjType::Map).map(drop),
+            Shape::List(..) => doc.put_object(ROOT, field.name, ObjType::List).map(drop),
+            Shape::Text { .. } => doc.put_object(ROOT, field.name, ObjType::Text).map(drop),
+            Shape::Bool => doc.put(ROOT, field.name, false),
+            Shape::Int => doc.put(ROOT, field.name, 0),
+            Shape::Enum(values) => doc.put(ROOT, field.name, values[0]),
+            Shape::Date | Shape::Timestamp => doc.put(ROOT, field.name, ""),
+        };
+    }
+    doc.commit();
+    doc
+}
+
+/// Checks the whole current state of `doc` against the schema of `kind`.
+pub fn validate(kind: DocumentKind, doc: &impl ReadDoc) -> Result<(), SchemaError> {
+    check_map(doc, &ROOT, schema(kind), &Path::root())
+}
+
+fn err(path: &Path, problem: Problem) -> SchemaError {
+    SchemaError { path: path.clone(), problem }
+}
+
+fn check_map(
+    doc: &impl ReadDoc,
+    obj: &automerge::ObjId,
+    fields: &'static [Field],
+    path: &Path,
+) -> Result<(), SchemaError> {
+    for key in doc.keys(obj) {
+        let here = path.child(Segment::Key(key.clone()));
+        let Some(field) = fields.iter().find(|f| f.name == key) else {
+            return Err(err(&here, Problem::UnknownKey));
+        };
+        if let Ok(Some((value, id))) = doc.get(obj, key.as_str()) {
+            check_value(doc, value, &id, &field.shape, &here)?;
+        }
+    }
+    for field in fields.iter().filter(|f| f.required) {
+        if !matches!(doc.get(obj, field.name), Ok(Some(_))) {
+            return Err(err(&path.child(Segment::Key(field.name.into())), Problem::Missing));
+        }
+    }
+    Ok(())
+}
+
+fn type_name(value: &Value<'_>) -> &'static str {
+    match value {
+        Value::Object(ObjType::Map | ObjType::Table) => "map",
+        Value::Object(ObjType::List) => "list",
+        Value::Object(ObjType::Text) => "text",
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(_) => "string",
+            ScalarValue::Boolean(_) => "boolean",
+            ScalarValue::Int(_) | ScalarValue::Uint(_) => "integer",
+            ScalarValue::F64(_) => "float",
+            ScalarValue::Counter(_) => "counter",
+            ScalarValue::Timestamp(_) => "timestamp",
+            ScalarValue::Null => "null",
+            ScalarValue::Bytes(_) => "bytes",
+            _ => "unknown",
+        },
+    }
+}
+
+/// The string a text-like value holds, whether a scalar string or a `Text` object.
+fn text_of(doc: &impl ReadDoc, value: &Value<'_>, id: &automerge::ObjId) -> Option<String> {
+    match value {
+        Value::Object(ObjType::Text) => doc.text(id).ok(),
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(t) => Some(t.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn check_value(
+    doc: &impl ReadDoc,
+    value: Value<'_>,
+    id: &automerge::ObjId,
+    shape: &Shape,
+    path: &Path,
+) -> Result<(), SchemaError> {
+    let wrong = |expected| err(path, Problem::WrongType { expected, found: type_name(&value) });
+    match shape {
+        Shape::Map(fields) => match value {
+            Value::Object(ObjType::Map) => check_map(doc, id, fields, path),
+            _ => Err(wrong("map")),
+        },
+        Shape::List(item, max) => {
+            if !matches!(value, Value::Object(ObjType::List)) {
+                return Err(wrong("list"));
+            }
+            let len = doc.length(id);
+            if len > *max {
+                return Err(err(path, Problem::TooMany { max: *max, len }));
+            }
+            for i in 0..len {
+                if let Ok(Some((v, vid))) = doc.get(id, i) {
+                    check_value(doc, v, &vid, item, &path.child(Segment::Index(i)))?;
+                }
+            }
+            Ok(())
+        }
+        Shape::Text { max } => {
+            let text = text_of(doc, &value, id).ok_or_else(|| wrong("text"))?;
+            let len = text.chars().count();
+            if len > *max {
+                return Err(err(path, Problem::TooLong { max: *max, len }));
+            }
+            Ok(())
+        }
+        Shape::Enum(allowed) => {
+            let text = text_of(doc, &value, id).ok_or_else(|| wrong("text"))?;
+            if allowed.iter().any(|a| *a == text && !a.ends_with(':')) || allowed_prefix(allowed, &text) {
+                Ok(())
+            } else {
+                Err(err(path, Problem::NotAllowed { expected: "one of the listed values" }))
+            }
+        }
+        Shape::Date | Shape::Timestamp => {
+            let text = text_of(doc, &value, id).ok_or_else(|| wrong("text"))?;
+            let ok = text.is_empty()
+                || match shape {
+                    Shape::Date => time::Date::parse(&text, DATE).is_ok(),
+                    _ => time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                        .is_ok(),
+                };
+            if ok {
+                Ok(())
+            } else if matches!(shape, Shape::Date) {
+                Err(err(path, Problem::NotAllowed { expected: "a date YYYY-MM-DD" }))
+            } else {
+                Err(err(path, Problem::NotAllowed { expected: "an RFC 3339 timestamp" }))
+            }
+        }
+        Shape::Bool => match &value {
+            Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Boolean(_)) => Ok(()),
+            _ => Err(wrong("boolean")),
+        },
+        Shape::Int => match &value {
+            Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Int(_) | ScalarValue::Uint(_)) => Ok(()),
+            _ => Err(wrong("integer")),
+        },
+    }
+}
+
+/// Enum values ending in `:` allow any id after the prefix, e.g. `partner:<org>`.
+fn allowed_prefix(allowed: &[&str], text: &str) -> bool {
+    allowed.iter().any(|a| {
+        a.strip_suffix(':').is_some_and(|prefix| {
+            text.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|id| crate::id::OrgId::new(id).is_ok())
+        })
+    })
+}
+
+/// The calendar-date format of the schemas (`YYYY-MM-DD`).
+pub const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,371 @@
+//! The one policy (I5): [`decide`] answers every authorization question Regie asks — may this
+//! principal read, write, sync or export this document, write at this path, or break the glass —
+//! from the principal, the action, the dossier's relationships and the time. It is pure and
+//! total; a denial is a [`Decision::Deny`] with a stable reason code, never an error. The server
+//! and the client library call it and never decide anything themselves.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::id::DocumentKey;
+use crate::path::Path;
+use crate::principal::{Principal, Role};
+use crate::relationship::Relationships;
+
+/// What the principal wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Receive the document's content.
+    Read(&'a DocumentKey),
+    /// Send changes to the document at all.
+    Write(&'a DocumentKey),
+    /// Write one operation at `path` inside the document (I2's per-operation check).
+    WritePath(&'a DocumentKey, &'a Path),
+    /// Sync the document: allowed with the strongest mode the principal has.
+    Sync(&'a DocumentKey),
+    /// Export or transfer the dossier's content out of Regie (R19; NEN 7513 "export").
+    Export,
+    /// Break the glass on the dossier with the given reason (R2).
+    BreakGlass {
+        /// The mandatory reason.
+        reason: &'a str,
+    },
+}
+
+/// How far an allowed access goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Receive only; incoming changes are ignored (Automerge's read-only sync state).
+    Read,
+    /// Receive and send changes (each still checked per path).
+    Write,
+}
+
+/// The relationship that makes an access legitimate; recorded in the audit log (NEN 7513).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// An assigned worker (R1).
+    Assignment,
+    /// A break-glass grant (R2).
+    BreakGlass,
+    /// A resident linked to a person in the dossier (R4, R7, R8).
+    ResidentLink,
+    /// A back-office user deciding a maatwerkvoorziening (R6).
+    Backoffice,
+    /// A member of an involved chain partner (R5).
+    PartnerInvolvement,
+    /// A team colleague entitled to break the glass (R2).
+    TeamMembership,
+}
+
+/// Why something is denied: a stable code for logs, API errors and `rejected` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// The dossier belongs to another district and the principal is not citywide (R3).
+    OtherDistrict,
+    /// The role never sees dossier content (manager, privacy officer, admin).
+    RoleHasNoDossierAccess,
+    /// The principal is not in this document's audience.
+    NotInAudience,
+    /// The principal's break-glass grant has ended.
+    GrantExpired,
+    /// The document is written by the server only (`meta`, `view/<person>`).
+    ServerWrittenDocument,
+    /// The audience may read but not write this document.
+    ReadOnlyAccess,
+    /// The path is reserved to another role (e.g. a resident writing a worker field in `plan`).
+    PathReserved,
+    /// Breaking the glass needs a reason.
+    ReasonRequired,
+    /// Only a worker of the dossier's own team may break the glass (R2).
+    NotTeamColleague,
+    /// The principal already has access; there is no glass to break.
+    AlreadyHasAccess,
+}
+
+impl DenyReason {
+    /// The stable code, e.g. `path_reserved`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DenyReason::OtherDistrict => "other_district",
+            DenyReason::RoleHasNoDossierAccess => "role_has_no_dossier_access",
+            DenyReason::NotInAudience => "not_in_audience",
+            DenyReason::GrantExpired => "grant_expired",
+            DenyReason::ServerWrittenDocument => "server_written_document",
+            DenyReason::ReadOnlyAccess => "read_only_access",
+            DenyReason::PathReserved => "path_reserved",
+            DenyReason::ReasonRequired => "reason_required",
+            DenyReason::NotTeamColleague => "not_team_colleague",
+            DenyReason::AlreadyHasAccess => "already_has_access",
+        }
+    }
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed, on this basis, this far.
+    Allow {
+        /// The legitimacy basis for the audit log.
+        basis: Basis,
+        /// Read-only or read-write.
+        mode: Mode,
+    },
+    /// Denied, for this reason.
+    Deny(DenyReason),
+}
+
+impl Decision {
+    /// Whether the decision allows.
+    pub fn is_allowed(self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+/// Decides `action` by `who` on the dossier described by `rel` at `now`.
+pub fn decide(
+    who: &Principal,
+    action: Action<'_>,
+    rel: &Relationships,
+    now: OffsetDateTime,
+) -> Decision {
+    if matches!(
+        who.role,
+        Role::Manager | Role::PrivacyOfficer | Role::Admin
+    ) {
+        return Decision::Deny(DenyReason::RoleHasNoDossierAccess);
+    }
+    // R3 comes before every relationship: a worker moved to another district loses the old
+    // caseload even while the assignment row still exists.
+    if matches!(who.role, Role::Worker | Role::Backoffice)
+        && !who.citywide
+        && who.district.as_ref() != Some(&rel.district)
+    {
+        return Decision::Deny(DenyReason::OtherDistrict);
+    }
+    match action {
+        Action::Read(key) => audience(who, key, rel, now).map_or_else(Decision::Deny, |(basis, _)| {
+            Decision::Allow { basis, mode: Mode::Read }
+        }),
+        Action::Sync(key) => match audience(who, key, rel, now) {
+            Ok((basis, mode)) => Decision::Allow { basis, mode },
+            Err(reason) => Decision::Deny(reason),
+        },
+        Action::Write(key) => write(who, key, rel, now, None),
+        Action::WritePath(key, path) => write(who, key, rel, now, Some(path)),
+        Action::Export => export(who, rel),
+        Action::BreakGlass { reason } => break_glass(who, rel, now, reason),
+    }
+}
+
+/// The read audience of each document (SPEC §2 "read" column) and the strongest mode.
+fn audience(
+    who: &Principal,
+    key: &DocumentKey,
+    rel: &Relationships,
+    now: OffsetDateTime,
+) -> Result<(Basis, Mode), DenyReason> {
+    let assigned = who.role == Role::Worker && rel.is_assigned(&who.user);
+    let granted = who.role == Role::Worker && rel.grant_at(&who.user, now).is_some();
+    let linked = who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p));
+    let write_or_read = |writes: bool| if writes { Mode::Write } else { Mode::Read };
+    match key {
+        DocumentKey::Plan | DocumentKey::Record | DocumentKey::Meta => {
+            let writable = !matches!(key, DocumentKey::Meta);
+            if assigned {
+                Ok((Basis::Assignment, write_or_read(writable)))
+            } else if granted {
+                // R2: breaking the glass is for reading in an emergency, never for writing.
+                Ok((Basis::BreakGlass, Mode::Read))
+            } else if linked && matches!(key, DocumentKey::Plan) {
+                Ok((Basis::ResidentLink, Mode::Write))
+            } else {
+                Err(absent(who, rel))
+            }
+        }
+        DocumentKey::View(person) => {
+            if linked && who.person.as_ref() == Some(person) {
+                Ok((Basis::ResidentLink, Mode::Read))
+            } else {
+                Err(DenyReason::NotInAudience)
+            }
+        }
+        DocumentKey::Maatwerk(_) => {
+            if assigned {
+                Ok((Basis::Assignment, Mode::Write))
+            } else if who.role == Role::Backoffice {
+                Ok((Basis::Backoffice, Mode::Write))
+            } else if linked {
+                Ok((Basis::ResidentLink, Mode::Read))
+            } else {
+                Err(absent(who, rel))
+            }
+        }
+        DocumentKey::Partner(org) => {
+            if assigned {
+                Ok((Basis::Assignment, Mode::Write))
+            } else if who.role == Role::Partner && who.org.as_ref() == Some(org) && rel.involves(org) {
+                Ok((Basis::PartnerInvolvement, Mode::Write))
+            } else {
+                Err(DenyReason::NotInAudience)
+            }
+        }
+    }
+}
+
+/// Distinguishes an ended grant from never having had one, for a clearer `revoked` reason.
+fn absent(who: &Principal, rel: &Relationships) -> DenyReason {
+    if who.role == Role::Worker && rel.grants.iter().any(|g| g.user == who.user) {
+        DenyReason::GrantExpired
+    } else {
+        DenyReason::NotInAudience
+    }
+}
+
+/// The "write" column of SPEC §2, down to paths.
+fn write(
+    who: &Principal,
+    key: &DocumentKey,
+    rel: &Relationships,
+    now: OffsetDateTime,
+    path: Option<&Path>,
+) -> Decision {
+    if matches!(key, DocumentKey::Meta | DocumentKey::View(_)) {
+        return Decision::Deny(DenyReason::ServerWrittenDocument);
+    }
+    let (basis, mode) = match audience(who, key, rel, now) {
+        Ok(found) => found,
+        Err(reason) => return Decision::Deny(reason),
+    };
+    if mode == Mode::Read {
+        return Decision::Deny(DenyReason::ReadOnlyAccess);
+    }
+    let Some(path) = path else {
+        return Decision::Allow { basis, mode };
+    };
+    let permitted = match (key, basis) {
+        (DocumentKey::Plan, Basis::ResidentLink) => {
+            !RESIDENT_RESERVED_IN_PLAN.iter().any(|p| path.starts_with_pattern(p))
+        }
+        (DocumentKey::Maatwerk(_), Basis::Assignment) => path.starts_with_pattern("request"),
+        (DocumentKey::Maatwerk(_), Basis::Backoffice) => path.starts_with_pattern("decision"),
+        (DocumentKey::Partner(_), Basis::Assignment) => path.starts_with_pattern("assignment"),
+        (DocumentKey::Partner(_), Basis::PartnerInvolvement) => path.starts_with_pattern("status"),
+        (DocumentKey::Plan | DocumentKey::Record, Basis::Assignment) => true,
+        _ => false,
+    };
+    if permitted {
+        Decision::Allow { basis, mode }
+    } else {
+        Decision::Deny(DenyReason::PathReserved)
+    }
+}
+
+/// Fields of `plan` only workers write (R8 lets residents co-edit everything else): who owns a
+/// goal or action commits a professional or partner, and evaluation moments are professional
+/// appointments.
+pub const RESIDENT_RESERVED_IN_PLAN: [&str; 3] =
+    ["goals/*/owner", "goals/*/actions/*/owner", "evaluations"];
+
+fn export(who: &Principal, rel: &Relationships) -> Decision {
+    if who.role == Role::Worker && rel.is_assigned(&who.user) {
+        Decision::Allow { basis: Basis::Assignment, mode: Mode::Read }
+    } else if who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p)) {
+        // R19: the export itself is redacted to the resident's own data by the exporter.
+        Decision::Allow { basis: Basis::ResidentLink, mode: Mode::Read }
+    } else {
+        Decision::Deny(DenyReason::NotInAudience)
+    }
+}
+
+fn break_glass(who: &Principal, rel: &Relationships, now: OffsetDateTime, reason: &str) -> Decision {
+    if who.role != Role::Worker {
+        return Decision::Deny(DenyReason::NotTeamColleague);
+    }
+    if !who.citywide && who.team.as_ref() != Some(&rel.team) {
+        return Decision::Deny(DenyReason::NotTeamColleague);
+    }
+    if rel.is_assigned(&who.user) || rel.grant_at(&who.user, now).is_some() {
+        return Decision::Deny(DenyReason::AlreadyHasAccess);
+    }
+    if reason.trim().is_empty() {
+        return Decision::Deny(DenyReason::ReasonRequired);
+    }
+    Decision::Allow { basis: Basis::TeamMembership, mode: Mode::Read }
+}
+
+/// One line of an access review (R10): who can reach the dossier, on what basis, which documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewLine {
+    /// `worker:<user>`, `person:<person>`, `backoffice:<district>` or `org:<org>`.
+    pub who: String,
+    /// The relationship.
+    pub basis: Basis,
+    /// The documents it reaches; `maatwerk/*` stands for every maatwerk extract.
+    pub documents: Vec<String>,
+}
+
+/// Lists who can reach the dossier at `now` and why (R10), by asking [`decide`] for each recorded
+/// relationship, so the review can never disagree with the policy it reviews.
+pub fn access_review(rel: &Relationships, now: OffsetDateTime) -> Vec<ReviewLine> {
+    let keys = |people: &Principal| -> (Option<Basis>, Vec<String>) {
+        let mut candidates = vec![DocumentKey::Plan, DocumentKey::Record];
+        candidates.extend(people.person.iter().cloned().map(DocumentKey::View));
+        candidates.push(DocumentKey::Maatwerk(0));
+        candidates.extend(rel.partners.iter().cloned().map(DocumentKey::Partner));
+        candidates.push(DocumentKey::Meta);
+        let mut basis = None;
+        let mut documents = Vec::new();
+        for key in candidates {
+            if let Decision::Allow { basis: b, .. } = decide(people, Action::Read(&key), rel, now) {
+                basis.get_or_insert(b);
+                documents.push(match key {
+                    DocumentKey::Maatwerk(_) => "maatwerk/*".to_owned(),
+                    other => other.to_string(),
+                });
+            }
+        }
+        (basis, documents)
+    };
+    let as_worker = |user: &crate::id::UserId| Principal {
+        user: user.clone(),
+        role: Role::Worker,
+        district: Some(rel.district.clone()),
+        team: Some(rel.team.clone()),
+        org: None,
+        person: None,
+        citywide: false,
+    };
+    let mut lines = Vec::new();
+    let mut push = |who: String, p: Principal| {
+        if let (Some(basis), documents) = keys(&p) {
+            lines.push(ReviewLine { who, basis, documents });
+        }
+    };
+    for user in &rel.assigned {
+        push(format!("worker:{user}"), as_worker(user));
+    }
+    for grant in rel.grants.iter().filter(|g| g.holds_at(now) && !rel.is_assigned(&g.user)) {
+        push(format!("worker:{}", grant.user), as_worker(&grant.user));
+    }
+    for person in &rel.linked_persons {
+        let mut p = as_worker(&crate::id::UserId::new("resident").expect("valid id"));
+        (p.role, p.district, p.team, p.person) = (Role::Resident, None, None, Some(person.clone()));
+        push(format!("person:{person}"), p);
+    }
+    let mut bo = as_worker(&crate::id::UserId::new("backoffice").expect("valid id"));
+    (bo.role, bo.team) = (Role::Backoffice, None);
+    push(format!("backoffice:{}", rel.district), bo);
+    for org in &rel.partners {
+        let mut p = as_worker(&crate::id::UserId::new("partner").expect("valid id"));
+        (p.role, p.district, p.team, p.org) = (Role::Partner, None, None, Some(org.clone()));
+        push(format!("org:{org}"), p);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests;

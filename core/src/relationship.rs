@@ -1,0 +1,87 @@
+//! What ties people to one dossier: its district and team, the assigned workers (R1),
+//! break-glass grants with reason and expiry (R2), the persons linked to resident accounts, and
+//! the chain partners involved (R5). The server keeps these in storage and hands them to the
+//! policy; the policy never looks anything up itself.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::id::{DistrictId, DossierId, OrgId, PersonId, TeamId, UserId};
+
+/// A time-boxed emergency read access of a team colleague (R2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The colleague who broke the glass.
+    pub user: UserId,
+    /// The mandatory reason they gave.
+    pub reason: String,
+    /// When the grant started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub granted_at: OffsetDateTime,
+    /// The first second at which the grant no longer holds.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl Grant {
+    /// A grant holds from `granted_at` up to, not including, `expires_at`.
+    pub fn holds_at(&self, now: OffsetDateTime) -> bool {
+        self.granted_at <= now && now < self.expires_at
+    }
+}
+
+/// Everything the policy needs to know about one dossier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relationships {
+    /// The dossier.
+    pub dossier: DossierId,
+    /// Its district (R3).
+    pub district: DistrictId,
+    /// The team that owns it (R2: colleagues may break the glass).
+    pub team: TeamId,
+    /// The assigned workers (R1: normally two).
+    pub assigned: Vec<UserId>,
+    /// Break-glass grants, current and past.
+    pub grants: Vec<Grant>,
+    /// Persons of this dossier whose resident account is linked to it (R4, R7, R8).
+    pub linked_persons: Vec<PersonId>,
+    /// Chain partners involved in this dossier (R5).
+    pub partners: Vec<OrgId>,
+}
+
+impl Relationships {
+    /// A dossier of `team` in `district` with nobody attached yet.
+    pub fn new(dossier: DossierId, district: DistrictId, team: TeamId) -> Self {
+        Relationships {
+            dossier,
+            district,
+            team,
+            assigned: Vec::new(),
+            grants: Vec::new(),
+            linked_persons: Vec::new(),
+            partners: Vec::new(),
+        }
+    }
+
+    /// Whether `user` is one of the assigned workers.
+    pub fn is_assigned(&self, user: &UserId) -> bool {
+        self.assigned.contains(user)
+    }
+
+    /// The grant of `user` that holds at `now`, if any.
+    pub fn grant_at(&self, user: &UserId, now: OffsetDateTime) -> Option<&Grant> {
+        self.grants
+            .iter()
+            .find(|g| &g.user == user && g.holds_at(now))
+    }
+
+    /// Whether `person` is linked to a resident account in this dossier.
+    pub fn is_linked(&self, person: &PersonId) -> bool {
+        self.linked_persons.contains(person)
+    }
+
+    /// Whether `org` is involved as a chain partner.
+    pub fn involves(&self, org: &OrgId) -> bool {
+        self.partners.contains(org)
+    }
+}

@@ -1,0 +1,117 @@
+//! Validated writes (I2): given a batch of incoming changes already applied to a *fork* of a
+//! document, [`check_batch`] decides whether the batch may be merged. Every operation of every
+//! new change is located (its path from the root) and put to the policy as
+//! [`Action::WritePath`]; then the fork's whole state is checked against the kind's schema.
+//! One forbidden operation rejects the whole batch, because Automerge changes are hash-linked
+//! and a later change cannot be kept without the earlier ones.
+
+use automerge::legacy::{Key, ObjectId};
+use automerge::{Automerge, Change, ChangeHash, Prop, ReadDoc};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::document::{self, SchemaError};
+use crate::id::DocumentKey;
+use crate::path::{Path, Segment};
+use crate::policy::{decide, Action, Decision, DenyReason};
+use crate::principal::Principal;
+use crate::relationship::Relationships;
+
+/// Why a batch was rejected; carried to the sender in a `rejected` message and to quarantine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The stable reason code (`path_reserved`, `read_only_access`, `schema`, `malformed_change`…).
+    pub code: &'static str,
+    /// Where in the document, when one path is to blame.
+    pub path: Option<String>,
+    /// The change that carried the first offending operation, if one did.
+    #[serde(skip)]
+    pub change: Option<ChangeHash>,
+    /// A human-readable explanation without document content.
+    pub detail: String,
+}
+
+impl Rejection {
+    fn denied(reason: DenyReason, path: Option<&Path>, change: Option<ChangeHash>) -> Self {
+        Rejection {
+            code: reason.code(),
+            path: path.map(ToString::to_string),
+            change,
+            detail: match path {
+                Some(p) => format!("writing {p} is not allowed: {}", reason.code()),
+                None => format!("writing this document is not allowed: {}", reason.code()),
+            },
+        }
+    }
+
+    fn schema(e: SchemaError) -> Self {
+        Rejection { code: "schema", path: Some(e.path.to_string()), change: None, detail: e.to_string() }
+    }
+}
+
+/// Checks `new_changes` (already applied to `fork`) written by `who` into document `key` of the
+/// dossier `rel` at `now`. `Ok` means the batch may be merged.
+pub fn check_batch(
+    who: &Principal,
+    key: &DocumentKey,
+    rel: &Relationships,
+    now: OffsetDateTime,
+    fork: &Automerge,
+    new_changes: &[Change],
+) -> Result<(), Rejection> {
+    if new_changes.is_empty() {
+        return Ok(());
+    }
+    if let Decision::Deny(reason) = decide(who, Action::Write(key), rel, now) {
+        return Err(Rejection::denied(reason, None, new_changes.first().map(Change::hash)));
+    }
+    for change in new_changes {
+        let hash = change.hash();
+        for op in change.decode().operations {
+            let path = match op_path(fork, &op.obj, &op.key) {
+                Some(path) => path,
+                None => {
+                    return Err(Rejection {
+                        code: "malformed_change",
+                        path: None,
+                        change: Some(hash),
+                        detail: "an operation refers to an object the document does not have".into(),
+                    });
+                }
+            };
+            if let Decision::Deny(reason) = decide(who, Action::WritePath(key, &path), rel, now) {
+                return Err(Rejection::denied(reason, Some(&path), Some(hash)));
+            }
+        }
+    }
+    document::validate(key.kind(), fork).map_err(Rejection::schema)
+}
+
+/// The path an operation writes: the path of its object, plus the map key it sets. Operations
+/// inside a list or text stop at the list, because no rule depends on a position.
+fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
+    let mut path = match obj {
+        ObjectId::Root => Path::root(),
+        ObjectId::Id(id) => {
+            let obj = doc.import_obj(&id.to_string()).ok()?;
+            let parents = doc.parents(&obj).ok()?;
+            Path(
+                parents
+                    .path()
+                    .into_iter()
+                    .map(|(_, prop)| match prop {
+                        Prop::Map(k) => Segment::Key(k),
+                        Prop::Seq(i) => Segment::Index(i),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    if let Key::Map(k) = key {
+        path = path.child(Segment::Key(k.to_string()));
+    }
+    Some(path)
+}
+
+#[cfg(test)]
+mod tests;

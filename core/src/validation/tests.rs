@@ -1,0 +1,151 @@
+//! Batches checked on a fork: allowed edits pass, a forbidden operation anywhere rejects the
+//! batch with its path and change, and schema violations reject too.
+
+use automerge::{transaction::Transactable, AutoCommit, Automerge, ObjType, ReadDoc, ROOT};
+use time::macros::datetime;
+
+use super::*;
+use crate::document::skeleton;
+use crate::id::{DistrictId, DocumentKind, DossierId, OrgId, PersonId, TeamId, UserId};
+use crate::principal::{Claims, Role};
+
+const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+fn rel() -> Relationships {
+    let mut r = Relationships::new(DossierId(uuid::Uuid::nil()), DistrictId::new("noord").unwrap(), TeamId::new("t1").unwrap());
+    r.assigned = vec![UserId::new("w1").unwrap()];
+    r.linked_persons = vec![PersonId::new("p1").unwrap()];
+    r.partners = vec![OrgId::new("ggd").unwrap()];
+    r
+}
+
+fn who(role: Role) -> Principal {
+    let (sub, district, team, org, person) = match role {
+        Role::Worker => ("w1", Some("noord"), Some("t1"), None, None),
+        Role::Resident => ("r1", None, None, None, Some("p1")),
+        Role::Backoffice => ("b1", Some("noord"), None, None, None),
+        Role::Partner => ("pa1", None, None, Some("ggd"), None),
+        _ => unreachable!(),
+    };
+    let s = |o: Option<&str>| o.map(str::to_owned);
+    Principal::from_claims(&Claims { sub: sub.into(), role, district: s(district), team: s(team), org: s(org), person: s(person), citywide: false }).unwrap()
+}
+
+/// The server's copy of a document and a client's fork of it that makes `edit`; returns the
+/// server-side fork with the client's changes applied, and those changes.
+fn batch(kind: DocumentKind, edit: impl FnOnce(&mut AutoCommit)) -> (Automerge, Vec<Change>) {
+    let mut server = skeleton(kind);
+    let base = server.get_heads();
+    let mut client = server.fork();
+    edit(&mut client);
+    client.commit();
+    let changes: Vec<Change> = client.get_changes(&base);
+    let mut fork = server.document().clone();
+    fork.apply_changes(changes.clone()).unwrap();
+    let _ = server.commit();
+    (fork, changes)
+}
+
+fn check(role: Role, key: &str, kind: DocumentKind, edit: impl FnOnce(&mut AutoCommit)) -> Result<(), Rejection> {
+    let (fork, changes) = batch(kind, edit);
+    check_batch(&who(role), &key.parse().unwrap(), &rel(), NOW, &fork, &changes)
+}
+
+fn add_goal(doc: &mut AutoCommit, owner: Option<&str>) {
+    let goals = doc.get(ROOT, "goals").unwrap().unwrap().1;
+    let g = doc.insert_object(&goals, 0, ObjType::Map).unwrap();
+    doc.put(&g, "id", "g1").unwrap();
+    doc.put(&g, "title", "Schulden op orde").unwrap();
+    if let Some(o) = owner {
+        doc.put(&g, "owner", o).unwrap();
+    }
+}
+
+#[test]
+fn a_resident_may_add_a_goal_without_an_owner() {
+    assert_eq!(check(Role::Resident, "plan", DocumentKind::Plan, |d| add_goal(d, None)), Ok(()));
+}
+
+#[test]
+fn a_resident_setting_a_goal_owner_is_rejected_at_that_path() {
+    let err = check(Role::Resident, "plan", DocumentKind::Plan, |d| add_goal(d, Some("worker"))).unwrap_err();
+    assert_eq!((err.code, err.path.as_deref()), ("path_reserved", Some("goals/0/owner")));
+    assert!(err.change.is_some());
+}
+
+#[test]
+fn a_worker_may_set_the_owner() {
+    assert_eq!(check(Role::Worker, "plan", DocumentKind::Plan, |d| add_goal(d, Some("partner:ggd"))), Ok(()));
+}
+
+#[test]
+fn one_forbidden_operation_among_allowed_ones_rejects_the_batch() {
+    let err = check(Role::Resident, "plan", DocumentKind::Plan, |d| {
+        let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+        d.splice_text(&h, 0, 0, "Ik wil weer werken").unwrap();
+        d.commit();
+        let ev = d.get(ROOT, "evaluations").unwrap().unwrap().1;
+        let e = d.insert_object(&ev, 0, ObjType::Map).unwrap();
+        d.put(&e, "id", "e1").unwrap();
+        d.put(&e, "date", "2027-01-10").unwrap();
+        d.commit();
+        d.splice_text(&h, 0, 0, "Echt: ").unwrap();
+    })
+    .unwrap_err();
+    assert_eq!((err.code, err.path.as_deref()), ("path_reserved", Some("evaluations")));
+}
+
+#[test]
+fn back_office_writes_the_decision_but_not_the_request() {
+    let decide = |d: &mut AutoCommit| {
+        let dec = d.get(ROOT, "decision").unwrap().unwrap().1;
+        d.put(&dec, "outcome", "granted").unwrap();
+    };
+    let request = |d: &mut AutoCommit| {
+        let req = d.get(ROOT, "request").unwrap().unwrap().1;
+        d.put(&req, "assessed_need", "more").unwrap();
+    };
+    assert_eq!(check(Role::Backoffice, "maatwerk/1", DocumentKind::Maatwerk, decide), Ok(()));
+    assert_eq!(check(Role::Backoffice, "maatwerk/1", DocumentKind::Maatwerk, request).unwrap_err().path.as_deref(), Some("request/assessed_need"));
+}
+
+#[test]
+fn a_partner_writes_status_updates_only() {
+    let status = |d: &mut AutoCommit| {
+        let st = d.get(ROOT, "status").unwrap().unwrap().1;
+        let ups = d.put_object(&st, "updates", ObjType::List).unwrap();
+        let u = d.insert_object(&ups, 0, ObjType::Map).unwrap();
+        d.put(&u, "action", "a1").unwrap();
+        d.put(&u, "state", "accepted").unwrap();
+    };
+    assert_eq!(check(Role::Partner, "partner/ggd", DocumentKind::Partner, status), Ok(()));
+    let contact = |d: &mut AutoCommit| {
+        let a = d.get(ROOT, "assignment").unwrap().unwrap().1;
+        d.put_object(&a, "contact", ObjType::Map).unwrap();
+    };
+    assert_eq!(check(Role::Partner, "partner/ggd", DocumentKind::Partner, contact).unwrap_err().code, "path_reserved");
+}
+
+#[test]
+fn a_resident_writing_the_record_is_rejected_before_any_path_is_looked_at() {
+    let err = check(Role::Resident, "record", DocumentKind::Record, |d| {
+        d.put(ROOT, "entries", "x").unwrap();
+    })
+    .unwrap_err();
+    assert_eq!((err.code, err.path), ("not_in_audience", None));
+}
+
+#[test]
+fn an_allowed_write_that_breaks_the_schema_is_rejected_as_schema() {
+    let err = check(Role::Worker, "plan", DocumentKind::Plan, |d| {
+        d.put(ROOT, "diagnosis", "confidential").unwrap();
+    })
+    .unwrap_err();
+    assert_eq!((err.code, err.path.as_deref()), ("schema", Some("diagnosis")));
+}
+
+#[test]
+fn an_empty_batch_is_accepted() {
+    let mut doc = skeleton(DocumentKind::Plan);
+    assert_eq!(check_batch(&who(Role::Resident), &DocumentKey::Plan, &rel(), NOW, &doc.document().clone(), &[]), Ok(()));
+}
