@@ -6,7 +6,9 @@
 
 mod schema;
 
-use automerge::{transaction::Transactable, AutoCommit, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{
+    AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
 use serde::Serialize;
 
 use crate::id::DocumentKind;
@@ -108,7 +110,10 @@ pub fn validate(kind: DocumentKind, doc: &impl ReadDoc) -> Result<(), SchemaErro
 }
 
 fn err(path: &Path, problem: Problem) -> SchemaError {
-    SchemaError { path: path.clone(), problem }
+    SchemaError {
+        path: path.clone(),
+        problem,
+    }
 }
 
 fn check_map(
@@ -128,7 +133,10 @@ fn check_map(
     }
     for field in fields.iter().filter(|f| f.required) {
         if !matches!(doc.get(obj, field.name), Ok(Some(_))) {
-            return Err(err(&path.child(Segment::Key(field.name.into())), Problem::Missing));
+            return Err(err(
+                &path.child(Segment::Key(field.name.into())),
+                Problem::Missing,
+            ));
         }
     }
     Ok(())
@@ -172,7 +180,15 @@ fn check_value(
     shape: &Shape,
     path: &Path,
 ) -> Result<(), SchemaError> {
-    let wrong = |expected| err(path, Problem::WrongType { expected, found: type_name(&value) });
+    let wrong = |expected| {
+        err(
+            path,
+            Problem::WrongType {
+                expected,
+                found: type_name(&value),
+            },
+        )
+    };
     match shape {
         Shape::Map(fields) => match value {
             Value::Object(ObjType::Map) => check_map(doc, id, fields, path),
@@ -203,10 +219,17 @@ fn check_value(
         }
         Shape::Enum(allowed) => {
             let text = text_of(doc, &value, id).ok_or_else(|| wrong("text"))?;
-            if allowed.iter().any(|a| *a == text && !a.ends_with(':')) || allowed_prefix(allowed, &text) {
+            if allowed.iter().any(|a| *a == text && !a.ends_with(':'))
+                || allowed_prefix(allowed, &text)
+            {
                 Ok(())
             } else {
-                Err(err(path, Problem::NotAllowed { expected: "one of the listed values" }))
+                Err(err(
+                    path,
+                    Problem::NotAllowed {
+                        expected: "one of the listed values",
+                    },
+                ))
             }
         }
         Shape::Date | Shape::Timestamp => {
@@ -214,15 +237,28 @@ fn check_value(
             let ok = text.is_empty()
                 || match shape {
                     Shape::Date => time::Date::parse(&text, DATE).is_ok(),
-                    _ => time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                        .is_ok(),
+                    _ => time::OffsetDateTime::parse(
+                        &text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .is_ok(),
                 };
             if ok {
                 Ok(())
             } else if matches!(shape, Shape::Date) {
-                Err(err(path, Problem::NotAllowed { expected: "a date YYYY-MM-DD" }))
+                Err(err(
+                    path,
+                    Problem::NotAllowed {
+                        expected: "a date YYYY-MM-DD",
+                    },
+                ))
             } else {
-                Err(err(path, Problem::NotAllowed { expected: "an RFC 3339 timestamp" }))
+                Err(err(
+                    path,
+                    Problem::NotAllowed {
+                        expected: "an RFC 3339 timestamp",
+                    },
+                ))
             }
         }
         Shape::Bool => match &value {
@@ -230,7 +266,11 @@ fn check_value(
             _ => Err(wrong("boolean")),
         },
         Shape::Int => match &value {
-            Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Int(_) | ScalarValue::Uint(_)) => Ok(()),
+            Value::Scalar(s)
+                if matches!(s.as_ref(), ScalarValue::Int(_) | ScalarValue::Uint(_)) =>
+            {
+                Ok(())
+            }
             _ => Err(wrong("integer")),
         },
     }
@@ -253,3 +293,120 @@ pub const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
 
 #[cfg(test)]
 mod tests;
+
+/// A person of the household as `meta` records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PersonRecord {
+    /// The person id.
+    pub id: crate::id::PersonId,
+    /// The name.
+    pub name: String,
+    /// The birth date, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    /// Persons holding parental authority (gezag) over this person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gezag: Vec<crate::id::PersonId>,
+}
+
+/// A new `meta` document for a dossier of `team` in `district`.
+pub fn new_meta(
+    district: &crate::id::DistrictId,
+    team: &crate::id::TeamId,
+    assigned: &[crate::id::UserId],
+    persons: &[PersonRecord],
+) -> AutoCommit {
+    let mut doc = skeleton(DocumentKind::Meta);
+    // Writing fresh objects into a fresh document cannot fail.
+    let _ = (|| -> Result<(), automerge::AutomergeError> {
+        doc.put(ROOT, "district", district.as_str())?;
+        doc.put(ROOT, "team", team.as_str())?;
+        set_assigned(&mut doc, assigned)?;
+        let list = doc.put_object(ROOT, "persons", ObjType::List)?;
+        for (i, p) in persons.iter().enumerate() {
+            let obj = doc.insert_object(&list, i, ObjType::Map)?;
+            put_person(&mut doc, &obj, p)?;
+        }
+        Ok(())
+    })();
+    doc.commit();
+    doc
+}
+
+/// Replaces the `assigned` list of a `meta` document.
+pub fn set_assigned(
+    doc: &mut impl Transactable,
+    assigned: &[crate::id::UserId],
+) -> Result<(), automerge::AutomergeError> {
+    let list = doc.put_object(ROOT, "assigned", ObjType::List)?;
+    for (i, user) in assigned.iter().enumerate() {
+        doc.insert(&list, i, user.as_str())?;
+    }
+    Ok(())
+}
+
+fn put_person(
+    doc: &mut impl Transactable,
+    obj: &automerge::ObjId,
+    p: &PersonRecord,
+) -> Result<(), automerge::AutomergeError> {
+    doc.put(obj, "id", p.id.as_str())?;
+    doc.put(obj, "name", p.name.as_str())?;
+    if let Some(b) = &p.birth_date {
+        doc.put(obj, "birth_date", b.as_str())?;
+    }
+    if !p.gezag.is_empty() {
+        let g = doc.put_object(obj, "gezag", ObjType::List)?;
+        for (i, holder) in p.gezag.iter().enumerate() {
+            doc.insert(&g, i, holder.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// A new `view/<person>` document holding that person's own data and no entries yet.
+pub fn new_view(person: &PersonRecord) -> AutoCommit {
+    let mut doc = skeleton(DocumentKind::View);
+    let _ = (|| -> Result<(), automerge::AutomergeError> {
+        let obj = doc.put_object(ROOT, "person", ObjType::Map)?;
+        doc.put(&obj, "id", person.id.as_str())?;
+        doc.put(&obj, "name", person.name.as_str())?;
+        if let Some(b) = &person.birth_date {
+            doc.put(&obj, "birth_date", b.as_str())?;
+        }
+        Ok(())
+    })();
+    doc.commit();
+    doc
+}
+
+/// The persons recorded in a `meta` document.
+pub fn persons(meta: &impl ReadDoc) -> Vec<PersonRecord> {
+    let Ok(Some((_, list))) = meta.get(ROOT, "persons") else {
+        return Vec::new();
+    };
+    let text = |obj: &automerge::ObjId, key: &str| -> Option<String> {
+        let (v, id) = meta.get(obj, key).ok()??;
+        text_of(meta, &v, &id)
+    };
+    (0..meta.length(&list))
+        .filter_map(|i| {
+            let (_, obj) = meta.get(&list, i).ok()??;
+            let gezag = match meta.get(&obj, "gezag") {
+                Ok(Some((_, g))) => (0..meta.length(&g))
+                    .filter_map(|j| {
+                        let (v, id) = meta.get(&g, j).ok()??;
+                        text_of(meta, &v, &id)?.parse().ok()
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some(PersonRecord {
+                id: text(&obj, "id")?.parse().ok()?,
+                name: text(&obj, "name")?,
+                birth_date: text(&obj, "birth_date"),
+                gezag,
+            })
+        })
+        .collect()
+}

@@ -132,10 +132,7 @@ pub fn decide(
     rel: &Relationships,
     now: OffsetDateTime,
 ) -> Decision {
-    if matches!(
-        who.role,
-        Role::Manager | Role::PrivacyOfficer | Role::Admin
-    ) {
+    if matches!(who.role, Role::Manager | Role::PrivacyOfficer | Role::Admin) {
         return Decision::Deny(DenyReason::RoleHasNoDossierAccess);
     }
     // R3 comes before every relationship: a worker moved to another district loses the old
@@ -147,9 +144,12 @@ pub fn decide(
         return Decision::Deny(DenyReason::OtherDistrict);
     }
     match action {
-        Action::Read(key) => audience(who, key, rel, now).map_or_else(Decision::Deny, |(basis, _)| {
-            Decision::Allow { basis, mode: Mode::Read }
-        }),
+        Action::Read(key) => {
+            audience(who, key, rel, now).map_or_else(Decision::Deny, |(basis, _)| Decision::Allow {
+                basis,
+                mode: Mode::Read,
+            })
+        }
         Action::Sync(key) => match audience(who, key, rel, now) {
             Ok((basis, mode)) => Decision::Allow { basis, mode },
             Err(reason) => Decision::Deny(reason),
@@ -170,7 +170,8 @@ fn audience(
 ) -> Result<(Basis, Mode), DenyReason> {
     let assigned = who.role == Role::Worker && rel.is_assigned(&who.user);
     let granted = who.role == Role::Worker && rel.grant_at(&who.user, now).is_some();
-    let linked = who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p));
+    let linked =
+        who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p));
     let write_or_read = |writes: bool| if writes { Mode::Write } else { Mode::Read };
     match key {
         DocumentKey::Plan | DocumentKey::Record | DocumentKey::Meta => {
@@ -207,7 +208,10 @@ fn audience(
         DocumentKey::Partner(org) => {
             if assigned {
                 Ok((Basis::Assignment, Mode::Write))
-            } else if who.role == Role::Partner && who.org.as_ref() == Some(org) && rel.involves(org) {
+            } else if who.role == Role::Partner
+                && who.org.as_ref() == Some(org)
+                && rel.involves(org)
+            {
                 Ok((Basis::PartnerInvolvement, Mode::Write))
             } else {
                 Err(DenyReason::NotInAudience)
@@ -247,9 +251,9 @@ fn write(
         return Decision::Allow { basis, mode };
     };
     let permitted = match (key, basis) {
-        (DocumentKey::Plan, Basis::ResidentLink) => {
-            !RESIDENT_RESERVED_IN_PLAN.iter().any(|p| path.starts_with_pattern(p))
-        }
+        (DocumentKey::Plan, Basis::ResidentLink) => !RESIDENT_RESERVED_IN_PLAN
+            .iter()
+            .any(|p| path.starts_with_pattern(p)),
         (DocumentKey::Maatwerk(_), Basis::Assignment) => path.starts_with_pattern("request"),
         (DocumentKey::Maatwerk(_), Basis::Backoffice) => path.starts_with_pattern("decision"),
         (DocumentKey::Partner(_), Basis::Assignment) => path.starts_with_pattern("assignment"),
@@ -272,16 +276,27 @@ pub const RESIDENT_RESERVED_IN_PLAN: [&str; 3] =
 
 fn export(who: &Principal, rel: &Relationships) -> Decision {
     if who.role == Role::Worker && rel.is_assigned(&who.user) {
-        Decision::Allow { basis: Basis::Assignment, mode: Mode::Read }
+        Decision::Allow {
+            basis: Basis::Assignment,
+            mode: Mode::Read,
+        }
     } else if who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p)) {
         // R19: the export itself is redacted to the resident's own data by the exporter.
-        Decision::Allow { basis: Basis::ResidentLink, mode: Mode::Read }
+        Decision::Allow {
+            basis: Basis::ResidentLink,
+            mode: Mode::Read,
+        }
     } else {
         Decision::Deny(DenyReason::NotInAudience)
     }
 }
 
-fn break_glass(who: &Principal, rel: &Relationships, now: OffsetDateTime, reason: &str) -> Decision {
+fn break_glass(
+    who: &Principal,
+    rel: &Relationships,
+    now: OffsetDateTime,
+    reason: &str,
+) -> Decision {
     if who.role != Role::Worker {
         return Decision::Deny(DenyReason::NotTeamColleague);
     }
@@ -294,7 +309,10 @@ fn break_glass(who: &Principal, rel: &Relationships, now: OffsetDateTime, reason
     if reason.trim().is_empty() {
         return Decision::Deny(DenyReason::ReasonRequired);
     }
-    Decision::Allow { basis: Basis::TeamMembership, mode: Mode::Read }
+    Decision::Allow {
+        basis: Basis::TeamMembership,
+        mode: Mode::Read,
+    }
 }
 
 /// One line of an access review (R10): who can reach the dossier, on what basis, which documents.
@@ -342,13 +360,21 @@ pub fn access_review(rel: &Relationships, now: OffsetDateTime) -> Vec<ReviewLine
     let mut lines = Vec::new();
     let mut push = |who: String, p: Principal| {
         if let (Some(basis), documents) = keys(&p) {
-            lines.push(ReviewLine { who, basis, documents });
+            lines.push(ReviewLine {
+                who,
+                basis,
+                documents,
+            });
         }
     };
     for user in &rel.assigned {
         push(format!("worker:{user}"), as_worker(user));
     }
-    for grant in rel.grants.iter().filter(|g| g.holds_at(now) && !rel.is_assigned(&g.user)) {
+    for grant in rel
+        .grants
+        .iter()
+        .filter(|g| g.holds_at(now) && !rel.is_assigned(&g.user))
+    {
         push(format!("worker:{}", grant.user), as_worker(&grant.user));
     }
     for person in &rel.linked_persons {

@@ -142,7 +142,13 @@ impl Principal {
             citywide: c.citywide,
         };
         let role = c.role.as_str();
-        let need = |ok: bool, claim| if ok { Ok(()) } else { Err(ClaimsError::Missing { role, claim }) };
+        let need = |ok: bool, claim| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ClaimsError::Missing { role, claim })
+            }
+        };
         match c.role {
             Role::Worker => {
                 need(p.team.is_some(), "team")?;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::document::{self, SchemaError};
 use crate::id::DocumentKey;
 use crate::path::{Path, Segment};
-use crate::policy::{decide, Action, Decision, DenyReason};
+use crate::policy::{Action, Decision, DenyReason, decide};
 use crate::principal::Principal;
 use crate::relationship::Relationships;
 
@@ -45,7 +45,12 @@ impl Rejection {
     }
 
     fn schema(e: SchemaError) -> Self {
-        Rejection { code: "schema", path: Some(e.path.to_string()), change: None, detail: e.to_string() }
+        Rejection {
+            code: "schema",
+            path: Some(e.path.to_string()),
+            change: None,
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -63,7 +68,11 @@ pub fn check_batch(
         return Ok(());
     }
     if let Decision::Deny(reason) = decide(who, Action::Write(key), rel, now) {
-        return Err(Rejection::denied(reason, None, new_changes.first().map(Change::hash)));
+        return Err(Rejection::denied(
+            reason,
+            None,
+            new_changes.first().map(Change::hash),
+        ));
     }
     for change in new_changes {
         let hash = change.hash();
@@ -75,7 +84,8 @@ pub fn check_batch(
                         code: "malformed_change",
                         path: None,
                         change: Some(hash),
-                        detail: "an operation refers to an object the document does not have".into(),
+                        detail: "an operation refers to an object the document does not have"
+                            .into(),
                     });
                 }
             };

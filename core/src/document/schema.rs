@@ -38,11 +38,19 @@ pub struct Field {
 }
 
 const fn req(name: &'static str, shape: Shape) -> Field {
-    Field { name, shape, required: true }
+    Field {
+        name,
+        shape,
+        required: true,
+    }
 }
 
 const fn opt(name: &'static str, shape: Shape) -> Field {
-    Field { name, shape, required: false }
+    Field {
+        name,
+        shape,
+        required: false,
+    }
 }
 
 const ID: Shape = Shape::Text { max: 64 };
@@ -73,21 +81,45 @@ pub(super) const PLAN: &[Field] = &[
     req("goals", Shape::List(&GOAL, 200)),
     req(
         "agreements",
-        Shape::List(&Shape::Map(&[req("id", ID), req("text", PROSE), opt("made_on", Shape::Date)]), 500),
+        Shape::List(
+            &Shape::Map(&[
+                req("id", ID),
+                req("text", PROSE),
+                opt("made_on", Shape::Date),
+            ]),
+            500,
+        ),
     ),
     req(
         "evaluations",
-        Shape::List(&Shape::Map(&[req("id", ID), req("date", Shape::Date), opt("summary", PROSE)]), 200),
+        Shape::List(
+            &Shape::Map(&[
+                req("id", ID),
+                req("date", Shape::Date),
+                opt("summary", PROSE),
+            ]),
+            200,
+        ),
     ),
 ];
 
-const TRIAGE_MOMENTS: &[&str] =
-    &["aanmelding", "vraagverheldering", "plan", "evaluatie", "afsluiting", "overdracht", "share"];
+const TRIAGE_MOMENTS: &[&str] = &[
+    "aanmelding",
+    "vraagverheldering",
+    "plan",
+    "evaluatie",
+    "afsluiting",
+    "overdracht",
+    "share",
+];
 
 const ENTRY: Shape = Shape::Map(&[
     req("id", ID),
     req("kind", Shape::Enum(&["fact", "opinion"])),
-    req("category", Shape::Enum(&["analysis", "conversation", "work_note"])),
+    req(
+        "category",
+        Shape::Enum(&["analysis", "conversation", "work_note"]),
+    ),
     opt("life_domain", LINE),
     req("subjects", IDS),
     req("text", PROSE),
@@ -125,7 +157,10 @@ const CONSENT: Shape = Shape::Map(&[
 
 const SAFETY: Shape = Shape::Map(&[
     req("id", ID),
-    req("ground", Shape::Enum(&["safety", "conflict_of_duties", "veilig_thuis"])),
+    req(
+        "ground",
+        Shape::Enum(&["safety", "conflict_of_duties", "veilig_thuis"]),
+    ),
     req("weighing", PROSE),
     req("recipient", ID),
     req("items", IDS),
@@ -165,14 +200,24 @@ const PERSON: Shape = Shape::Map(&[
 
 /// `view/<person>`: the server's projection for one resident.
 pub(super) const VIEW: &[Field] = &[
-    req("person", Shape::Map(&[opt("id", ID), opt("name", LINE), opt("birth_date", Shape::Date)])),
+    req(
+        "person",
+        Shape::Map(&[
+            opt("id", ID),
+            opt("name", LINE),
+            opt("birth_date", Shape::Date),
+        ]),
+    ),
     req(
         "entries",
         Shape::List(
             &Shape::Map(&[
                 req("id", ID),
                 req("kind", Shape::Enum(&["fact", "opinion"])),
-                req("category", Shape::Enum(&["analysis", "conversation", "work_note"])),
+                req(
+                    "category",
+                    Shape::Enum(&["analysis", "conversation", "work_note"]),
+                ),
                 req("text", PROSE),
                 opt("at", Shape::Timestamp),
                 opt("statements", Shape::List(&PROSE, 100)),
@@ -201,7 +246,10 @@ pub(super) const MAATWERK: &[Field] = &[
     req(
         "decision",
         Shape::Map(&[
-            opt("outcome", Shape::Enum(&["granted", "partially_granted", "refused"])),
+            opt(
+                "outcome",
+                Shape::Enum(&["granted", "partially_granted", "refused"]),
+            ),
             opt("motivation", PROSE),
             opt("decided_on", Shape::Date),
             opt("decided_by", ID),
@@ -220,7 +268,14 @@ pub(super) const PARTNER: &[Field] = &[
             ),
             opt(
                 "actions",
-                Shape::List(&Shape::Map(&[req("id", ID), req("description", LINE), opt("agreed_on", Shape::Date)]), 100),
+                Shape::List(
+                    &Shape::Map(&[
+                        req("id", ID),
+                        req("description", LINE),
+                        opt("agreed_on", Shape::Date),
+                    ]),
+                    100,
+                ),
             ),
         ]),
     ),
@@ -231,7 +286,10 @@ pub(super) const PARTNER: &[Field] = &[
             Shape::List(
                 &Shape::Map(&[
                     req("action", ID),
-                    req("state", Shape::Enum(&["accepted", "in_progress", "done", "declined"])),
+                    req(
+                        "state",
+                        Shape::Enum(&["accepted", "in_progress", "done", "declined"]),
+                    ),
                     opt("note", LINE),
                     opt("at", Shape::Timestamp),
                 ]),
@@ -252,7 +310,16 @@ pub(super) const META: &[Field] = &[
         "regimes",
         Shape::List(
             &Shape::Map(&[
-                req("regime", Shape::Enum(&["wmo2015", "jeugdwet", "wgbo", "participatiewet", "refused_or_not_adopted"])),
+                req(
+                    "regime",
+                    Shape::Enum(&[
+                        "wmo2015",
+                        "jeugdwet",
+                        "wgbo",
+                        "participatiewet",
+                        "refused_or_not_adopted",
+                    ]),
+                ),
                 opt("trigger", Shape::Date),
             ]),
             20,

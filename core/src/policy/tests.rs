@@ -13,7 +13,15 @@ use crate::relationship::{Grant, Relationships};
 
 const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
 
-fn principal(user: &str, role: Role, district: &str, team: &str, org: &str, person: &str, citywide: bool) -> Principal {
+fn principal(
+    user: &str,
+    role: Role,
+    district: &str,
+    team: &str,
+    org: &str,
+    person: &str,
+    citywide: bool,
+) -> Principal {
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Principal::from_claims(&Claims {
         sub: user.into(),
@@ -65,8 +73,18 @@ fn dossier() -> Relationships {
     // w9 was assigned while in district noord and has since moved to zuid (R3).
     rel.assigned = vec![id("w1"), id("w2"), id("w8"), id("w9")];
     rel.grants = vec![
-        Grant { user: id("w3"), reason: "crisis call at night".into(), granted_at: NOW - Duration::hours(1), expires_at: NOW + Duration::hours(7) },
-        Grant { user: id("w4"), reason: "earlier crisis".into(), granted_at: NOW - Duration::hours(9), expires_at: NOW - Duration::hours(1) },
+        Grant {
+            user: id("w3"),
+            reason: "crisis call at night".into(),
+            granted_at: NOW - Duration::hours(1),
+            expires_at: NOW + Duration::hours(7),
+        },
+        Grant {
+            user: id("w4"),
+            reason: "earlier crisis".into(),
+            granted_at: NOW - Duration::hours(9),
+            expires_at: NOW - Duration::hours(1),
+        },
     ];
     rel.linked_persons = vec![PersonId::new("p1").unwrap(), PersonId::new("p2").unwrap()];
     rel.partners = vec![OrgId::new("ggd").unwrap()];
@@ -102,19 +120,31 @@ admin          -     -       -        -        -           -            -       
 fn every_cell_of_the_spec_table_holds_for_every_role() {
     let rel = dossier();
     let mut lines = SPEC_TABLE.lines().filter(|l| !l.trim().is_empty());
-    let keys: Vec<DocumentKey> = lines.next().unwrap().split_whitespace().map(|k| k.parse().unwrap()).collect();
+    let keys: Vec<DocumentKey> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|k| k.parse().unwrap())
+        .collect();
     let mut failures = Vec::new();
     for line in lines {
         let mut cells = line.split_whitespace();
         let who = cast(cells.next().unwrap());
         for (key, want) in keys.iter().zip(cells) {
             let got = match decide(&who, Action::Sync(key), &rel, NOW) {
-                Decision::Allow { mode: Mode::Write, .. } => "W",
-                Decision::Allow { mode: Mode::Read, .. } => "R",
+                Decision::Allow {
+                    mode: Mode::Write, ..
+                } => "W",
+                Decision::Allow {
+                    mode: Mode::Read, ..
+                } => "R",
                 Decision::Deny(_) => "-",
             };
             // Read must agree with Sync: anything synced is readable.
-            assert_eq!(decide(&who, Action::Read(key), &rel, NOW).is_allowed(), got != "-");
+            assert_eq!(
+                decide(&who, Action::Read(key), &rel, NOW).is_allowed(),
+                got != "-"
+            );
             if got != want {
                 failures.push(format!("{} on {key}: want {want}, got {got}", who.user));
             }
@@ -161,8 +191,18 @@ const PATH_TABLE: &[(&str, &str, &str, bool)] = &[
     ("w1", "maatwerk/1", "decision/outcome", false),
     // R5: a partner writes only its status; workers write the assignment.
     ("ggd", "partner/ggd", "status/updates/0/state", true),
-    ("ggd", "partner/ggd", "assignment/actions/0/description", false),
-    ("w1", "partner/ggd", "assignment/actions/0/description", true),
+    (
+        "ggd",
+        "partner/ggd",
+        "assignment/actions/0/description",
+        false,
+    ),
+    (
+        "w1",
+        "partner/ggd",
+        "assignment/actions/0/description",
+        true,
+    ),
     ("w1", "partner/ggd", "status/updates/0/state", false),
     // R2: an emergency grant reads, never writes.
     ("grantee", "plan", "hulpvraag", false),
@@ -176,7 +216,11 @@ fn path_rules_allow_exactly_the_write_column() {
         let key: DocumentKey = key.parse().unwrap();
         let path = Path::parse(path);
         let got = decide(&cast(name), Action::WritePath(&key, &path), &rel, NOW);
-        assert_eq!(got.is_allowed(), want, "{name} writing {key} at {path}: {got:?}");
+        assert_eq!(
+            got.is_allowed(),
+            want,
+            "{name} writing {key} at {path}: {got:?}"
+        );
     }
 }
 
@@ -185,7 +229,12 @@ fn a_resident_writing_a_reserved_plan_field_is_told_the_path_is_reserved() {
     let key = DocumentKey::Plan;
     let path = Path::parse("goals/0/owner");
     assert_eq!(
-        decide(&cast("res_p1"), Action::WritePath(&key, &path), &dossier(), NOW),
+        decide(
+            &cast("res_p1"),
+            Action::WritePath(&key, &path),
+            &dossier(),
+            NOW
+        ),
         Decision::Deny(DenyReason::PathReserved)
     );
 }
@@ -193,7 +242,12 @@ fn a_resident_writing_a_reserved_plan_field_is_told_the_path_is_reserved() {
 #[test]
 fn the_basis_of_each_access_is_the_relationship_that_grants_it() {
     let rel = dossier();
-    let basis = |name: &str, key: &str| match decide(&cast(name), Action::Sync(&key.parse().unwrap()), &rel, NOW) {
+    let basis = |name: &str, key: &str| match decide(
+        &cast(name),
+        Action::Sync(&key.parse().unwrap()),
+        &rel,
+        NOW,
+    ) {
         Decision::Allow { basis, .. } => Some(basis),
         Decision::Deny(_) => None,
     };
@@ -207,17 +261,43 @@ fn the_basis_of_each_access_is_the_relationship_that_grants_it() {
 #[test]
 fn r3_district_isolation_denies_with_its_own_reason_even_when_assigned() {
     let rel = dossier();
-    assert_eq!(decide(&cast("moved"), Action::Read(&DocumentKey::Plan), &rel, NOW), Decision::Deny(DenyReason::OtherDistrict));
-    assert_eq!(decide(&cast("bo_zuid"), Action::Read(&DocumentKey::Maatwerk(1)), &rel, NOW), Decision::Deny(DenyReason::OtherDistrict));
-    assert!(decide(&cast("cw_assigned"), Action::Read(&DocumentKey::Record), &rel, NOW).is_allowed());
+    assert_eq!(
+        decide(&cast("moved"), Action::Read(&DocumentKey::Plan), &rel, NOW),
+        Decision::Deny(DenyReason::OtherDistrict)
+    );
+    assert_eq!(
+        decide(
+            &cast("bo_zuid"),
+            Action::Read(&DocumentKey::Maatwerk(1)),
+            &rel,
+            NOW
+        ),
+        Decision::Deny(DenyReason::OtherDistrict)
+    );
+    assert!(
+        decide(
+            &cast("cw_assigned"),
+            Action::Read(&DocumentKey::Record),
+            &rel,
+            NOW
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
 fn roles_without_dossier_access_are_denied_everything() {
     let rel = dossier();
     for name in ["manager", "fg", "admin"] {
-        for action in [Action::Read(&DocumentKey::Plan), Action::Export, Action::BreakGlass { reason: "curious" }] {
-            assert_eq!(decide(&cast(name), action, &rel, NOW), Decision::Deny(DenyReason::RoleHasNoDossierAccess));
+        for action in [
+            Action::Read(&DocumentKey::Plan),
+            Action::Export,
+            Action::BreakGlass { reason: "curious" },
+        ] {
+            assert_eq!(
+                decide(&cast(name), action, &rel, NOW),
+                Decision::Deny(DenyReason::RoleHasNoDossierAccess)
+            );
         }
     }
 }
@@ -226,10 +306,18 @@ fn roles_without_dossier_access_are_denied_everything() {
 fn a_grant_holds_until_the_second_before_it_expires_and_not_at_that_second() {
     let mut rel = dossier();
     let expires = NOW + Duration::hours(8);
-    rel.grants = vec![Grant { user: UserId::new("w5").unwrap(), reason: "r".into(), granted_at: NOW, expires_at: expires }];
+    rel.grants = vec![Grant {
+        user: UserId::new("w5").unwrap(),
+        reason: "r".into(),
+        granted_at: NOW,
+        expires_at: expires,
+    }];
     let colleague = cast("colleague");
     let read = |t| decide(&colleague, Action::Read(&DocumentKey::Record), &rel, t);
-    assert!(!read(NOW - Duration::seconds(1)).is_allowed(), "not before it starts");
+    assert!(
+        !read(NOW - Duration::seconds(1)).is_allowed(),
+        "not before it starts"
+    );
     assert!(read(NOW).is_allowed());
     assert!(read(expires - Duration::seconds(1)).is_allowed());
     assert_eq!(read(expires), Decision::Deny(DenyReason::GrantExpired));
@@ -239,31 +327,86 @@ fn a_grant_holds_until_the_second_before_it_expires_and_not_at_that_second() {
 fn r2_breaking_the_glass_needs_a_team_colleague_and_a_reason() {
     let rel = dossier();
     let bg = |name: &str, reason| decide(&cast(name), Action::BreakGlass { reason }, &rel, NOW);
-    assert_eq!(bg("colleague", "   "), Decision::Deny(DenyReason::ReasonRequired));
-    assert_eq!(bg("colleague", "client in crisis, assigned workers unreachable"), Decision::Allow { basis: Basis::TeamMembership, mode: Mode::Read });
-    assert_eq!(bg("otherteam", "reason"), Decision::Deny(DenyReason::NotTeamColleague));
-    assert_eq!(bg("moved", "reason"), Decision::Deny(DenyReason::OtherDistrict));
-    assert!(bg("citywide", "reason").is_allowed(), "citywide workers cross districts and teams");
-    assert_eq!(bg("w1", "reason"), Decision::Deny(DenyReason::AlreadyHasAccess));
-    assert_eq!(bg("grantee", "reason"), Decision::Deny(DenyReason::AlreadyHasAccess));
-    assert!(bg("expired", "again").is_allowed(), "an ended grant can be asked for anew");
-    assert_eq!(bg("res_p1", "reason"), Decision::Deny(DenyReason::NotTeamColleague));
+    assert_eq!(
+        bg("colleague", "   "),
+        Decision::Deny(DenyReason::ReasonRequired)
+    );
+    assert_eq!(
+        bg(
+            "colleague",
+            "client in crisis, assigned workers unreachable"
+        ),
+        Decision::Allow {
+            basis: Basis::TeamMembership,
+            mode: Mode::Read
+        }
+    );
+    assert_eq!(
+        bg("otherteam", "reason"),
+        Decision::Deny(DenyReason::NotTeamColleague)
+    );
+    assert_eq!(
+        bg("moved", "reason"),
+        Decision::Deny(DenyReason::OtherDistrict)
+    );
+    assert!(
+        bg("citywide", "reason").is_allowed(),
+        "citywide workers cross districts and teams"
+    );
+    assert_eq!(
+        bg("w1", "reason"),
+        Decision::Deny(DenyReason::AlreadyHasAccess)
+    );
+    assert_eq!(
+        bg("grantee", "reason"),
+        Decision::Deny(DenyReason::AlreadyHasAccess)
+    );
+    assert!(
+        bg("expired", "again").is_allowed(),
+        "an ended grant can be asked for anew"
+    );
+    assert_eq!(
+        bg("res_p1", "reason"),
+        Decision::Deny(DenyReason::NotTeamColleague)
+    );
 }
 
 #[test]
 fn r19_only_assigned_workers_and_linked_residents_may_export() {
     let rel = dossier();
-    let allowed: Vec<&str> = ["w1", "grantee", "res_p1", "res_other", "bo", "ggd", "colleague"]
-        .into_iter()
-        .filter(|n| decide(&cast(n), Action::Export, &rel, NOW).is_allowed())
-        .collect();
+    let allowed: Vec<&str> = [
+        "w1",
+        "grantee",
+        "res_p1",
+        "res_other",
+        "bo",
+        "ggd",
+        "colleague",
+    ]
+    .into_iter()
+    .filter(|n| decide(&cast(n), Action::Export, &rel, NOW).is_allowed())
+    .collect();
     assert_eq!(allowed, ["w1", "res_p1"]);
 }
 
 #[test]
 fn r10_the_access_review_lists_everyone_who_can_reach_the_dossier_and_why() {
     let lines = access_review(&dossier(), NOW);
-    let show: Vec<String> = lines.iter().map(|l| format!("{} {:?} {}", l.who, l.basis, l.documents.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))).collect();
+    let show: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {:?} {}",
+                l.who,
+                l.basis,
+                l.documents
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
     assert_eq!(
         show,
         [
@@ -286,18 +429,35 @@ fn r10_the_access_review_lists_everyone_who_can_reach_the_dossier_and_why() {
 fn in_audience(p: &Principal, key: &DocumentKey, rel: &Relationships, now: OffsetDateTime) -> bool {
     let district_ok = p.citywide || p.district.as_ref() == Some(&rel.district);
     let assigned = p.role == Role::Worker && district_ok && rel.assigned.contains(&p.user);
-    let granted = p.role == Role::Worker && district_ok && rel.grants.iter().any(|g| g.user == p.user && g.granted_at <= now && now < g.expires_at);
-    let linked = p.role == Role::Resident && p.person.as_ref().is_some_and(|x| rel.linked_persons.contains(x));
+    let granted = p.role == Role::Worker
+        && district_ok
+        && rel
+            .grants
+            .iter()
+            .any(|g| g.user == p.user && g.granted_at <= now && now < g.expires_at);
+    let linked = p.role == Role::Resident
+        && p.person
+            .as_ref()
+            .is_some_and(|x| rel.linked_persons.contains(x));
     match key {
         DocumentKey::Plan => assigned || granted || linked,
         DocumentKey::Record | DocumentKey::Meta => assigned || granted,
         DocumentKey::View(person) => linked && p.person.as_ref() == Some(person),
-        DocumentKey::Maatwerk(_) => assigned || linked || (p.role == Role::Backoffice && district_ok),
-        DocumentKey::Partner(org) => assigned || (p.role == Role::Partner && p.org.as_ref() == Some(org) && rel.partners.contains(org)),
+        DocumentKey::Maatwerk(_) => {
+            assigned || linked || (p.role == Role::Backoffice && district_ok)
+        }
+        DocumentKey::Partner(org) => {
+            assigned
+                || (p.role == Role::Partner
+                    && p.org.as_ref() == Some(org)
+                    && rel.partners.contains(org))
+        }
     }
 }
 
-fn small_id<T: std::str::FromStr + std::fmt::Debug>(prefix: &'static str) -> impl Strategy<Value = T>
+fn small_id<T: std::str::FromStr + std::fmt::Debug>(
+    prefix: &'static str,
+) -> impl Strategy<Value = T>
 where
     T::Err: std::fmt::Debug,
 {
@@ -314,7 +474,17 @@ fn arb_principal() -> impl Strategy<Value = Principal> {
         proptest::option::of(small_id::<PersonId>("p")),
         any::<bool>(),
     )
-        .prop_map(|(role, user, district, team, org, person, citywide)| Principal { user, role, district, team, org, person, citywide })
+        .prop_map(
+            |(role, user, district, team, org, person, citywide)| Principal {
+                user,
+                role,
+                district,
+                team,
+                org,
+                person,
+                citywide,
+            },
+        )
 }
 
 fn arb_relationships() -> impl Strategy<Value = Relationships> {
@@ -326,23 +496,25 @@ fn arb_relationships() -> impl Strategy<Value = Relationships> {
         proptest::collection::vec(small_id::<PersonId>("p"), 0..3),
         proptest::collection::vec(small_id::<OrgId>("o"), 0..3),
     )
-        .prop_map(|(district, team, assigned, grants, linked_persons, partners)| Relationships {
-            dossier: DossierId(uuid::Uuid::nil()),
-            district,
-            team,
-            assigned,
-            grants: grants
-                .into_iter()
-                .map(|(user, start, len)| Grant {
-                    user,
-                    reason: "r".into(),
-                    granted_at: NOW + Duration::hours(start),
-                    expires_at: NOW + Duration::hours(start + len),
-                })
-                .collect(),
-            linked_persons,
-            partners,
-        })
+        .prop_map(
+            |(district, team, assigned, grants, linked_persons, partners)| Relationships {
+                dossier: DossierId(uuid::Uuid::nil()),
+                district,
+                team,
+                assigned,
+                grants: grants
+                    .into_iter()
+                    .map(|(user, start, len)| Grant {
+                        user,
+                        reason: "r".into(),
+                        granted_at: NOW + Duration::hours(start),
+                        expires_at: NOW + Duration::hours(start + len),
+                    })
+                    .collect(),
+                linked_persons,
+                partners,
+            },
+        )
 }
 
 fn arb_key() -> impl Strategy<Value = DocumentKey> {

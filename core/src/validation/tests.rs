@@ -1,7 +1,7 @@
 //! Batches checked on a fork: allowed edits pass, a forbidden operation anywhere rejects the
 //! batch with its path and change, and schema violations reject too.
 
-use automerge::{transaction::Transactable, AutoCommit, Automerge, ObjType, ReadDoc, ROOT};
+use automerge::{AutoCommit, Automerge, ObjType, ROOT, ReadDoc, transaction::Transactable};
 use time::macros::datetime;
 
 use super::*;
@@ -12,7 +12,11 @@ use crate::principal::{Claims, Role};
 const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
 
 fn rel() -> Relationships {
-    let mut r = Relationships::new(DossierId(uuid::Uuid::nil()), DistrictId::new("noord").unwrap(), TeamId::new("t1").unwrap());
+    let mut r = Relationships::new(
+        DossierId(uuid::Uuid::nil()),
+        DistrictId::new("noord").unwrap(),
+        TeamId::new("t1").unwrap(),
+    );
     r.assigned = vec![UserId::new("w1").unwrap()];
     r.linked_persons = vec![PersonId::new("p1").unwrap()];
     r.partners = vec![OrgId::new("ggd").unwrap()];
@@ -28,7 +32,16 @@ fn who(role: Role) -> Principal {
         _ => unreachable!(),
     };
     let s = |o: Option<&str>| o.map(str::to_owned);
-    Principal::from_claims(&Claims { sub: sub.into(), role, district: s(district), team: s(team), org: s(org), person: s(person), citywide: false }).unwrap()
+    Principal::from_claims(&Claims {
+        sub: sub.into(),
+        role,
+        district: s(district),
+        team: s(team),
+        org: s(org),
+        person: s(person),
+        citywide: false,
+    })
+    .unwrap()
 }
 
 /// The server's copy of a document and a client's fork of it that makes `edit`; returns the
@@ -46,9 +59,21 @@ fn batch(kind: DocumentKind, edit: impl FnOnce(&mut AutoCommit)) -> (Automerge, 
     (fork, changes)
 }
 
-fn check(role: Role, key: &str, kind: DocumentKind, edit: impl FnOnce(&mut AutoCommit)) -> Result<(), Rejection> {
+fn check(
+    role: Role,
+    key: &str,
+    kind: DocumentKind,
+    edit: impl FnOnce(&mut AutoCommit),
+) -> Result<(), Rejection> {
     let (fork, changes) = batch(kind, edit);
-    check_batch(&who(role), &key.parse().unwrap(), &rel(), NOW, &fork, &changes)
+    check_batch(
+        &who(role),
+        &key.parse().unwrap(),
+        &rel(),
+        NOW,
+        &fork,
+        &changes,
+    )
 }
 
 fn add_goal(doc: &mut AutoCommit, owner: Option<&str>) {
@@ -63,19 +88,36 @@ fn add_goal(doc: &mut AutoCommit, owner: Option<&str>) {
 
 #[test]
 fn a_resident_may_add_a_goal_without_an_owner() {
-    assert_eq!(check(Role::Resident, "plan", DocumentKind::Plan, |d| add_goal(d, None)), Ok(()));
+    assert_eq!(
+        check(Role::Resident, "plan", DocumentKind::Plan, |d| add_goal(
+            d, None
+        )),
+        Ok(())
+    );
 }
 
 #[test]
 fn a_resident_setting_a_goal_owner_is_rejected_at_that_path() {
-    let err = check(Role::Resident, "plan", DocumentKind::Plan, |d| add_goal(d, Some("worker"))).unwrap_err();
-    assert_eq!((err.code, err.path.as_deref()), ("path_reserved", Some("goals/0/owner")));
+    let err = check(Role::Resident, "plan", DocumentKind::Plan, |d| {
+        add_goal(d, Some("worker"))
+    })
+    .unwrap_err();
+    assert_eq!(
+        (err.code, err.path.as_deref()),
+        ("path_reserved", Some("goals/0/owner"))
+    );
     assert!(err.change.is_some());
 }
 
 #[test]
 fn a_worker_may_set_the_owner() {
-    assert_eq!(check(Role::Worker, "plan", DocumentKind::Plan, |d| add_goal(d, Some("partner:ggd"))), Ok(()));
+    assert_eq!(
+        check(Role::Worker, "plan", DocumentKind::Plan, |d| add_goal(
+            d,
+            Some("partner:ggd")
+        )),
+        Ok(())
+    );
 }
 
 #[test]
@@ -92,7 +134,10 @@ fn one_forbidden_operation_among_allowed_ones_rejects_the_batch() {
         d.splice_text(&h, 0, 0, "Echt: ").unwrap();
     })
     .unwrap_err();
-    assert_eq!((err.code, err.path.as_deref()), ("path_reserved", Some("evaluations")));
+    assert_eq!(
+        (err.code, err.path.as_deref()),
+        ("path_reserved", Some("evaluations"))
+    );
 }
 
 #[test]
@@ -105,8 +150,27 @@ fn back_office_writes_the_decision_but_not_the_request() {
         let req = d.get(ROOT, "request").unwrap().unwrap().1;
         d.put(&req, "assessed_need", "more").unwrap();
     };
-    assert_eq!(check(Role::Backoffice, "maatwerk/1", DocumentKind::Maatwerk, decide), Ok(()));
-    assert_eq!(check(Role::Backoffice, "maatwerk/1", DocumentKind::Maatwerk, request).unwrap_err().path.as_deref(), Some("request/assessed_need"));
+    assert_eq!(
+        check(
+            Role::Backoffice,
+            "maatwerk/1",
+            DocumentKind::Maatwerk,
+            decide
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check(
+            Role::Backoffice,
+            "maatwerk/1",
+            DocumentKind::Maatwerk,
+            request
+        )
+        .unwrap_err()
+        .path
+        .as_deref(),
+        Some("request/assessed_need")
+    );
 }
 
 #[test]
@@ -118,12 +182,20 @@ fn a_partner_writes_status_updates_only() {
         d.put(&u, "action", "a1").unwrap();
         d.put(&u, "state", "accepted").unwrap();
     };
-    assert_eq!(check(Role::Partner, "partner/ggd", DocumentKind::Partner, status), Ok(()));
+    assert_eq!(
+        check(Role::Partner, "partner/ggd", DocumentKind::Partner, status),
+        Ok(())
+    );
     let contact = |d: &mut AutoCommit| {
         let a = d.get(ROOT, "assignment").unwrap().unwrap().1;
         d.put_object(&a, "contact", ObjType::Map).unwrap();
     };
-    assert_eq!(check(Role::Partner, "partner/ggd", DocumentKind::Partner, contact).unwrap_err().code, "path_reserved");
+    assert_eq!(
+        check(Role::Partner, "partner/ggd", DocumentKind::Partner, contact)
+            .unwrap_err()
+            .code,
+        "path_reserved"
+    );
 }
 
 #[test]
@@ -141,11 +213,24 @@ fn an_allowed_write_that_breaks_the_schema_is_rejected_as_schema() {
         d.put(ROOT, "diagnosis", "confidential").unwrap();
     })
     .unwrap_err();
-    assert_eq!((err.code, err.path.as_deref()), ("schema", Some("diagnosis")));
+    assert_eq!(
+        (err.code, err.path.as_deref()),
+        ("schema", Some("diagnosis"))
+    );
 }
 
 #[test]
 fn an_empty_batch_is_accepted() {
     let mut doc = skeleton(DocumentKind::Plan);
-    assert_eq!(check_batch(&who(Role::Resident), &DocumentKey::Plan, &rel(), NOW, &doc.document().clone(), &[]), Ok(()));
+    assert_eq!(
+        check_batch(
+            &who(Role::Resident),
+            &DocumentKey::Plan,
+            &rel(),
+            NOW,
+            &doc.document().clone(),
+            &[]
+        ),
+        Ok(())
+    );
 }

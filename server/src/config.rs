@@ -1,0 +1,78 @@
+//! Command-line and environment configuration (`REGIE_*`), parsed with clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `regie-server`: the Regie sync server.
+#[derive(Debug, Parser)]
+#[command(name = "regie-server", version, about = "Regie's sync server: authenticated automerge-repo sync of dossier documents, gated per audience, stored durably, audited", long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server on a demo store in the current directory (creates it on first run) and
+    /// print a token and document URLs per role, also written to `regie-demo.json`.
+    Demo(DemoArgs),
+    /// Verify the audit log's hash chain and report the first broken row.
+    VerifyAudit(StoreArgs),
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the SQLite store (created if missing).
+    #[arg(long, env = "REGIE_DATA_DIR", default_value = "regie-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Configuration of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REGIE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// HS256 secret for tokens (development and demo only).
+    #[arg(long, env = "REGIE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the RS256/ES256 public key that signs tokens.
+    #[arg(long, env = "REGIE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWKS file path or URL with the keys that sign tokens.
+    #[arg(long, env = "REGIE_JWKS")]
+    pub jwks: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "REGIE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "REGIE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key the server speaks HTTPS and WSS.
+    #[arg(long, env = "REGIE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "REGIE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Documents kept in memory; colder ones are evicted.
+    #[arg(long, env = "REGIE_HOT_DOCUMENTS", default_value_t = 10_000)]
+    pub hot_documents: usize,
+}
+
+/// Configuration of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REGIE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,277 @@
+//! `regie-server demo`: a server on a demo store in the current directory. On first run it
+//! creates, through the real HTTP API, one district with one team, two assigned workers, a
+//! household dossier with a resident and a child, a back-office user, a chain partner, a team
+//! manager and a privacy officer; then it prints a token and the document URLs per role and
+//! writes the same as JSON to `regie-demo.json`, so scripts can use them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use regie_core::principal::{Claims, Role};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::AppState;
+use crate::config::{DemoArgs, ServeArgs, StoreArgs};
+
+const ISSUER: &str = "regie-demo";
+const AUDIENCE: &str = "regie";
+/// Demo tokens last a month so a demo survives restarts.
+const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn claims(
+    sub: &str,
+    role: Role,
+    district: Option<&str>,
+    team: Option<&str>,
+    org: Option<&str>,
+    person: Option<&str>,
+) -> Claims {
+    let s = |v: Option<&str>| v.map(str::to_owned);
+    Claims {
+        sub: sub.into(),
+        role,
+        district: s(district),
+        team: s(team),
+        org: s(org),
+        person: s(person),
+        citywide: false,
+    }
+}
+
+/// The demo cast: (label in regie-demo.json, claims).
+fn cast() -> Vec<(&'static str, Claims)> {
+    vec![
+        (
+            "worker",
+            claims(
+                "anna.visser",
+                Role::Worker,
+                Some("noord"),
+                Some("wijkteam-noord"),
+                None,
+                None,
+            ),
+        ),
+        (
+            "worker2",
+            claims(
+                "bram.dekker",
+                Role::Worker,
+                Some("noord"),
+                Some("wijkteam-noord"),
+                None,
+                None,
+            ),
+        ),
+        (
+            "resident",
+            claims(
+                "sanne.bakker",
+                Role::Resident,
+                None,
+                None,
+                None,
+                Some("p-sanne"),
+            ),
+        ),
+        (
+            "backoffice",
+            claims(
+                "bo.meijer",
+                Role::Backoffice,
+                Some("noord"),
+                None,
+                None,
+                None,
+            ),
+        ),
+        (
+            "partner",
+            claims("ggd.smit", Role::Partner, None, None, Some("ggd"), None),
+        ),
+        (
+            "manager",
+            claims(
+                "mia.manager",
+                Role::Manager,
+                Some("noord"),
+                Some("wijkteam-noord"),
+                None,
+                None,
+            ),
+        ),
+        (
+            "privacy_officer",
+            claims("fg.de-vries", Role::PrivacyOfficer, None, None, None, None),
+        ),
+    ]
+}
+
+/// The HS256 secret of this demo store, made once and kept beside it.
+fn secret(dir: &Path) -> anyhow::Result<String> {
+    let file = dir.join("demo-secret");
+    if let Ok(s) = std::fs::read_to_string(&file) {
+        return Ok(s.trim().to_owned());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let s = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    std::fs::write(&file, &s).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(s)
+}
+
+async fn call(
+    state: &AppState,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))?;
+    let res = crate::app(state.clone()).oneshot(req).await?;
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
+    if !status.is_success() {
+        bail!(
+            "{method} {uri} failed with {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(if bytes.is_empty() || status == StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)?
+    })
+}
+
+/// Creates the demo household through the API unless the store already has dossiers.
+pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow::Result<()> {
+    if !state.hub.dossiers().is_empty() {
+        return Ok(());
+    }
+    let worker = token_of("worker");
+    let created = call(
+        state,
+        &worker,
+        "POST",
+        "/api/v1/dossiers",
+        json!({
+            "district": "noord",
+            "team": "wijkteam-noord",
+            "assigned": ["anna.visser", "bram.dekker"],
+            "persons": [
+                { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
+                { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
+            ]
+        }),
+    )
+    .await?;
+    let id = created["id"]
+        .as_str()
+        .context("created dossier has an id")?
+        .to_owned();
+    call(
+        state,
+        &worker,
+        "POST",
+        &format!("/api/v1/dossiers/{id}/residents"),
+        json!({ "person": "p-sanne" }),
+    )
+    .await?;
+    call(
+        state,
+        &worker,
+        "POST",
+        &format!("/api/v1/dossiers/{id}/partners"),
+        json!({ "org": "ggd" }),
+    )
+    .await?;
+    call(
+        state,
+        &worker,
+        "POST",
+        &format!("/api/v1/dossiers/{id}/maatwerk"),
+        json!({}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `regie-server demo`.
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    crate::install_crypto_provider();
+    let dir = Path::new("regie-data");
+    let secret = secret(dir)?;
+    let serve = ServeArgs {
+        listen: args.listen,
+        store: StoreArgs {
+            data_dir: dir.to_path_buf(),
+        },
+        jwt_secret: Some(secret),
+        jwt_public_key: None,
+        jwks: None,
+        jwt_issuer: Some(ISSUER.into()),
+        jwt_audience: Some(AUDIENCE.into()),
+        tls_cert: None,
+        tls_key: None,
+        hot_documents: 10_000,
+    };
+    let state = crate::state(&serve).await?;
+    let tokens: BTreeMap<&str, (String, Claims)> = cast()
+        .into_iter()
+        .map(|(label, c)| Ok((label, (state.auth.mint(&c, TOKEN_TTL)?, c))))
+        .collect::<anyhow::Result<_>>()?;
+    seed(&state, |label| tokens[label].0.clone())
+        .await
+        .context("cannot create the demo dossier")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; pass --listen 127.0.0.1:<free port>",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let mut roles = serde_json::Map::new();
+    println!("Regie demo on http://{addr}  (WebSocket: ws://{addr}/sync?token=…)\n");
+    for (label, (token, c)) in &tokens {
+        let docs = call(&state, token, "GET", "/api/v1/me/documents", Value::Null).await?;
+        println!("{label} ({}):\n  token: {token}", c.sub);
+        for d in docs.as_array().into_iter().flatten() {
+            println!(
+                "  {:<16} {:<5} {}",
+                d["key"].as_str().unwrap_or(""),
+                d["access"].as_str().unwrap_or(""),
+                d["url"].as_str().unwrap_or("")
+            );
+        }
+        roles.insert(
+            (*label).into(),
+            json!({ "user": c.sub, "role": c.role, "token": token, "documents": docs }),
+        );
+    }
+    let out = json!({ "server": format!("http://{addr}"), "sync": format!("ws://{addr}/sync"), "roles": roles });
+    std::fs::write("regie-demo.json", serde_json::to_string_pretty(&out)?)
+        .context("cannot write regie-demo.json")?;
+    println!("\nWrote regie-demo.json. Ctrl-C stops the server; the store stays in ./regie-data.");
+    crate::run(listener, state, None, shutdown).await
+}

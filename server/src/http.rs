@@ -1,0 +1,654 @@
+//! The HTTP API under `/api/v1` (JSON) and the `/sync` WebSocket upgrade. Every request is
+//! authenticated first; every answer about dossier content is decided by the policy and audited.
+//! Errors are `{"error": {"code", "message"}}` with a stable code and never contain content.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use regie_core::document::{self, PersonRecord};
+use regie_core::id::{
+    DistrictId, DocumentKey, DocumentKind, DossierId, OrgId, PersonId, TeamId, UserId,
+};
+use regie_core::policy::{Action, Decision, Mode, decide};
+use regie_core::principal::{Principal, Role};
+use regie_core::relationship::Relationships;
+use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::auth::{AuthError, Authenticator, bearer_token};
+use crate::hub::{DossierEntry, Hub, HubError};
+use crate::storage::StorageError;
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The sync engine and store.
+    pub hub: Arc<Hub>,
+    /// Token verification.
+    pub auth: Authenticator,
+}
+
+/// An API error: a status, a stable code and a message that says what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn forbidden(code: &'static str) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            code,
+            "you are not allowed to do this",
+        )
+    }
+    fn not_found() -> Self {
+        // Unknown and forbidden dossiers look the same, so ids leak nothing.
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such dossier, or not yours to see",
+        )
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        // Details go to the log, never to the client.
+        tracing::error!(error = %e, "storage failure");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong; try again later",
+        )
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        tracing::error!(error = %e, "hub failure");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong; try again later",
+        )
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router: `/api/v1/*` and `/sync`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/me/documents", get(my_documents))
+        .route("/api/v1/dossiers", post(create_dossier))
+        .route("/api/v1/dossiers/{id}/assignments", post(assign))
+        .route("/api/v1/dossiers/{id}/assignments/{user}", delete(unassign))
+        .route("/api/v1/dossiers/{id}/residents", post(link_resident))
+        .route(
+            "/api/v1/dossiers/{id}/residents/{person}",
+            delete(unlink_resident),
+        )
+        .route("/api/v1/dossiers/{id}/partners", post(add_partner))
+        .route("/api/v1/dossiers/{id}/maatwerk", post(add_maatwerk))
+        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/api/v1/quarantine", get(quarantine))
+        .route("/sync", get(sync))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> ApiResult<Principal> {
+    let token = bearer_token(headers, query).ok_or(AuthError::Missing)?;
+    Ok(state.auth.authenticate(token)?)
+}
+
+/// Extracts the principal from the `Authorization` header or `?token=`.
+struct Caller(Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> ApiResult<Self> {
+        authenticate(state, &parts.headers, parts.uri.query()).map(Caller)
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let token = bearer_token(&headers, None)
+        .map(str::to_owned)
+        .or(q.token)
+        .ok_or(AuthError::Missing)?;
+    let principal = state.auth.authenticate(&token)?;
+    let hub = state.hub.clone();
+    // Twice the protocol limit at the socket, so an oversized message is read and answered with a
+    // clear `error` rather than a bare transport failure.
+    Ok(ws
+        .max_message_size(2 * MAX_MESSAGE_BYTES)
+        .max_frame_size(2 * MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::session::run(socket, hub, principal)))
+}
+
+/// One document the caller may sync.
+#[derive(Serialize)]
+struct MyDocument {
+    dossier: DossierId,
+    key: String,
+    url: String,
+    access: Mode,
+}
+
+async fn my_documents(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Json<Vec<MyDocument>>> {
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for entry in state.hub.dossiers() {
+        for (key, id) in &entry.documents {
+            if let Decision::Allow { mode, .. } = decide(&who, Action::Sync(key), &entry.rel, now) {
+                out.push(MyDocument {
+                    dossier: entry.rel.dossier,
+                    key: key.to_string(),
+                    url: id.to_url(),
+                    access: mode,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.dossier, &a.key).cmp(&(b.dossier, &b.key)));
+    let mut ev = AuditEvent::new(now, who.user.as_str(), who.role.as_str(), AuditAction::Read);
+    ev.detail = Some(format!("listed {} documents", out.len()));
+    state.hub.store().append_audit(&ev).await?;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct NewDossier {
+    district: DistrictId,
+    team: TeamId,
+    #[serde(default)]
+    persons: Vec<PersonRecord>,
+    #[serde(default)]
+    assigned: Vec<UserId>,
+}
+
+#[derive(Serialize)]
+struct CreatedDossier {
+    id: DossierId,
+    documents: BTreeMap<String, String>,
+}
+
+async fn create_dossier(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Json(body): Json<NewDossier>,
+) -> ApiResult<(StatusCode, Json<CreatedDossier>)> {
+    let mut assigned = body.assigned;
+    match who.role {
+        Role::Admin => {}
+        Role::Worker => {
+            let own_district = who.citywide || who.district.as_ref() == Some(&body.district);
+            if !own_district || who.team.as_ref() != Some(&body.team) {
+                return Err(ApiError::forbidden("other_team_or_district"));
+            }
+            if !assigned.contains(&who.user) {
+                assigned.insert(0, who.user.clone());
+            }
+        }
+        _ => return Err(ApiError::forbidden("role_cannot_create_dossiers")),
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !body.persons.iter().all(|p| seen.insert(p.id.clone())) {
+        return Err(ApiError::bad_request(
+            "person ids must be unique within a dossier",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let id = DossierId::new_random();
+    let mut rel = Relationships::new(id, body.district.clone(), body.team.clone());
+    rel.assigned = assigned;
+    let mut docs = Vec::new();
+    let mut meta = document::new_meta(&rel.district, &rel.team, &rel.assigned, &body.persons);
+    docs.push((DocumentId::new_random(), DocumentKey::Meta, meta.save()));
+    for key in [DocumentKey::Plan, DocumentKey::Record] {
+        docs.push((
+            DocumentId::new_random(),
+            key.clone(),
+            document::skeleton(key.kind()).save(),
+        ));
+    }
+    let persons: Vec<PersonId> = body.persons.iter().map(|p| p.id.clone()).collect();
+    state
+        .hub
+        .store()
+        .create_dossier(&rel, &persons, &docs, now)
+        .await?;
+    let documents: BTreeMap<DocumentKey, DocumentId> =
+        docs.iter().map(|(d, k, _)| (k.clone(), *d)).collect();
+    let mut ev = AuditEvent::new(
+        now,
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Create,
+    );
+    ev.dossier = Some(id.to_string());
+    state.hub.store().append_audit(&ev).await?;
+    state
+        .hub
+        .put_dossier(DossierEntry {
+            rel: Arc::new(rel),
+            persons,
+            documents: documents.clone(),
+        })
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedDossier {
+            id,
+            documents: documents
+                .iter()
+                .map(|(k, d)| (k.to_string(), d.to_url()))
+                .collect(),
+        }),
+    ))
+}
+
+/// The dossier, if the caller may manage its relationships: functional admins, the team's
+/// manager, or (for `assigned_ok`) one of its assigned workers.
+fn manageable(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    assigned_ok: bool,
+) -> ApiResult<DossierEntry> {
+    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
+    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let now = OffsetDateTime::now_utc();
+    let allowed = match who.role {
+        Role::Admin => true,
+        Role::Manager => who.team.as_ref() == Some(&entry.rel.team),
+        Role::Worker if assigned_ok => {
+            decide(who, Action::Write(&DocumentKey::Plan), &entry.rel, now).is_allowed()
+                && entry.rel.is_assigned(&who.user)
+        }
+        _ => false,
+    };
+    if allowed {
+        Ok(entry)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+async fn relate(
+    state: &AppState,
+    who: &Principal,
+    entry: DossierEntry,
+    what: String,
+) -> ApiResult<()> {
+    let mut ev = AuditEvent::new(
+        OffsetDateTime::now_utc(),
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Relate,
+    );
+    ev.dossier = Some(entry.rel.dossier.to_string());
+    ev.detail = Some(what);
+    state.hub.store().append_audit(&ev).await?;
+    state.hub.put_dossier(entry).await;
+    Ok(())
+}
+
+async fn write_assigned(state: &AppState, entry: &DossierEntry) -> ApiResult<()> {
+    if let Some(meta) = entry.documents.get(&DocumentKey::Meta) {
+        let assigned = entry.rel.assigned.clone();
+        state
+            .hub
+            .server_write(*meta, move |tx| document::set_assigned(tx, &assigned))
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    user: UserId,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<UserBody>,
+) -> ApiResult<StatusCode> {
+    let mut entry = manageable(&state, &who, &id, false)?;
+    state
+        .hub
+        .store()
+        .assign(entry.rel.dossier, &body.user, OffsetDateTime::now_utc())
+        .await?;
+    let mut rel = (*entry.rel).clone();
+    if !rel.assigned.contains(&body.user) {
+        rel.assigned.push(body.user.clone());
+    }
+    entry.rel = Arc::new(rel);
+    write_assigned(&state, &entry).await?;
+    relate(&state, &who, entry, format!("assigned {}", body.user)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unassign(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let mut entry = manageable(&state, &who, &id, false)?;
+    let user: UserId = user
+        .parse()
+        .map_err(|_| ApiError::bad_request("not a user id"))?;
+    if !state.hub.store().unassign(entry.rel.dossier, &user).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_assigned",
+            "that user is not assigned to this dossier",
+        ));
+    }
+    let mut rel = (*entry.rel).clone();
+    rel.assigned.retain(|u| u != &user);
+    entry.rel = Arc::new(rel);
+    write_assigned(&state, &entry).await?;
+    relate(&state, &who, entry, format!("unassigned {user}")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct PersonBody {
+    person: PersonId,
+}
+
+async fn link_resident(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<PersonBody>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let mut entry = manageable(&state, &who, &id, true)?;
+    if !entry.persons.contains(&body.person) {
+        return Err(ApiError::bad_request(
+            "that person is not part of this dossier",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let key = DocumentKey::View(body.person.clone());
+    if !entry.documents.contains_key(&key) {
+        let meta = entry.documents.get(&DocumentKey::Meta).copied();
+        let record = match meta {
+            Some(m) => state
+                .hub
+                .snapshot(m)
+                .await?
+                .map(|doc| document::persons(&doc))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let person = record
+            .into_iter()
+            .find(|p| p.id == body.person)
+            .unwrap_or(PersonRecord {
+                id: body.person.clone(),
+                name: String::new(),
+                birth_date: None,
+                gezag: Vec::new(),
+            });
+        let doc_id = DocumentId::new_random();
+        state
+            .hub
+            .store()
+            .create_document(
+                doc_id,
+                entry.rel.dossier,
+                &key,
+                &document::new_view(&person).save(),
+                now,
+            )
+            .await?;
+        entry.documents.insert(key.clone(), doc_id);
+    }
+    state
+        .hub
+        .store()
+        .link_resident(entry.rel.dossier, &body.person, now)
+        .await?;
+    let mut rel = (*entry.rel).clone();
+    if !rel.linked_persons.contains(&body.person) {
+        rel.linked_persons.push(body.person.clone());
+    }
+    entry.rel = Arc::new(rel);
+    let url = entry.documents[&key].to_url();
+    relate(
+        &state,
+        &who,
+        entry,
+        format!("linked resident {}", body.person),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key.to_string(), "url": url })),
+    ))
+}
+
+async fn unlink_resident(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, person)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let mut entry = manageable(&state, &who, &id, true)?;
+    let person: PersonId = person
+        .parse()
+        .map_err(|_| ApiError::bad_request("not a person id"))?;
+    if !state
+        .hub
+        .store()
+        .unlink_resident(entry.rel.dossier, &person)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_linked",
+            "that person is not linked",
+        ));
+    }
+    let mut rel = (*entry.rel).clone();
+    rel.linked_persons.retain(|p| p != &person);
+    entry.rel = Arc::new(rel);
+    relate(&state, &who, entry, format!("unlinked resident {person}")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct OrgBody {
+    org: OrgId,
+}
+
+async fn add_partner(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<OrgBody>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let mut entry = manageable(&state, &who, &id, true)?;
+    let key = DocumentKey::Partner(body.org.clone());
+    if !entry.documents.contains_key(&key) {
+        let doc_id = DocumentId::new_random();
+        let snapshot = document::skeleton(DocumentKind::Partner).save();
+        state
+            .hub
+            .store()
+            .create_document(
+                doc_id,
+                entry.rel.dossier,
+                &key,
+                &snapshot,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        entry.documents.insert(key.clone(), doc_id);
+    }
+    state
+        .hub
+        .store()
+        .add_partner(entry.rel.dossier, &body.org)
+        .await?;
+    let mut rel = (*entry.rel).clone();
+    if !rel.partners.contains(&body.org) {
+        rel.partners.push(body.org.clone());
+    }
+    entry.rel = Arc::new(rel);
+    let url = entry.documents[&key].to_url();
+    relate(&state, &who, entry, format!("partner {}", body.org)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key.to_string(), "url": url })),
+    ))
+}
+
+async fn add_maatwerk(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let mut entry = manageable(&state, &who, &id, true)?;
+    let n = entry
+        .documents
+        .keys()
+        .filter_map(|k| match k {
+            DocumentKey::Maatwerk(n) => Some(*n),
+            _ => None,
+        })
+        .max()
+        .map_or(1, |n| n + 1);
+    let key = DocumentKey::Maatwerk(n);
+    let doc_id = DocumentId::new_random();
+    let snapshot = document::skeleton(DocumentKind::Maatwerk).save();
+    state
+        .hub
+        .store()
+        .create_document(
+            doc_id,
+            entry.rel.dossier,
+            &key,
+            &snapshot,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    entry.documents.insert(key.clone(), doc_id);
+    relate(&state, &who, entry, format!("created {key}")).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": key.to_string(), "url": doc_id.to_url() })),
+    ))
+}
+
+async fn verify_audit(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    if who.role != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden("privacy_officer_only"));
+    }
+    let ev = AuditEvent::new(
+        OffsetDateTime::now_utc(),
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::AuditRead,
+    );
+    state.hub.store().append_audit(&ev).await?;
+    let v = state.hub.store().verify_audit().await?;
+    Ok(Json(
+        json!({ "intact": v.intact(), "rows": v.rows, "first_broken_seq": v.first_broken_seq }),
+    ))
+}
+
+async fn quarantine(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    if who.role != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden("privacy_officer_only"));
+    }
+    let ev = AuditEvent::new(
+        OffsetDateTime::now_utc(),
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::AuditRead,
+    );
+    state.hub.store().append_audit(&ev).await?;
+    Ok(Json(json!(state.hub.store().quarantined().await?)))
+}

@@ -1,0 +1,796 @@
+//! The hub: every document in memory that someone is syncing, the peers syncing each one, and
+//! the rules for moving bytes between them. An incoming sync message is authorized through the
+//! policy, applied to a fork, checked with [`check_batch`], made durable, and only then merged
+//! and fanned out (I2, I4); every outgoing message is re-authorized at the moment it is sent
+//! (I1). Relationship changes and expired grants turn into `revoked` messages.
+//!
+//! Locking: each document has its own async mutex (`DocSlot::inner`), held across the storage
+//! commit of a batch so that heads are never announced before their changes are durable. The
+//! dossier table and the LRU are short std locks that are never held across an await.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{Automerge, Change};
+use regie_core::document;
+use regie_core::id::{DocumentKey, DossierId, PersonId};
+use regie_core::policy::{Action, Decision, Mode, decide};
+use regie_core::principal::Principal;
+use regie_core::relationship::Relationships;
+use regie_core::validation::{Rejection, check_batch};
+use regie_sync_protocol::{DocumentId, Message, PeerId, encode};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, OnceCell, mpsc};
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::storage::{StorageError, Store};
+
+/// Compact a document's appended changes into a snapshot after this many.
+const COMPACT_AFTER: i64 = 500;
+
+/// A connection's identity inside the hub.
+pub type SessionId = u64;
+
+/// What a session's writer task is asked to do.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Send this encoded frame.
+    Frame(Vec<u8>),
+    /// Send an `error` with this text, then close.
+    Close(String),
+}
+
+/// A live connection as the hub sees it.
+pub struct SessionHandle {
+    /// Who is connected.
+    pub principal: Arc<Principal>,
+    /// The peer id bound at `join`.
+    pub peer: PeerId,
+    /// The client's storage id, when it has storage.
+    pub storage_id: Option<String>,
+    /// Frames to the client.
+    pub outbox: mpsc::Sender<Outgoing>,
+    /// Documents this session is syncing.
+    docs: StdMutex<HashSet<DocumentId>>,
+}
+
+impl SessionHandle {
+    /// A handle for a freshly joined connection.
+    pub fn new(
+        principal: Arc<Principal>,
+        peer: PeerId,
+        storage_id: Option<String>,
+        outbox: mpsc::Sender<Outgoing>,
+    ) -> Self {
+        SessionHandle {
+            principal,
+            peer,
+            storage_id,
+            outbox,
+            docs: StdMutex::new(HashSet::new()),
+        }
+    }
+
+    /// Queues a frame; a client too slow to drain its queue is disconnected rather than
+    /// allowed to hold up everyone else's fan-out.
+    fn send(&self, message: &Message) {
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.outbox.try_send(Outgoing::Frame(encode(message)))
+        {
+            let _ = self.outbox.try_send(Outgoing::Close(
+                "too slow: the outgoing queue is full".into(),
+            ));
+        }
+    }
+}
+
+/// A dossier as the hub keeps it: relationships, persons and its documents.
+#[derive(Debug, Clone)]
+pub struct DossierEntry {
+    /// Who is related to it.
+    pub rel: Arc<Relationships>,
+    /// Its persons.
+    pub persons: Vec<PersonId>,
+    /// Its documents by key.
+    pub documents: BTreeMap<DocumentKey, DocumentId>,
+}
+
+struct PeerSync {
+    state: sync::State,
+    mode: Mode,
+}
+
+struct DocInner {
+    doc: Automerge,
+    last_seq: i64,
+    snapshot_seq: i64,
+    peers: HashMap<SessionId, PeerSync>,
+}
+
+/// One document in memory.
+struct DocSlot {
+    id: DocumentId,
+    dossier: DossierId,
+    key: DocumentKey,
+    inner: Mutex<DocInner>,
+}
+
+/// A hub failure: storage or a stored document that does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A stored document does not load.
+    #[error("stored document {0} does not load: {1}")]
+    Corrupt(DocumentId, automerge::AutomergeError),
+}
+
+/// What became of one incoming sync message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Processed (maybe merged changes, maybe nothing new).
+    Synced,
+    /// The document is unknown or not readable: answered with `doc-unavailable`.
+    Unavailable,
+    /// The batch was rejected and quarantined: answered with `rejected`.
+    Rejected,
+}
+
+/// The in-memory sync engine shared by all connections.
+pub struct Hub {
+    store: Arc<Store>,
+    /// This server's peer id.
+    pub peer_id: PeerId,
+    /// This server's storage id.
+    pub storage_id: String,
+    dossiers: RwLock<HashMap<DossierId, DossierEntry>>,
+    by_document: RwLock<HashMap<DocumentId, (DossierId, DocumentKey)>>,
+    slots: StdMutex<lru::LruCache<DocumentId, Arc<OnceCell<Arc<DocSlot>>>>>,
+    sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
+    next_session: std::sync::atomic::AtomicU64,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+impl Hub {
+    /// Loads the dossier table and document index from `store`; documents load lazily.
+    pub async fn load(store: Arc<Store>, hot_documents: usize) -> Result<Hub, HubError> {
+        let storage_id = store.storage_id().await?;
+        let mut dossiers = HashMap::new();
+        for rel in store.all_relationships().await? {
+            let persons = store.dossier_persons(rel.dossier).await?;
+            dossiers.insert(
+                rel.dossier,
+                DossierEntry {
+                    rel: Arc::new(rel),
+                    persons,
+                    documents: BTreeMap::new(),
+                },
+            );
+        }
+        let mut by_document = HashMap::new();
+        for row in store.document_index().await? {
+            if let Some(entry) = dossiers.get_mut(&row.dossier) {
+                entry.documents.insert(row.key.clone(), row.id);
+            }
+            by_document.insert(row.id, (row.dossier, row.key));
+        }
+        let cap = std::num::NonZeroUsize::new(hot_documents.max(1)).expect("at least one");
+        Ok(Hub {
+            store,
+            peer_id: PeerId::new(format!("regie-server-{}", &storage_id[..8])),
+            storage_id,
+            dossiers: RwLock::new(dossiers),
+            by_document: RwLock::new(by_document),
+            slots: StdMutex::new(lru::LruCache::new(cap)),
+            sessions: RwLock::new(HashMap::new()),
+            next_session: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    /// The store behind the hub.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A dossier's entry.
+    pub fn dossier(&self, id: DossierId) -> Option<DossierEntry> {
+        self.dossiers
+            .read()
+            .expect("not poisoned")
+            .get(&id)
+            .cloned()
+    }
+
+    /// Every dossier (for listings).
+    pub fn dossiers(&self) -> Vec<DossierEntry> {
+        self.dossiers
+            .read()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Registers a new or changed dossier entry and re-checks every connection syncing its
+    /// documents, revoking what they may no longer read.
+    pub async fn put_dossier(&self, entry: DossierEntry) {
+        let id = entry.rel.dossier;
+        {
+            let mut by_doc = self.by_document.write().expect("not poisoned");
+            for (key, doc) in &entry.documents {
+                by_doc.insert(*doc, (id, key.clone()));
+            }
+        }
+        self.dossiers
+            .write()
+            .expect("not poisoned")
+            .insert(id, entry);
+        self.enforce(Some(id)).await;
+    }
+
+    // ---- sessions ------------------------------------------------------------------------
+
+    /// Registers a joined connection.
+    pub fn add_session(&self, handle: SessionHandle) -> (SessionId, Arc<SessionHandle>) {
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let handle = Arc::new(handle);
+        self.sessions
+            .write()
+            .expect("not poisoned")
+            .insert(id, handle.clone());
+        (id, handle)
+    }
+
+    /// Whether another user's live connection already uses `peer`.
+    pub fn peer_taken_by_other(&self, peer: &PeerId, principal: &Principal) -> bool {
+        self.sessions
+            .read()
+            .expect("not poisoned")
+            .values()
+            .any(|s| &s.peer == peer && s.principal.user != principal.user)
+    }
+
+    /// Forgets a connection: detaches it from its documents and persists its sync states.
+    pub async fn remove_session(&self, id: SessionId) {
+        let Some(handle) = self.sessions.write().expect("not poisoned").remove(&id) else {
+            return;
+        };
+        let docs: Vec<DocumentId> = handle.docs.lock().expect("not poisoned").drain().collect();
+        for doc in docs {
+            let Some(slot) = self.cached_slot(doc) else {
+                continue;
+            };
+            let mut inner = slot.inner.lock().await;
+            if let Some(peer) = inner.peers.remove(&id)
+                && let (Some(storage), Mode::Write) = (&handle.storage_id, peer.mode)
+                && let Err(e) = self
+                    .store
+                    .put_sync_state(&handle.principal.user, storage, doc, &peer.state.encode())
+                    .await
+            {
+                tracing::warn!(error = %e, "could not persist a sync state");
+            }
+        }
+    }
+
+    // ---- documents -----------------------------------------------------------------------
+
+    fn cached_slot(&self, id: DocumentId) -> Option<Arc<DocSlot>> {
+        self.slots
+            .lock()
+            .expect("not poisoned")
+            .peek(&id)
+            .and_then(|cell| cell.get().cloned())
+    }
+
+    async fn slot(
+        &self,
+        id: DocumentId,
+        dossier: DossierId,
+        key: &DocumentKey,
+    ) -> Result<Arc<DocSlot>, HubError> {
+        let cell = {
+            let mut slots = self.slots.lock().expect("not poisoned");
+            if let Some(cell) = slots.get(&id) {
+                cell.clone()
+            } else {
+                // Evict cold documents: least recently used first, never one with live peers.
+                while slots.len() >= slots.cap().get() {
+                    let victim = slots.iter().rev().find_map(|(doc, cell)| {
+                        let idle = cell
+                            .get()
+                            .is_none_or(|s| s.inner.try_lock().is_ok_and(|i| i.peers.is_empty()));
+                        idle.then_some(*doc)
+                    });
+                    match victim {
+                        Some(doc) => drop(slots.pop(&doc)),
+                        None => break,
+                    }
+                }
+                let cell = Arc::new(OnceCell::new());
+                slots.put(id, cell.clone());
+                cell
+            }
+        };
+        let slot = cell
+            .get_or_try_init(|| async {
+                let stored = self.store.load_document(id).await?;
+                let mut doc = match &stored.snapshot {
+                    Some(bytes) => Automerge::load(bytes).map_err(|e| HubError::Corrupt(id, e))?,
+                    None => Automerge::new(),
+                };
+                let changes = stored
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        Change::from_bytes(c.clone()).map_err(|e| HubError::Corrupt(id, e.into()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                doc.apply_changes(changes)
+                    .map_err(|e| HubError::Corrupt(id, e))?;
+                let snapshot_seq = stored.last_seq - stored.changes.len() as i64;
+                Ok::<_, HubError>(Arc::new(DocSlot {
+                    id,
+                    dossier,
+                    key: key.clone(),
+                    inner: Mutex::new(DocInner {
+                        doc,
+                        last_seq: stored.last_seq,
+                        snapshot_seq,
+                        peers: HashMap::new(),
+                    }),
+                }))
+            })
+            .await?;
+        Ok(slot.clone())
+    }
+
+    /// Where a document id belongs, if it exists.
+    pub fn locate(&self, id: DocumentId) -> Option<(DossierId, DocumentKey)> {
+        self.by_document
+            .read()
+            .expect("not poisoned")
+            .get(&id)
+            .cloned()
+    }
+
+    fn relationships(&self, dossier: DossierId) -> Option<(Arc<Relationships>, Vec<PersonId>)> {
+        self.dossiers
+            .read()
+            .expect("not poisoned")
+            .get(&dossier)
+            .map(|e| (e.rel.clone(), e.persons.clone()))
+    }
+
+    /// Handles a `request` or `sync` from a session. Documents the principal may not read are
+    /// answered exactly like unknown ones.
+    pub async fn receive_sync(
+        &self,
+        session: SessionId,
+        handle: &SessionHandle,
+        doc_id: DocumentId,
+        data: &[u8],
+    ) -> Result<SyncOutcome, HubError> {
+        let unavailable = || {
+            handle.send(&Message::DocUnavailable {
+                sender_id: self.peer_id.clone(),
+                target_id: handle.peer.clone(),
+                document_id: doc_id,
+            });
+            Ok(SyncOutcome::Unavailable)
+        };
+        let Some((dossier, key)) = self.locate(doc_id) else {
+            return unavailable();
+        };
+        let Some((rel, persons)) = self.relationships(dossier) else {
+            return unavailable();
+        };
+        let t = now();
+        let (basis, mode) = match decide(&handle.principal, Action::Sync(&key), &rel, t) {
+            Decision::Allow { basis, mode } => (basis, mode),
+            Decision::Deny(reason) => {
+                let mut ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, t);
+                ev.outcome = reason.code().into();
+                self.store.append_audit(&ev).await?;
+                return unavailable();
+            }
+        };
+        let message = match sync::Message::decode(data) {
+            Ok(m) => m,
+            Err(_) => {
+                let _ = handle.outbox.try_send(Outgoing::Close(
+                    "malformed sync data: not an automerge sync message".into(),
+                ));
+                return Ok(SyncOutcome::Synced);
+            }
+        };
+        let slot = self.slot(doc_id, dossier, &key).await?;
+        let mut inner = slot.inner.lock().await;
+        if !inner.peers.contains_key(&session) {
+            // I3: the open is on record before the first byte of the document leaves.
+            let mut ev = self.event(handle, AuditAction::Open, dossier, &key, &persons, t);
+            ev.basis = Some(basis_code(basis));
+            self.store.append_audit(&ev).await?;
+            let state = match (mode, &handle.storage_id) {
+                (Mode::Write, Some(storage)) => self
+                    .store
+                    .sync_state(&handle.principal.user, storage, doc_id)
+                    .await?
+                    .and_then(|b| sync::State::decode(&b).ok())
+                    .unwrap_or_default(),
+                (Mode::Write, None) => sync::State::new(),
+                (Mode::Read, _) => sync::State::new_read_only(),
+            };
+            inner.peers.insert(session, PeerSync { state, mode });
+            handle.docs.lock().expect("not poisoned").insert(doc_id);
+        }
+        let outcome = if message.changes.is_empty() {
+            let DocInner { doc, peers, .. } = &mut *inner;
+            let peer = peers.get_mut(&session).expect("inserted above");
+            if doc.receive_sync_message(&mut peer.state, message).is_err() {
+                let _ = handle
+                    .outbox
+                    .try_send(Outgoing::Close("malformed sync message".into()));
+            }
+            SyncOutcome::Synced
+        } else {
+            self.receive_changes(
+                &slot, &mut inner, session, handle, &rel, &persons, mode, message, t,
+            )
+            .await?
+        };
+        self.fan_out(&slot, &mut inner);
+        Ok(outcome)
+    }
+
+    /// The write path: fork, check, commit, merge — or reject whole (I2, I4).
+    #[allow(clippy::too_many_arguments)]
+    async fn receive_changes(
+        &self,
+        slot: &DocSlot,
+        inner: &mut DocInner,
+        session: SessionId,
+        handle: &SessionHandle,
+        rel: &Relationships,
+        persons: &[PersonId],
+        mode: Mode,
+        message: sync::Message,
+        t: OffsetDateTime,
+    ) -> Result<SyncOutcome, HubError> {
+        let mut fork = inner.doc.clone();
+        let mut state = inner.peers[&session].state.clone();
+        // Read-only audiences never get their changes looked at, let alone merged.
+        state.read_only = false;
+        let received = fork.receive_sync_message(&mut state, message);
+        let new: Vec<Change> = fork.get_changes_added(&inner.doc);
+        let verdict = match (received, mode) {
+            (Err(_), _) => Err(Rejection {
+                code: "malformed_change",
+                path: None,
+                change: None,
+                detail: "the sync message's changes do not apply".into(),
+            }),
+            (Ok(()), Mode::Read) if !new.is_empty() => Err(Rejection {
+                code: regie_core::policy::DenyReason::ReadOnlyAccess.code(),
+                path: None,
+                change: new.first().map(Change::hash),
+                detail: "this audience may read this document but not write it".into(),
+            }),
+            (Ok(()), _) => check_batch(&handle.principal, &slot.key, rel, t, &fork, &new),
+        };
+        if let Err(rejection) = verdict {
+            self.reject(slot, handle, rel, persons, &new, rejection, t)
+                .await?;
+            return Ok(SyncOutcome::Rejected);
+        }
+        if !new.is_empty() {
+            let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
+            // I4: durable first; only then do the new heads become visible to anyone.
+            inner.last_seq = self
+                .store
+                .append_changes(slot.id, inner.last_seq, &raw)
+                .await?;
+            let mut ev = self.event(
+                handle,
+                AuditAction::Write,
+                rel.dossier,
+                &slot.key,
+                persons,
+                t,
+            );
+            ev.detail = Some(format!("{} changes", new.len()));
+            self.store.append_audit(&ev).await?;
+            inner.doc = fork;
+            if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
+                self.store
+                    .compact(slot.id, &inner.doc.save(), inner.last_seq)
+                    .await?;
+                inner.snapshot_seq = inner.last_seq;
+            }
+        }
+        let peer = inner.peers.get_mut(&session).expect("present");
+        state.read_only = peer.mode == Mode::Read;
+        peer.state = state;
+        Ok(SyncOutcome::Synced)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn reject(
+        &self,
+        slot: &DocSlot,
+        handle: &SessionHandle,
+        rel: &Relationships,
+        persons: &[PersonId],
+        new: &[Change],
+        rejection: Rejection,
+        t: OffsetDateTime,
+    ) -> Result<(), HubError> {
+        let hashes: Vec<String> = new.iter().map(|c| c.hash().to_string()).collect();
+        let bytes: Vec<u8> = new.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
+        self.store
+            .quarantine(
+                t,
+                &handle.principal.user,
+                Some(handle.peer.as_str()),
+                slot.id,
+                rejection.code,
+                rejection.path.as_deref(),
+                &rejection.detail,
+                &hashes.join(","),
+                &bytes,
+            )
+            .await?;
+        let mut ev = self.event(
+            handle,
+            AuditAction::Reject,
+            rel.dossier,
+            &slot.key,
+            persons,
+            t,
+        );
+        ev.outcome = rejection.code.into();
+        ev.detail = rejection.path.clone();
+        self.store.append_audit(&ev).await?;
+        handle.send(&Message::Rejected {
+            sender_id: self.peer_id.clone(),
+            target_id: handle.peer.clone(),
+            document_id: slot.id,
+            reason: rejection.code.into(),
+            detail: Some(rejection.detail),
+            changes: hashes,
+        });
+        Ok(())
+    }
+
+    /// Sends every peer of the document what it lacks, re-authorizing each one now (I1).
+    fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner) {
+        let Some((rel, _)) = self.relationships(slot.dossier) else {
+            return;
+        };
+        let sessions = self.sessions.read().expect("not poisoned");
+        let t = now();
+        let DocInner { doc, peers, .. } = inner;
+        for (sid, peer) in peers.iter_mut() {
+            let Some(handle) = sessions.get(sid) else {
+                continue;
+            };
+            if !decide(&handle.principal, Action::Read(&slot.key), &rel, t).is_allowed() {
+                // The sweep will revoke it; until then it gets nothing.
+                continue;
+            }
+            if let Some(msg) = doc.generate_sync_message(&mut peer.state) {
+                handle.send(&Message::Sync {
+                    sender_id: self.peer_id.clone(),
+                    target_id: handle.peer.clone(),
+                    document_id: slot.id,
+                    data: msg.encode(),
+                });
+            }
+        }
+    }
+
+    /// Relays an ephemeral message to the document's other readers, if the sender may sync it.
+    pub fn relay_ephemeral(&self, session: SessionId, handle: &SessionHandle, message: &Message) {
+        let Some(doc_id) = message.document_id().copied() else {
+            return;
+        };
+        let Some((dossier, key)) = self.locate(doc_id) else {
+            return;
+        };
+        let Some((rel, _)) = self.relationships(dossier) else {
+            return;
+        };
+        let t = now();
+        if !decide(&handle.principal, Action::Sync(&key), &rel, t).is_allowed() {
+            return;
+        }
+        let Some(slot) = self.cached_slot(doc_id) else {
+            return;
+        };
+        let Ok(inner) = slot.inner.try_lock() else {
+            return;
+        };
+        let sessions = self.sessions.read().expect("not poisoned");
+        for sid in inner.peers.keys().filter(|s| **s != session) {
+            if let (
+                Some(other),
+                Message::Ephemeral {
+                    count,
+                    session_id,
+                    data,
+                    ..
+                },
+            ) = (sessions.get(sid), message)
+            {
+                if decide(&other.principal, Action::Read(&key), &rel, t).is_allowed() {
+                    other.send(&Message::Ephemeral {
+                        sender_id: handle.peer.clone(),
+                        target_id: other.peer.clone(),
+                        count: *count,
+                        session_id: session_id.clone(),
+                        document_id: doc_id,
+                        data: data.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Re-checks every syncing connection (of one dossier, or all) against the policy now, and
+    /// sends `revoked` for each document a connection may no longer read (R28).
+    pub async fn enforce(&self, only: Option<DossierId>) {
+        let sessions: Vec<(SessionId, Arc<SessionHandle>)> = self
+            .sessions
+            .read()
+            .expect("not poisoned")
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let t = now();
+        for (sid, handle) in sessions {
+            let docs: Vec<DocumentId> = handle
+                .docs
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .copied()
+                .collect();
+            for doc in docs {
+                let Some((dossier, key)) = self.locate(doc) else {
+                    continue;
+                };
+                if only.is_some_and(|d| d != dossier) {
+                    continue;
+                }
+                let (decision, persons) = match self.relationships(dossier) {
+                    Some((rel, persons)) => (
+                        decide(&handle.principal, Action::Sync(&key), &rel, t),
+                        persons,
+                    ),
+                    None => (
+                        Decision::Deny(regie_core::policy::DenyReason::NotInAudience),
+                        Vec::new(),
+                    ),
+                };
+                let Decision::Deny(reason) = decision else {
+                    continue;
+                };
+                if let Some(slot) = self.cached_slot(doc) {
+                    slot.inner.lock().await.peers.remove(&sid);
+                }
+                handle.docs.lock().expect("not poisoned").remove(&doc);
+                let mut ev = self.event(&handle, AuditAction::Revoke, dossier, &key, &persons, t);
+                ev.outcome = reason.code().into();
+                if let Err(e) = self.store.append_audit(&ev).await {
+                    tracing::error!(error = %e, "could not audit a revocation");
+                }
+                handle.send(&Message::Revoked {
+                    sender_id: self.peer_id.clone(),
+                    target_id: handle.peer.clone(),
+                    document_id: doc,
+                    reason: reason.code().into(),
+                });
+            }
+        }
+    }
+
+    /// Applies a server-side edit (for `meta` and `view/<person>`, which only the server writes):
+    /// commits it to storage, then merges and fans it out.
+    pub async fn server_write(
+        &self,
+        doc_id: DocumentId,
+        edit: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), HubError> {
+        let Some((dossier, key)) = self.locate(doc_id) else {
+            return Ok(());
+        };
+        let slot = self.slot(doc_id, dossier, &key).await?;
+        let mut inner = slot.inner.lock().await;
+        let mut fork = inner.doc.clone();
+        let mut tx = fork.transaction();
+        edit(&mut tx).map_err(|e| HubError::Corrupt(doc_id, e))?;
+        tx.commit();
+        debug_assert!(
+            document::validate(key.kind(), &fork).is_ok(),
+            "server writes keep the schema"
+        );
+        let new = fork.get_changes_added(&inner.doc);
+        if new.is_empty() {
+            return Ok(());
+        }
+        let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
+        inner.last_seq = self
+            .store
+            .append_changes(doc_id, inner.last_seq, &raw)
+            .await?;
+        inner.doc = fork;
+        self.fan_out(&slot, &mut inner);
+        Ok(())
+    }
+
+    /// A document's current state, for server-side reads (e.g. projections).
+    pub async fn snapshot(&self, doc_id: DocumentId) -> Result<Option<Automerge>, HubError> {
+        let Some((dossier, key)) = self.locate(doc_id) else {
+            return Ok(None);
+        };
+        let slot = self.slot(doc_id, dossier, &key).await?;
+        let inner = slot.inner.lock().await;
+        Ok(Some(inner.doc.clone()))
+    }
+
+    fn event(
+        &self,
+        handle: &SessionHandle,
+        action: AuditAction,
+        dossier: DossierId,
+        key: &DocumentKey,
+        persons: &[PersonId],
+        t: OffsetDateTime,
+    ) -> AuditEvent {
+        let mut ev = AuditEvent::new(
+            t,
+            handle.principal.user.as_str(),
+            handle.principal.role.as_str(),
+            action,
+        );
+        ev.dossier = Some(dossier.to_string());
+        ev.document = Some(key.to_string());
+        ev.persons = Some(subjects(key, persons));
+        ev.device = Some(
+            handle
+                .storage_id
+                .clone()
+                .unwrap_or_else(|| handle.peer.to_string()),
+        );
+        ev
+    }
+}
+
+/// The persons a document concerns: one for a resident view, the household otherwise.
+pub fn subjects(key: &DocumentKey, persons: &[PersonId]) -> String {
+    match key {
+        DocumentKey::View(p) => p.to_string(),
+        _ => persons
+            .iter()
+            .map(PersonId::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// The audit code of a basis.
+pub fn basis_code(basis: regie_core::policy::Basis) -> String {
+    serde_json::to_value(basis)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

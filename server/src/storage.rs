@@ -1,0 +1,667 @@
+//! All SQL lives here (SQLite through sqlx, migrations embedded). The store keeps dossiers and
+//! their relationships, the document index, each document's appended changes and compacted
+//! snapshot, peers' sync states, the hash-chained audit log and the quarantine. Nothing above
+//! this module knows SQL, so PostgreSQL can be added behind the same methods.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use regie_core::id::{DistrictId, DocumentKey, DossierId, OrgId, PersonId, TeamId, UserId};
+use regie_core::relationship::{Grant, Relationships};
+use regie_sync_protocol::DocumentId;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Mutex;
+
+use crate::audit::{AuditEvent, GENESIS, Verification};
+
+/// A storage failure. Callers log it and answer with a generic error; it never carries content.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored value does not parse (a corrupted or hand-edited row).
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What did not parse.
+        detail: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// The durable store.
+pub struct Store {
+    pool: SqlitePool,
+    /// Serializes audit appends and remembers the chain's last hash.
+    audit_tail: Mutex<Vec<u8>>,
+}
+
+/// A stored document as loaded: the snapshot (if compacted) and the changes after it.
+pub struct StoredDocument {
+    /// The compacted prefix, an Automerge `save()`.
+    pub snapshot: Option<Vec<u8>>,
+    /// Raw change chunks appended after the snapshot, in order.
+    pub changes: Vec<Vec<u8>>,
+    /// The sequence number of the last stored change (0 when none).
+    pub last_seq: i64,
+}
+
+/// One row of the document index.
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    /// The automerge-repo document id.
+    pub id: DocumentId,
+    /// Its dossier.
+    pub dossier: DossierId,
+    /// Its key in the dossier.
+    pub key: DocumentKey,
+}
+
+/// A quarantined batch, as listed for review.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineRow {
+    /// Row id.
+    pub id: i64,
+    /// When it was rejected.
+    pub at: String,
+    /// Who sent it.
+    pub user: String,
+    /// From which device.
+    pub device: Option<String>,
+    /// The document id.
+    pub document: String,
+    /// The reason code.
+    pub reason: String,
+    /// The offending path.
+    pub path: Option<String>,
+    /// The explanation.
+    pub detail: String,
+    /// The change hashes, comma-separated hex.
+    pub hashes: String,
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("UTC timestamps always format")
+}
+
+fn parse_ts(s: &str, table: &'static str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| StorageError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+fn parse<T: FromStr>(s: &str, table: &'static str) -> Result<T> {
+    s.parse().map_err(|_| StorageError::Corrupt {
+        table,
+        detail: format!("unparseable value {s:?}"),
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store `regie.sqlite3` in `dir`, in WAL mode, and
+    /// runs the embedded migrations.
+    pub async fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("regie.sqlite3"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL survives a process crash (SIGKILL) without losing a commit;
+            // only an OS crash or power cut can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let tail: Option<Vec<u8>> = sqlx::query("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&pool)
+            .await?
+            .map(|r| r.get(0));
+        Ok(Store {
+            pool,
+            audit_tail: Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())),
+        })
+    }
+
+    /// This server's storage id (announced to peers as `peerMetadata.storageId`), made once.
+    pub async fn storage_id(&self) -> Result<String> {
+        let fresh = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT OR IGNORE INTO server_info (key, value) VALUES ('storage_id', ?)")
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM server_info WHERE key = 'storage_id'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    // ---- dossiers and relationships ------------------------------------------------------
+
+    /// Creates a dossier with its persons and documents (each with its initial snapshot) in
+    /// one transaction.
+    pub async fn create_dossier(
+        &self,
+        rel: &Relationships,
+        persons: &[PersonId],
+        documents: &[(DocumentId, DocumentKey, Vec<u8>)],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO dossiers (id, district, team, created_at) VALUES (?, ?, ?, ?)")
+            .bind(rel.dossier.to_string())
+            .bind(rel.district.as_str())
+            .bind(rel.team.as_str())
+            .bind(ts(at))
+            .execute(&mut *tx)
+            .await?;
+        for person in persons {
+            sqlx::query("INSERT INTO dossier_persons (dossier, person) VALUES (?, ?)")
+                .bind(rel.dossier.to_string())
+                .bind(person.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for user in &rel.assigned {
+            sqlx::query("INSERT INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)")
+                .bind(rel.dossier.to_string())
+                .bind(user.as_str())
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, key, snapshot) in documents {
+            insert_document(&mut tx, *id, rel.dossier, key, snapshot, at).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds one document (e.g. a new `maatwerk/<n>`) to an existing dossier.
+    pub async fn create_document(
+        &self,
+        id: DocumentId,
+        dossier: DossierId,
+        key: &DocumentKey,
+        snapshot: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_document(&mut tx, id, dossier, key, snapshot, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The persons of a dossier.
+    pub async fn dossier_persons(&self, dossier: DossierId) -> Result<Vec<PersonId>> {
+        let rows =
+            sqlx::query("SELECT person FROM dossier_persons WHERE dossier = ? ORDER BY person")
+                .bind(dossier.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| parse(r.get::<&str, _>(0), "dossier_persons"))
+            .collect()
+    }
+
+    /// The relationships of every dossier (loaded once at start; the hub keeps them current).
+    pub async fn all_relationships(&self) -> Result<Vec<Relationships>> {
+        let mut out = Vec::new();
+        let rows = sqlx::query("SELECT id, district, team FROM dossiers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let mut rel = Relationships::new(
+                parse(r.get::<&str, _>(0), "dossiers")?,
+                parse::<DistrictId>(r.get::<&str, _>(1), "dossiers")?,
+                parse::<TeamId>(r.get::<&str, _>(2), "dossiers")?,
+            );
+            self.fill(&mut rel).await?;
+            out.push(rel);
+        }
+        Ok(out)
+    }
+
+    async fn fill(&self, rel: &mut Relationships) -> Result<()> {
+        let id = rel.dossier.to_string();
+        let ids = |sql: &'static str| {
+            let id = id.clone();
+            async move { sqlx::query(sql).bind(id).fetch_all(&self.pool).await }
+        };
+        rel.assigned =
+            ids("SELECT user_id FROM assignments WHERE dossier = ? ORDER BY assigned_at, user_id")
+                .await?
+                .iter()
+                .map(|r| parse::<UserId>(r.get::<&str, _>(0), "assignments"))
+                .collect::<Result<_>>()?;
+        rel.linked_persons =
+            ids("SELECT person FROM resident_links WHERE dossier = ? ORDER BY person")
+                .await?
+                .iter()
+                .map(|r| parse::<PersonId>(r.get::<&str, _>(0), "resident_links"))
+                .collect::<Result<_>>()?;
+        rel.partners = ids("SELECT org FROM partners WHERE dossier = ? ORDER BY org")
+            .await?
+            .iter()
+            .map(|r| parse::<OrgId>(r.get::<&str, _>(0), "partners"))
+            .collect::<Result<_>>()?;
+        rel.grants = ids("SELECT user_id, reason, granted_at, expires_at FROM grants WHERE dossier = ? ORDER BY id")
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Grant {
+                    user: parse(r.get::<&str, _>(0), "grants")?,
+                    reason: r.get(1),
+                    granted_at: parse_ts(r.get::<&str, _>(2), "grants")?,
+                    expires_at: parse_ts(r.get::<&str, _>(3), "grants")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    /// Assigns a worker (idempotent).
+    pub async fn assign(
+        &self,
+        dossier: DossierId,
+        user: &UserId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)",
+        )
+        .bind(dossier.to_string())
+        .bind(user.as_str())
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends an assignment; returns whether there was one.
+    pub async fn unassign(&self, dossier: DossierId, user: &UserId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM assignments WHERE dossier = ? AND user_id = ?")
+            .bind(dossier.to_string())
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Links a person of the dossier to a resident account (idempotent).
+    pub async fn link_resident(
+        &self,
+        dossier: DossierId,
+        person: &PersonId,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO resident_links (dossier, person, linked_at) VALUES (?, ?, ?)",
+        )
+        .bind(dossier.to_string())
+        .bind(person.as_str())
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a resident link; returns whether there was one.
+    pub async fn unlink_resident(&self, dossier: DossierId, person: &PersonId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM resident_links WHERE dossier = ? AND person = ?")
+            .bind(dossier.to_string())
+            .bind(person.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a chain partner's involvement (idempotent).
+    pub async fn add_partner(&self, dossier: DossierId, org: &OrgId) -> Result<()> {
+        sqlx::query("INSERT OR IGNORE INTO partners (dossier, org) VALUES (?, ?)")
+            .bind(dossier.to_string())
+            .bind(org.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a break-glass grant.
+    pub async fn add_grant(&self, dossier: DossierId, grant: &Grant) -> Result<()> {
+        sqlx::query("INSERT INTO grants (dossier, user_id, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(dossier.to_string())
+            .bind(grant.user.as_str())
+            .bind(&grant.reason)
+            .bind(ts(grant.granted_at))
+            .bind(ts(grant.expires_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- documents -----------------------------------------------------------------------
+
+    /// The whole document index.
+    pub async fn document_index(&self) -> Result<Vec<DocumentRow>> {
+        let rows = sqlx::query("SELECT id, dossier, key FROM documents")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DocumentRow {
+                    id: parse(r.get::<&str, _>(0), "documents")?,
+                    dossier: parse(r.get::<&str, _>(1), "documents")?,
+                    key: parse(r.get::<&str, _>(2), "documents")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads a document's snapshot and later changes.
+    pub async fn load_document(&self, id: DocumentId) -> Result<StoredDocument> {
+        let id = id.to_string();
+        let snap = sqlx::query("SELECT bytes, upto_seq FROM snapshots WHERE document = ?")
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (snapshot, upto) = match snap {
+            Some(r) => (Some(r.get::<Vec<u8>, _>(0)), r.get::<i64, _>(1)),
+            None => (None, 0),
+        };
+        let rows = sqlx::query(
+            "SELECT seq, bytes FROM changes WHERE document = ? AND seq > ? ORDER BY seq",
+        )
+        .bind(&id)
+        .bind(upto)
+        .fetch_all(&self.pool)
+        .await?;
+        let last_seq = rows.last().map_or(upto, |r| r.get(0));
+        let changes = rows.into_iter().map(|r| r.get(1)).collect();
+        Ok(StoredDocument {
+            snapshot,
+            changes,
+            last_seq,
+        })
+    }
+
+    /// Appends changes after `after_seq` in one transaction; when it returns, they are durable.
+    pub async fn append_changes(
+        &self,
+        id: DocumentId,
+        after_seq: i64,
+        changes: &[&[u8]],
+    ) -> Result<i64> {
+        let id = id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let mut seq = after_seq;
+        for bytes in changes {
+            seq += 1;
+            sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES (?, ?, ?)")
+                .bind(&id)
+                .bind(seq)
+                .bind(*bytes)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Replaces the changes up to `upto_seq` by `snapshot` (an Automerge `save()` that contains
+    /// them), in one transaction.
+    pub async fn compact(&self, id: DocumentId, snapshot: &[u8], upto_seq: i64) -> Result<()> {
+        let id = id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES (?, ?, ?) ON CONFLICT (document) DO UPDATE SET bytes = excluded.bytes, upto_seq = excluded.upto_seq")
+            .bind(&id)
+            .bind(snapshot)
+            .bind(upto_seq)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM changes WHERE document = ? AND seq <= ?")
+            .bind(&id)
+            .bind(upto_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- sync states ---------------------------------------------------------------------
+
+    /// The persisted sync state of `user`'s device `storage_id` for a document.
+    pub async fn sync_state(
+        &self,
+        user: &UserId,
+        storage_id: &str,
+        doc: DocumentId,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query(
+            "SELECT state FROM sync_states WHERE user_id = ? AND storage_id = ? AND document = ?",
+        )
+        .bind(user.as_str())
+        .bind(storage_id)
+        .bind(doc.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.get(0)))
+    }
+
+    /// Persists a sync state.
+    pub async fn put_sync_state(
+        &self,
+        user: &UserId,
+        storage_id: &str,
+        doc: DocumentId,
+        state: &[u8],
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO sync_states (user_id, storage_id, document, state) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, storage_id, document) DO UPDATE SET state = excluded.state")
+            .bind(user.as_str())
+            .bind(storage_id)
+            .bind(doc.to_string())
+            .bind(state)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- audit ---------------------------------------------------------------------------
+
+    /// Appends an event to the hash chain; when it returns, the event is durable.
+    pub async fn append_audit(&self, ev: &AuditEvent) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let hash = ev.chain_hash(&tail);
+        sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(ts(ev.at))
+            .bind(&ev.actor)
+            .bind(&ev.role)
+            .bind(&ev.on_behalf_of)
+            .bind(&ev.dossier)
+            .bind(&ev.document)
+            .bind(&ev.persons)
+            .bind(&ev.action)
+            .bind(&ev.basis)
+            .bind(&ev.outcome)
+            .bind(&ev.device)
+            .bind(&ev.detail)
+            .bind(&tail[..])
+            .bind(&hash[..])
+            .execute(&self.pool)
+            .await?;
+        *tail = hash;
+        Ok(())
+    }
+
+    /// Audit events, oldest first, optionally of one dossier.
+    pub async fn audit_events(&self, dossier: Option<DossierId>) -> Result<Vec<(i64, AuditEvent)>> {
+        let rows = match dossier {
+            Some(d) => {
+                sqlx::query("SELECT * FROM audit WHERE dossier = ? ORDER BY seq")
+                    .bind(d.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM audit ORDER BY seq")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.get("seq"), audit_row(r)?)))
+            .collect()
+    }
+
+    /// Walks the whole chain and reports the first row that does not match.
+    pub async fn verify_audit(&self) -> Result<Verification> {
+        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut prev = GENESIS.to_vec();
+        let mut checked = 0;
+        for r in &rows {
+            let seq: i64 = r.get("seq");
+            let stored_prev: Vec<u8> = r.get("prev_hash");
+            let stored: Vec<u8> = r.get("hash");
+            let ok = match audit_row(r) {
+                Ok(ev) => stored_prev == prev && ev.chain_hash(&prev) == stored,
+                Err(_) => false,
+            };
+            if !ok {
+                return Ok(Verification {
+                    rows: checked,
+                    first_broken_seq: Some(seq),
+                });
+            }
+            checked += 1;
+            prev = stored;
+        }
+        Ok(Verification {
+            rows: checked,
+            first_broken_seq: None,
+        })
+    }
+
+    // ---- quarantine ----------------------------------------------------------------------
+
+    /// Keeps a rejected batch whole for review.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn quarantine(
+        &self,
+        at: OffsetDateTime,
+        user: &UserId,
+        device: Option<&str>,
+        doc: DocumentId,
+        reason: &str,
+        path: Option<&str>,
+        detail: &str,
+        hashes: &str,
+        changes: &[u8],
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO quarantine (at, user_id, device, document, reason, path, detail, hashes, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(ts(at))
+            .bind(user.as_str())
+            .bind(device)
+            .bind(doc.to_string())
+            .bind(reason)
+            .bind(path)
+            .bind(detail)
+            .bind(hashes)
+            .bind(changes)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Quarantined batches, newest first, without their bytes.
+    pub async fn quarantined(&self) -> Result<Vec<QuarantineRow>> {
+        let rows = sqlx::query("SELECT id, at, user_id, device, document, reason, path, detail, hashes FROM quarantine ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| QuarantineRow {
+                id: r.get(0),
+                at: r.get(1),
+                user: r.get(2),
+                device: r.get(3),
+                document: r.get(4),
+                reason: r.get(5),
+                path: r.get(6),
+                detail: r.get(7),
+                hashes: r.get(8),
+            })
+            .collect())
+    }
+
+    /// The raw pool, for tests that tamper with rows the way an attacker with file access would.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+async fn insert_document(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: DocumentId,
+    dossier: DossierId,
+    key: &DocumentKey,
+    snapshot: &[u8],
+    at: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query("INSERT INTO documents (id, dossier, key, created_at) VALUES (?, ?, ?, ?)")
+        .bind(id.to_string())
+        .bind(dossier.to_string())
+        .bind(key.to_string())
+        .bind(ts(at))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES (?, ?, 0)")
+        .bind(id.to_string())
+        .bind(snapshot)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        at: parse_ts(r.get::<&str, _>("at"), "audit")?,
+        actor: r.get("actor"),
+        role: r.get("role"),
+        on_behalf_of: r.get("on_behalf_of"),
+        dossier: r.get("dossier"),
+        document: r.get("document"),
+        persons: r.get("persons"),
+        action: r.get("action"),
+        basis: r.get("basis"),
+        outcome: r.get("outcome"),
+        device: r.get("device"),
+        detail: r.get("detail"),
+    })
+}
