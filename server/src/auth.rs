@@ -48,7 +48,9 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const RSA_ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::RS384];
 
 /// Where the server gets the keys that verify tokens, plus the claims it insists on. Exactly one
-/// of `hs256_secret`, `public_key_pem` and `jwks` must be set.
+/// of `hs256_secret`, `public_key_pem` and `jwks` must be set. Error messages name the matching
+/// command-line flags (`--jwt-secret`, `--jwt-public-key`, `--jwks`, `--jwt-issuer`,
+/// `--jwt-audience`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthConfig {
     /// A shared HS256 secret of at least [`MIN_HS256_SECRET_BYTES`] bytes (demo and tests only:
@@ -248,7 +250,8 @@ struct Rules<'a> {
 
 impl Rules<'_> {
     fn validation(&self, algorithms: &[Algorithm]) -> Validation {
-        let mut v = Validation::new(algorithms[0]);
+        // The algorithm given to `new` is replaced at once by the key's own list.
+        let mut v = Validation::new(Algorithm::HS256);
         v.algorithms = algorithms.to_vec();
         v.leeway = self.leeway;
         v.validate_exp = true;
@@ -285,10 +288,13 @@ impl Authenticator {
                 cfg.leeway_seconds
             )));
         }
-        for (value, name) in [(&cfg.issuer, "issuer"), (&cfg.audience, "audience")] {
+        for (value, name) in [
+            (&cfg.issuer, "the issuer (--jwt-issuer)"),
+            (&cfg.audience, "the audience (--jwt-audience)"),
+        ] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(AuthError::Config(format!(
-                    "`{name}` is empty: give the expected value or leave it unset"
+                    "{name} is empty: give the expected value or leave it unset"
                 )));
             }
         }
@@ -302,8 +308,8 @@ impl Authenticator {
             (Some(secret), None, None) => {
                 if secret.len() < MIN_HS256_SECRET_BYTES {
                     return Err(AuthError::Config(format!(
-                        "`hs256_secret` is {} bytes; use at least {MIN_HS256_SECRET_BYTES} \
-                         random bytes (e.g. `openssl rand -base64 32`)",
+                        "the HS256 secret (--jwt-secret) is {} bytes; use at least \
+                         {MIN_HS256_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 32`)",
                         secret.len()
                     )));
                 }
@@ -327,31 +333,36 @@ impl Authenticator {
             }
             (secret, pem, jwks) => {
                 let set: Vec<&str> = [
-                    (secret.is_some(), "`hs256_secret`"),
-                    (pem.is_some(), "`public_key_pem`"),
-                    (jwks.is_some(), "`jwks`"),
+                    (secret.is_some(), "--jwt-secret"),
+                    (pem.is_some(), "--jwt-public-key"),
+                    (jwks.is_some(), "--jwks"),
                 ]
                 .into_iter()
                 .filter_map(|(is_set, name)| is_set.then_some(name))
                 .collect();
-                let found = if set.is_empty() {
-                    "none is set".to_owned()
-                } else {
-                    format!("{} are all set", set.join(" and "))
+                let found = match set.len() {
+                    0 => "none is set".to_owned(),
+                    2 => format!("{} are both set", set.join(" and ")),
+                    _ => format!("{} are all set", set.join(", ")),
                 };
                 return Err(AuthError::Config(format!(
-                    "set exactly one token key source: `hs256_secret` (a shared secret, demo \
-                     only), `public_key_pem` (a PEM public key file) or `jwks` (a JSON Web Key \
-                     Set file or https URL); {found}"
+                    "set exactly one token key source: --jwt-secret / REGIE_JWT_SECRET (a shared \
+                     HS256 secret, demo only), --jwt-public-key / REGIE_JWT_PUBLIC_KEY (a PEM \
+                     public key file) or --jwks / REGIE_JWKS (a JSON Web Key Set file or https \
+                     URL); {found}"
                 )));
             }
         };
 
         if cfg.issuer.is_none() {
-            tracing::warn!("no token issuer configured: tokens from any issuer are accepted");
+            tracing::warn!(
+                "no token issuer configured (--jwt-issuer): tokens from any issuer are accepted"
+            );
         }
         if cfg.audience.is_none() {
-            tracing::warn!("no token audience configured: the `aud` claim is not checked");
+            tracing::warn!(
+                "no token audience configured (--jwt-audience): the `aud` claim is not checked"
+            );
         }
         tracing::info!(keys = %authenticator.inner.description, "token verification ready");
         Ok(authenticator)
@@ -553,13 +564,14 @@ fn from_jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::UnsupportedAlgorithm
         | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
-        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(match claim.as_str() {
-            "exp" => "exp",
-            "nbf" => "nbf",
-            "iss" => "iss",
-            "aud" => "aud",
-            _ => "sub",
-        }),
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => AuthError::MissingClaim("exp"),
+            "nbf" => AuthError::MissingClaim("nbf"),
+            "iss" => AuthError::MissingClaim("iss"),
+            "aud" => AuthError::MissingClaim("aud"),
+            // We require no other claims; should jsonwebtoken report one, the token is unusable.
+            _ => AuthError::Malformed,
+        },
         // Keys are checked at start-up, so a key that fails now cannot verify this signature.
         ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
             AuthError::BadSignature

@@ -431,6 +431,7 @@ impl Hub {
             inner.peers.insert(session, PeerSync { state, mode });
             handle.docs.lock().expect("not poisoned").insert(doc_id);
         }
+        let heads_before = inner.doc.get_heads();
         let outcome = if message.changes.is_empty() {
             let DocInner { doc, peers, .. } = &mut *inner;
             let peer = peers.get_mut(&session).expect("inserted above");
@@ -446,7 +447,10 @@ impl Hub {
             )
             .await?
         };
-        self.fan_out(&slot, &mut inner);
+        // Everyone hears of new heads; otherwise only the sender gets an answer, or peers would
+        // keep answering each other's empty rounds forever.
+        let only = (inner.doc.get_heads() == heads_before).then_some(session);
+        self.fan_out(&slot, &mut inner, only);
         Ok(outcome)
     }
 
@@ -469,7 +473,7 @@ impl Hub {
         // Read-only audiences never get their changes looked at, let alone merged.
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
-        let new: Vec<Change> = fork.get_changes_added(&inner.doc);
+        let new: Vec<Change> = inner.doc.get_changes_added(&fork);
         let verdict = match (received, mode) {
             (Err(_), _) => Err(Rejection {
                 code: "malformed_change",
@@ -570,14 +574,17 @@ impl Hub {
     }
 
     /// Sends every peer of the document what it lacks, re-authorizing each one now (I1).
-    fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner) {
+    fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner, only: Option<SessionId>) {
         let Some((rel, _)) = self.relationships(slot.dossier) else {
             return;
         };
         let sessions = self.sessions.read().expect("not poisoned");
         let t = now();
         let DocInner { doc, peers, .. } = inner;
-        for (sid, peer) in peers.iter_mut() {
+        for (sid, peer) in peers
+            .iter_mut()
+            .filter(|(sid, _)| only.is_none_or(|o| o == **sid))
+        {
             let Some(handle) = sessions.get(sid) else {
                 continue;
             };
@@ -723,7 +730,7 @@ impl Hub {
             document::validate(key.kind(), &fork).is_ok(),
             "server writes keep the schema"
         );
-        let new = fork.get_changes_added(&inner.doc);
+        let new = inner.doc.get_changes_added(&fork);
         if new.is_empty() {
             return Ok(());
         }
@@ -733,7 +740,7 @@ impl Hub {
             .append_changes(doc_id, inner.last_seq, &raw)
             .await?;
         inner.doc = fork;
-        self.fan_out(&slot, &mut inner);
+        self.fan_out(&slot, &mut inner, None);
         Ok(())
     }
 

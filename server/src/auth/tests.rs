@@ -831,7 +831,7 @@ async fn from_config_without_a_key_source_is_a_config_error() {
     let AuthError::Config(message) = &err else {
         panic!("expected a config error, got {err:?}");
     };
-    for name in ["hs256_secret", "public_key_pem", "jwks", "none is set"] {
+    for name in ["--jwt-secret", "--jwt-public-key", "--jwks", "none is set"] {
         assert!(message.contains(name), "{message}");
     }
     assert_eq!(err.code(), "auth_config");
@@ -848,7 +848,7 @@ async fn from_config_with_two_key_sources_is_a_config_error() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&err, AuthError::Config(m) if m.contains("`hs256_secret` and `jwks` are all set")),
+        matches!(&err, AuthError::Config(m) if m.contains("--jwt-secret and --jwks are both set")),
         "{err}"
     );
 }

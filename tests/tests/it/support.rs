@@ -1,0 +1,515 @@
+//! Test support: a real server on 127.0.0.1:0 over a real SQLite file in a temporary directory,
+//! the cast of users with their tokens, a seeded household, and `Peer`, a minimal automerge-repo
+//! client over a real WebSocket that records every frame it receives so leak tests can scan them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, Automerge, Change, ReadDoc};
+use futures_util::{SinkExt, StreamExt};
+use regie_core::principal::{Claims, Role};
+use regie_server::AppState;
+use regie_server::config::{ServeArgs, StoreArgs};
+use regie_sync_protocol::{DocumentId, Message, PeerId, PeerMetadata, decode, encode};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub const ISSUER: &str = "regie-test";
+pub const AUDIENCE: &str = "regie";
+/// How long a test waits for something that should happen at once on loopback.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server on a store in `dir`.
+    pub async fn start(dir: &Path) -> TestServer {
+        regie_server::install_crypto_provider();
+        let args = ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: StoreArgs {
+                data_dir: dir.to_path_buf(),
+            },
+            jwt_secret: Some(SECRET.into()),
+            jwt_public_key: None,
+            jwks: None,
+            jwt_issuer: Some(ISSUER.into()),
+            jwt_audience: Some(AUDIENCE.into()),
+            tls_cert: None,
+            tls_key: None,
+            hot_documents: 1000,
+        };
+        let state = regie_server::state(&args).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(regie_server::run(
+            listener,
+            state.clone(),
+            None,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A token for a cast member, valid for an hour.
+    pub fn token(&self, who: &str) -> String {
+        self.state
+            .auth
+            .mint(&cast(who), Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    /// Calls the HTTP API; returns the status and the JSON body (Null when empty).
+    pub async fn api(&self, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}{path}", self.addr);
+        let req = client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(PATIENCE, task).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The cast: the users the tests speak of.
+pub fn cast(who: &str) -> Claims {
+    let c = |sub: &str,
+             role,
+             district: Option<&str>,
+             team: Option<&str>,
+             org: Option<&str>,
+             person: Option<&str>| Claims {
+        sub: sub.into(),
+        role,
+        district: district.map(Into::into),
+        team: team.map(Into::into),
+        org: org.map(Into::into),
+        person: person.map(Into::into),
+        citywide: false,
+    };
+    match who {
+        "worker" => c(
+            "anna",
+            Role::Worker,
+            Some("noord"),
+            Some("team-noord"),
+            None,
+            None,
+        ),
+        "worker2" => c(
+            "bram",
+            Role::Worker,
+            Some("noord"),
+            Some("team-noord"),
+            None,
+            None,
+        ),
+        "colleague" => c(
+            "carla",
+            Role::Worker,
+            Some("noord"),
+            Some("team-noord"),
+            None,
+            None,
+        ),
+        "zuid_worker" => c(
+            "dirk",
+            Role::Worker,
+            Some("zuid"),
+            Some("team-zuid"),
+            None,
+            None,
+        ),
+        "resident" => c("sanne", Role::Resident, None, None, None, Some("p-sanne")),
+        "backoffice" => c("bo", Role::Backoffice, Some("noord"), None, None, None),
+        "partner" => c("ggd-1", Role::Partner, None, None, Some("ggd"), None),
+        "manager" => c(
+            "mia",
+            Role::Manager,
+            Some("noord"),
+            Some("team-noord"),
+            None,
+            None,
+        ),
+        "privacy_officer" => c("fg", Role::PrivacyOfficer, None, None, None, None),
+        "admin" => c("root", Role::Admin, None, None, None, None),
+        other => panic!("no cast member {other}"),
+    }
+}
+
+/// A seeded household: dossier id and document id per key.
+pub struct Household {
+    pub id: String,
+    pub docs: BTreeMap<String, DocumentId>,
+}
+
+impl Household {
+    pub fn doc(&self, key: &str) -> DocumentId {
+        self.docs[key]
+    }
+}
+
+/// Creates a household dossier through the API: two assigned workers, a resident (Sanne) with a
+/// child (Daan), the resident linked, partner `ggd` involved, and `maatwerk/1`.
+pub async fn seed_household(server: &TestServer) -> Household {
+    let w = server.token("worker");
+    let (status, created) = server
+        .api(&w, "POST", "/api/v1/dossiers", json!({
+            "district": "noord", "team": "team-noord", "assigned": ["anna", "bram"],
+            "persons": [
+                { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
+                { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
+            ]
+        }))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut docs: BTreeMap<String, DocumentId> = created["documents"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                DocumentId::from_url(v.as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    for (path, body) in [
+        ("residents", json!({ "person": "p-sanne" })),
+        ("partners", json!({ "org": "ggd" })),
+        ("maatwerk", json!({})),
+    ] {
+        let (status, made) = server
+            .api(&w, "POST", &format!("/api/v1/dossiers/{id}/{path}"), body)
+            .await;
+        assert_eq!(status, 201, "{made}");
+        docs.insert(
+            made["key"].as_str().unwrap().into(),
+            DocumentId::from_url(made["url"].as_str().unwrap()).unwrap(),
+        );
+    }
+    Household { id, docs }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A minimal automerge-repo peer over a real WebSocket.
+pub struct Peer {
+    ws: Ws,
+    pub id: PeerId,
+    server: Option<PeerId>,
+    pub docs: HashMap<DocumentId, (AutoCommit, sync::State)>,
+    /// Every protocol message received, in order.
+    pub received: Vec<Message>,
+    /// Set when the server closed the connection.
+    pub closed: bool,
+}
+
+impl Peer {
+    /// Opens `/sync` with `token` and joins. Fails with the HTTP status if the upgrade is refused.
+    pub async fn connect(server: &TestServer, token: &str) -> Result<Peer, u16> {
+        Self::connect_as(
+            server,
+            token,
+            &format!("peer-{}", uuid::Uuid::new_v4().simple()),
+            None,
+        )
+        .await
+    }
+
+    /// Like [`Peer::connect`] with a chosen peer id and storage id.
+    pub async fn connect_as(
+        server: &TestServer,
+        token: &str,
+        peer: &str,
+        storage: Option<&str>,
+    ) -> Result<Peer, u16> {
+        let url = format!("ws://{}/sync?token={token}", server.addr);
+        let (ws, _) = match tokio_tungstenite::connect_async(url).await {
+            Ok(ok) => ok,
+            Err(tungstenite::Error::Http(res)) => return Err(res.status().as_u16()),
+            Err(e) => panic!("connect failed: {e}"),
+        };
+        let mut p = Peer {
+            ws,
+            id: PeerId::new(peer),
+            server: None,
+            docs: HashMap::new(),
+            received: Vec::new(),
+            closed: false,
+        };
+        p.send(&Message::Join {
+            sender_id: p.id.clone(),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: Some(PeerMetadata {
+                storage_id: storage.map(Into::into),
+                is_ephemeral: storage.is_none(),
+            }),
+        })
+        .await;
+        match p.next().await {
+            Some(Message::Peer { sender_id, .. }) => p.server = Some(sender_id),
+            other => panic!("expected peer, got {other:?}"),
+        }
+        Ok(p)
+    }
+
+    pub async fn send(&mut self, m: &Message) {
+        self.send_raw(encode(m)).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        let _ = self
+            .ws
+            .send(tungstenite::Message::Binary(bytes.into()))
+            .await;
+    }
+
+    /// The next protocol message, or None on close or after [`PATIENCE`].
+    pub async fn next(&mut self) -> Option<Message> {
+        self.next_within(PATIENCE).await
+    }
+
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Message> {
+        loop {
+            let frame = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => {
+                    self.closed = true;
+                    return None;
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            match frame {
+                tungstenite::Message::Binary(b) => {
+                    let m = decode(&b).expect("server frames decode");
+                    // A sync exchange converges in a handful of round trips; thousands mean a loop.
+                    assert!(
+                        self.received.len() < 5_000,
+                        "sync does not converge: {:?}",
+                        self.received.last()
+                    );
+                    self.received.push(m.clone());
+                    return Some(m);
+                }
+                tungstenite::Message::Close(_) => {
+                    self.closed = true;
+                    return None;
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    fn target(&self) -> PeerId {
+        self.server.clone().expect("joined")
+    }
+
+    /// Asks for a document (automerge-repo `request`).
+    pub async fn request(&mut self, doc: DocumentId) {
+        let (d, st) = self
+            .docs
+            .entry(doc)
+            .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
+        let data = d
+            .sync()
+            .generate_sync_message(st)
+            .map(|m| m.encode())
+            .unwrap_or_default();
+        let m = Message::Request {
+            sender_id: self.id.clone(),
+            target_id: self.target(),
+            document_id: doc,
+            data,
+        };
+        self.send(&m).await;
+    }
+
+    /// Sends whatever the document has that the server lacks.
+    pub async fn push(&mut self, doc: DocumentId) {
+        let target = self.target();
+        let (d, st) = self.docs.get_mut(&doc).expect("known document");
+        let msg = d.sync().generate_sync_message(st);
+        if let Some(m) = msg {
+            let m = Message::Sync {
+                sender_id: self.id.clone(),
+                target_id: target,
+                document_id: doc,
+                data: m.encode(),
+            };
+            self.send(&m).await;
+        }
+    }
+
+    /// Edits a local document and pushes the change.
+    pub async fn edit(&mut self, doc: DocumentId, f: impl FnOnce(&mut AutoCommit)) {
+        let (d, _) = self.docs.get_mut(&doc).expect("known document");
+        f(d);
+        d.commit();
+        self.push(doc).await;
+    }
+
+    /// Handles incoming messages (applying syncs and answering them) until nothing arrives for
+    /// `quiet`. Returns the non-sync messages seen.
+    pub async fn settle(&mut self, quiet: Duration) -> Vec<Message> {
+        let mut others = Vec::new();
+        while let Some(m) = self.next_within(quiet).await {
+            match m {
+                Message::Sync {
+                    document_id, data, ..
+                } => {
+                    let target = self.target();
+                    let (d, st) = self
+                        .docs
+                        .entry(document_id)
+                        .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
+                    d.sync()
+                        .receive_sync_message(st, sync::Message::decode(&data).unwrap())
+                        .unwrap();
+                    let reply = d.sync().generate_sync_message(st);
+                    if let Some(reply) = reply {
+                        let m = Message::Sync {
+                            sender_id: self.id.clone(),
+                            target_id: target,
+                            document_id,
+                            data: reply.encode(),
+                        };
+                        self.send(&m).await;
+                    }
+                }
+                other => others.push(other),
+            }
+        }
+        others
+    }
+
+    /// Waits until `pred` holds for the document, syncing meanwhile.
+    pub async fn wait_for(&mut self, doc: DocumentId, pred: impl Fn(&AutoCommit) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if self.docs.get(&doc).is_some_and(|(d, _)| pred(d)) {
+                return true;
+            }
+            self.settle(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// A document's local copy.
+    pub fn doc(&mut self, doc: DocumentId) -> &mut AutoCommit {
+        &mut self.docs.get_mut(&doc).expect("known document").0
+    }
+
+    /// Whether `sentinel` occurs anywhere in what this peer received or holds: the decoded
+    /// operations of every change in every sync message, every loadable document's materialized
+    /// content, and the local documents.
+    pub fn saw(&mut self, sentinel: &str) -> bool {
+        let mut texts = Vec::new();
+        for m in &self.received {
+            if let Message::Sync { data, .. } | Message::Request { data, .. } = m
+                && let Ok(msg) = sync::Message::decode(data)
+            {
+                for chunk in msg.changes.iter() {
+                    texts.extend(chunk_texts(chunk));
+                }
+            }
+        }
+        for (d, _) in self.docs.values_mut() {
+            texts.extend(document_texts(d.document()));
+        }
+        texts.iter().any(|t| t.contains(sentinel))
+    }
+}
+
+/// The strings in one sync chunk: a change chunk's operations, or a whole saved document's.
+pub fn chunk_texts(chunk: &[u8]) -> Vec<String> {
+    if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
+        return vec![change_text(&change)];
+    }
+    match Automerge::load(chunk) {
+        Ok(doc) => document_texts(&doc),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Every change's operations and the materialized content of a document, as strings.
+pub fn document_texts(doc: &Automerge) -> Vec<String> {
+    let mut out: Vec<String> = doc.get_changes(&[]).iter().map(change_text).collect();
+    out.push(format!("{:?}", doc.hydrate(None)));
+    out
+}
+
+/// The string values an expanded change writes, concatenated in order (text is one op per
+/// character, so a sentinel spans many operations).
+fn change_text(change: &Change) -> String {
+    let mut s = String::new();
+    for op in change.decode().operations {
+        if let automerge::legacy::OpType::Put(automerge::ScalarValue::Str(v)) = &op.action {
+            s.push_str(v);
+        }
+        if let automerge::legacy::Key::Map(k) = &op.key {
+            s.push('\u{0}');
+            s.push_str(k);
+            s.push('\u{0}');
+        }
+    }
+    s
+}
+
+/// Reads a text-or-string field at the root of a document.
+pub fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
+    let (v, id) = doc.get(automerge::ROOT, key).ok()??;
+    match v {
+        automerge::Value::Object(automerge::ObjType::Text) => doc.text(&id).ok(),
+        automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
