@@ -283,7 +283,9 @@ async fn create_dossier(
             document::skeleton(key.kind()).save(),
         ));
     }
-    let persons: Vec<PersonId> = body.persons.iter().map(|p| p.id.clone()).collect();
+    let mut persons: Vec<PersonId> = body.persons.iter().map(|p| p.id.clone()).collect();
+    // The same order as the store returns them after a restart.
+    persons.sort();
     state
         .hub
         .store()

@@ -513,3 +513,39 @@ pub fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
         _ => None,
     }
 }
+
+impl Peer {
+    /// Sends a text frame (not part of the protocol).
+    pub async fn send_text(&mut self, text: &str) {
+        let _ = self.ws.send(tungstenite::Message::Text(text.into())).await;
+    }
+}
+
+impl Peer {
+    /// Sends the document's last local change in a hand-built sync message, the way a client
+    /// that ignores the server's read-only flag would.
+    pub async fn force_push(&mut self, doc: DocumentId) {
+        let target = self.target();
+        let (d, _) = self.docs.get_mut(&doc).expect("known document");
+        let change = d
+            .get_last_local_change()
+            .expect("a local change")
+            .raw_bytes()
+            .to_vec();
+        let message = sync::Message {
+            heads: d.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let m = Message::Sync {
+            sender_id: self.id.clone(),
+            target_id: target,
+            document_id: doc,
+            data: message.encode(),
+        };
+        self.send(&m).await;
+    }
+}

@@ -1,0 +1,122 @@
+//! Authentication at the door (SPEC §5): forged, expired, not-yet-valid, wrong-issuer,
+//! wrong-audience and `alg: none` tokens never open a sync connection or an API call, and the
+//! error says what to do without echoing the token.
+
+use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+use crate::support::*;
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn token(secret: &str, claims: serde_json::Value) -> String {
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims(exp: i64, nbf: i64, iss: &str, aud: &str) -> serde_json::Value {
+    json!({ "sub": "sanne", "role": "resident", "person": "p-sanne", "exp": exp, "nbf": nbf, "iat": nbf, "iss": iss, "aud": aud })
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_before_the_websocket_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let t = now();
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({ "alg": "none", "typ": "JWT" })),
+        b64(claims(t + 600, t, ISSUER, AUDIENCE))
+    );
+    let cases = [
+        (
+            "valid",
+            token(SECRET, claims(t + 600, t - 5, ISSUER, AUDIENCE)),
+            None,
+        ),
+        (
+            "forged",
+            token(
+                "another-secret-of-sufficient-length-x",
+                claims(t + 600, t, ISSUER, AUDIENCE),
+            ),
+            Some("token_bad_signature"),
+        ),
+        (
+            "expired",
+            token(SECRET, claims(t - 3600, t - 7200, ISSUER, AUDIENCE)),
+            Some("token_expired"),
+        ),
+        (
+            "not yet valid",
+            token(SECRET, claims(t + 7200, t + 3600, ISSUER, AUDIENCE)),
+            Some("token_not_yet_valid"),
+        ),
+        (
+            "wrong issuer",
+            token(SECRET, claims(t + 600, t, "someone-else", AUDIENCE)),
+            Some("token_wrong_issuer"),
+        ),
+        (
+            "wrong audience",
+            token(SECRET, claims(t + 600, t, ISSUER, "other-app")),
+            Some("token_wrong_audience"),
+        ),
+        ("alg none", alg_none, Some("token_algorithm_not_allowed")),
+        ("garbage", "not.a.token".to_owned(), Some("token_malformed")),
+    ];
+    for (name, tok, refusal) in cases {
+        let ws = Peer::connect(&server, &tok).await;
+        let (status, body) = server
+            .api(&tok, "GET", "/api/v1/me/documents", serde_json::Value::Null)
+            .await;
+        match refusal {
+            None => {
+                assert!(ws.is_ok(), "{name} token must connect");
+                assert_eq!(status, 200, "{name}");
+            }
+            Some(code) => {
+                assert_eq!(ws.err(), Some(401), "{name} token must not open /sync");
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (401, Some(code)),
+                    "{name}: {body}"
+                );
+                assert!(
+                    !body.to_string().contains(&tok),
+                    "{name}: the error echoes the token"
+                );
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_token_gets_a_message_that_says_how_to_send_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let res = reqwest::get(format!("http://{}/api/v1/me/documents", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_missing");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    server.stop().await;
+}

@@ -1,0 +1,179 @@
+//! Validated writes at the server (I2): a batch is checked on a fork before it is merged; a
+//! forbidden batch is rejected whole, quarantined, never relayed, and the sender is told why.
+
+use std::time::Duration;
+
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
+use regie_sync_protocol::Message;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn rejection(others: &[Message]) -> Option<(String, Option<String>)> {
+    others.iter().find_map(|m| match m {
+        Message::Rejected { reason, detail, .. } => Some((reason.clone(), detail.clone())),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_resident_setting_a_worker_field_is_rejected_quarantined_and_not_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
+    for p in [&mut worker, &mut sanne] {
+        p.request(plan).await;
+        assert!(
+            p.wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+                .await
+        );
+    }
+    sanne
+        .edit(plan, |d| {
+            let goals = d.get(ROOT, "goals").unwrap().unwrap().1;
+            let g = d.insert_object(&goals, 0, ObjType::Map).unwrap();
+            d.put(&g, "id", "g1").unwrap();
+            d.put(&g, "title", "Zelf een baan zoeken").unwrap();
+            d.put(&g, "owner", "worker").unwrap();
+        })
+        .await;
+    let others = sanne.settle(Duration::from_millis(300)).await;
+    let (reason, detail) = rejection(&others).expect("the resident is told");
+    assert_eq!(reason, "path_reserved");
+    assert!(detail.unwrap().contains("goals/0/owner"));
+    worker.settle(Duration::from_millis(200)).await;
+    let d = worker.doc(plan);
+    let goals = d.get(ROOT, "goals").unwrap().unwrap().1;
+    assert_eq!(d.length(goals), 0, "nothing relayed");
+    let (_, q) = server
+        .api(
+            &server.token("privacy_officer"),
+            "GET",
+            "/api/v1/quarantine",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(q[0]["reason"], "path_reserved");
+    assert_eq!(q[0]["user"], "sanne");
+    assert!(
+        !q.to_string().contains("Zelf een baan"),
+        "the listing shows reasons, not content"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resident_goal_without_an_owner_is_merged_and_relayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
+    for p in [&mut worker, &mut sanne] {
+        p.request(plan).await;
+        assert!(
+            p.wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+                .await
+        );
+    }
+    sanne
+        .edit(plan, |d| {
+            let goals = d.get(ROOT, "goals").unwrap().unwrap().1;
+            let g = d.insert_object(&goals, 0, ObjType::Map).unwrap();
+            d.put(&g, "id", "g1").unwrap();
+            d.put(&g, "title", "Zelf een baan zoeken").unwrap();
+        })
+        .await;
+    assert!(
+        worker
+            .wait_for(plan, |d| d.length(d.get(ROOT, "goals").unwrap().unwrap().1)
+                == 1)
+            .await
+    );
+    assert_eq!(
+        rejection(&sanne.settle(Duration::from_millis(100)).await),
+        None
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_audiences_and_other_roles_paths_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let maatwerk = house.doc("maatwerk/1");
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
+    let mut bo = Peer::connect(&server, &server.token("backoffice"))
+        .await
+        .unwrap();
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    for p in [&mut sanne, &mut bo, &mut worker] {
+        p.request(maatwerk).await;
+        assert!(
+            p.wait_for(maatwerk, |d| d.get(ROOT, "decision").unwrap().is_some())
+                .await
+        );
+    }
+    let put = |key: &'static str, field: &'static str, value: &'static str| {
+        move |d: &mut automerge::AutoCommit| {
+            let obj = d.get(ROOT, key).unwrap().unwrap().1;
+            d.put(&obj, field, value).unwrap();
+        }
+    };
+    // A read-only sync state tells well-behaved clients not to send changes at all; a client
+    // that ignores the flag is rejected.
+    put("decision", "outcome", "granted")(sanne.doc(maatwerk));
+    sanne.doc(maatwerk).commit();
+    sanne.force_push(maatwerk).await;
+    assert_eq!(
+        rejection(&sanne.settle(Duration::from_millis(300)).await)
+            .unwrap()
+            .0,
+        "read_only_access"
+    );
+    bo.edit(maatwerk, put("request", "assessed_need", "minder"))
+        .await;
+    assert_eq!(
+        rejection(&bo.settle(Duration::from_millis(300)).await)
+            .unwrap()
+            .0,
+        "path_reserved"
+    );
+    // The back office's own field is accepted and reaches the worker.
+    let mut bo2 = Peer::connect(&server, &server.token("backoffice"))
+        .await
+        .unwrap();
+    bo2.request(maatwerk).await;
+    assert!(
+        bo2.wait_for(maatwerk, |d| d.get(ROOT, "decision").unwrap().is_some())
+            .await
+    );
+    bo2.edit(maatwerk, put("decision", "outcome", "granted"))
+        .await;
+    assert!(
+        worker
+            .wait_for(maatwerk, |d| {
+                let dec = d.get(ROOT, "decision").unwrap().unwrap().1;
+                d.get(&dec, "outcome").unwrap().is_some()
+            })
+            .await
+    );
+    server.stop().await;
+}
