@@ -122,7 +122,7 @@ pub async fn run(
                 shutdown.await;
                 stopper.graceful_shutdown(Some(Duration::from_secs(10)));
             });
-            tracing::info!(%addr, "serving HTTPS and WSS");
+            println!("regie-server listening on https://{addr} (sync: wss://{addr}/sync)");
             axum_server::from_tcp_rustls(listener.into_std()?, config)?
                 .handle(handle)
                 .serve(app.into_make_service())
@@ -130,7 +130,7 @@ pub async fn run(
                 .context("server failed")
         }
         None => {
-            tracing::info!(%addr, "serving HTTP and WS");
+            println!("regie-server listening on http://{addr} (sync: ws://{addr}/sync)");
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -1,0 +1,371 @@
+//! The `regie-server` binary as a process: the demo command, graceful shutdown on SIGTERM,
+//! durable acknowledgement across SIGKILL (I4), and the audit verifier on the command line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use futures_util::{SinkExt, StreamExt};
+use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+
+const SECRET: &str = "process-test-secret-long-enough-for-hs256";
+const BIN: &str = env!("CARGO_BIN_EXE_regie-server");
+
+/// Kills the child when the test ends, however it ends.
+struct Server(Child, SocketAddr);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `regie-server <args>` in `cwd` and waits for its "listening on" line.
+fn spawn(cwd: &Path, args: &[&str]) -> Server {
+    regie_server::install_crypto_provider();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("REGIE_JWT_SECRET", SECRET)
+        .env("REGIE_JWT_ISSUER", "regie-test")
+        .env("REGIE_JWT_AUDIENCE", "regie")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .parse::<SocketAddr>()
+                        .unwrap(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server reports its address");
+    Server(child, addr)
+}
+
+fn token(claims: Value) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut c = claims;
+    c["exp"] = json!(now + 600);
+    c["nbf"] = json!(now - 5);
+    c["iss"] = json!("regie-test");
+    c["aud"] = json!("regie");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn worker() -> String {
+    token(json!({ "sub": "anna", "role": "worker", "district": "noord", "team": "t1" }))
+}
+
+async fn create_dossier(addr: SocketAddr) -> DocumentId {
+    let res: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/dossiers"))
+        .bearer_auth(worker())
+        .json(&json!({ "district": "noord", "team": "t1" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    DocumentId::from_url(res["documents"]["plan"].as_str().unwrap()).unwrap()
+}
+
+/// Just enough of an automerge-repo client for one document.
+struct MiniPeer {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    me: PeerId,
+    server: PeerId,
+    doc_id: DocumentId,
+    doc: AutoCommit,
+    state: sync::State,
+    /// The heads the server announced last.
+    server_heads: Vec<ChangeHash>,
+}
+
+impl MiniPeer {
+    async fn connect(addr: SocketAddr, doc_id: DocumentId) -> MiniPeer {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/sync?token={}", worker()))
+                .await
+                .unwrap();
+        let me = PeerId::new(format!("p-{}", uuid::Uuid::new_v4().simple()));
+        let join = Message::Join {
+            sender_id: me.clone(),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: None,
+        };
+        ws.send(tungstenite::Message::Binary(encode(&join).into()))
+            .await
+            .unwrap();
+        let server = match decode(&ws.next().await.unwrap().unwrap().into_data()).unwrap() {
+            Message::Peer { sender_id, .. } => sender_id,
+            other => panic!("expected peer, got {other:?}"),
+        };
+        let mut p = MiniPeer {
+            ws,
+            me,
+            server,
+            doc_id,
+            doc: AutoCommit::new(),
+            state: sync::State::new(),
+            server_heads: Vec::new(),
+        };
+        let data = p
+            .doc
+            .sync()
+            .generate_sync_message(&mut p.state)
+            .unwrap()
+            .encode();
+        p.send(Message::Request {
+            sender_id: p.me.clone(),
+            target_id: p.server.clone(),
+            document_id: doc_id,
+            data,
+        })
+        .await;
+        p
+    }
+
+    async fn send(&mut self, m: Message) {
+        let _ = self
+            .ws
+            .send(tungstenite::Message::Binary(encode(&m).into()))
+            .await;
+    }
+
+    /// Handles what arrives within `wait`; false once the connection is gone.
+    async fn pump(&mut self, wait: Duration) -> bool {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(tungstenite::Message::Binary(b)))) => {
+                    if let Ok(Message::Sync { data, .. }) = decode(&b) {
+                        let msg = sync::Message::decode(&data).unwrap();
+                        self.server_heads = msg.heads.clone();
+                        self.doc
+                            .sync()
+                            .receive_sync_message(&mut self.state, msg)
+                            .unwrap();
+                        self.flush().await;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => return false,
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        let message = self.doc.sync().generate_sync_message(&mut self.state);
+        if let Some(m) = message {
+            let m = Message::Sync {
+                sender_id: self.me.clone(),
+                target_id: self.server.clone(),
+                document_id: self.doc_id,
+                data: m.encode(),
+            };
+            self.send(m).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_acknowledged_change_survives_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let server = spawn(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
+    );
+    let plan = create_dossier(server.1).await;
+    let mut peer = MiniPeer::connect(server.1, plan).await;
+    while peer.doc.get(ROOT, "goals").unwrap().is_none() {
+        assert!(peer.pump(Duration::from_millis(100)).await);
+    }
+    let goals = peer.doc.get(ROOT, "goals").unwrap().unwrap().1;
+
+    // Stream edits; an edit is acknowledged once the server announces heads that include it.
+    let mut hashes = Vec::new();
+    let mut acked = 0;
+    let mut server = Some(server);
+    for i in 0..400 {
+        let g = peer.doc.insert_object(&goals, i, ObjType::Map).unwrap();
+        peer.doc.put(&g, "id", format!("g{i}")).unwrap();
+        peer.doc.put(&g, "title", format!("doel {i}")).unwrap();
+        hashes.push(peer.doc.commit().unwrap());
+        peer.flush().await;
+        if !peer.pump(Duration::from_millis(2)).await {
+            break;
+        }
+        if let Some(last) = hashes.iter().rposition(|h| peer.server_heads.contains(h)) {
+            acked = acked.max(last + 1);
+        }
+        // Pull the plug in the middle of the stream, without warning.
+        if i == 150 {
+            drop(server.take());
+        }
+    }
+    assert!(
+        acked > 10,
+        "the server acknowledged too little to prove anything ({acked})"
+    );
+
+    let server = spawn(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
+    );
+    let mut fresh = MiniPeer::connect(server.1, plan).await;
+    for _ in 0..50 {
+        if hashes[..acked]
+            .iter()
+            .all(|h| fresh.doc.get_change_by_hash(h).is_some())
+        {
+            break;
+        }
+        assert!(fresh.pump(Duration::from_millis(100)).await);
+    }
+    let lost: Vec<usize> = (0..acked)
+        .filter(|i| fresh.doc.get_change_by_hash(&hashes[*i]).is_none())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged edits lost after SIGKILL: {lost:?} of {acked}"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_command_prints_and_writes_a_token_and_documents_per_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn(dir.path(), &["demo", "--listen", "127.0.0.1:0"]);
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("regie-demo.json")).unwrap())
+            .unwrap();
+    for role in [
+        "worker",
+        "worker2",
+        "resident",
+        "backoffice",
+        "partner",
+        "manager",
+        "privacy_officer",
+    ] {
+        assert!(
+            demo["roles"][role]["token"]
+                .as_str()
+                .is_some_and(|t| t.len() > 20),
+            "{role}"
+        );
+    }
+    let keys = |role: &str| -> Vec<String> {
+        demo["roles"][role]["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        keys("worker"),
+        ["maatwerk/1", "meta", "partner/ggd", "plan", "record"]
+    );
+    assert_eq!(keys("resident"), ["maatwerk/1", "plan", "view/p-sanne"]);
+    assert_eq!(keys("backoffice"), ["maatwerk/1"]);
+    assert_eq!(keys("partner"), ["partner/ggd"]);
+    assert!(keys("manager").is_empty());
+    // The token works against the running server.
+    let token = demo["roles"]["resident"]["token"].as_str().unwrap();
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/me/documents", server.1))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // SIGTERM shuts it down cleanly.
+    let mut server = server;
+    Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn verify_audit_on_the_command_line_finds_a_tampered_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    {
+        let server = spawn(
+            dir.path(),
+            &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
+        );
+        create_dossier(server.1).await;
+        create_dossier(server.1).await;
+    }
+    let verify = || {
+        Command::new(BIN)
+            .args(["verify-audit", "--data-dir", data_arg])
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 2 rows"));
+
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.join("regie.sqlite3").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DROP TRIGGER audit_is_append_only_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET actor = 'someone-else' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let broken = verify();
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("broken at row 2"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}
