@@ -122,9 +122,9 @@ pub enum HubError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// A stored document does not load.
-    #[error("stored document {0} does not load: {1}")]
-    Corrupt(DocumentId, automerge::AutomergeError),
+    /// A stored document does not load, or a server edit failed.
+    #[error("document {0} is unusable: {1}")]
+    Corrupt(DocumentId, String),
 }
 
 /// What became of one incoming sync message.
@@ -323,18 +323,21 @@ impl Hub {
             .get_or_try_init(|| async {
                 let stored = self.store.load_document(id).await?;
                 let mut doc = match &stored.snapshot {
-                    Some(bytes) => Automerge::load(bytes).map_err(|e| HubError::Corrupt(id, e))?,
+                    Some(bytes) => {
+                        Automerge::load(bytes).map_err(|e| HubError::Corrupt(id, e.to_string()))?
+                    }
                     None => Automerge::new(),
                 };
                 let changes = stored
                     .changes
                     .iter()
                     .map(|c| {
-                        Change::from_bytes(c.clone()).map_err(|e| HubError::Corrupt(id, e.into()))
+                        Change::from_bytes(c.clone())
+                            .map_err(|e| HubError::Corrupt(id, e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 doc.apply_changes(changes)
-                    .map_err(|e| HubError::Corrupt(id, e))?;
+                    .map_err(|e| HubError::Corrupt(id, e.to_string()))?;
                 let snapshot_seq = stored.last_seq - stored.changes.len() as i64;
                 Ok::<_, HubError>(Arc::new(DocSlot {
                     id,
@@ -413,7 +416,7 @@ impl Hub {
         };
         let slot = self.slot(doc_id, dossier, &key).await?;
         let mut inner = slot.inner.lock().await;
-        if !inner.peers.contains_key(&session) {
+        if let std::collections::hash_map::Entry::Vacant(vacant) = inner.peers.entry(session) {
             // I3: the open is on record before the first byte of the document leaves.
             let mut ev = self.event(handle, AuditAction::Open, dossier, &key, &persons, t);
             ev.basis = Some(basis_code(basis));
@@ -428,7 +431,7 @@ impl Hub {
                 (Mode::Write, None) => sync::State::new(),
                 (Mode::Read, _) => sync::State::new_read_only(),
             };
-            inner.peers.insert(session, PeerSync { state, mode });
+            vacant.insert(PeerSync { state, mode });
             handle.docs.lock().expect("not poisoned").insert(doc_id);
         }
         let heads_before = inner.doc.get_heads();
@@ -635,17 +638,16 @@ impl Hub {
                     ..
                 },
             ) = (sessions.get(sid), message)
+                && decide(&other.principal, Action::Read(&key), &rel, t).is_allowed()
             {
-                if decide(&other.principal, Action::Read(&key), &rel, t).is_allowed() {
-                    other.send(&Message::Ephemeral {
-                        sender_id: handle.peer.clone(),
-                        target_id: other.peer.clone(),
-                        count: *count,
-                        session_id: session_id.clone(),
-                        document_id: doc_id,
-                        data: data.clone(),
-                    });
-                }
+                other.send(&Message::Ephemeral {
+                    sender_id: handle.peer.clone(),
+                    target_id: other.peer.clone(),
+                    count: *count,
+                    session_id: session_id.clone(),
+                    document_id: doc_id,
+                    data: data.clone(),
+                });
             }
         }
     }
@@ -724,7 +726,7 @@ impl Hub {
         let mut inner = slot.inner.lock().await;
         let mut fork = inner.doc.clone();
         let mut tx = fork.transaction();
-        edit(&mut tx).map_err(|e| HubError::Corrupt(doc_id, e))?;
+        edit(&mut tx).map_err(|e| HubError::Corrupt(doc_id, e.to_string()))?;
         tx.commit();
         debug_assert!(
             document::validate(key.kind(), &fork).is_ok(),
