@@ -5,3 +5,9 @@
 mod support;
 
 mod audience;
+mod audit;
+mod frame;
+mod interop;
+mod revocation;
+mod token;
+mod write;

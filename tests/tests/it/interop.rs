@@ -1,0 +1,283 @@
+//! Interop with the real thing: an unmodified `@automerge/automerge-repo` 2.x client in Node
+//! (`tests/js/resident.mjs`, WebSocketClientAdapter, no storage) syncs with the server exactly as
+//! a resident's app would, next to a Rust worker peer.
+//!
+//! Needs `node` and `npm` on PATH (the test says so and passes vacuously without them); installs
+//! `tests/js/node_modules` with `npm install --no-audit --no-fund` when it is missing. Set
+//! `DEBUG=automerge-repo:*` to see the JS repo's own logging in the failure output.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, ensure};
+use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
+use regie_sync_protocol::DocumentId;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::support::*;
+
+/// What the worker writes into the plan's `hulpvraag`; the JS client waits for it.
+const MARKER: &str = "WORKER-MARKER-5c1e: samen de schulden aanpakken";
+/// The title of the goal the JS client adds to the plan.
+const GOAL_TITLE: &str = "Zelf de post bijhouden (uit de JS-client)";
+/// The id the JS client gives its goal (fixed in `resident.mjs`).
+const GOAL_ID: &str = "g-resident-js";
+/// The whole exchange, Node start-up included, must finish within this.
+const OVERALL: Duration = Duration::from_secs(60);
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Whether `tool --version` runs.
+fn on_path(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the JS test peer's dependencies unless they are there already.
+async fn ensure_node_modules(dir: &Path) {
+    if dir.join("node_modules/@automerge/automerge-repo").is_dir()
+        && dir
+            .join("node_modules/@automerge/automerge-repo-network-websocket")
+            .is_dir()
+    {
+        return;
+    }
+    // `npm ci` rejects the lock npm writes here (a skipped optional cbor-extract binary);
+    // `npm install` with the same lock works and leaves it unchanged.
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("npm install took more than 5 minutes")
+    .expect("npm install runs");
+    assert!(
+        out.status.success(),
+        "npm install in {} failed ({}):\n{}\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The running Node client: its stdout lines as they come, its stderr collected to the end.
+struct JsPeer {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every stdout line read so far.
+    seen: Vec<String>,
+    stderr: JoinHandle<String>,
+}
+
+impl JsPeer {
+    fn spawn(dir: &Path, args: &[String]) -> JsPeer {
+        let mut child = Command::new("node")
+            .arg("resident.mjs")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s).await;
+            s
+        });
+        JsPeer {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// The next stdout line, which must be `want`.
+    async fn expect(&mut self, want: &str, within: Duration) -> anyhow::Result<()> {
+        let line = tokio::time::timeout(within, self.lines.recv())
+            .await
+            .map_err(|_| anyhow!("no {want} from the JS client within {within:?}"))?
+            .ok_or_else(|| anyhow!("the JS client's stdout closed before {want}"))?;
+        self.seen.push(line.clone());
+        ensure!(
+            line == want,
+            "expected {want} from the JS client, got {line}"
+        );
+        Ok(())
+    }
+
+    /// Reads stdout to its end and waits for the process to exit successfully.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        while let Some(line) = self.lines.recv().await {
+            self.seen.push(line);
+        }
+        let status = self.child.wait().await.context("waiting for node")?;
+        ensure!(status.success(), "the JS client exited with {status}");
+        Ok(())
+    }
+}
+
+/// The `(id, title)` of every goal in a plan; ids and titles may be Text or scalar strings.
+fn goals(doc: &AutoCommit) -> Vec<(String, String)> {
+    let Some((_, list)) = doc.get(ROOT, "goals").unwrap() else {
+        return Vec::new();
+    };
+    (0..doc.length(&list))
+        .filter_map(|i| {
+            let (_, goal) = doc.get(&list, i).unwrap()?;
+            Some((
+                field_text(doc, &goal, "id").unwrap_or_default(),
+                field_text(doc, &goal, "title").unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn field_text(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<String> {
+    let (v, id) = doc.get(obj, key).ok()??;
+    match v {
+        automerge::Value::Object(automerge::ObjType::Text) => doc.text(&id).ok(),
+        automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The exchange itself; any error fails the test with the JS client's output attached.
+async fn exchange(server: &TestServer, plan: DocumentId, js: &mut JsPeer) -> anyhow::Result<()> {
+    js.expect("PLAN_OK", Duration::from_secs(30)).await?;
+
+    let mut worker = Peer::connect(server, &server.token("worker"))
+        .await
+        .map_err(|s| anyhow!("worker refused with HTTP {s}"))?;
+    worker.request(plan).await;
+    ensure!(
+        worker
+            .wait_for(plan, |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
+            .await,
+        "the worker never got the plan"
+    );
+    worker
+        .edit(plan, |d| {
+            let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+            d.splice_text(&h, 0, 0, MARKER).unwrap();
+        })
+        .await;
+
+    // Answer the server until the edit has gone out; the worker need not listen meanwhile (what
+    // the server sends it waits in the socket until `wait_for` below).
+    worker.settle(Duration::from_millis(200)).await;
+
+    js.expect("SAW_WORKER_EDIT", PATIENCE).await?;
+    js.expect("RECORD_UNAVAILABLE", PATIENCE).await?;
+    js.expect("RESIDENT_EDITED", PATIENCE).await?;
+    js.finish().await?;
+
+    let arrived = worker
+        .wait_for(plan, |d| {
+            goals(d)
+                .iter()
+                .any(|(id, title)| id == GOAL_ID && title == GOAL_TITLE)
+        })
+        .await;
+    ensure!(
+        arrived,
+        "the resident's goal never reached the worker; the worker's plan has goals {:?}",
+        goals(worker.doc(plan))
+    );
+    ensure!(
+        root_text(worker.doc(plan), "hulpvraag").is_some_and(|h| h.contains(MARKER)),
+        "the worker's own hulpvraag edit is gone"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unmodified_automerge_repo_client_syncs_the_plan_and_is_refused_the_record() {
+    if !on_path("node") || !on_path("npm") {
+        eprintln!("SKIPPED: `node` and `npm` must be on PATH for the automerge-repo interop test");
+        return;
+    }
+    let dir = js_dir();
+    ensure_node_modules(&dir).await;
+
+    let store = tempfile::tempdir().unwrap();
+    let server = TestServer::start(store.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let args = [
+        format!(
+            "ws://{}/sync?token={}",
+            server.addr,
+            server.token("resident")
+        ),
+        plan.to_url(),
+        house.doc("record").to_url(),
+        MARKER.to_owned(),
+        GOAL_TITLE.to_owned(),
+    ];
+
+    let started = std::time::Instant::now();
+    let mut js = JsPeer::spawn(&dir, &args);
+    let outcome = tokio::time::timeout(OVERALL, exchange(&server, plan, &mut js))
+        .await
+        .unwrap_or_else(|_| Err(anyhow!("the exchange took more than {OVERALL:?}")));
+    if outcome.is_err() {
+        let _ = js.child.start_kill();
+    }
+    let _ = tokio::time::timeout(PATIENCE, js.child.wait()).await;
+    let stderr = tokio::time::timeout(PATIENCE, &mut js.stderr)
+        .await
+        .map(|s| s.unwrap_or_default())
+        .unwrap_or_else(|_| "(stderr did not close)".into());
+    let seen = js.seen.clone();
+    server.stop().await;
+
+    if let Err(e) = outcome {
+        panic!("{e:#}\nJS stdout lines: {seen:?}\n--- node stderr ---\n{stderr}");
+    }
+    assert!(
+        !seen.iter().any(|l| l == "RECORD_LEAKED"),
+        "the record reached the resident's client: {seen:?}\n{stderr}"
+    );
+    assert_eq!(
+        seen,
+        [
+            "PLAN_OK",
+            "SAW_WORKER_EDIT",
+            "RECORD_UNAVAILABLE",
+            "RESIDENT_EDITED"
+        ],
+        "\n--- node stderr ---\n{stderr}"
+    );
+    eprintln!(
+        "interop exchange took {:?}\n--- node stderr ---\n{stderr}",
+        started.elapsed()
+    );
+}
