@@ -194,13 +194,17 @@ async fn sync(
         .on_upgrade(move |socket| crate::session::run(socket, hub, principal)))
 }
 
-/// One document the caller may sync.
+/// One document the caller may sync, with what a device needs to run the policy locally: the
+/// dossier's district and team and the basis of the caller's access.
 #[derive(Serialize)]
 struct MyDocument {
     dossier: DossierId,
     key: String,
     url: String,
     access: Mode,
+    basis: Basis,
+    district: DistrictId,
+    team: TeamId,
 }
 
 async fn my_documents(
