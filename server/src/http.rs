@@ -14,7 +14,7 @@ use regie_core::document::{self, PersonRecord};
 use regie_core::id::{
     DistrictId, DocumentKey, DocumentKind, DossierId, OrgId, PersonId, TeamId, UserId,
 };
-use regie_core::policy::{Action, Decision, Mode, decide};
+use regie_core::policy::{Action, Basis, Decision, Mode, decide};
 use regie_core::principal::{Principal, Role};
 use regie_core::relationship::Relationships;
 use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
@@ -215,12 +215,15 @@ async fn my_documents(
     let mut out = Vec::new();
     for entry in state.hub.dossiers() {
         for (key, id) in &entry.documents {
-            if let Decision::Allow { mode, .. } = decide(&who, Action::Sync(key), &entry.rel, now) {
+            if let Decision::Allow { mode, basis } = decide(&who, Action::Sync(key), &entry.rel, now) {
                 out.push(MyDocument {
                     dossier: entry.rel.dossier,
                     key: key.to_string(),
                     url: id.to_url(),
                     access: mode,
+                    basis,
+                    district: entry.rel.district.clone(),
+                    team: entry.rel.team.clone(),
                 });
             }
         }
