@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, Change};
+use automerge::{Automerge, Change, ReadDoc};
 use regie_core::document;
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use regie_core::policy::{Action, Decision, Mode, decide};
@@ -99,6 +99,16 @@ pub struct DossierEntry {
 struct PeerSync {
     state: sync::State,
     mode: Mode,
+    /// Set when a batch from this peer was rejected: its later changes depend on the rejected
+    /// ones, so nothing it sends is merged until it resets to heads the server knows (I2).
+    blocked: Option<Rejection>,
+}
+
+fn fresh_state(mode: Mode) -> sync::State {
+    match mode {
+        Mode::Write => sync::State::new(),
+        Mode::Read => sync::State::new_read_only(),
+    }
 }
 
 struct DocInner {
@@ -431,8 +441,30 @@ impl Hub {
                 (Mode::Write, None) => sync::State::new(),
                 (Mode::Read, _) => sync::State::new_read_only(),
             };
-            vacant.insert(PeerSync { state, mode });
+            vacant.insert(PeerSync {
+                state,
+                mode,
+                blocked: None,
+            });
             handle.docs.lock().expect("not poisoned").insert(doc_id);
+        }
+        {
+            let DocInner { doc, peers, .. } = &mut *inner;
+            let peer = peers.get_mut(&session).expect("registered above");
+            if peer.blocked.is_some() {
+                if message
+                    .heads
+                    .iter()
+                    .all(|h| doc.get_change_meta_by_hash(h).is_some())
+                {
+                    // The device reset to heads the server knows: start over with it.
+                    peer.blocked = None;
+                    peer.state = fresh_state(mode);
+                } else if message.changes.is_empty() {
+                    // Answering would only restart the exchange about the rejected changes.
+                    return Ok(SyncOutcome::Rejected);
+                }
+            }
         }
         let heads_before = inner.doc.get_heads();
         let outcome = if message.changes.is_empty() {
@@ -472,27 +504,39 @@ impl Hub {
         t: OffsetDateTime,
     ) -> Result<SyncOutcome, HubError> {
         let mut fork = inner.doc.clone();
-        let mut state = inner.peers[&session].state.clone();
-        // Read-only audiences never get their changes looked at, let alone merged.
+        let peer = &inner.peers[&session];
+        let mut state = peer.state.clone();
+        let blocked = peer.blocked.clone();
+        // Look at what a read-only peer sent, so it can be told it was refused; it is never merged.
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
         let new: Vec<Change> = inner.doc.get_changes_added(&fork);
-        let verdict = match (received, mode) {
-            (Err(_), _) => Err(Rejection {
+        let verdict = match (received, mode, blocked) {
+            // Changes waiting for dependencies the server refused stay refused, for the same reason.
+            (Ok(()), _, Some(earlier)) if !fork.get_missing_deps(&[]).is_empty() => {
+                Err(Rejection {
+                    detail: format!("depends on a change rejected earlier: {}", earlier.detail),
+                    change: new.first().map(Change::hash),
+                    ..earlier
+                })
+            }
+            (Err(_), _, _) => Err(Rejection {
                 code: "malformed_change",
                 path: None,
                 change: None,
                 detail: "the sync message's changes do not apply".into(),
             }),
-            (Ok(()), Mode::Read) if !new.is_empty() => Err(Rejection {
+            (Ok(()), Mode::Read, _) if !new.is_empty() => Err(Rejection {
                 code: regie_core::policy::DenyReason::ReadOnlyAccess.code(),
                 path: None,
                 change: new.first().map(Change::hash),
                 detail: "this audience may read this document but not write it".into(),
             }),
-            (Ok(()), _) => check_batch(&handle.principal, &slot.key, rel, t, &fork, &new),
+            (Ok(()), _, _) => check_batch(&handle.principal, &slot.key, rel, t, &fork, &new),
         };
         if let Err(rejection) = verdict {
+            let peer = inner.peers.get_mut(&session).expect("present");
+            peer.blocked = Some(rejection.clone());
             self.reject(slot, handle, rel, persons, &new, rejection, t)
                 .await?;
             return Ok(SyncOutcome::Rejected);
@@ -586,7 +630,7 @@ impl Hub {
         let DocInner { doc, peers, .. } = inner;
         for (sid, peer) in peers
             .iter_mut()
-            .filter(|(sid, _)| only.is_none_or(|o| o == **sid))
+            .filter(|(sid, p)| only.is_none_or(|o| o == **sid) && p.blocked.is_none())
         {
             let Some(handle) = sessions.get(sid) else {
                 continue;

@@ -549,3 +549,12 @@ impl Peer {
         self.send(&m).await;
     }
 }
+
+impl Peer {
+    /// Drops the local copy and its sync state, and asks for the server's version again: what a
+    /// device does to reset after a rejection.
+    pub async fn reset(&mut self, doc: DocumentId) {
+        self.docs.remove(&doc);
+        self.request(doc).await;
+    }
+}

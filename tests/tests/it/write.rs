@@ -177,3 +177,102 @@ async fn read_only_audiences_and_other_roles_paths_are_rejected() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn changes_built_on_a_rejected_change_stay_rejected_until_the_device_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
+    for p in [&mut worker, &mut sanne] {
+        p.request(plan).await;
+        assert!(
+            p.wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+                .await
+        );
+    }
+    let write_hulpvraag = |text: &'static str| {
+        move |d: &mut automerge::AutoCommit| {
+            let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+            let len = d.length(&h);
+            d.splice_text(&h, len, 0, text).unwrap();
+        }
+    };
+    // Offline: an allowed edit, then a forbidden one, then sync.
+    write_hulpvraag("Ik wil werk. ")(sanne.doc(plan));
+    sanne.doc(plan).commit();
+    let goals = sanne.doc(plan).get(ROOT, "goals").unwrap().unwrap().1;
+    let g = sanne
+        .doc(plan)
+        .insert_object(&goals, 0, ObjType::Map)
+        .unwrap();
+    sanne.doc(plan).put(&g, "id", "g1").unwrap();
+    sanne.doc(plan).put(&g, "title", "Werk").unwrap();
+    sanne.doc(plan).put(&g, "owner", "worker").unwrap();
+    sanne.doc(plan).commit();
+    sanne.push(plan).await;
+    assert_eq!(
+        rejection(&sanne.settle(Duration::from_millis(300)).await)
+            .unwrap()
+            .0,
+        "path_reserved"
+    );
+
+    // A later edit depends on the rejected one: rejected for the same reason.
+    sanne.edit(plan, write_hulpvraag("En een opleiding.")).await;
+    let (reason, detail) =
+        rejection(&sanne.settle(Duration::from_millis(300)).await).expect("rejected again");
+    assert_eq!(reason, "path_reserved");
+    assert!(
+        detail
+            .unwrap()
+            .contains("depends on a change rejected earlier")
+    );
+    worker.settle(Duration::from_millis(200)).await;
+    assert_eq!(
+        root_text(worker.doc(plan), "hulpvraag").as_deref(),
+        Some(""),
+        "nothing of the batch merged"
+    );
+
+    // The device resets to the server's version and replays its permitted edits as new changes.
+    sanne.reset(plan).await;
+    assert!(
+        sanne
+            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+            .await
+    );
+    sanne
+        .edit(plan, write_hulpvraag("Ik wil werk. En een opleiding."))
+        .await;
+    assert!(
+        worker
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref()
+                == Some("Ik wil werk. En een opleiding."))
+            .await
+    );
+    assert_eq!(
+        rejection(&sanne.settle(Duration::from_millis(100)).await),
+        None
+    );
+    let (_, q) = server
+        .api(
+            &server.token("privacy_officer"),
+            "GET",
+            "/api/v1/quarantine",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        q.as_array().unwrap().len(),
+        2,
+        "both refused batches are kept for review"
+    );
+    server.stop().await;
+}
