@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::id::{DistrictId, DossierId, OrgId, PersonId, TeamId, UserId};
+use crate::policy::Basis;
+use crate::principal::Principal;
 
 /// A time-boxed emergency read access of a team colleague (R2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,4 +86,38 @@ impl Relationships {
     pub fn involves(&self, org: &OrgId) -> bool {
         self.partners.contains(org)
     }
+
+    /// The relationships of one dossier as a device can know them: the server tells the device
+    /// (`GET /api/v1/me/documents`) the dossier's district and team and the `basis` of its own
+    /// access, and this puts `who` in the matching slot — assigned for
+    /// [`Basis::Assignment`], a linked person for [`Basis::ResidentLink`], an involved
+    /// organisation for [`Basis::PartnerInvolvement`], a grant for [`Basis::BreakGlass`] (open
+    /// ended: the server revokes it when it expires). [`Basis::Backoffice`] and
+    /// [`Basis::TeamMembership`] need no slot. [`crate::policy::decide`] then answers for `who`
+    /// on the device as the server answers for them, so the client never re-implements a rule.
+    pub fn as_seen_by(
+        who: &Principal,
+        dossier: DossierId,
+        district: DistrictId,
+        team: TeamId,
+        basis: Basis,
+    ) -> Self {
+        let mut rel = Relationships::new(dossier, district, team);
+        match basis {
+            Basis::Assignment => rel.assigned.push(who.user.clone()),
+            Basis::BreakGlass => rel.grants.push(Grant {
+                user: who.user.clone(),
+                reason: "granted by the server".into(),
+                granted_at: OffsetDateTime::UNIX_EPOCH,
+                expires_at: time::PrimitiveDateTime::MAX.assume_utc(),
+            }),
+            Basis::ResidentLink => rel.linked_persons.extend(who.person.iter().cloned()),
+            Basis::PartnerInvolvement => rel.partners.extend(who.org.iter().cloned()),
+            Basis::Backoffice | Basis::TeamMembership => {}
+        }
+        rel
+    }
 }
+
+#[cfg(test)]
+mod tests;
