@@ -202,6 +202,11 @@ impl Hub {
         })
     }
 
+    /// Whether a document is in memory now.
+    pub fn is_hot(&self, id: DocumentId) -> bool {
+        self.slots.lock().expect("not poisoned").contains(&id)
+    }
+
     /// The store behind the hub.
     pub fn store(&self) -> &Store {
         &self.store

@@ -9,5 +9,6 @@ mod audit;
 mod frame;
 mod interop;
 mod revocation;
+mod storage;
 mod token;
 mod write;

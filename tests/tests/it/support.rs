@@ -35,6 +35,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a store in `dir`.
     pub async fn start(dir: &Path) -> TestServer {
+        Self::start_with(dir, 1000).await
+    }
+
+    /// Starts a server that keeps at most `hot_documents` documents in memory.
+    pub async fn start_with(dir: &Path, hot_documents: usize) -> TestServer {
         regie_server::install_crypto_provider();
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -48,7 +53,7 @@ impl TestServer {
             jwt_audience: Some(AUDIENCE.into()),
             tls_cert: None,
             tls_key: None,
-            hot_documents: 1000,
+            hot_documents,
         };
         let state = regie_server::state(&args).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
