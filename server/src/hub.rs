@@ -160,6 +160,8 @@ pub struct Hub {
     slots: StdMutex<lru::LruCache<DocumentId, Arc<OnceCell<Arc<DocSlot>>>>>,
     sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
     next_session: std::sync::atomic::AtomicU64,
+    /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
+    bypass: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> OffsetDateTime {
@@ -199,7 +201,28 @@ impl Hub {
             slots: StdMutex::new(lru::LruCache::new(cap)),
             sessions: RwLock::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(1),
+            bypass: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Turns off gating, write validation and audit, so a benchmark can measure what they cost.
+    /// Exists only with the `bench` feature and has no flag: never a production option.
+    #[cfg(feature = "bench")]
+    pub fn bypass_privacy_for_benchmarks(&self) {
+        self.bypass
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn privacy(&self) -> bool {
+        !self.bypass.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Appends to the audit log (I3).
+    async fn audit(&self, ev: &AuditEvent) -> Result<(), HubError> {
+        if self.privacy() {
+            self.store.append_audit(ev).await?;
+        }
+        Ok(())
     }
 
     /// Whether a document is in memory now.
@@ -411,12 +434,20 @@ impl Hub {
             return unavailable();
         };
         let t = now();
-        let (basis, mode) = match decide(&handle.principal, Action::Sync(&key), &rel, t) {
+        let decision = if self.privacy() {
+            decide(&handle.principal, Action::Sync(&key), &rel, t)
+        } else {
+            Decision::Allow {
+                basis: regie_core::policy::Basis::Assignment,
+                mode: Mode::Write,
+            }
+        };
+        let (basis, mode) = match decision {
             Decision::Allow { basis, mode } => (basis, mode),
             Decision::Deny(reason) => {
                 let mut ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, t);
                 ev.outcome = reason.code().into();
-                self.store.append_audit(&ev).await?;
+                self.audit(&ev).await?;
                 return unavailable();
             }
         };
@@ -435,7 +466,7 @@ impl Hub {
             // I3: the open is on record before the first byte of the document leaves.
             let mut ev = self.event(handle, AuditAction::Open, dossier, &key, &persons, t);
             ev.basis = Some(basis_code(basis));
-            self.store.append_audit(&ev).await?;
+            self.audit(&ev).await?;
             let state = match (mode, &handle.storage_id) {
                 (Mode::Write, Some(storage)) => self
                     .store
@@ -537,6 +568,7 @@ impl Hub {
                 change: new.first().map(Change::hash),
                 detail: "this audience may read this document but not write it".into(),
             }),
+            (Ok(()), _, _) if !self.privacy() => Ok(()),
             (Ok(()), _, _) => check_batch(&handle.principal, &slot.key, rel, t, &fork, &new),
         };
         if let Err(rejection) = verdict {
@@ -562,7 +594,7 @@ impl Hub {
                 t,
             );
             ev.detail = Some(format!("{} changes", new.len()));
-            self.store.append_audit(&ev).await?;
+            self.audit(&ev).await?;
             inner.doc = fork;
             if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
                 self.store
@@ -613,7 +645,7 @@ impl Hub {
         );
         ev.outcome = rejection.code.into();
         ev.detail = rejection.path.clone();
-        self.store.append_audit(&ev).await?;
+        self.audit(&ev).await?;
         handle.send(&Message::Rejected {
             sender_id: self.peer_id.clone(),
             target_id: handle.peer.clone(),
@@ -640,7 +672,9 @@ impl Hub {
             let Some(handle) = sessions.get(sid) else {
                 continue;
             };
-            if !decide(&handle.principal, Action::Read(&slot.key), &rel, t).is_allowed() {
+            if self.privacy()
+                && !decide(&handle.principal, Action::Read(&slot.key), &rel, t).is_allowed()
+            {
                 // The sweep will revoke it; until then it gets nothing.
                 continue;
             }
@@ -704,6 +738,9 @@ impl Hub {
     /// Re-checks every syncing connection (of one dossier, or all) against the policy now, and
     /// sends `revoked` for each document a connection may no longer read (R28).
     pub async fn enforce(&self, only: Option<DossierId>) {
+        if !self.privacy() {
+            return;
+        }
         let sessions: Vec<(SessionId, Arc<SessionHandle>)> = self
             .sessions
             .read()
@@ -746,7 +783,7 @@ impl Hub {
                 handle.docs.lock().expect("not poisoned").remove(&doc);
                 let mut ev = self.event(&handle, AuditAction::Revoke, dossier, &key, &persons, t);
                 ev.outcome = reason.code().into();
-                if let Err(e) = self.store.append_audit(&ev).await {
+                if let Err(e) = self.audit(&ev).await {
                     tracing::error!(error = %e, "could not audit a revocation");
                 }
                 handle.send(&Message::Revoked {
