@@ -155,3 +155,44 @@ async fn a_join_without_protocol_1_is_refused_with_an_error() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_join_claiming_another_users_peer_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let _anna = Peer::connect_as(&server, &server.token("worker"), "tablet-of-anna", None)
+        .await
+        .unwrap();
+    let url = format!(
+        "ws://{}/sync?token={}",
+        server.addr,
+        server.token("resident")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let join = Message::Join {
+        sender_id: PeerId::new("tablet-of-anna"),
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: None,
+    };
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        encode(&join).into(),
+    ))
+    .await
+    .unwrap();
+    let reply = futures_util::StreamExt::next(&mut ws)
+        .await
+        .unwrap()
+        .unwrap();
+    let m = regie_sync_protocol::decode(&reply.into_data()).unwrap();
+    assert!(
+        matches!(m, Message::Error { ref message } if message.contains("another user")),
+        "{m:?}"
+    );
+    // The same user may reconnect with their own peer id (a second tab, a reconnect race).
+    assert!(
+        Peer::connect_as(&server, &server.token("worker"), "tablet-of-anna", None)
+            .await
+            .is_ok()
+    );
+    server.stop().await;
+}
