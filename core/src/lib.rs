@@ -18,6 +18,7 @@ pub mod id;
 pub mod path;
 pub mod policy;
 pub mod principal;
+pub mod projection;
 pub mod relationship;
 pub mod retention;
 pub mod validation;

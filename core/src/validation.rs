@@ -99,7 +99,7 @@ pub fn check_batch(
 
 /// The path an operation writes: the path of its object, plus the map key it sets. Operations
 /// inside a list or text stop at the list, because no rule depends on a position.
-fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
+pub(crate) fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
     let mut path = match obj {
         ObjectId::Root => Path::root(),
         ObjectId::Id(id) => {

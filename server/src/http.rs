@@ -2,6 +2,8 @@
 //! authenticated first; every answer about dossier content is decided by the policy and audited.
 //! Errors are `{"error": {"code", "message"}}` with a stable code and never contain content.
 
+mod statement;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -129,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/dossiers/{id}/partners", post(add_partner))
         .route("/api/v1/dossiers/{id}/maatwerk", post(add_maatwerk))
+        .route("/api/v1/dossiers/{id}/statements", post(statement::add_statement))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/sync", get(sync))
@@ -500,6 +503,7 @@ async fn link_resident(
     }
     entry.rel = Arc::new(rel);
     let url = entry.documents[&key].to_url();
+    let dossier = entry.rel.dossier;
     relate(
         &state,
         &who,
@@ -507,6 +511,7 @@ async fn link_resident(
         format!("linked resident {}", body.person),
     )
     .await?;
+    state.hub.refresh_views(dossier).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "key": key.to_string(), "url": url })),

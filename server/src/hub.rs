@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex as StdMutex, RwLock};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ReadDoc};
-use regie_core::document;
+use regie_core::{document, projection};
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use regie_core::policy::{Action, Decision, Mode, decide};
 use regie_core::principal::Principal;
@@ -596,6 +596,9 @@ impl Hub {
             ev.detail = Some(format!("{} changes", new.len()));
             self.audit(&ev).await?;
             inner.doc = fork;
+            if slot.key == DocumentKey::Record {
+                self.project_record(slot.dossier, &inner.doc, Some(&new)).await?;
+            }
             if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
                 self.store
                     .compact(slot.id, &inner.doc.save(), inner.last_seq)
@@ -828,8 +831,48 @@ impl Hub {
             .append_changes(doc_id, inner.last_seq, &raw)
             .await?;
         inner.doc = fork;
+        if key == DocumentKey::Record {
+            self.project_record(dossier, &inner.doc, Some(&new)).await?;
+        }
         self.fan_out(&slot, &mut inner, None);
         Ok(())
+    }
+
+    /// Brings every resident view of the dossier up to date with `record` after `changes`
+    /// (all entries when `None`). One way: views are written here and nowhere else (I1, R7).
+    async fn project_record(
+        &self,
+        dossier: DossierId,
+        record: &Automerge,
+        changes: Option<&[Change]>,
+    ) -> Result<(), HubError> {
+        let views: Vec<(PersonId, DocumentId)> = self
+            .dossier(dossier)
+            .map(|e| {
+                e.documents
+                    .iter()
+                    .filter_map(|(k, d)| match k {
+                        DocumentKey::View(p) => Some((p.clone(), *d)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (person, view) in views {
+            let (keep, changed) = projection::view_update(record, &person, changes);
+            // Boxed: a view write never projects again, but the compiler cannot know that.
+            Box::pin(self.server_write(view, move |tx| projection::apply_to_view(tx, &keep, &changed))).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the views of a dossier from its record (e.g. for a newly linked resident).
+    pub async fn refresh_views(&self, dossier: DossierId) -> Result<(), HubError> {
+        let Some(record) = self.dossier(dossier).and_then(|e| e.documents.get(&DocumentKey::Record).copied()) else {
+            return Ok(());
+        };
+        let Some(doc) = self.snapshot(record).await? else { return Ok(()) };
+        self.project_record(dossier, &doc, None).await
     }
 
     /// A document's current state, for server-side reads (e.g. projections).

@@ -11,4 +11,5 @@ mod interop;
 mod revocation;
 mod storage;
 mod token;
+mod view;
 mod write;

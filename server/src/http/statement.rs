@@ -1,0 +1,83 @@
+//! Eigen verklaringen (R20): a resident adds their own statement to a record entry that concerns
+//! them. The server writes it into `record`, linked to the entry, and it appears in that
+//! resident's view. Residents never write `record` themselves.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ROOT};
+use regie_core::id::{DocumentKey, DossierId};
+use regie_core::policy::{Action, decide};
+use regie_core::principal::Role;
+use regie_core::projection;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{ApiError, ApiResult, AppState, Caller};
+use crate::audit::{AuditAction, AuditEvent};
+
+/// The body of a statement.
+#[derive(Deserialize)]
+pub(super) struct NewStatement {
+    entry: String,
+    text: String,
+}
+
+/// `POST /api/v1/dossiers/{id}/statements`.
+pub(super) async fn add_statement(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewStatement>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
+    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let now = OffsetDateTime::now_utc();
+    let person = match (&who.role, &who.person) {
+        (Role::Resident, Some(p)) => p.clone(),
+        _ => return Err(ApiError::not_found()),
+    };
+    // The statement belongs with the resident's own view: whoever may read it may speak to it.
+    if !decide(&who, Action::Read(&DocumentKey::View(person.clone())), &entry.rel, now).is_allowed() {
+        return Err(ApiError::not_found());
+    }
+    let text = body.text.trim().to_owned();
+    if text.is_empty() || text.chars().count() > 20_000 {
+        return Err(ApiError::bad_request("a statement is 1 to 20000 characters"));
+    }
+    let record = entry.documents.get(&DocumentKey::Record).copied().ok_or_else(ApiError::not_found)?;
+    let doc = state.hub.snapshot(record).await?.ok_or_else(ApiError::not_found)?;
+    if projection::view_entry(&doc, &body.entry, &person).is_none() {
+        // Unknown entries and entries about others look the same.
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_entry", "no entry with that id concerns you"));
+    }
+    let statement_id = format!("s-{}", uuid::Uuid::new_v4().simple());
+    let at = now.format(&Rfc3339).expect("UTC formats");
+    let (sid, entry_id, who_id) = (statement_id.clone(), body.entry.clone(), person.to_string());
+    state
+        .hub
+        .server_write(record, move |tx| {
+            let list = tx.get(ROOT, "statements")?.map(|(_, l)| l).ok_or(automerge::AutomergeError::Fail)?;
+            let at_index = tx.length(&list);
+            let s = tx.insert_object(&list, at_index, ObjType::Map)?;
+            tx.put(&s, "id", sid.as_str())?;
+            tx.put(&s, "entry", entry_id.as_str())?;
+            tx.put(&s, "person", who_id.as_str())?;
+            let t = tx.put_object(&s, "text", ObjType::Text)?;
+            tx.splice_text(&t, 0, 0, &text)?;
+            tx.put(&s, "at", at.as_str())?;
+            Ok(())
+        })
+        .await?;
+    let mut ev = AuditEvent::new(now, who.user.as_str(), who.role.as_str(), AuditAction::Write);
+    ev.dossier = Some(id.to_string());
+    ev.document = Some("record".into());
+    ev.persons = Some(person.to_string());
+    ev.basis = Some("resident_link".into());
+    ev.detail = Some("eigen verklaring".into());
+    state.hub.store().append_audit(&ev).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": statement_id }))))
+}
