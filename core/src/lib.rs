@@ -21,4 +21,5 @@ pub mod principal;
 pub mod projection;
 pub mod relationship;
 pub mod retention;
+pub mod share;
 pub mod validation;

@@ -30,6 +30,8 @@ pub enum Action<'a> {
         /// The mandatory reason.
         reason: &'a str,
     },
+    /// Share items with a recipient outside the worker's audience (R12, R16, R17).
+    Share(crate::share::ShareRequest<'a>),
 }
 
 /// How far an allowed access goes.
@@ -84,6 +86,16 @@ pub enum DenyReason {
     NotTeamColleague,
     /// The principal already has access; there is no glass to break.
     AlreadyHasAccess,
+    /// A share needs a triage record that names its recipient and items (R12).
+    TriageMissing,
+    /// The triage record lacks arguments, or neither discussed it with the resident nor says why.
+    TriageIncomplete,
+    /// Someone whose consent R16 requires has not given it for this recipient, purpose and items.
+    ConsentMissing,
+    /// Sharing without consent needs a second worker of the team to approve the weighing (R17).
+    SecondApprovalMissing,
+    /// The ground does not apply to this recipient (an application only reaches the back office).
+    GroundNotApplicable,
 }
 
 impl DenyReason {
@@ -100,6 +112,11 @@ impl DenyReason {
             DenyReason::ReasonRequired => "reason_required",
             DenyReason::NotTeamColleague => "not_team_colleague",
             DenyReason::AlreadyHasAccess => "already_has_access",
+            DenyReason::TriageMissing => "triage_missing",
+            DenyReason::TriageIncomplete => "triage_incomplete",
+            DenyReason::ConsentMissing => "consent_missing",
+            DenyReason::SecondApprovalMissing => "second_approval_missing",
+            DenyReason::GroundNotApplicable => "ground_not_applicable",
         }
     }
 }
@@ -158,6 +175,55 @@ pub fn decide(
         Action::WritePath(key, path) => write(who, key, rel, now, Some(path)),
         Action::Export => export(who, rel),
         Action::BreakGlass { reason } => break_glass(who, rel, now, reason),
+        Action::Share(request) => share(who, rel, &request),
+    }
+}
+
+/// Only an assigned worker shares, only on a complete triage record for exactly this recipient
+/// and these items, and only on a ground that holds (R12, R16, R17).
+fn share(
+    who: &Principal,
+    rel: &Relationships,
+    request: &crate::share::ShareRequest<'_>,
+) -> Decision {
+    use crate::share::{Ground, Recipient};
+    if who.role != Role::Worker || !rel.is_assigned(&who.user) {
+        // A break-glass grant reads in an emergency; it never passes data on.
+        return Decision::Deny(absent(who, rel));
+    }
+    let Some(triage) = request.triage.filter(|t| {
+        t.recipient.as_deref() == Some(request.recipient.code().as_str())
+            && request.items.is_subset(&t.items)
+    }) else {
+        return Decision::Deny(DenyReason::TriageMissing);
+    };
+    if !triage.argued || !triage.discussed_or_explained {
+        return Decision::Deny(DenyReason::TriageIncomplete);
+    }
+    let ground_holds = match request.ground {
+        Ground::Application => {
+            if *request.recipient != Recipient::Backoffice {
+                return Decision::Deny(DenyReason::GroundNotApplicable);
+            }
+            true
+        }
+        Ground::Consent(coverages) => {
+            if coverages.is_empty() || !coverages.iter().all(|c| c.is_covered()) {
+                return Decision::Deny(DenyReason::ConsentMissing);
+            }
+            true
+        }
+        Ground::FourEyes(approver) => approver.is_some_and(|a| {
+            a.role == Role::Worker && a.user != who.user && a.team.as_ref() == Some(&rel.team)
+        }),
+    };
+    if ground_holds {
+        Decision::Allow {
+            basis: Basis::Assignment,
+            mode: Mode::Write,
+        }
+    } else {
+        Decision::Deny(DenyReason::SecondApprovalMissing)
     }
 }
 

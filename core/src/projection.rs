@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, Change, ObjId, ObjType, ReadDoc, ROOT};
+use automerge::{Automerge, Change, ObjId, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
 use crate::id::PersonId;
@@ -47,11 +47,15 @@ fn list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<ObjId> {
 }
 
 fn items(doc: &impl ReadDoc, list: &ObjId) -> Vec<ObjId> {
-    (0..doc.length(list)).filter_map(|i| doc.get(list, i).ok().flatten().map(|(_, id)| id)).collect()
+    (0..doc.length(list))
+        .filter_map(|i| doc.get(list, i).ok().flatten().map(|(_, id)| id))
+        .collect()
 }
 
 fn strings(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Vec<String> {
-    let Some(l) = list(doc, obj, key) else { return Vec::new() };
+    let Some(l) = list(doc, obj, key) else {
+        return Vec::new();
+    };
     (0..doc.length(&l))
         .filter_map(|i| {
             let (v, id) = doc.get(&l, i).ok()??;
@@ -66,10 +70,16 @@ fn strings(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Vec<String> {
 
 /// The ids of the record entries whose subjects include `person`, in record order.
 pub fn entries_concerning(record: &impl ReadDoc, person: &PersonId) -> Vec<String> {
-    let Some(entries) = list(record, &ROOT, "entries") else { return Vec::new() };
+    let Some(entries) = list(record, &ROOT, "entries") else {
+        return Vec::new();
+    };
     items(record, &entries)
         .iter()
-        .filter(|e| strings(record, e, "subjects").iter().any(|s| s == person.as_str()))
+        .filter(|e| {
+            strings(record, e, "subjects")
+                .iter()
+                .any(|s| s == person.as_str())
+        })
         .filter_map(|e| text(record, e, "id"))
         .collect()
 }
@@ -77,8 +87,13 @@ pub fn entries_concerning(record: &impl ReadDoc, person: &PersonId) -> Vec<Strin
 /// Entry `id` as `person` sees it, or `None` when it does not concern them (or no longer exists).
 pub fn view_entry(record: &impl ReadDoc, id: &str, person: &PersonId) -> Option<ViewEntry> {
     let entries = list(record, &ROOT, "entries")?;
-    let entry = items(record, &entries).into_iter().find(|e| text(record, e, "id").as_deref() == Some(id))?;
-    if !strings(record, &entry, "subjects").iter().any(|s| s == person.as_str()) {
+    let entry = items(record, &entries)
+        .into_iter()
+        .find(|e| text(record, e, "id").as_deref() == Some(id))?;
+    if !strings(record, &entry, "subjects")
+        .iter()
+        .any(|s| s == person.as_str())
+    {
         return None;
     }
     let statements = list(record, &ROOT, "statements")
@@ -86,7 +101,10 @@ pub fn view_entry(record: &impl ReadDoc, id: &str, person: &PersonId) -> Option<
             items(record, &l)
                 .iter()
                 // Only the person's own statements: another member's statement is their data.
-                .filter(|s| text(record, s, "entry").as_deref() == Some(id) && text(record, s, "person").as_deref() == Some(person.as_str()))
+                .filter(|s| {
+                    text(record, s, "entry").as_deref() == Some(id)
+                        && text(record, s, "person").as_deref() == Some(person.as_str())
+                })
                 .filter_map(|s| text(record, s, "text"))
                 .collect()
         })
@@ -107,10 +125,20 @@ pub fn touched_entries(record: &Automerge, changes: &[Change]) -> BTreeSet<Strin
     let mut touched = BTreeSet::new();
     for change in changes {
         for op in change.decode().operations {
-            let Some(path) = crate::validation::op_path(record, &op.obj, &op.key) else { continue };
-            let (Some(Segment::Key(top)), Some(Segment::Index(i))) = (path.0.first(), path.0.get(1)) else { continue };
-            let Some(l) = list(record, &ROOT, top) else { continue };
-            let Some((_, item)) = record.get(&l, *i).ok().flatten() else { continue };
+            let Some(path) = crate::validation::op_path(record, &op.obj, &op.key) else {
+                continue;
+            };
+            let (Some(Segment::Key(top)), Some(Segment::Index(i))) =
+                (path.0.first(), path.0.get(1))
+            else {
+                continue;
+            };
+            let Some(l) = list(record, &ROOT, top) else {
+                continue;
+            };
+            let Some((_, item)) = record.get(&l, *i).ok().flatten() else {
+                continue;
+            };
             let id = match top.as_str() {
                 "entries" => text(record, &item, "id"),
                 "statements" => text(record, &item, "entry"),
@@ -124,20 +152,28 @@ pub fn touched_entries(record: &Automerge, changes: &[Change]) -> BTreeSet<Strin
 
 /// Brings a view document in line with the record: removes entries not in `keep` (in record
 /// order) and writes `changed` ones, touching only what differs.
-pub fn apply_to_view<D: Transactable + ReadDoc>(view: &mut D, keep: &[String], changed: &[ViewEntry]) -> Result<(), automerge::AutomergeError> {
+pub fn apply_to_view<D: Transactable + ReadDoc>(
+    view: &mut D,
+    keep: &[String],
+    changed: &[ViewEntry],
+) -> Result<(), automerge::AutomergeError> {
     let entries = match list(view, &ROOT, "entries") {
         Some(l) => l,
         None => view.put_object(ROOT, "entries", ObjType::List)?,
     };
     // Remove what no longer concerns the person, from the back so indices stay valid.
     for i in (0..view.length(&entries)).rev() {
-        let Some((_, item)) = view.get(&entries, i)? else { continue };
+        let Some((_, item)) = view.get(&entries, i)? else {
+            continue;
+        };
         if !text(view, &item, "id").is_some_and(|id| keep.contains(&id)) {
             view.delete(&entries, i)?;
         }
     }
     for entry in changed {
-        let existing = items(view, &entries).into_iter().find(|e| text(view, e, "id").as_deref() == Some(entry.id.as_str()));
+        let existing = items(view, &entries)
+            .into_iter()
+            .find(|e| text(view, e, "id").as_deref() == Some(entry.id.as_str()));
         let obj = match existing {
             Some(obj) => obj,
             None => {
@@ -180,13 +216,20 @@ pub fn apply_to_view<D: Transactable + ReadDoc>(view: &mut D, keep: &[String], c
 
 /// What a view needs after `changes` were merged into `record`: which entries to keep and the
 /// touched ones, projected. `None` for `changes` projects every entry (a new view).
-pub fn view_update(record: &Automerge, person: &PersonId, changes: Option<&[Change]>) -> (Vec<String>, Vec<ViewEntry>) {
+pub fn view_update(
+    record: &Automerge,
+    person: &PersonId,
+    changes: Option<&[Change]>,
+) -> (Vec<String>, Vec<ViewEntry>) {
     let keep = entries_concerning(record, person);
     let ids: Vec<String> = match changes {
         Some(changes) => touched_entries(record, changes).into_iter().collect(),
         None => keep.clone(),
     };
-    let changed = ids.iter().filter_map(|id| view_entry(record, id, person)).collect();
+    let changed = ids
+        .iter()
+        .filter_map(|id| view_entry(record, id, person))
+        .collect();
     (keep, changed)
 }
 

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex as StdMutex, RwLock};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ReadDoc};
-use regie_core::{document, projection};
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use regie_core::policy::{Action, Decision, Mode, decide};
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
 use regie_core::validation::{Rejection, check_batch};
+use regie_core::{document, projection};
 use regie_sync_protocol::{DocumentId, Message, PeerId, encode};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell, mpsc};
@@ -597,7 +597,8 @@ impl Hub {
             self.audit(&ev).await?;
             inner.doc = fork;
             if slot.key == DocumentKey::Record {
-                self.project_record(slot.dossier, &inner.doc, Some(&new)).await?;
+                self.project_record(slot.dossier, &inner.doc, Some(&new))
+                    .await?;
             }
             if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
                 self.store
@@ -861,17 +862,25 @@ impl Hub {
         for (person, view) in views {
             let (keep, changed) = projection::view_update(record, &person, changes);
             // Boxed: a view write never projects again, but the compiler cannot know that.
-            Box::pin(self.server_write(view, move |tx| projection::apply_to_view(tx, &keep, &changed))).await?;
+            Box::pin(self.server_write(view, move |tx| {
+                projection::apply_to_view(tx, &keep, &changed)
+            }))
+            .await?;
         }
         Ok(())
     }
 
     /// Rebuilds the views of a dossier from its record (e.g. for a newly linked resident).
     pub async fn refresh_views(&self, dossier: DossierId) -> Result<(), HubError> {
-        let Some(record) = self.dossier(dossier).and_then(|e| e.documents.get(&DocumentKey::Record).copied()) else {
+        let Some(record) = self
+            .dossier(dossier)
+            .and_then(|e| e.documents.get(&DocumentKey::Record).copied())
+        else {
             return Ok(());
         };
-        let Some(doc) = self.snapshot(record).await? else { return Ok(()) };
+        let Some(doc) = self.snapshot(record).await? else {
+            return Ok(());
+        };
         self.project_record(dossier, &doc, None).await
     }
 

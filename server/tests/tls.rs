@@ -9,7 +9,9 @@ use regie_sync_protocol::{Message, PeerId, decode, encode};
 use tokio_tungstenite::tungstenite;
 
 fn tls_file(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
 }
 
 #[tokio::test]
@@ -18,7 +20,9 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
     let dir = tempfile::tempdir().unwrap();
     let args = ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
-        store: StoreArgs { data_dir: dir.path().to_path_buf() },
+        store: StoreArgs {
+            data_dir: dir.path().to_path_buf(),
+        },
         jwt_secret: Some("tls-test-secret-long-enough-for-hs256!".into()),
         jwt_public_key: None,
         jwks: None,
@@ -63,21 +67,32 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
         .unwrap();
     let mut health = None;
     for _ in 0..50 {
-        if let Ok(res) = client.get(format!("https://localhost:{port}/api/v1/health")).send().await {
+        if let Ok(res) = client
+            .get(format!("https://localhost:{port}/api/v1/health"))
+            .send()
+            .await
+        {
             health = Some(res.status());
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(health.map(|s| s.as_u16()), Some(200));
-    assert!(reqwest::get(format!("http://localhost:{port}/api/v1/health")).await.is_err(), "no plain HTTP on a TLS port");
+    assert!(
+        reqwest::get(format!("http://localhost:{port}/api/v1/health"))
+            .await
+            .is_err(),
+        "no plain HTTP on a TLS port"
+    );
 
     let mut roots = rustls::RootCertStore::empty();
     use rustls_pki_types::pem::PemObject;
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let connector = tokio_tungstenite::Connector::Rustls(Arc::new(config));
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         format!("wss://localhost:{port}/sync?token={token}"),
@@ -87,8 +102,14 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
     )
     .await
     .unwrap();
-    let join = Message::Join { sender_id: PeerId::new("tls-peer"), supported_protocol_versions: vec!["1".into()], peer_metadata: None };
-    ws.send(tungstenite::Message::Binary(encode(&join).into())).await.unwrap();
+    let join = Message::Join {
+        sender_id: PeerId::new("tls-peer"),
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: None,
+    };
+    ws.send(tungstenite::Message::Binary(encode(&join).into()))
+        .await
+        .unwrap();
     let reply = decode(&ws.next().await.unwrap().unwrap().into_data()).unwrap();
     assert!(matches!(reply, Message::Peer { .. }), "{reply:?}");
 

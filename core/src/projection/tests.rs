@@ -2,10 +2,10 @@
 //! edits and subject changes propagate, other members' entries and statements never appear, and
 //! a batch re-projects only the entries it touched.
 
-use automerge::{transaction::Transactable, AutoCommit, ObjId, ObjType, ReadDoc, ROOT};
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, transaction::Transactable};
 
 use super::*;
-use crate::document::{new_view, skeleton, PersonRecord};
+use crate::document::{PersonRecord, new_view, skeleton};
 use crate::id::DocumentKind;
 
 const SENTINEL: &str = "SENTINEL-about-daan-only";
@@ -14,7 +14,13 @@ fn person(id: &str) -> PersonId {
     PersonId::new(id).unwrap()
 }
 
-fn add_entry(record: &mut AutoCommit, id: &str, subjects: &[&str], kind: &str, body: &str) -> ObjId {
+fn add_entry(
+    record: &mut AutoCommit,
+    id: &str,
+    subjects: &[&str],
+    kind: &str,
+    body: &str,
+) -> ObjId {
     let entries = record.get(ROOT, "entries").unwrap().unwrap().1;
     let at = record.length(&entries);
     let e = record.insert_object(&entries, at, ObjType::Map).unwrap();
@@ -31,7 +37,12 @@ fn add_entry(record: &mut AutoCommit, id: &str, subjects: &[&str], kind: &str, b
 }
 
 /// Applies the record's changes since `base` to the view as the server would.
-fn project(record: &mut AutoCommit, base: &[automerge::ChangeHash], view: &mut AutoCommit, who: &str) -> usize {
+fn project(
+    record: &mut AutoCommit,
+    base: &[automerge::ChangeHash],
+    view: &mut AutoCommit,
+    who: &str,
+) -> usize {
     let changes = record.get_changes(base);
     let (keep, changed) = view_update(record.document(), &person(who), Some(&changes));
     let n = changed.len();
@@ -41,12 +52,20 @@ fn project(record: &mut AutoCommit, base: &[automerge::ChangeHash], view: &mut A
 }
 
 fn view_for(who: &str) -> AutoCommit {
-    new_view(&PersonRecord { id: person(who), name: who.into(), birth_date: None, gezag: vec![] })
+    new_view(&PersonRecord {
+        id: person(who),
+        name: who.into(),
+        birth_date: None,
+        gezag: vec![],
+    })
 }
 
 fn view_ids(view: &AutoCommit) -> Vec<String> {
     let entries = view.get(ROOT, "entries").unwrap().unwrap().1;
-    items(view, &entries).iter().filter_map(|e| text(view, e, "id")).collect()
+    items(view, &entries)
+        .iter()
+        .filter_map(|e| text(view, e, "id"))
+        .collect()
 }
 
 /// Every string any change of the view ever carried, plus its current content.
@@ -66,9 +85,27 @@ fn everything_in(view: &mut AutoCommit) -> String {
 fn a_person_sees_entries_about_them_and_never_one_about_another_member() {
     let mut record = skeleton(DocumentKind::Record);
     let base = record.get_heads();
-    add_entry(&mut record, "e1", &["p-sanne"], "fact", "Sanne heeft schulden");
-    add_entry(&mut record, "e2", &["p-daan"], "opinion", &format!("Daan lijkt somber {SENTINEL}"));
-    add_entry(&mut record, "e3", &["p-sanne", "p-daan"], "opinion", "Gezin heeft steun nodig");
+    add_entry(
+        &mut record,
+        "e1",
+        &["p-sanne"],
+        "fact",
+        "Sanne heeft schulden",
+    );
+    add_entry(
+        &mut record,
+        "e2",
+        &["p-daan"],
+        "opinion",
+        &format!("Daan lijkt somber {SENTINEL}"),
+    );
+    add_entry(
+        &mut record,
+        "e3",
+        &["p-sanne", "p-daan"],
+        "opinion",
+        "Gezin heeft steun nodig",
+    );
     record.commit();
     let mut view = view_for("p-sanne");
     project(&mut record, &base, &mut view, "p-sanne");
@@ -78,7 +115,10 @@ fn a_person_sees_entries_about_them_and_never_one_about_another_member() {
     let entries = view.get(ROOT, "entries").unwrap().unwrap().1;
     let first = view.get(&entries, 0).unwrap().unwrap().1;
     assert_eq!(text(&view, &first, "kind").as_deref(), Some("fact"));
-    assert_eq!(text(&view, &first, "text").as_deref(), Some("Sanne heeft schulden"));
+    assert_eq!(
+        text(&view, &first, "text").as_deref(),
+        Some("Sanne heeft schulden")
+    );
 }
 
 #[test]
@@ -97,23 +137,38 @@ fn edits_and_subject_changes_reach_the_view() {
     project(&mut record, &base, &mut view, "p-sanne");
     let entries = view.get(ROOT, "entries").unwrap().unwrap().1;
     let first = view.get(&entries, 0).unwrap().unwrap().1;
-    assert_eq!(text(&view, &first, "text").as_deref(), Some("Bijgestelde indruk"));
+    assert_eq!(
+        text(&view, &first, "text").as_deref(),
+        Some("Bijgestelde indruk")
+    );
 
     base = record.get_heads();
     let subjects = record.put_object(&e1, "subjects", ObjType::List).unwrap();
     record.insert(&subjects, 0, "p-daan").unwrap();
     record.commit();
     project(&mut record, &base, &mut view, "p-sanne");
-    assert!(view_ids(&view).is_empty(), "no longer about Sanne: gone from her view");
+    assert!(
+        view_ids(&view).is_empty(),
+        "no longer about Sanne: gone from her view"
+    );
 }
 
 #[test]
 fn only_the_persons_own_statements_appear() {
     let mut record = skeleton(DocumentKind::Record);
     let base = record.get_heads();
-    add_entry(&mut record, "e1", &["p-sanne", "p-daan"], "opinion", "Spanningen thuis");
+    add_entry(
+        &mut record,
+        "e1",
+        &["p-sanne", "p-daan"],
+        "opinion",
+        "Spanningen thuis",
+    );
     let statements = record.get(ROOT, "statements").unwrap().unwrap().1;
-    for (i, (who, said)) in [("p-sanne", "Dat klopt niet"), ("p-daan", "Ik ben het eens")].iter().enumerate() {
+    for (i, (who, said)) in [("p-sanne", "Dat klopt niet"), ("p-daan", "Ik ben het eens")]
+        .iter()
+        .enumerate()
+    {
         let s = record.insert_object(&statements, i, ObjType::Map).unwrap();
         record.put(&s, "id", format!("s{i}")).unwrap();
         record.put(&s, "entry", "e1").unwrap();

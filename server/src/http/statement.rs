@@ -2,11 +2,11 @@
 //! them. The server writes it into `record`, linked to the entry, and it appears in that
 //! resident's view. Residents never write `record` themselves.
 
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, ReadDoc};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT};
 use regie_core::id::{DocumentKey, DossierId};
 use regie_core::policy::{Action, decide};
 use regie_core::principal::Role;
@@ -41,18 +41,39 @@ pub(super) async fn add_statement(
         _ => return Err(ApiError::not_found()),
     };
     // The statement belongs with the resident's own view: whoever may read it may speak to it.
-    if !decide(&who, Action::Read(&DocumentKey::View(person.clone())), &entry.rel, now).is_allowed() {
+    if !decide(
+        &who,
+        Action::Read(&DocumentKey::View(person.clone())),
+        &entry.rel,
+        now,
+    )
+    .is_allowed()
+    {
         return Err(ApiError::not_found());
     }
     let text = body.text.trim().to_owned();
     if text.is_empty() || text.chars().count() > 20_000 {
-        return Err(ApiError::bad_request("a statement is 1 to 20000 characters"));
+        return Err(ApiError::bad_request(
+            "a statement is 1 to 20000 characters",
+        ));
     }
-    let record = entry.documents.get(&DocumentKey::Record).copied().ok_or_else(ApiError::not_found)?;
-    let doc = state.hub.snapshot(record).await?.ok_or_else(ApiError::not_found)?;
+    let record = entry
+        .documents
+        .get(&DocumentKey::Record)
+        .copied()
+        .ok_or_else(ApiError::not_found)?;
+    let doc = state
+        .hub
+        .snapshot(record)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     if projection::view_entry(&doc, &body.entry, &person).is_none() {
         // Unknown entries and entries about others look the same.
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_such_entry", "no entry with that id concerns you"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_entry",
+            "no entry with that id concerns you",
+        ));
     }
     let statement_id = format!("s-{}", uuid::Uuid::new_v4().simple());
     let at = now.format(&Rfc3339).expect("UTC formats");
@@ -60,7 +81,10 @@ pub(super) async fn add_statement(
     state
         .hub
         .server_write(record, move |tx| {
-            let list = tx.get(ROOT, "statements")?.map(|(_, l)| l).ok_or(automerge::AutomergeError::Fail)?;
+            let list = tx
+                .get(ROOT, "statements")?
+                .map(|(_, l)| l)
+                .ok_or(automerge::AutomergeError::Fail)?;
             let at_index = tx.length(&list);
             let s = tx.insert_object(&list, at_index, ObjType::Map)?;
             tx.put(&s, "id", sid.as_str())?;
@@ -72,7 +96,12 @@ pub(super) async fn add_statement(
             Ok(())
         })
         .await?;
-    let mut ev = AuditEvent::new(now, who.user.as_str(), who.role.as_str(), AuditAction::Write);
+    let mut ev = AuditEvent::new(
+        now,
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Write,
+    );
     ev.dossier = Some(id.to_string());
     ev.document = Some("record".into());
     ev.persons = Some(person.to_string());

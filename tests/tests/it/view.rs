@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use automerge::{transaction::Transactable, ObjType, ReadDoc, ROOT};
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 
 use crate::support::*;
 
@@ -24,7 +24,9 @@ fn entry(d: &mut automerge::AutoCommit, id: &str, subject: &str, body: &str) {
 }
 
 fn view_texts(d: &automerge::AutoCommit) -> Vec<String> {
-    let Some((_, entries)) = d.get(ROOT, "entries").unwrap() else { return Vec::new() };
+    let Some((_, entries)) = d.get(ROOT, "entries").unwrap() else {
+        return Vec::new();
+    };
     (0..d.length(&entries))
         .map(|i| {
             let e = d.get(&entries, i).unwrap().unwrap().1;
@@ -40,21 +42,52 @@ async fn the_resident_sees_work_notes_about_herself_live_and_nothing_about_her_c
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
-    let mut sanne = Peer::connect(&server, &server.token("resident")).await.unwrap();
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
     sanne.request(view).await;
-    assert!(sanne.wait_for(view, |d| d.get(ROOT, "person").unwrap().is_some()).await);
-    assert_eq!(root_text_at(sanne.doc(view), "person", "name").as_deref(), Some("Sanne Bakker"));
+    assert!(
+        sanne
+            .wait_for(view, |d| d.get(ROOT, "person").unwrap().is_some())
+            .await
+    );
+    assert_eq!(
+        root_text_at(sanne.doc(view), "person", "name").as_deref(),
+        Some("Sanne Bakker")
+    );
 
-    let mut worker = Peer::connect(&server, &server.token("worker")).await.unwrap();
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
     worker.request(record).await;
-    assert!(worker.wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some()).await);
-    worker.edit(record, |d| entry(d, "e1", "p-sanne", "Sanne maakt zich zorgen over geld")).await;
-    worker.edit(record, |d| entry(d, "e2", "p-daan", &format!("Daan spijbelt {SENTINEL}"))).await;
+    assert!(
+        worker
+            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
+            .await
+    );
+    worker
+        .edit(record, |d| {
+            entry(d, "e1", "p-sanne", "Sanne maakt zich zorgen over geld")
+        })
+        .await;
+    worker
+        .edit(record, |d| {
+            entry(d, "e2", "p-daan", &format!("Daan spijbelt {SENTINEL}"))
+        })
+        .await;
     worker.settle(Duration::from_millis(200)).await;
 
-    assert!(sanne.wait_for(view, |d| view_texts(d) == ["Sanne maakt zich zorgen over geld"]).await);
+    assert!(
+        sanne
+            .wait_for(view, |d| view_texts(d)
+                == ["Sanne maakt zich zorgen over geld"])
+            .await
+    );
     sanne.settle(Duration::from_millis(300)).await;
-    assert!(!sanne.saw(SENTINEL), "the child's entry reached the resident");
+    assert!(
+        !sanne.saw(SENTINEL),
+        "the child's entry reached the resident"
+    );
     server.stop().await;
 }
 
@@ -63,24 +96,46 @@ async fn a_resident_linked_later_gets_a_view_of_what_was_already_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
-    let mut worker = Peer::connect(&server, &server.token("worker")).await.unwrap();
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
     let record = house.doc("record");
     worker.request(record).await;
-    assert!(worker.wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some()).await);
-    worker.edit(record, |d| entry(d, "e1", "p-daan", "Daan gaat weer naar school")).await;
+    assert!(
+        worker
+            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
+            .await
+    );
+    worker
+        .edit(record, |d| {
+            entry(d, "e1", "p-daan", "Daan gaat weer naar school")
+        })
+        .await;
     worker.settle(Duration::from_millis(200)).await;
     let (status, made) = server
-        .api(&server.token("worker"), "POST", &format!("/api/v1/dossiers/{}/residents", house.id), serde_json::json!({ "person": "p-daan" }))
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/residents", house.id),
+            serde_json::json!({ "person": "p-daan" }),
+        )
         .await;
     assert_eq!(status, 201, "{made}");
     let view = regie_sync_protocol::DocumentId::from_url(made["url"].as_str().unwrap()).unwrap();
     let token = server.state.auth.mint(
-        &regie_core::principal::Claims { person: Some("p-daan".into()), sub: "daan".into(), ..cast("resident") },
+        &regie_core::principal::Claims {
+            person: Some("p-daan".into()),
+            sub: "daan".into(),
+            ..cast("resident")
+        },
         Duration::from_secs(600),
     );
     let mut daan = Peer::connect(&server, &token.unwrap()).await.unwrap();
     daan.request(view).await;
-    assert!(daan.wait_for(view, |d| view_texts(d) == ["Daan gaat weer naar school"]).await);
+    assert!(
+        daan.wait_for(view, |d| view_texts(d) == ["Daan gaat weer naar school"])
+            .await
+    );
     server.stop().await;
 }
 
@@ -100,20 +155,57 @@ async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
-    let mut worker = Peer::connect(&server, &server.token("worker")).await.unwrap();
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
     worker.request(record).await;
-    assert!(worker.wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some()).await);
-    worker.edit(record, |d| entry(d, "e1", "p-sanne", "Sanne houdt afspraken niet na")).await;
-    worker.edit(record, |d| entry(d, "e2", "p-daan", "Daan is vaak ziek")).await;
+    assert!(
+        worker
+            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
+            .await
+    );
+    worker
+        .edit(record, |d| {
+            entry(d, "e1", "p-sanne", "Sanne houdt afspraken niet na")
+        })
+        .await;
+    worker
+        .edit(record, |d| entry(d, "e2", "p-daan", "Daan is vaak ziek"))
+        .await;
     worker.settle(Duration::from_millis(200)).await;
 
     let sanne_token = server.token("resident");
     let path = format!("/api/v1/dossiers/{}/statements", house.id);
-    let (status, _) = server.api(&sanne_token, "POST", &path, serde_json::json!({ "entry": "e1", "text": "Ik was ziek die week" })).await;
+    let (status, _) = server
+        .api(
+            &sanne_token,
+            "POST",
+            &path,
+            serde_json::json!({ "entry": "e1", "text": "Ik was ziek die week" }),
+        )
+        .await;
     assert_eq!(status, 201);
-    let (status, body) = server.api(&sanne_token, "POST", &path, serde_json::json!({ "entry": "e2", "text": "x" })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("no_such_entry")), "not about her: not hers to dispute");
-    let (status, _) = server.api(&server.token("worker"), "POST", &path, serde_json::json!({ "entry": "e1", "text": "x" })).await;
+    let (status, body) = server
+        .api(
+            &sanne_token,
+            "POST",
+            &path,
+            serde_json::json!({ "entry": "e2", "text": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("no_such_entry")),
+        "not about her: not hers to dispute"
+    );
+    let (status, _) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &path,
+            serde_json::json!({ "entry": "e1", "text": "x" }),
+        )
+        .await;
     assert_eq!(status, 404, "only residents add eigen verklaringen");
 
     // The statement is in the record, linked to the entry, for the workers…
@@ -131,9 +223,15 @@ async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author
     assert!(
         sanne
             .wait_for(view, |d| {
-                let Some((_, entries)) = d.get(ROOT, "entries").unwrap() else { return false };
-                let Some((_, e)) = d.get(&entries, 0).unwrap() else { return false };
-                let Some((_, s)) = d.get(&e, "statements").unwrap() else { return false };
+                let Some((_, entries)) = d.get(ROOT, "entries").unwrap() else {
+                    return false;
+                };
+                let Some((_, e)) = d.get(&entries, 0).unwrap() else {
+                    return false;
+                };
+                let Some((_, s)) = d.get(&e, "statements").unwrap() else {
+                    return false;
+                };
                 d.length(&s) == 1
             })
             .await
