@@ -131,7 +131,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/dossiers/{id}/partners", post(add_partner))
         .route("/api/v1/dossiers/{id}/maatwerk", post(add_maatwerk))
-        .route("/api/v1/dossiers/{id}/statements", post(statement::add_statement))
+        .route(
+            "/api/v1/dossiers/{id}/statements",
+            post(statement::add_statement),
+        )
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/sync", get(sync))
@@ -218,7 +221,9 @@ async fn my_documents(
     let mut out = Vec::new();
     for entry in state.hub.dossiers() {
         for (key, id) in &entry.documents {
-            if let Decision::Allow { mode, basis } = decide(&who, Action::Sync(key), &entry.rel, now) {
+            if let Decision::Allow { mode, basis } =
+                decide(&who, Action::Sync(key), &entry.rel, now)
+            {
                 out.push(MyDocument {
                     dossier: entry.rel.dossier,
                     key: key.to_string(),
