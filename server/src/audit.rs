@@ -31,6 +31,8 @@ pub enum AuditAction {
     BreakGlass,
     /// The audit log itself was read or verified.
     AuditRead,
+    /// An access review was recorded (R10).
+    Review,
 }
 
 impl AuditAction {
@@ -47,6 +49,7 @@ impl AuditAction {
             AuditAction::Relate => "relate",
             AuditAction::BreakGlass => "break_glass",
             AuditAction::AuditRead => "audit_read",
+            AuditAction::Review => "review",
         }
     }
 }

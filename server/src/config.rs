@@ -16,6 +16,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at start; the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
@@ -67,6 +69,41 @@ pub struct ServeArgs {
     /// Documents kept in memory; colder ones are evicted.
     #[arg(long, env = "REGIE_HOT_DOCUMENTS", default_value_t = 10_000)]
     pub hot_documents: usize,
+    /// Breaking the glass and the resident's access view.
+    #[command(flatten)]
+    pub oversight: OversightArgs,
+}
+
+/// Oversight settings: how long breaking the glass lasts (R2) and what residents see of who
+/// looked at their dossier (R9).
+#[derive(Debug, Clone, Args)]
+pub struct OversightArgs {
+    /// How long a break-glass grant lasts, in hours (decimals allowed, e.g. 0.5; at most 72).
+    #[arg(long = "break-glass-hours", env = "REGIE_BREAK_GLASS_HOURS", default_value = "8", value_parser = grant_hours)]
+    pub break_glass: std::time::Duration,
+    /// Show residents the user ids of the individual workers who accessed their dossier.
+    #[arg(long, env = "REGIE_SHOW_WORKER_NAMES")]
+    pub show_worker_names: bool,
+}
+
+impl Default for OversightArgs {
+    fn default() -> Self {
+        OversightArgs {
+            break_glass: std::time::Duration::from_secs(8 * 3600),
+            show_worker_names: false,
+        }
+    }
+}
+
+fn grant_hours(s: &str) -> Result<std::time::Duration, String> {
+    let hours: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of hours"))?;
+    if !(hours * 3600.0 >= 1.0 && hours <= 72.0) {
+        return Err("a break-glass grant lasts at least a second and at most 72 hours".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(hours * 3600.0))
 }
 
 /// Configuration of `demo`.

@@ -232,6 +232,7 @@ pub async fn run(
         tls_cert: None,
         tls_key: None,
         hot_documents: 10_000,
+        oversight: Default::default(),
     };
     let state = crate::state(&serve).await?;
     let tokens: BTreeMap<&str, (String, Claims)> = cast()

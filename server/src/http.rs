@@ -2,6 +2,7 @@
 //! authenticated first; every answer about dossier content is decided by the policy and audited.
 //! Errors are `{"error": {"code", "message"}}` with a stable code and never contain content.
 
+mod oversight;
 mod statement;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Token verification.
     pub auth: Authenticator,
+    /// Break-glass duration and the resident's access view.
+    pub oversight: crate::config::OversightArgs,
 }
 
 /// An API error: a status, a stable code and a message that says what to do.
@@ -137,6 +140,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/quarantine", get(quarantine))
+        .route(
+            "/api/v1/dossiers/{id}/break-glass",
+            post(oversight::break_glass),
+        )
+        .route(
+            "/api/v1/teams/{team}/break-glass-report",
+            get(oversight::break_glass_report),
+        )
+        .route(
+            "/api/v1/teams/{team}/access-review",
+            get(oversight::access_review).post(oversight::record_access_review),
+        )
+        .route(
+            "/api/v1/reports/unusual-access",
+            get(oversight::unusual_access),
+        )
+        .route("/api/v1/me/access-log", get(oversight::my_access_log))
         .route("/sync", get(sync))
         .with_state(state)
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod hub;
+pub mod report;
 pub mod session;
 pub mod storage;
 
@@ -58,6 +59,7 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     Ok(AppState {
         hub: Arc::new(hub),
         auth,
+        oversight: args.oversight.clone(),
     })
 }
 

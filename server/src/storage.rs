@@ -19,6 +19,9 @@ use tokio::sync::Mutex;
 
 use crate::audit::{AuditEvent, GENESIS, Verification};
 
+mod oversight;
+pub use oversight::{AccessReview, BreakGlassRequest};
+
 /// A storage failure. Callers log it and answer with a generic error; it never carries content.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

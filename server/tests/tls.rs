@@ -31,6 +31,7 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
         tls_cert: None,
         tls_key: None,
         hot_documents: 10,
+        oversight: Default::default(),
     };
     let state = regie_server::state(&args).await.unwrap();
     let token = state

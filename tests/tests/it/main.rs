@@ -8,6 +8,7 @@ mod audience;
 mod audit;
 mod frame;
 mod interop;
+mod oversight;
 mod revocation;
 mod storage;
 mod token;

@@ -12,7 +12,7 @@ use automerge::{AutoCommit, Automerge, Change, ReadDoc};
 use futures_util::{SinkExt, StreamExt};
 use regie_core::principal::{Claims, Role};
 use regie_server::AppState;
-use regie_server::config::{ServeArgs, StoreArgs};
+use regie_server::config::{OversightArgs, ServeArgs, StoreArgs};
 use regie_sync_protocol::{DocumentId, Message, PeerId, PeerMetadata, decode, encode};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -40,6 +40,15 @@ impl TestServer {
 
     /// Starts a server that keeps at most `hot_documents` documents in memory.
     pub async fn start_with(dir: &Path, hot_documents: usize) -> TestServer {
+        Self::launch(dir, hot_documents, OversightArgs::default()).await
+    }
+
+    /// Starts a server with these oversight settings (break-glass length, worker names).
+    pub async fn start_with_oversight(dir: &Path, oversight: OversightArgs) -> TestServer {
+        Self::launch(dir, 1000, oversight).await
+    }
+
+    async fn launch(dir: &Path, hot_documents: usize, oversight: OversightArgs) -> TestServer {
         regie_server::install_crypto_provider();
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -54,6 +63,7 @@ impl TestServer {
             tls_cert: None,
             tls_key: None,
             hot_documents,
+            oversight,
         };
         let state = regie_server::state(&args).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

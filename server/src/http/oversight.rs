@@ -1,0 +1,725 @@
+//! Oversight over HTTP (R2, R3, R9, R10, I3): breaking the glass — a warning with a one-time
+//! confirmation token first, then a time-boxed read grant decided by the policy — the monthly
+//! break-glass report per team in two tiers, the privacy officer's unusual-access report, the
+//! resident's "who looked at my dossier", and the team manager's access review. Reports are
+//! computed by [`crate::report`] from the audit log, and every read of them is audited first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use regie_core::id::{DistrictId, DocumentKey, DossierId, TeamId};
+use regie_core::policy::{
+    Action, Decision, DenyReason, ReviewLine, access_review as review, decide,
+};
+use regie_core::principal::{Principal, Role};
+use regie_core::relationship::Grant;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::{Date, OffsetDateTime};
+
+use super::{ApiError, ApiResult, AppState, Caller};
+use crate::audit::{AuditAction, AuditEvent};
+use crate::hub::{DossierEntry, subjects};
+use crate::report::{self, Category, Period, ReportMonth, html};
+use crate::storage::BreakGlassRequest;
+
+/// How long the warning's confirmation token is accepted.
+const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(10);
+/// The longest reason or review note accepted, in characters.
+const MAX_TEXT: usize = 2000;
+/// A burst is this many different dossiers within an hour, unless the request says otherwise.
+const DEFAULT_BURST: usize = 10;
+/// Reads under a grant that began late in the month are looked for this long after it (grants
+/// last at most 72 hours).
+const LOOKAHEAD: time::Duration = time::Duration::days(3);
+
+fn event(who: &Principal, at: OffsetDateTime, action: AuditAction) -> AuditEvent {
+    AuditEvent::new(at, who.user.as_str(), who.role.as_str(), action)
+}
+
+async fn audit(state: &AppState, ev: &AuditEvent) -> ApiResult<()> {
+    state.hub.store().append_audit(ev).await?;
+    Ok(())
+}
+
+/// Parses an optional JSON body; an empty body is `None`.
+fn json_body<T: DeserializeOwned>(body: &Bytes, shape: &str) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("the body must be a JSON object {shape}")))
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    report::utc_rfc3339(at)
+}
+
+fn too_long(what: &'static str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        what,
+        format!("keep it under {MAX_TEXT} characters"),
+    )
+}
+
+// ---- breaking the glass -------------------------------------------------------------------
+
+/// The body of `POST /api/v1/dossiers/{id}/break-glass`.
+#[derive(Debug, Default, Deserialize)]
+struct BreakGlassBody {
+    /// Why, in the colleague's words (mandatory).
+    #[serde(default)]
+    reason: String,
+    /// `crisis`, `safety`, `continuity` or `other` (mandatory).
+    #[serde(default)]
+    category: Option<String>,
+    /// The token from the warning; present only on the confirming call.
+    #[serde(default)]
+    confirmation: Option<String>,
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn duration_text(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} hours", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} minutes", secs / 60)
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
+/// The documents of `entry` that `who` may read at `at` under `rel`, by key, as the policy says.
+fn readable(
+    who: &Principal,
+    entry: &DossierEntry,
+    rel: &regie_core::relationship::Relationships,
+    at: OffsetDateTime,
+) -> BTreeMap<String, String> {
+    entry
+        .documents
+        .iter()
+        .filter(|(key, _)| decide(who, Action::Read(key), rel, at).is_allowed())
+        .map(|(key, id)| (key.to_string(), id.to_url()))
+        .collect()
+}
+
+/// Audits a refused break-glass attempt and turns it into the answer: a missing reason and an
+/// existing access are said plainly to the team colleague; to anyone else the dossier does not
+/// exist (R3: another district's dossiers are not even acknowledged).
+async fn refuse(
+    state: &AppState,
+    who: &Principal,
+    entry: &DossierEntry,
+    reason: DenyReason,
+    at: OffsetDateTime,
+) -> ApiError {
+    let mut ev = event(who, at, AuditAction::Deny);
+    ev.dossier = Some(entry.rel.dossier.to_string());
+    ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
+    ev.outcome = reason.code().into();
+    ev.detail = Some("break_glass".into());
+    if let Err(e) = audit(state, &ev).await {
+        return e;
+    }
+    match reason {
+        DenyReason::ReasonRequired => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            "breaking the glass needs a reason: say why you need this dossier now",
+        ),
+        DenyReason::AlreadyHasAccess => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_has_access",
+            "you can already read this dossier; there is no glass to break",
+        ),
+        _ => ApiError::not_found(),
+    }
+}
+
+/// `POST /api/v1/dossiers/{id}/break-glass` (R2): without `confirmation`, checks the policy,
+/// keeps the request and answers with the warning and a one-time confirmation token; with it,
+/// grants read access for the configured time, audited as an emergency access.
+pub(super) async fn break_glass(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
+    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let body: BreakGlassBody =
+        json_body(&body, "{\"reason\", \"category\"} or {\"confirmation\"}")?.unwrap_or_default();
+    let now = OffsetDateTime::now_utc();
+    match body.confirmation {
+        None => warn(&state, &who, &entry, body, now).await,
+        Some(token) => confirm(&state, &who, entry, &token, now).await,
+    }
+}
+
+fn grant_for(state: &AppState, who: &Principal, reason: String, at: OffsetDateTime) -> Grant {
+    let length =
+        time::Duration::try_from(state.oversight.break_glass).unwrap_or(time::Duration::hours(8));
+    Grant {
+        user: who.user.clone(),
+        reason,
+        granted_at: at,
+        expires_at: at + length,
+    }
+}
+
+async fn warn(
+    state: &AppState,
+    who: &Principal,
+    entry: &DossierEntry,
+    body: BreakGlassBody,
+    now: OffsetDateTime,
+) -> ApiResult<Response> {
+    let action = Action::BreakGlass {
+        reason: &body.reason,
+    };
+    if let Decision::Deny(reason) = decide(who, action, &entry.rel, now) {
+        return Err(refuse(state, who, entry, reason, now).await);
+    }
+    let reason = body.reason.trim().to_owned();
+    if reason.chars().count() > MAX_TEXT {
+        return Err(too_long("reason_too_long"));
+    }
+    let category: Category = body
+        .category
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "category_required",
+                "say what kind of emergency this is: category crisis, safety, continuity or other",
+            )
+        })?;
+    // What the grant would open, as the policy would decide it.
+    let mut would = (*entry.rel).clone();
+    would
+        .grants
+        .push(grant_for(state, who, reason.clone(), now));
+    let documents: Vec<String> = readable(who, entry, &would, now).into_keys().collect();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let request = BreakGlassRequest {
+        dossier: entry.rel.dossier,
+        user: who.user.clone(),
+        category: category.as_str().into(),
+        reason,
+        warned_at: now,
+        expires_at: now + CONFIRM_WITHIN,
+    };
+    state
+        .hub
+        .store()
+        .put_break_glass_request(&token_hash(&token), &request)
+        .await?;
+    let mut ev = event(who, now, AuditAction::BreakGlass);
+    ev.dossier = Some(entry.rel.dossier.to_string());
+    ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
+    ev.outcome = "warned".into();
+    ev.detail = Some(category.as_str().into());
+    audit(state, &ev).await?;
+    let length = duration_text(state.oversight.break_glass);
+    let warning = format!(
+        "You are not assigned to this dossier. Breaking the glass lets you read {} for {length}, \
+         for this emergency only, and never edit. It is logged as an emergency access with your \
+         name and reason, reported to your team manager and the privacy officer, and shown to \
+         the resident. Confirm only if you need this dossier now.",
+        documents.join(", ")
+    );
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "status": "confirmation_required",
+            "warning": warning,
+            "confirmation": token,
+            "confirm_before": rfc3339(request.expires_at),
+            "category": category,
+            "documents": documents,
+            "grant_seconds": state.oversight.break_glass.as_secs_f64(),
+        })),
+    )
+        .into_response())
+}
+
+async fn confirm(
+    state: &AppState,
+    who: &Principal,
+    mut entry: DossierEntry,
+    token: &str,
+    now: OffsetDateTime,
+) -> ApiResult<Response> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_confirmation",
+            "this confirmation is unknown, used or expired; ask again with a reason",
+        )
+    };
+    let request = state
+        .hub
+        .store()
+        .take_break_glass_request(&token_hash(token), &who.user, entry.rel.dossier)
+        .await?
+        .filter(|r| now < r.expires_at)
+        .ok_or_else(invalid)?;
+    // Relationships may have changed since the warning: the policy decides again.
+    let action = Action::BreakGlass {
+        reason: &request.reason,
+    };
+    if let Decision::Deny(reason) = decide(who, action, &entry.rel, now) {
+        return Err(refuse(state, who, &entry, reason, now).await);
+    }
+    let category: Category = request.category.parse().unwrap_or(Category::Other);
+    let grant = grant_for(state, who, request.reason, now);
+    // I3: the emergency access is on record before the grant can be used.
+    let mut ev = event(who, now, AuditAction::BreakGlass);
+    ev.dossier = Some(entry.rel.dossier.to_string());
+    ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
+    ev.basis = Some("break_glass".into());
+    ev.detail = Some(category.as_str().into());
+    audit(state, &ev).await?;
+    state
+        .hub
+        .store()
+        .add_grant(entry.rel.dossier, &grant)
+        .await?;
+    let mut rel = (*entry.rel).clone();
+    rel.grants.push(grant.clone());
+    entry.rel = Arc::new(rel);
+    let documents = readable(who, &entry, &entry.rel, now);
+    state.hub.put_dossier(entry).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "granted",
+            "granted_at": rfc3339(grant.granted_at),
+            "expires_at": rfc3339(grant.expires_at),
+            "category": category,
+            "documents": documents,
+        })),
+    )
+        .into_response())
+}
+
+// ---- reports ------------------------------------------------------------------------------
+
+/// Query parameters of the report routes.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ReportQuery {
+    /// `YYYY-MM`; defaults to last month.
+    month: Option<String>,
+    /// `summary` or `detail` (break-glass report).
+    tier: Option<String>,
+    /// `json` (default) or `html`.
+    format: Option<String>,
+    /// Dossiers within an hour that make a burst (unusual-access report).
+    threshold: Option<String>,
+    /// First local date, `YYYY-MM-DD` (access log).
+    from: Option<String>,
+    /// Last local date, inclusive (access log).
+    to: Option<String>,
+}
+
+fn query(q: Result<Query<ReportQuery>, QueryRejection>) -> ApiResult<ReportQuery> {
+    q.map(|Query(q)| q)
+        .map_err(|_| ApiError::bad_request("unreadable query string"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Html,
+}
+
+fn format(q: &ReportQuery) -> ApiResult<Format> {
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Format::Json),
+        Some("html") => Ok(Format::Html),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_format",
+            "format is json or html",
+        )),
+    }
+}
+
+fn month(q: &ReportQuery, now: OffsetDateTime) -> ApiResult<ReportMonth> {
+    match q.month.as_deref() {
+        None => Ok(ReportMonth::containing(now).previous()),
+        Some(m) => m.parse().map_err(|e: report::MonthError| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_month", e.to_string())
+        }),
+    }
+}
+
+/// A report as JSON or as a printable page; never cached, it names people.
+fn respond(format: Format, value: &impl Serialize, page: impl FnOnce() -> String) -> Response {
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    match format {
+        Format::Json => ([no_store], Json(value)).into_response(),
+        Format::Html => (
+            [no_store, (header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page(),
+        )
+            .into_response(),
+    }
+}
+
+fn team_of(team: &str) -> ApiResult<TeamId> {
+    team.parse()
+        .map_err(|_| ApiError::bad_request("not a team id"))
+}
+
+/// The dossiers' teams, keyed by dossier id as the log writes it.
+async fn teams(state: &AppState) -> ApiResult<HashMap<String, String>> {
+    Ok(state
+        .hub
+        .store()
+        .dossier_teams()
+        .await?
+        .into_iter()
+        .map(|(d, t)| (d.to_string(), t.to_string()))
+        .collect())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Summary,
+    Detail,
+}
+
+/// `GET /api/v1/teams/{team}/break-glass-report` (R9): the team manager gets the summary of
+/// their own team, the privacy officer the named detail (or the summary with `tier=summary`).
+pub(super) async fn break_glass_report(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let team = team_of(&team)?;
+    let q = query(q)?;
+    let now = OffsetDateTime::now_utc();
+    let (format, month) = (format(&q)?, month(&q, now)?);
+    let asked = match q.tier.as_deref() {
+        None => None,
+        Some("summary") => Some(Tier::Summary),
+        Some("detail") => Some(Tier::Detail),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_tier",
+                "tier is summary or detail",
+            ));
+        }
+    };
+    let tier = match who.role {
+        Role::Manager if who.team.as_ref() != Some(&team) => {
+            return Err(ApiError::forbidden("other_team"));
+        }
+        Role::Manager if asked == Some(Tier::Detail) => {
+            return Err(ApiError::forbidden("privacy_officer_only"));
+        }
+        Role::Manager => Tier::Summary,
+        Role::PrivacyOfficer => asked.unwrap_or(Tier::Detail),
+        _ => return Err(ApiError::forbidden("managers_and_privacy_officer_only")),
+    };
+    let mut ev = event(&who, now, AuditAction::AuditRead);
+    ev.detail = Some(format!(
+        "break_glass_report team={team} month={month} tier={}",
+        if tier == Tier::Summary {
+            "summary"
+        } else {
+            "detail"
+        }
+    ));
+    audit(&state, &ev).await?;
+    let store = state.hub.store();
+    let events: Vec<AuditEvent> = store
+        .audit_events_between(month.start(), month.end() + LOOKAHEAD)
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let grants: Vec<(String, Grant)> = store
+        .grants_between(month.start(), month.end())
+        .await?
+        .into_iter()
+        .map(|(d, g)| (d.to_string(), g))
+        .collect();
+    let uses = report::break_glass_uses(&events, &grants, &teams(&state).await?);
+    Ok(match tier {
+        Tier::Summary => {
+            let s = report::summarize(&uses, team.as_str(), month);
+            respond(format, &s, || html::summary_page(&s))
+        }
+        Tier::Detail => {
+            let d = report::detail(&uses, team.as_str(), month, store.verify_audit().await?);
+            respond(format, &d, || html::detail_page(&d))
+        }
+    })
+}
+
+/// `GET /api/v1/reports/unusual-access` (R9): accesses outside the normal relationship and
+/// unusual patterns in a month, for the privacy officer.
+pub(super) async fn unusual_access(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    if who.role != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden("privacy_officer_only"));
+    }
+    let q = query(q)?;
+    let now = OffsetDateTime::now_utc();
+    let (format, month) = (format(&q)?, month(&q, now)?);
+    let threshold = match q.threshold.as_deref() {
+        None => DEFAULT_BURST,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (2..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_threshold",
+                    "threshold is a number of dossiers from 2 to 1000",
+                )
+            })?,
+    };
+    let mut ev = event(&who, now, AuditAction::AuditRead);
+    ev.detail = Some(format!(
+        "unusual_access month={month} threshold={threshold}"
+    ));
+    audit(&state, &ev).await?;
+    let store = state.hub.store();
+    let events: Vec<AuditEvent> = store
+        .audit_events_between(month.start(), month.end())
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let u = report::unusual_access(
+        &events,
+        &teams(&state).await?,
+        month,
+        threshold,
+        store.verify_audit().await?,
+    );
+    Ok(respond(format, &u, || html::unusual_page(&u)))
+}
+
+fn local_date(s: &str) -> ApiResult<Date> {
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s, f).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_date",
+            "dates are YYYY-MM-DD",
+        )
+    })
+}
+
+/// `GET /api/v1/me/access-log` (R9, NEN 7513 ch. 9): who accessed the calling resident's data,
+/// per period: organisation, role, action, date, and whether it was an emergency access.
+/// Individual workers are named only when the server runs with `--show-worker-names`.
+pub(super) async fn my_access_log(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let person = match (&who.role, &who.person) {
+        (Role::Resident, Some(p)) => p.clone(),
+        _ => return Err(ApiError::forbidden("residents_only")),
+    };
+    let q = query(q)?;
+    let from = q.from.as_deref().map(local_date).transpose()?;
+    let to = q.to.as_deref().map(local_date).transpose()?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::bad_request("from is after to"));
+    }
+    let period = Period {
+        from: from.map(report::local_midnight),
+        to: to.and_then(|t| t.next_day()).map(report::local_midnight),
+    };
+    let now = OffsetDateTime::now_utc();
+    let show = state.oversight.show_worker_names;
+    let mut dossiers: Vec<DossierId> = state
+        .hub
+        .dossiers()
+        .into_iter()
+        .filter(|e| e.rel.is_linked(&person))
+        .map(|e| e.rel.dossier)
+        .collect();
+    dossiers.sort();
+    let mut lines = Vec::new();
+    // One audit row per dossier read, so each shows up where that dossier's log is read; a
+    // resident without a linked dossier still leaves a row.
+    if dossiers.is_empty() {
+        let mut ev = event(&who, now, AuditAction::AuditRead);
+        ev.persons = Some(person.to_string());
+        ev.detail = Some("access_log".into());
+        audit(&state, &ev).await?;
+    }
+    for dossier in dossiers {
+        let mut ev = event(&who, now, AuditAction::AuditRead);
+        ev.dossier = Some(dossier.to_string());
+        ev.persons = Some(person.to_string());
+        ev.detail = Some("access_log".into());
+        audit(&state, &ev).await?;
+        let events: Vec<AuditEvent> = state
+            .hub
+            .store()
+            .audit_events(Some(dossier))
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        lines.extend(report::who_looked(
+            &events,
+            person.as_str(),
+            who.user.as_str(),
+            period,
+            show,
+        ));
+    }
+    lines.sort_by(|a, b| (a.at, &a.dossier).cmp(&(b.at, &b.dossier)));
+    Ok(Json(json!({
+        "person": person,
+        "period": period,
+        "timezone": report::TIMEZONE,
+        "worker_names": show,
+        "accesses": lines,
+    })))
+}
+
+// ---- access review ------------------------------------------------------------------------
+
+/// One dossier of a team in the access review.
+#[derive(Debug, Serialize)]
+struct Reviewed {
+    dossier: DossierId,
+    district: DistrictId,
+    lines: Vec<ReviewLine>,
+}
+
+/// Who can reach each of `team`'s dossiers at `at` and why, from the policy itself.
+fn listing(state: &AppState, team: &TeamId, at: OffsetDateTime) -> Vec<Reviewed> {
+    let mut out: Vec<Reviewed> = state
+        .hub
+        .dossiers()
+        .into_iter()
+        .filter(|e| &e.rel.team == team)
+        .map(|e| Reviewed {
+            dossier: e.rel.dossier,
+            district: e.rel.district.clone(),
+            lines: review(&e.rel, at),
+        })
+        .collect();
+    out.sort_by_key(|r| r.dossier);
+    out
+}
+
+fn may_review(who: &Principal, team: &TeamId) -> ApiResult<()> {
+    match who.role {
+        Role::Manager if who.team.as_ref() == Some(team) => Ok(()),
+        Role::Manager => Err(ApiError::forbidden("other_team")),
+        _ => Err(ApiError::forbidden("team_manager_only")),
+    }
+}
+
+/// `GET /api/v1/teams/{team}/access-review` (R10): for the team's manager (or the privacy
+/// officer), who can reach which dossier and on what basis, and the last recorded review.
+pub(super) async fn access_review(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let team = team_of(&team)?;
+    if who.role != Role::PrivacyOfficer {
+        may_review(&who, &team)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut ev = event(&who, now, AuditAction::Read);
+    ev.detail = Some(format!("access_review team={team}"));
+    audit(&state, &ev).await?;
+    let dossiers = listing(&state, &team, now);
+    let last = state.hub.store().last_access_review(&team).await?;
+    Ok(Json(json!({
+        "team": team,
+        "at": rfc3339(now),
+        "last_review": last,
+        "dossiers": dossiers,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReviewBody {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/teams/{team}/access-review` (R10): the team's manager records that they
+/// reviewed the listing as it stands now.
+pub(super) async fn record_access_review(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<crate::storage::AccessReview>)> {
+    let team = team_of(&team)?;
+    may_review(&who, &team)?;
+    let body: ReviewBody = json_body(&body, "{\"note\"}")?.unwrap_or_default();
+    let note = body
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_TEXT) {
+        return Err(too_long("note_too_long"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let dossiers = listing(&state, &team, now);
+    let digest = hex::encode(Sha256::digest(
+        serde_json::to_vec(&dossiers).expect("the listing serializes"),
+    ));
+    let lines: usize = dossiers.iter().map(|d| d.lines.len()).sum();
+    let mut ev = event(&who, now, AuditAction::Review);
+    ev.detail = Some(format!(
+        "access_review team={team} dossiers={} lines={lines}",
+        dossiers.len()
+    ));
+    audit(&state, &ev).await?;
+    let review = state
+        .hub
+        .store()
+        .record_access_review(
+            &team,
+            &who.user,
+            now,
+            dossiers.len() as i64,
+            lines as i64,
+            &digest,
+            note.as_deref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(review)))
+}

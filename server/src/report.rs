@@ -1,0 +1,842 @@
+//! Oversight reports computed from the audit log (R2, R9, NEN 7513 ch. 8–9): the monthly
+//! break-glass report per team in two tiers (a non-identifying summary for the team manager, the
+//! named detail for the privacy officer), the report of accesses outside the normal relationship
+//! and unusual patterns, and the resident's "who looked at my dossier". Everything here is pure:
+//! events, grants and the time window are passed in, nothing is read and no clock is consulted.
+//! Reports are expressed in Europe/Amsterdam time (CET, CEST from the last Sunday of March to the
+//! last Sunday of October, switching at 01:00 UTC), computed without a time-zone database.
+
+pub mod html;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use regie_core::relationship::Grant;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, Duration, Month, OffsetDateTime, UtcOffset, Weekday};
+
+use crate::audit::{AuditEvent, Verification};
+
+/// The time zone reports speak in.
+pub const TIMEZONE: &str = "Europe/Amsterdam";
+
+/// What the reports count as off-hours.
+pub const OFF_HOURS: &str = "before 07:00 or from 19:00 Europe/Amsterdam time on weekdays, and all \
+     of Saturday and Sunday; public holidays are not taken into account";
+
+/// The first local hour of normal working hours.
+const DAY_STARTS: u8 = 7;
+/// The first local hour after normal working hours.
+const DAY_ENDS: u8 = 19;
+
+/// Why the glass was broken, as a category for the reports (R2, R9). The free-text reason stays
+/// with the grant and reaches only the privacy officer's named detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// An acute crisis of the household (e.g. a call from the resident or a partner).
+    Crisis,
+    /// A safety concern (Meldcode, Veilig Thuis, threat to someone).
+    Safety,
+    /// Continuity of care while the assigned workers are absent.
+    Continuity,
+    /// Anything else; the reason says what.
+    Other,
+}
+
+impl Category {
+    /// Every category, in report order.
+    pub const ALL: [Category; 4] = [
+        Category::Crisis,
+        Category::Safety,
+        Category::Continuity,
+        Category::Other,
+    ];
+
+    /// The stable code, e.g. `crisis`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Crisis => "crisis",
+            Category::Safety => "safety",
+            Category::Continuity => "continuity",
+            Category::Other => "other",
+        }
+    }
+}
+
+impl FromStr for Category {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---- time ---------------------------------------------------------------------------------
+
+fn last_sunday(year: i32, month: Month) -> Date {
+    let mut day = Date::from_calendar_date(year, month, month.length(year))
+        .expect("the last day of a month is a date");
+    while day.weekday() != Weekday::Sunday {
+        day = day.previous_day().expect("not the first day of time");
+    }
+    day
+}
+
+/// The UTC offset of Europe/Amsterdam at `at`: +02:00 from the last Sunday of March 01:00 UTC
+/// up to the last Sunday of October 01:00 UTC (EU summer time), +01:00 otherwise.
+pub fn amsterdam_offset(at: OffsetDateTime) -> UtcOffset {
+    let at = at.to_offset(UtcOffset::UTC);
+    let switch = |month| {
+        last_sunday(at.year(), month)
+            .with_hms(1, 0, 0)
+            .expect("01:00 is a time")
+            .assume_utc()
+    };
+    let hours = if switch(Month::March) <= at && at < switch(Month::October) {
+        2
+    } else {
+        1
+    };
+    UtcOffset::from_hms(hours, 0, 0).expect("a valid offset")
+}
+
+/// `at` on the Amsterdam wall clock.
+pub fn to_local(at: OffsetDateTime) -> OffsetDateTime {
+    at.to_offset(amsterdam_offset(at))
+}
+
+/// The instant of local midnight at the start of `date`. Midnight is never skipped or repeated
+/// in Amsterdam (clocks change at 02:00 and 03:00), so this is exact.
+pub fn local_midnight(date: Date) -> OffsetDateTime {
+    let naive = date.midnight();
+    // One hour before the instant if it is CET; the offset cannot change within the hour
+    // around midnight, so probing there gives the offset at midnight itself.
+    let probe = naive.assume_utc() - Duration::hours(1);
+    naive
+        .assume_offset(amsterdam_offset(probe))
+        .to_offset(UtcOffset::UTC)
+}
+
+/// Whether `at` falls outside normal working hours (see [`OFF_HOURS`]).
+pub fn is_off_hours(at: OffsetDateTime) -> bool {
+    let local = to_local(at);
+    matches!(local.weekday(), Weekday::Saturday | Weekday::Sunday)
+        || local.hour() < DAY_STARTS
+        || local.hour() >= DAY_ENDS
+}
+
+/// The ISO week of `at`'s local date, e.g. `2024-W09`.
+pub fn iso_week(at: OffsetDateTime) -> String {
+    week_of(to_local(at).date())
+}
+
+fn week_of(date: Date) -> String {
+    let (year, week, _) = date.to_iso_week_date();
+    format!("{year}-W{week:02}")
+}
+
+/// `at` as local wall-clock time with its offset (RFC 3339).
+pub fn local_rfc3339(at: OffsetDateTime) -> String {
+    to_local(at)
+        .format(&Rfc3339)
+        .expect("offset times always format")
+}
+
+/// A calendar month on the Amsterdam wall clock: the period of a monthly report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportMonth {
+    year: i32,
+    month: Month,
+}
+
+/// A month that is not `YYYY-MM`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a month is YYYY-MM, e.g. 2024-03")]
+pub struct MonthError;
+
+impl FromStr for ReportMonth {
+    type Err = MonthError;
+    fn from_str(s: &str) -> Result<Self, MonthError> {
+        let (y, m) = s.split_once('-').ok_or(MonthError)?;
+        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return Err(MonthError);
+        }
+        let year: i32 = y.parse().map_err(|_| MonthError)?;
+        let month =
+            Month::try_from(m.parse::<u8>().map_err(|_| MonthError)?).map_err(|_| MonthError)?;
+        if year < 1970 {
+            return Err(MonthError);
+        }
+        Ok(ReportMonth { year, month })
+    }
+}
+
+impl fmt::Display for ReportMonth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, u8::from(self.month))
+    }
+}
+
+impl ReportMonth {
+    /// The local month that contains `at`.
+    pub fn containing(at: OffsetDateTime) -> ReportMonth {
+        let local = to_local(at);
+        ReportMonth {
+            year: local.year(),
+            month: local.month(),
+        }
+    }
+
+    /// The month before.
+    pub fn previous(self) -> ReportMonth {
+        match self.month {
+            Month::January => ReportMonth {
+                year: self.year - 1,
+                month: Month::December,
+            },
+            m => ReportMonth {
+                year: self.year,
+                month: m.previous(),
+            },
+        }
+    }
+
+    fn next(self) -> ReportMonth {
+        match self.month {
+            Month::December => ReportMonth {
+                year: self.year + 1,
+                month: Month::January,
+            },
+            m => ReportMonth {
+                year: self.year,
+                month: m.next(),
+            },
+        }
+    }
+
+    fn first_day(self) -> Date {
+        Date::from_calendar_date(self.year, self.month, 1).expect("the first is a date")
+    }
+
+    /// The first instant of the month (local midnight on the 1st), in UTC.
+    pub fn start(self) -> OffsetDateTime {
+        local_midnight(self.first_day())
+    }
+
+    /// The first instant after the month, in UTC.
+    pub fn end(self) -> OffsetDateTime {
+        self.next().start()
+    }
+
+    /// The ISO weeks the month's days fall in, in order.
+    pub fn weeks(self) -> Vec<String> {
+        let mut weeks: Vec<String> = Vec::new();
+        let mut day = self.first_day();
+        while day.month() == self.month {
+            let week = week_of(day);
+            if weeks.last() != Some(&week) {
+                weeks.push(week);
+            }
+            day = day.next_day().expect("not the last day of time");
+        }
+        weeks
+    }
+
+    /// The report period.
+    pub fn period(self) -> Period {
+        Period {
+            from: Some(self.start()),
+            to: Some(self.end()),
+        }
+    }
+}
+
+/// A half-open period `[from, to)`; an absent bound is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Period {
+    /// The first instant included (UTC).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    /// The first instant no longer included (UTC).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+}
+
+impl Period {
+    /// Whether `at` lies in the period.
+    pub fn contains(&self, at: OffsetDateTime) -> bool {
+        self.from.is_none_or(|f| f <= at) && self.to.is_none_or(|t| at < t)
+    }
+}
+
+// ---- break-glass uses ---------------------------------------------------------------------
+
+/// A document read under a break-glass grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantRead {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Which document (`plan`, `record`, `meta`).
+    pub document: Option<String>,
+}
+
+/// One breaking of the glass as the log tells it, with the grant's reason and end and the reads
+/// made under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakGlassUse {
+    /// When the grant began.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who broke the glass.
+    pub user: String,
+    /// Their role.
+    pub role: String,
+    /// The dossier.
+    pub dossier: String,
+    /// The dossier's team (`unknown` when the dossier is gone).
+    pub team: String,
+    /// The reason category.
+    pub category: Category,
+    /// The reason given, when the grant is still on record.
+    pub reason: Option<String>,
+    /// When the grant ended, when the grant is still on record.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The documents opened under the grant.
+    pub reads: Vec<GrantRead>,
+}
+
+fn is_grant_read(e: &AuditEvent) -> bool {
+    matches!(e.action.as_str(), "open" | "read") && e.basis.as_deref() == Some("break_glass")
+}
+
+/// Reconstructs the break-glass uses from the audit log: every allowed `break_glass` event,
+/// joined with its grant (same dossier, user and start) for the reason and end, and every read
+/// on basis `break_glass` attributed to the latest use of that user on that dossier before it.
+/// `teams` maps dossier ids to their team.
+pub fn break_glass_uses(
+    events: &[AuditEvent],
+    grants: &[(String, Grant)],
+    teams: &HashMap<String, String>,
+) -> Vec<BreakGlassUse> {
+    let mut uses: Vec<BreakGlassUse> = events
+        .iter()
+        .filter(|e| e.action == "break_glass" && e.outcome == "allowed")
+        .map(|e| {
+            let dossier = e.dossier.clone().unwrap_or_default();
+            let grant = grants
+                .iter()
+                .find(|(d, g)| *d == dossier && g.user.as_str() == e.actor && g.granted_at == e.at)
+                .map(|(_, g)| g);
+            BreakGlassUse {
+                at: e.at,
+                user: e.actor.clone(),
+                role: e.role.clone(),
+                team: teams
+                    .get(&dossier)
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into()),
+                dossier,
+                category: e
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(Category::Other),
+                reason: grant.map(|g| g.reason.clone()),
+                expires_at: grant.map(|g| g.expires_at),
+                reads: Vec::new(),
+            }
+        })
+        .collect();
+    uses.sort_by(|a, b| (a.at, &a.user, &a.dossier).cmp(&(b.at, &b.user, &b.dossier)));
+    for e in events.iter().filter(|e| is_grant_read(e)) {
+        let owner = uses.iter_mut().rev().find(|u| {
+            u.user == e.actor
+                && e.dossier.as_ref() == Some(&u.dossier)
+                && u.at <= e.at
+                && u.expires_at.is_none_or(|end| e.at < end)
+        });
+        if let Some(u) = owner {
+            u.reads.push(GrantRead {
+                at: e.at,
+                document: e.document.clone(),
+            });
+        }
+    }
+    for u in &mut uses {
+        u.reads.sort_by_key(|r| r.at);
+    }
+    uses
+}
+
+/// The number of uses in one ISO week.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WeekCount {
+    /// The ISO week, e.g. `2024-W10`.
+    pub week: String,
+    /// How many times the glass was broken in it.
+    pub count: usize,
+}
+
+/// The manager's tier (R9): counts only — no names, no dossier ids, no reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakGlassSummary {
+    /// The team.
+    pub team: String,
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// The month as instants.
+    pub period: Period,
+    /// The time zone of weeks and off-hours.
+    pub timezone: &'static str,
+    /// What counts as off-hours.
+    pub off_hours_definition: &'static str,
+    /// How many times the glass was broken.
+    pub total: usize,
+    /// Per reason category (every category, zero included).
+    pub by_category: BTreeMap<Category, usize>,
+    /// Per ISO week of the month (every week, zero included).
+    pub by_week: Vec<WeekCount>,
+    /// How many of them were off-hours.
+    pub off_hours: usize,
+    /// How many documents were opened under the grants.
+    pub reads_under_grant: usize,
+}
+
+fn of_team_in<'a>(
+    uses: &'a [BreakGlassUse],
+    team: &'a str,
+    month: ReportMonth,
+) -> impl Iterator<Item = &'a BreakGlassUse> {
+    let period = month.period();
+    uses.iter()
+        .filter(move |u| u.team == team && period.contains(u.at))
+}
+
+/// The manager's summary of `team`'s break-glass uses in `month`.
+pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> BreakGlassSummary {
+    let mut by_category: BTreeMap<Category, usize> =
+        Category::ALL.into_iter().map(|c| (c, 0)).collect();
+    let mut by_week: Vec<WeekCount> = month
+        .weeks()
+        .into_iter()
+        .map(|week| WeekCount { week, count: 0 })
+        .collect();
+    let (mut total, mut off_hours, mut reads) = (0, 0, 0);
+    for u in of_team_in(uses, team, month) {
+        total += 1;
+        *by_category.entry(u.category).or_default() += 1;
+        let week = iso_week(u.at);
+        if let Some(w) = by_week.iter_mut().find(|w| w.week == week) {
+            w.count += 1;
+        }
+        off_hours += usize::from(is_off_hours(u.at));
+        reads += u.reads.len();
+    }
+    BreakGlassSummary {
+        team: team.to_owned(),
+        month: month.to_string(),
+        period: month.period(),
+        timezone: TIMEZONE,
+        off_hours_definition: OFF_HOURS,
+        total,
+        by_category,
+        by_week,
+        off_hours,
+        reads_under_grant: reads,
+    }
+}
+
+/// One use in the privacy officer's named detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetailLine {
+    /// The use.
+    #[serde(flatten)]
+    pub grant: BreakGlassUse,
+    /// When, on the local wall clock.
+    pub local_time: String,
+    /// The ISO week.
+    pub week: String,
+    /// Whether it was off-hours.
+    pub off_hours: bool,
+}
+
+/// The privacy officer's tier (R9): every use with who, which dossier, why and what was read,
+/// and whether the log they come from is intact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakGlassDetail {
+    /// The team.
+    pub team: String,
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// The month as instants.
+    pub period: Period,
+    /// The time zone of weeks and off-hours.
+    pub timezone: &'static str,
+    /// What counts as off-hours.
+    pub off_hours_definition: &'static str,
+    /// How many times the glass was broken.
+    pub total: usize,
+    /// The uses, oldest first.
+    pub uses: Vec<DetailLine>,
+    /// The hash chain's state when the report was made.
+    pub log: Verification,
+}
+
+/// The privacy officer's named detail of `team`'s break-glass uses in `month`.
+pub fn detail(
+    uses: &[BreakGlassUse],
+    team: &str,
+    month: ReportMonth,
+    log: Verification,
+) -> BreakGlassDetail {
+    let lines: Vec<DetailLine> = of_team_in(uses, team, month)
+        .map(|u| DetailLine {
+            grant: u.clone(),
+            local_time: local_rfc3339(u.at),
+            week: iso_week(u.at),
+            off_hours: is_off_hours(u.at),
+        })
+        .collect();
+    BreakGlassDetail {
+        team: team.to_owned(),
+        month: month.to_string(),
+        period: month.period(),
+        timezone: TIMEZONE,
+        off_hours_definition: OFF_HOURS,
+        total: lines.len(),
+        uses: lines,
+        log,
+    }
+}
+
+// ---- unusual access -----------------------------------------------------------------------
+
+/// One access (or refused attempt) as listed in the unusual-access report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessLine {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who.
+    pub user: String,
+    /// Their role.
+    pub role: String,
+    /// The dossier.
+    pub dossier: Option<String>,
+    /// The dossier's team.
+    pub team: Option<String>,
+    /// The document.
+    pub document: Option<String>,
+    /// The audit action.
+    pub action: String,
+    /// The legitimacy basis, when allowed.
+    pub basis: Option<String>,
+    /// `allowed` or the refusal's reason code.
+    pub outcome: String,
+}
+
+/// Many dossiers opened by one user within an hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Burst {
+    /// Who.
+    pub user: String,
+    /// Their role.
+    pub role: String,
+    /// The first access of the burst.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// The last access of the burst (less than an hour after the first).
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    /// How many different dossiers were opened.
+    pub dossiers: usize,
+}
+
+/// One user's accesses outside working hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OffHoursUse {
+    /// Who.
+    pub user: String,
+    /// Their role.
+    pub role: String,
+    /// How many accesses.
+    pub accesses: usize,
+    /// How many different dossiers.
+    pub dossiers: usize,
+    /// The first.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first: OffsetDateTime,
+    /// The last.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last: OffsetDateTime,
+}
+
+/// The privacy officer's report of accesses outside the normal relationship and of unusual
+/// patterns in one month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnusualAccess {
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// The month as instants.
+    pub period: Period,
+    /// The time zone of off-hours.
+    pub timezone: &'static str,
+    /// What counts as off-hours.
+    pub off_hours_definition: &'static str,
+    /// A burst is this many different dossiers or more within one hour.
+    pub burst_threshold: usize,
+    /// Reads on an emergency grant rather than an assignment, link or involvement.
+    pub emergency_reads: Vec<AccessLine>,
+    /// Refused attempts: someone asked for a dossier outside their relationships.
+    pub refused: Vec<AccessLine>,
+    /// Many dossiers opened in an hour by one user.
+    pub bursts: Vec<Burst>,
+    /// Professionals' accesses outside working hours, per user.
+    pub off_hours: Vec<OffHoursUse>,
+    /// The hash chain's state when the report was made.
+    pub log: Verification,
+}
+
+fn is_access(e: &AuditEvent) -> bool {
+    e.dossier.is_some()
+        && matches!(e.action.as_str(), "open" | "read" | "write" | "export")
+        && e.actor != "server"
+}
+
+fn line(e: &AuditEvent, teams: &HashMap<String, String>) -> AccessLine {
+    AccessLine {
+        at: e.at,
+        user: e.actor.clone(),
+        role: e.role.clone(),
+        team: e.dossier.as_ref().and_then(|d| teams.get(d)).cloned(),
+        dossier: e.dossier.clone(),
+        document: e.document.clone(),
+        action: e.action.clone(),
+        basis: e.basis.clone(),
+        outcome: e.outcome.clone(),
+    }
+}
+
+/// The bursts in one user's accesses, sorted by time: greedily, the first access from which at
+/// least `threshold` different dossiers are opened within the hour starts a burst, which takes
+/// in every access of that hour; the search resumes after it.
+fn bursts(accesses: &[&AuditEvent], threshold: usize) -> Vec<(usize, usize, usize)> {
+    let hour = Duration::hours(1);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < accesses.len() {
+        let start = accesses[i].at;
+        let mut j = i;
+        let mut seen = HashSet::new();
+        while j < accesses.len() && accesses[j].at - start < hour {
+            seen.insert(accesses[j].dossier.as_deref());
+            j += 1;
+        }
+        if seen.len() >= threshold {
+            out.push((i, j - 1, seen.len()));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The unusual-access report for `month` with bursts of at least `threshold` dossiers an hour.
+pub fn unusual_access(
+    events: &[AuditEvent],
+    teams: &HashMap<String, String>,
+    month: ReportMonth,
+    threshold: usize,
+    log: Verification,
+) -> UnusualAccess {
+    let period = month.period();
+    let mut in_month: Vec<&AuditEvent> = events.iter().filter(|e| period.contains(e.at)).collect();
+    in_month.sort_by_key(|e| e.at);
+    let emergency_reads = in_month
+        .iter()
+        .filter(|e| is_grant_read(e))
+        .map(|e| line(e, teams))
+        .collect();
+    let refused = in_month
+        .iter()
+        .filter(|e| e.action == "deny")
+        .map(|e| line(e, teams))
+        .collect();
+    let mut per_user: BTreeMap<(&str, &str), Vec<&AuditEvent>> = BTreeMap::new();
+    for e in in_month.iter().filter(|e| is_access(e)) {
+        per_user
+            .entry((e.actor.as_str(), e.role.as_str()))
+            .or_default()
+            .push(e);
+    }
+    let mut found = Vec::new();
+    let mut off_hours = Vec::new();
+    for ((user, role), accesses) in &per_user {
+        for (first, last, dossiers) in bursts(accesses, threshold.max(1)) {
+            found.push(Burst {
+                user: (*user).to_owned(),
+                role: (*role).to_owned(),
+                from: accesses[first].at,
+                to: accesses[last].at,
+                dossiers,
+            });
+        }
+        // Residents use the app when they like; off-hours is about professionals.
+        if *role == "resident" {
+            continue;
+        }
+        let late: Vec<&&AuditEvent> = accesses.iter().filter(|e| is_off_hours(e.at)).collect();
+        if let (Some(first), Some(last)) = (late.first(), late.last()) {
+            off_hours.push(OffHoursUse {
+                user: (*user).to_owned(),
+                role: (*role).to_owned(),
+                accesses: late.len(),
+                dossiers: late
+                    .iter()
+                    .map(|e| e.dossier.as_deref())
+                    .collect::<HashSet<_>>()
+                    .len(),
+                first: first.at,
+                last: last.at,
+            });
+        }
+    }
+    found.sort_by(|a, b| (a.from, &a.user).cmp(&(b.from, &b.user)));
+    UnusualAccess {
+        month: month.to_string(),
+        period,
+        timezone: TIMEZONE,
+        off_hours_definition: OFF_HOURS,
+        burst_threshold: threshold,
+        emergency_reads,
+        refused,
+        bursts: found,
+        off_hours,
+        log,
+    }
+}
+
+// ---- who looked at my dossier -------------------------------------------------------------
+
+/// One access to a resident's dossier as the resident sees it (R9, NEN 7513 ch. 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LookLine {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The dossier.
+    pub dossier: String,
+    /// The document (`plan`, `record`, …).
+    pub document: Option<String>,
+    /// The organisation: `wijkteam`, `municipality`, the chain partner's id, or `resident`.
+    pub organisation: String,
+    /// The role.
+    pub role: String,
+    /// What was done: `open`, `read`, `write`, `export` or `break_glass`.
+    pub action: String,
+    /// Whether it was an emergency (break-glass) access.
+    pub emergency: bool,
+    /// The worker's user id, only when the server is configured to show it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+fn organisation(e: &AuditEvent) -> String {
+    match e.role.as_str() {
+        "worker" => "wijkteam".into(),
+        "backoffice" => "municipality".into(),
+        "partner" => e
+            .document
+            .as_deref()
+            .and_then(|d| d.strip_prefix("partner/"))
+            .unwrap_or("partner")
+            .to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The accesses to `person`'s data in `period`, oldest first: reads, opens, writes, exports and
+/// breakings of the glass by anyone but the resident themselves (`own_user`), on events whose
+/// subjects include `person` — so a household member's own view never shows up. Names of
+/// individuals appear only when `show_names` is set.
+pub fn who_looked(
+    events: &[AuditEvent],
+    person: &str,
+    own_user: &str,
+    period: Period,
+    show_names: bool,
+) -> Vec<LookLine> {
+    let mut out: Vec<LookLine> = events
+        .iter()
+        .filter(|e| {
+            let access = match e.action.as_str() {
+                "open" | "read" | "write" | "export" => true,
+                "break_glass" => e.outcome == "allowed",
+                _ => false,
+            };
+            access
+                && e.actor != own_user
+                && e.actor != "server"
+                && period.contains(e.at)
+                && e.persons
+                    .as_deref()
+                    .is_some_and(|p| p.split(',').any(|p| p == person))
+        })
+        .filter_map(|e| {
+            Some(LookLine {
+                at: e.at,
+                date: to_local(e.at).date().to_string(),
+                dossier: e.dossier.clone()?,
+                document: e.document.clone(),
+                organisation: organisation(e),
+                role: e.role.clone(),
+                action: e.action.clone(),
+                emergency: e.action == "break_glass" || e.basis.as_deref() == Some("break_glass"),
+                worker: show_names.then(|| e.actor.clone()),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.at, &a.dossier).cmp(&(b.at, &b.dossier)));
+    out
+}
+
+/// Formats an instant for people: local date and time with the offset, e.g.
+/// `2024-03-04 10:00 (+01:00)`.
+pub fn human_time(at: OffsetDateTime) -> String {
+    let l = to_local(at);
+    format!(
+        "{} {:02}:{:02} ({}{:02}:00)",
+        l.date(),
+        l.hour(),
+        l.minute(),
+        if l.offset().is_negative() { '-' } else { '+' },
+        l.offset().whole_hours().abs()
+    )
+}
+
+/// An instant as UTC RFC 3339.
+pub fn utc_rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC)
+        .format(&Rfc3339)
+        .expect("UTC times always format")
+}
+
+#[cfg(test)]
+mod tests;

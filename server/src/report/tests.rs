@@ -1,0 +1,400 @@
+//! The report computations as tables: Amsterdam time across both summer-time switches, the
+//! off-hours edges, ISO weeks at month and year ends, and the reports over hand-made events.
+
+use std::collections::HashMap;
+
+use regie_core::relationship::Grant;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+use super::html::{detail_page, escape, summary_page};
+use super::*;
+use crate::audit::{AuditAction, AuditEvent, Verification};
+
+#[test]
+fn amsterdam_switches_to_summer_time_at_one_utc_on_the_last_sunday_of_march_and_back_in_october() {
+    let hours = |t: OffsetDateTime| amsterdam_offset(t).whole_hours();
+    assert_eq!(hours(datetime!(2024-03-31 00:59:59 UTC)), 1);
+    assert_eq!(hours(datetime!(2024-03-31 01:00:00 UTC)), 2);
+    assert_eq!(hours(datetime!(2024-10-27 00:59:59 UTC)), 2);
+    assert_eq!(hours(datetime!(2024-10-27 01:00:00 UTC)), 1);
+    assert_eq!(hours(datetime!(2025-03-30 01:00:00 UTC)), 2);
+    assert_eq!(hours(datetime!(2025-03-29 12:00:00 UTC)), 1);
+    assert_eq!(hours(datetime!(2024-01-15 12:00:00 +05:00)), 1);
+}
+
+#[test]
+fn local_midnight_is_the_utc_instant_of_midnight_on_the_amsterdam_wall_clock() {
+    assert_eq!(
+        local_midnight(date!(2024 - 03 - 01)),
+        datetime!(2024-02-29 23:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2024 - 04 - 01)),
+        datetime!(2024-03-31 22:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2024 - 11 - 01)),
+        datetime!(2024-10-31 23:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2024 - 10 - 27)),
+        datetime!(2024-10-26 22:00 UTC)
+    );
+}
+
+#[test]
+fn off_hours_are_before_seven_from_nineteen_and_weekends_on_the_local_clock() {
+    let table = [
+        // Monday 4 March 2024, CET.
+        (datetime!(2024-03-04 05:59:59 UTC), true),
+        (datetime!(2024-03-04 06:00:00 UTC), false),
+        (datetime!(2024-03-04 17:59:59 UTC), false),
+        (datetime!(2024-03-04 18:00:00 UTC), true),
+        // Monday 1 July 2024, CEST.
+        (datetime!(2024-07-01 04:59:59 UTC), true),
+        (datetime!(2024-07-01 05:00:00 UTC), false),
+        (datetime!(2024-07-01 16:59:59 UTC), false),
+        (datetime!(2024-07-01 17:00:00 UTC), true),
+        // Saturday noon, and Friday 23:30 UTC which is already Saturday in Amsterdam.
+        (datetime!(2024-03-09 12:00 UTC), true),
+        (datetime!(2024-03-08 23:30 UTC), true),
+        // Sunday 23:30 UTC is Monday 00:30 local: a weekday, but before seven.
+        (datetime!(2024-03-10 23:30 UTC), true),
+    ];
+    for (at, off) in table {
+        assert_eq!(is_off_hours(at), off, "{at}");
+    }
+}
+
+#[test]
+fn iso_weeks_follow_the_local_date() {
+    assert_eq!(iso_week(datetime!(2024-02-29 23:30 UTC)), "2024-W09");
+    assert_eq!(iso_week(datetime!(2024-03-04 09:00 UTC)), "2024-W10");
+    assert_eq!(iso_week(datetime!(2021-01-03 12:00 UTC)), "2020-W53");
+    assert_eq!(iso_week(datetime!(2024-12-30 12:00 UTC)), "2025-W01");
+}
+
+#[test]
+fn a_month_is_yyyy_mm_and_spans_local_midnights() {
+    let m: ReportMonth = "2024-03".parse().unwrap();
+    assert_eq!(m.to_string(), "2024-03");
+    assert_eq!(m.start(), datetime!(2024-02-29 23:00 UTC));
+    assert_eq!(m.end(), datetime!(2024-03-31 22:00 UTC));
+    assert_eq!(
+        m.weeks(),
+        ["2024-W09", "2024-W10", "2024-W11", "2024-W12", "2024-W13"]
+    );
+    assert_eq!(m.previous().to_string(), "2024-02");
+    assert_eq!(
+        "2024-01".parse::<ReportMonth>().unwrap().previous(),
+        "2023-12".parse().unwrap()
+    );
+    assert_eq!(
+        "2024-12".parse::<ReportMonth>().unwrap().end(),
+        datetime!(2024-12-31 23:00 UTC)
+    );
+    for bad in [
+        "2024-3",
+        "2024-13",
+        "2024-00",
+        "24-03",
+        "2024-03-01",
+        "",
+        "abcd-ef",
+        "+024-03",
+    ] {
+        assert!(bad.parse::<ReportMonth>().is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        ReportMonth::containing(datetime!(2024-03-31 22:30 UTC)).to_string(),
+        "2024-04"
+    );
+}
+
+fn event(at: OffsetDateTime, actor: &str, action: AuditAction, dossier: &str) -> AuditEvent {
+    let mut e = AuditEvent::new(at, actor, "worker", action);
+    e.dossier = Some(dossier.into());
+    e.persons = Some("p-a,p-b".into());
+    e
+}
+
+fn glass(at: OffsetDateTime, actor: &str, dossier: &str, category: &str) -> AuditEvent {
+    let mut e = event(at, actor, AuditAction::BreakGlass, dossier);
+    e.basis = Some("break_glass".into());
+    e.detail = Some(category.into());
+    e
+}
+
+fn open(at: OffsetDateTime, actor: &str, dossier: &str, doc: &str, basis: &str) -> AuditEvent {
+    let mut e = event(at, actor, AuditAction::Open, dossier);
+    e.document = Some(doc.into());
+    e.basis = Some(basis.into());
+    e
+}
+
+fn grant(dossier: &str, user: &str, at: OffsetDateTime, reason: &str) -> (String, Grant) {
+    (
+        dossier.into(),
+        Grant {
+            user: user.parse().unwrap(),
+            reason: reason.into(),
+            granted_at: at,
+            expires_at: at + Duration::hours(8),
+        },
+    )
+}
+
+fn intact() -> Verification {
+    Verification {
+        rows: 10,
+        first_broken_seq: None,
+    }
+}
+
+#[test]
+fn the_summary_counts_per_category_week_and_off_hours_and_the_detail_names_each_use() {
+    let teams: HashMap<String, String> = [("d1", "t1"), ("d2", "t1"), ("d3", "t2")]
+        .into_iter()
+        .map(|(d, t)| (d.to_owned(), t.to_owned()))
+        .collect();
+    let t1 = datetime!(2024-03-04 09:00 UTC);
+    let t2 = datetime!(2024-03-09 12:00 UTC);
+    let events = vec![
+        glass(t1, "carla", "d1", "crisis"),
+        open(
+            t1 + Duration::minutes(1),
+            "carla",
+            "d1",
+            "plan",
+            "break_glass",
+        ),
+        open(
+            t1 + Duration::minutes(2),
+            "carla",
+            "d1",
+            "record",
+            "break_glass",
+        ),
+        // After the grant's end: not a read under it.
+        open(
+            t1 + Duration::hours(9),
+            "carla",
+            "d1",
+            "plan",
+            "break_glass",
+        ),
+        glass(t2, "eva", "d2", "safety"),
+        glass(datetime!(2024-03-05 09:00 UTC), "dirk", "d3", "crisis"),
+        {
+            let mut w = glass(datetime!(2024-03-06 09:00 UTC), "carla", "d2", "crisis");
+            w.outcome = "warned".into();
+            w
+        },
+        glass(datetime!(2024-04-01 09:00 UTC), "carla", "d2", "other"),
+    ];
+    let grants = vec![
+        grant("d1", "carla", t1, "moeder belt <in paniek>"),
+        grant("d2", "eva", t2, "school meldt zorgen"),
+    ];
+    let uses = break_glass_uses(&events, &grants, &teams);
+    assert_eq!(uses.len(), 4, "warnings are not uses");
+    let month: ReportMonth = "2024-03".parse().unwrap();
+    let s = summarize(&uses, "t1", month);
+    assert_eq!(s.total, 2);
+    assert_eq!(s.by_category[&Category::Crisis], 1);
+    assert_eq!(s.by_category[&Category::Safety], 1);
+    assert_eq!(s.by_category[&Category::Continuity], 0);
+    assert_eq!(s.by_category[&Category::Other], 0);
+    assert_eq!(s.off_hours, 1);
+    assert_eq!(s.reads_under_grant, 2);
+    let weeks: Vec<(&str, usize)> = s.by_week.iter().map(|w| (&w.week[..], w.count)).collect();
+    assert_eq!(
+        weeks,
+        [
+            ("2024-W09", 0),
+            ("2024-W10", 2),
+            ("2024-W11", 0),
+            ("2024-W12", 0),
+            ("2024-W13", 0)
+        ]
+    );
+    let json = serde_json::to_string(&s).unwrap();
+    let page = summary_page(&s);
+    for secret in ["carla", "eva", "d1", "d2", "paniek", "school"] {
+        assert!(!json.contains(secret), "{secret} in {json}");
+        assert!(!page.contains(secret), "{secret} in {page}");
+    }
+
+    let d = detail(&uses, "t1", month, intact());
+    assert_eq!(d.total, 2);
+    assert_eq!(d.uses[0].grant.user, "carla");
+    assert_eq!(d.uses[0].grant.reads.len(), 2);
+    assert_eq!(
+        d.uses[0].grant.reason.as_deref(),
+        Some("moeder belt <in paniek>")
+    );
+    assert_eq!(d.uses[0].local_time, "2024-03-04T10:00:00+01:00");
+    assert!(d.uses[1].off_hours);
+    let page = detail_page(&d);
+    assert!(page.contains("moeder belt &lt;in paniek&gt;"), "{page}");
+    assert!(!page.contains("<in paniek>"));
+}
+
+#[test]
+fn a_burst_is_that_many_dossiers_within_one_hour_and_off_hours_are_for_professionals() {
+    let base = datetime!(2024-03-05 10:00 UTC);
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(open(
+            base + Duration::minutes(10 * i),
+            "snoop",
+            &format!("d{i}"),
+            "plan",
+            "assignment",
+        ));
+    }
+    // Four dossiers spread over more than an hour is not a burst.
+    for i in 0..4 {
+        events.push(open(
+            base + Duration::minutes(25 * i),
+            "slow",
+            &format!("d{i}"),
+            "plan",
+            "assignment",
+        ));
+    }
+    // One dossier many times is not a burst either.
+    for i in 0..6 {
+        events.push(open(
+            base + Duration::minutes(i),
+            "busy",
+            "d1",
+            "plan",
+            "assignment",
+        ));
+    }
+    events.push(open(
+        datetime!(2024-03-05 21:00 UTC),
+        "night",
+        "d1",
+        "record",
+        "assignment",
+    ));
+    let mut resident = open(
+        datetime!(2024-03-05 22:00 UTC),
+        "sanne",
+        "d1",
+        "plan",
+        "resident_link",
+    );
+    resident.role = "resident".into();
+    events.push(resident);
+    let mut refused = event(base, "dirk", AuditAction::Deny, "d1");
+    refused.outcome = "other_district".into();
+    events.push(refused);
+    events.push(open(base, "carla", "d1", "plan", "break_glass"));
+
+    let u = unusual_access(
+        &events,
+        &HashMap::new(),
+        "2024-03".parse().unwrap(),
+        4,
+        intact(),
+    );
+    assert_eq!(u.bursts.len(), 1, "{:?}", u.bursts);
+    assert_eq!(u.bursts[0].user, "snoop");
+    assert_eq!(u.bursts[0].dossiers, 5);
+    assert_eq!(u.bursts[0].from, base);
+    assert_eq!(u.bursts[0].to, base + Duration::minutes(40));
+    let late: Vec<&str> = u.off_hours.iter().map(|o| o.user.as_str()).collect();
+    assert_eq!(late, ["night"]);
+    assert_eq!(u.refused.len(), 1);
+    assert_eq!(u.refused[0].outcome, "other_district");
+    assert_eq!(u.emergency_reads.len(), 1);
+    assert_eq!(u.emergency_reads[0].user, "carla");
+}
+
+#[test]
+fn who_looked_lists_others_accesses_to_the_persons_data_in_the_period_without_names() {
+    let at = datetime!(2024-03-04 09:00 UTC);
+    let mut view_daan = open(at, "anna", "d1", "view/p-b", "assignment");
+    view_daan.persons = Some("p-b".into());
+    let mut own = open(at, "sanne", "d1", "plan", "resident_link");
+    own.role = "resident".into();
+    let mut partner = open(at, "ggd-1", "d1", "partner/ggd", "partner_involvement");
+    partner.role = "partner".into();
+    let mut warned = glass(at, "carla", "d1", "crisis");
+    warned.outcome = "warned".into();
+    let mut refused = open(at, "dirk", "d1", "plan", "assignment");
+    refused.action = "deny".into();
+    let events = vec![
+        open(at, "anna", "d1", "record", "assignment"),
+        glass(at + Duration::hours(1), "carla", "d1", "crisis"),
+        open(
+            at + Duration::hours(2),
+            "carla",
+            "d1",
+            "plan",
+            "break_glass",
+        ),
+        partner,
+        view_daan,
+        own,
+        warned,
+        refused,
+        open(
+            datetime!(2024-04-04 09:00 UTC),
+            "anna",
+            "d1",
+            "plan",
+            "assignment",
+        ),
+    ];
+    let period = Period {
+        from: Some(local_midnight(date!(2024 - 03 - 01))),
+        to: Some(local_midnight(date!(2024 - 04 - 01))),
+    };
+    let lines = who_looked(&events, "p-a", "sanne", period, false);
+    let seen: Vec<(&str, &str, &str, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l.organisation.as_str(),
+                l.action.as_str(),
+                l.document.as_deref().unwrap_or(""),
+                l.emergency,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("wijkteam", "open", "record", false),
+            ("ggd", "open", "partner/ggd", false),
+            ("wijkteam", "break_glass", "", true),
+            ("wijkteam", "open", "plan", true),
+        ]
+    );
+    assert!(lines.iter().all(|l| l.worker.is_none()));
+    assert!(!serde_json::to_string(&lines).unwrap().contains("anna"));
+    let named = who_looked(&events, "p-a", "sanne", period, true);
+    assert_eq!(named[0].worker.as_deref(), Some("anna"));
+    assert_eq!(named[0].date, "2024-03-04");
+}
+
+#[test]
+fn html_escaping_covers_markup_and_quotes() {
+    assert_eq!(
+        escape(r#"<script>alert("x" & 'y')</script>"#),
+        "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
+    );
+    assert_eq!(
+        human_time(datetime!(2024-07-01 05:00 UTC)),
+        "2024-07-01 07:00 (+02:00)"
+    );
+    assert_eq!(
+        utc_rfc3339(datetime!(2024-07-01 07:00 +02:00)),
+        "2024-07-01T05:00:00Z"
+    );
+}

@@ -1,0 +1,230 @@
+//! Storage for oversight (R2, R9, R10): break-glass requests that were warned about and await
+//! confirmation (kept by the hash of their one-time token), recorded access reviews, and the
+//! time-window reads of the audit log, the grants and the dossiers' teams that reports are
+//! computed from.
+
+use regie_core::id::{DossierId, TeamId, UserId};
+use regie_core::relationship::Grant;
+use serde::Serialize;
+use sqlx::Row;
+use time::{Duration, OffsetDateTime};
+
+use super::{Result, Store, audit_row, parse, parse_ts, ts};
+use crate::audit::AuditEvent;
+
+/// A break-glass request that was answered with the warning and awaits confirmation (R2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassRequest {
+    /// The dossier.
+    pub dossier: DossierId,
+    /// Who asked.
+    pub user: UserId,
+    /// The reason category code.
+    pub category: String,
+    /// The reason given.
+    pub reason: String,
+    /// When the warning was given.
+    pub warned_at: OffsetDateTime,
+    /// The first instant the confirmation is no longer accepted.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A recorded access review of one team (R10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessReview {
+    /// Row id.
+    pub id: i64,
+    /// The team reviewed.
+    pub team: String,
+    /// Who reviewed (the manager's user id).
+    pub reviewer: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub reviewed_at: OffsetDateTime,
+    /// How many dossiers the listing had.
+    pub dossiers: i64,
+    /// How many access lines the listing had.
+    pub lines: i64,
+    /// SHA-256 (hex) of the listing as reviewed, so the review can be tied to what was seen.
+    pub digest: String,
+    /// The reviewer's note.
+    pub note: Option<String>,
+}
+
+/// The `YYYY-MM-DD` prefix of a stored timestamp a day before or after `at`: a coarse bound that
+/// string comparison gets right whatever the fraction of a second, refined in Rust afterwards.
+fn day_bound(at: OffsetDateTime, days: i64) -> String {
+    ts(at + Duration::days(days))[..10].to_owned()
+}
+
+impl Store {
+    /// Keeps a warned break-glass request under the hash of its confirmation token, and drops
+    /// requests whose confirmation time passed more than a day ago.
+    pub async fn put_break_glass_request(
+        &self,
+        token_hash: &str,
+        req: &BreakGlassRequest,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < ?")
+            .bind(day_bound(req.warned_at, -1))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO break_glass_requests (token_hash, dossier, user_id, category, reason, warned_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(req.dossier.to_string())
+            .bind(req.user.as_str())
+            .bind(&req.category)
+            .bind(&req.reason)
+            .bind(ts(req.warned_at))
+            .bind(ts(req.expires_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes (removes and returns) `user`'s request on `dossier` with this token hash; a token
+    /// is good once, and only for the user and dossier it was given for.
+    pub async fn take_break_glass_request(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        dossier: DossierId,
+    ) -> Result<Option<BreakGlassRequest>> {
+        let row = sqlx::query("DELETE FROM break_glass_requests WHERE token_hash = ? AND user_id = ? AND dossier = ? RETURNING dossier, user_id, category, reason, warned_at, expires_at")
+            .bind(token_hash)
+            .bind(user.as_str())
+            .bind(dossier.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(BreakGlassRequest {
+                dossier: parse(r.get::<&str, _>(0), "break_glass_requests")?,
+                user: parse(r.get::<&str, _>(1), "break_glass_requests")?,
+                category: r.get(2),
+                reason: r.get(3),
+                warned_at: parse_ts(r.get::<&str, _>(4), "break_glass_requests")?,
+                expires_at: parse_ts(r.get::<&str, _>(5), "break_glass_requests")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Audit events with `from <= at < to`, in log order.
+    pub async fn audit_events_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<(i64, AuditEvent)>> {
+        let rows = sqlx::query("SELECT * FROM audit WHERE at >= ? AND at < ? ORDER BY seq")
+            .bind(day_bound(from, -1))
+            .bind(day_bound(to, 1))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let ev = audit_row(r)?;
+            if from <= ev.at && ev.at < to {
+                out.push((r.get("seq"), ev));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Break-glass grants that began with `from <= granted_at < to`, with their dossier.
+    pub async fn grants_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<(DossierId, Grant)>> {
+        let rows = sqlx::query("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants WHERE granted_at >= ? AND granted_at < ? ORDER BY id")
+            .bind(day_bound(from, -1))
+            .bind(day_bound(to, 1))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let grant = Grant {
+                user: parse(r.get::<&str, _>(1), "grants")?,
+                reason: r.get(2),
+                granted_at: parse_ts(r.get::<&str, _>(3), "grants")?,
+                expires_at: parse_ts(r.get::<&str, _>(4), "grants")?,
+            };
+            if from <= grant.granted_at && grant.granted_at < to {
+                out.push((parse(r.get::<&str, _>(0), "grants")?, grant));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every dossier's team.
+    pub async fn dossier_teams(&self) -> Result<Vec<(DossierId, TeamId)>> {
+        let rows = sqlx::query("SELECT id, team FROM dossiers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse(r.get::<&str, _>(0), "dossiers")?,
+                    parse(r.get::<&str, _>(1), "dossiers")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records that `reviewer` reviewed `team`'s access listing (R10).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_access_review(
+        &self,
+        team: &TeamId,
+        reviewer: &UserId,
+        at: OffsetDateTime,
+        dossiers: i64,
+        lines: i64,
+        digest: &str,
+        note: Option<&str>,
+    ) -> Result<AccessReview> {
+        let done = sqlx::query("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(team.as_str())
+            .bind(reviewer.as_str())
+            .bind(ts(at))
+            .bind(dossiers)
+            .bind(lines)
+            .bind(digest)
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(AccessReview {
+            id: done.last_insert_rowid(),
+            team: team.to_string(),
+            reviewer: reviewer.to_string(),
+            reviewed_at: at,
+            dossiers,
+            lines,
+            digest: digest.to_owned(),
+            note: note.map(str::to_owned),
+        })
+    }
+
+    /// The latest recorded access review of `team`.
+    pub async fn last_access_review(&self, team: &TeamId) -> Result<Option<AccessReview>> {
+        let row = sqlx::query("SELECT id, team, reviewer, reviewed_at, dossiers, lines, digest, note FROM access_reviews WHERE team = ? ORDER BY id DESC LIMIT 1")
+            .bind(team.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(AccessReview {
+                id: r.get(0),
+                team: r.get(1),
+                reviewer: r.get(2),
+                reviewed_at: parse_ts(r.get::<&str, _>(3), "access_reviews")?,
+                dossiers: r.get(4),
+                lines: r.get(5),
+                digest: r.get(6),
+                note: r.get(7),
+            })
+        })
+        .transpose()
+    }
+}
