@@ -23,6 +23,8 @@ pub enum AuditAction {
     Revoke,
     /// Content or a listing was read over HTTP.
     Read,
+    /// A device reported opening a document while offline (I3).
+    OfflineRead,
     /// A dossier was created.
     Create,
     /// A relationship changed (assignment, link, partner, grant).
@@ -45,6 +47,7 @@ impl AuditAction {
             AuditAction::Deny => "deny",
             AuditAction::Revoke => "revoke",
             AuditAction::Read => "read",
+            AuditAction::OfflineRead => "offline_read",
             AuditAction::Create => "create",
             AuditAction::Relate => "relate",
             AuditAction::BreakGlass => "break_glass",

@@ -6,6 +6,7 @@ mod oversight;
 mod statement;
 
 use std::collections::BTreeMap;
+mod device;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
@@ -138,6 +139,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/dossiers/{id}/statements",
             post(statement::add_statement),
         )
+        .route("/api/v1/audit/offline-reads", post(device::offline_reads))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/quarantine", get(quarantine))
         .route(

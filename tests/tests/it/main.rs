@@ -6,6 +6,7 @@ mod support;
 
 mod audience;
 mod audit;
+mod client;
 mod frame;
 mod interop;
 mod oversight;

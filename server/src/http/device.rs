@@ -1,0 +1,135 @@
+//! What devices report back: `POST /api/v1/audit/offline-reads` takes the documents a device
+//! opened while offline (I3) and writes each into the hash-chained audit log as an
+//! `offline_read`, with the device, the device clock's reading and its offset from the server
+//! clock (measured from the upload's `sent_at`). A device may only report reads of documents
+//! the policy lets its user read now; other reports are refused one by one, and a report about
+//! an existing document is still logged, as refused, because a device claiming it is an event.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use regie_core::id::{DocumentKey, DossierId};
+use regie_core::policy::{Action, Decision, decide};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{ApiError, ApiResult, AppState, Caller};
+use crate::audit::{AuditAction, AuditEvent};
+use crate::hub::{basis_code, subjects};
+
+/// The most events one upload may carry.
+const MAX_EVENTS: usize = 5_000;
+
+/// One upload of offline reads.
+#[derive(Deserialize)]
+pub(super) struct OfflineReads {
+    /// The device's storage id.
+    device: String,
+    /// The device clock when it sent the upload.
+    #[serde(with = "time::serde::rfc3339")]
+    sent_at: OffsetDateTime,
+    /// The reads.
+    events: Vec<OfflineReadEvent>,
+}
+
+/// One local open of a document.
+#[derive(Deserialize)]
+struct OfflineReadEvent {
+    /// The device's id for the event.
+    id: String,
+    /// The dossier.
+    dossier: String,
+    /// The document key (`plan`, `record`, …).
+    document: String,
+    /// When it was opened, by the device clock.
+    #[serde(with = "time::serde::rfc3339")]
+    opened_at: OffsetDateTime,
+}
+
+/// A report the server did not log as a read.
+#[derive(Serialize)]
+pub(super) struct Refused {
+    id: String,
+    reason: &'static str,
+}
+
+/// Which reports were logged and which were refused.
+#[derive(Serialize)]
+pub(super) struct Logged {
+    accepted: Vec<String>,
+    refused: Vec<Refused>,
+    /// Server clock minus device clock, in seconds, as measured at upload.
+    clock_offset_seconds: i64,
+}
+
+pub(super) async fn offline_reads(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Json(body): Json<OfflineReads>,
+) -> ApiResult<(StatusCode, Json<Logged>)> {
+    if body.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_EVENTS} events per upload; send the rest in another"
+        )));
+    }
+    if body.device.is_empty() || body.device.len() > 128 {
+        return Err(ApiError::bad_request(
+            "device must be the device's storage id (1 to 128 characters)",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let offset = now - body.sent_at;
+    let mut out = Logged {
+        accepted: Vec::new(),
+        refused: Vec::new(),
+        clock_offset_seconds: offset.whole_seconds(),
+    };
+    for ev in body.events {
+        let known = ev
+            .dossier
+            .parse::<DossierId>()
+            .ok()
+            .zip(ev.document.parse::<DocumentKey>().ok())
+            .and_then(|(id, key)| Some((state.hub.dossier(id)?, key)))
+            .filter(|(entry, key)| entry.documents.contains_key(key));
+        let Some((entry, key)) = known else {
+            out.refused.push(Refused {
+                id: ev.id,
+                reason: "not_found",
+            });
+            continue;
+        };
+        let mut audit = AuditEvent::new(
+            ev.opened_at + offset,
+            who.user.as_str(),
+            who.role.as_str(),
+            AuditAction::OfflineRead,
+        );
+        audit.dossier = Some(entry.rel.dossier.to_string());
+        audit.document = Some(key.to_string());
+        audit.persons = Some(subjects(&key, &entry.persons));
+        audit.device = Some(body.device.clone());
+        audit.detail = Some(format!(
+            "device clock {}, offset {:+} s",
+            ev.opened_at.format(&Rfc3339).unwrap_or_default(),
+            offset.whole_seconds()
+        ));
+        match decide(&who, Action::Read(&key), &entry.rel, now) {
+            Decision::Allow { basis, .. } => {
+                audit.basis = Some(basis_code(basis));
+                state.hub.store().append_audit(&audit).await?;
+                out.accepted.push(ev.id);
+            }
+            Decision::Deny(reason) => {
+                audit.outcome = reason.code().into();
+                state.hub.store().append_audit(&audit).await?;
+                out.refused.push(Refused {
+                    id: ev.id,
+                    reason: reason.code(),
+                });
+            }
+        }
+    }
+    Ok((StatusCode::OK, Json(out)))
+}
