@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use regie_client::edit::{
     EntryCategory, EntryKind, GoalChanges, GoalStatus, NewAction, NewEntry, NewGoal, Owner,
 };
-use regie_client::{Client, ClientError, DocumentInfo, Progress, SyncReport};
+use regie_client::{Client, ClientError, DocumentInfo, Progress, SyncOptions, SyncReport};
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use serde_json::Value;
 use time::Date;
@@ -52,7 +52,11 @@ enum Command {
     },
     /// Reconcile the caseload with the server: upload local changes and offline reads,
     /// download what changed, purge what you may no longer hold.
-    Sync,
+    Sync {
+        /// Connection attempts before giving up (with growing, jittered waits in between).
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+        attempts: u32,
+    },
     /// List your dossiers and documents with access mode and whether they are on this device.
     Ls,
     /// Show a document of a dossier (recorded as a read in the audit log).
@@ -201,7 +205,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the device profile in {}", profile.display()))?;
     match cli.command {
         Command::Login { server, token } => login(&client, &server, token).await,
-        Command::Sync => sync(&client).await,
+        Command::Sync { attempts } => {
+            let client = client.with_options(SyncOptions {
+                max_attempts: attempts,
+                ..SyncOptions::default()
+            });
+            sync(&client).await
+        }
         Command::Ls => ls(&client).await,
         Command::Show { dossier, doc, json } => {
             let dossier = resolve(&client, &dossier).await?;

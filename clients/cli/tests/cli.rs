@@ -1,0 +1,337 @@
+//! The real `regie` binary against a real server on 127.0.0.1:0 (started in this process):
+//! login, sync, ls, show, plan and record edits, status, and the errors and exit codes a user
+//! or script sees when something is wrong.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use regie_core::principal::{Claims, Role};
+use serde_json::json;
+
+const SECRET: &str = "cli-test-secret-that-is-long-enough-for-hs256";
+
+struct Server {
+    url: String,
+    state: regie_server::AppState,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        regie_server::install_crypto_provider();
+        let cli = <regie_server::config::Cli as clap::Parser>::try_parse_from([
+            "regie-server",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir.display().to_string(),
+            "--jwt-secret",
+            SECRET,
+        ])
+        .expect("serve arguments");
+        let regie_server::config::Command::Serve(args) = cli.command else {
+            unreachable!("parsed serve")
+        };
+        let state = regie_server::state(&args).await.expect("server state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(regie_server::run(
+            listener,
+            state.clone(),
+            None,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            url,
+            state,
+            stop,
+            task,
+        }
+    }
+
+    fn token(&self, sub: &str, role: Role, person: Option<&str>) -> String {
+        let worker = role == Role::Worker;
+        let claims = Claims {
+            sub: sub.into(),
+            role,
+            district: worker.then(|| "noord".into()),
+            team: worker.then(|| "team-noord".into()),
+            org: None,
+            person: person.map(Into::into),
+            citywide: false,
+        };
+        self.state
+            .auth
+            .mint(&claims, Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    /// A household with Anna assigned and Sanne's resident account linked.
+    async fn household(&self) -> String {
+        let http = reqwest::Client::new();
+        let anna = self.token("anna", Role::Worker, None);
+        let created: serde_json::Value = http
+            .post(format!("{}/api/v1/dossiers", self.url))
+            .bearer_auth(&anna)
+            .json(&json!({
+                "district": "noord", "team": "team-noord", "assigned": ["anna"],
+                "persons": [{ "id": "p-sanne", "name": "Sanne Bakker" }]
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let linked = http
+            .post(format!("{}/api/v1/dossiers/{id}/residents", self.url))
+            .bearer_auth(&anna)
+            .json(&json!({ "person": "p-sanne" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(linked.status().as_u16(), 201);
+        id
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Runs `regie` with the profile `profile` and `args`.
+async fn regie(profile: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_regie"))
+        .args(args)
+        .env("REGIE_PROFILE", profile)
+        .env_remove("REGIE_SERVER")
+        .env_remove("REGIE_TOKEN")
+        .output()
+        .await
+        .expect("regie runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_with_the_real_binary()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let dossier = server.household().await;
+    let anna = dir.path().join("anna");
+    let token = server.token("anna", Role::Worker, None);
+
+    let out = ok(&regie(
+        &anna,
+        &["login", "--server", &server.url, "--token", &token],
+    )
+    .await);
+    assert!(out.contains("Logged in as anna (worker)"), "{out}");
+    let out = ok(&regie(&anna, &["sync"]).await);
+    assert!(out.contains("Synced 3 documents"), "{out}");
+    let out = ok(&regie(&anna, &["ls"]).await);
+    assert!(out.contains(&dossier) && out.contains("plan") && out.contains("record"));
+    assert!(out.contains("write") && out.contains("assignment") && out.contains("yes"));
+
+    let short = &dossier[..8];
+    let goal = ok(&regie(
+        &anna,
+        &[
+            "plan",
+            "add-goal",
+            short,
+            "--title",
+            "Schulden op orde",
+            "--owner",
+            "worker",
+        ],
+    )
+    .await);
+    let goal = goal.trim();
+    assert!(goal.starts_with("g-"), "{goal}");
+    ok(&regie(
+        &anna,
+        &["plan", "edit", short, goal, "--status", "achieved"],
+    )
+    .await);
+    ok(&regie(
+        &anna,
+        &[
+            "plan",
+            "add-action",
+            short,
+            goal,
+            "--description",
+            "Budgetcoach bellen",
+            "--due",
+            "2026-12-01",
+        ],
+    )
+    .await);
+    let entry = ok(&regie(
+        &anna,
+        &[
+            "record",
+            "add",
+            short,
+            "--kind",
+            "fact",
+            "--subject",
+            "p-sanne",
+            "--text",
+            "Huur twee maanden achter",
+        ],
+    )
+    .await);
+    assert!(entry.trim().starts_with("e-"));
+    let status = ok(&regie(&anna, &["status"]).await);
+    assert!(
+        status.contains("4 local changes not yet on the server"),
+        "{status}"
+    );
+    assert!(status.contains("reachable"), "{status}");
+    let out = ok(&regie(&anna, &["sync"]).await);
+    assert!(out.contains("sent 4 changes"), "{out}");
+    let status = ok(&regie(&anna, &["status"]).await);
+    assert!(status.contains("0 local changes"), "{status}");
+
+    let plan = ok(&regie(&anna, &["show", short]).await);
+    assert!(
+        plan.contains("Schulden op orde (achieved, owner worker)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Budgetcoach bellen, due 2026-12-01"),
+        "{plan}"
+    );
+    let record = ok(&regie(&anna, &["show", short, "--doc", "record"]).await);
+    assert!(
+        record.contains("fact / analysis about p-sanne by anna"),
+        "{record}"
+    );
+    assert!(record.contains("Huur twee maanden achter"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&regie(&anna, &["show", &dossier, "--json"]).await)).unwrap();
+    assert_eq!(json["goals"][0]["title"], "Schulden op orde");
+    // The three opens were recorded and go up with the next sync.
+    let out = ok(&regie(&anna, &["sync"]).await);
+    assert!(out.contains("Uploaded 3 offline reads"), "{out}");
+
+    // The resident sees the plan, not the record.
+    let sanne = dir.path().join("sanne");
+    let token = server.token("sanne", Role::Resident, Some("p-sanne"));
+    ok(&regie(
+        &sanne,
+        &["login", "--server", &server.url, "--token", &token],
+    )
+    .await);
+    ok(&regie(&sanne, &["sync"]).await);
+    let plan = ok(&regie(&sanne, &["show", short]).await);
+    assert!(plan.contains("Schulden op orde"));
+    let ls = ok(&regie(&sanne, &["ls"]).await);
+    assert!(!ls.contains("record"), "{ls}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_says_what_to_do_and_exits_with_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let dossier = server.household().await;
+    let sanne = dir.path().join("sanne");
+
+    let help = regie(&sanne, &["--help"]).await;
+    assert_eq!(help.status.code(), Some(0));
+    for word in [
+        "login",
+        "sync",
+        "ls",
+        "show",
+        "plan",
+        "record",
+        "status",
+        "Exit codes",
+    ] {
+        assert!(stdout(&help).contains(word), "{word} in --help");
+    }
+    let usage = regie(&sanne, &["record", "add", "x", "--kind", "gossip"]).await;
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+
+    let not_logged_in = regie(&sanne, &["sync"]).await;
+    assert_eq!(not_logged_in.status.code(), Some(3));
+    assert!(
+        stderr(&not_logged_in).contains("regie login"),
+        "{}",
+        stderr(&not_logged_in)
+    );
+    let bad = regie(
+        &sanne,
+        &["login", "--server", &server.url, "--token", "not-a-jwt"],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
+
+    let token = server.token("sanne", Role::Resident, Some("p-sanne"));
+    ok(&regie(
+        &sanne,
+        &["login", "--server", &server.url, "--token", &token],
+    )
+    .await);
+    ok(&regie(&sanne, &["sync"]).await);
+    let goal = ok(&regie(&sanne, &["plan", "add-goal", &dossier, "--title", "Rust"]).await);
+    // R8: a resident may add a goal, but not say who owns it.
+    let refused = regie(
+        &sanne,
+        &["plan", "edit", &dossier, goal.trim(), "--owner", "worker"],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("path_reserved"),
+        "{}",
+        stderr(&refused)
+    );
+    let missing = regie(&sanne, &["show", &dossier, "--doc", "record"]).await;
+    assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("regie sync"));
+    let unknown = regie(&sanne, &["show", "ffff"]).await;
+    assert_eq!(unknown.status.code(), Some(6));
+
+    server.stop().await;
+    let offline = regie(&sanne, &["sync", "--attempts", "2"]).await;
+    assert_eq!(offline.status.code(), Some(4), "{}", stderr(&offline));
+    assert!(
+        stderr(&offline).contains("kept on this device"),
+        "{}",
+        stderr(&offline)
+    );
+    let status = ok(&regie(&sanne, &["status"]).await);
+    assert!(status.contains("not reachable"), "{status}");
+    assert!(status.contains("1 local changes"), "{status}");
+}
