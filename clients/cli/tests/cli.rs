@@ -74,6 +74,12 @@ impl Server {
 
     /// A household with Anna assigned and Sanne's resident account linked.
     async fn household(&self) -> String {
+        self.household_of(&[("p-sanne", "Sanne Bakker")], true)
+            .await
+    }
+
+    /// A household of these persons with Anna assigned, the first one's account linked if asked.
+    async fn household_of(&self, persons: &[(&str, &str)], link: bool) -> String {
         let http = reqwest::Client::new();
         let anna = self.token("anna", Role::Worker, None);
         let created: serde_json::Value = http
@@ -81,7 +87,7 @@ impl Server {
             .bearer_auth(&anna)
             .json(&json!({
                 "district": "noord", "team": "team-noord", "assigned": ["anna"],
-                "persons": [{ "id": "p-sanne", "name": "Sanne Bakker" }]
+                "persons": persons.iter().map(|(id, name)| json!({ "id": id, "name": name })).collect::<Vec<_>>()
             }))
             .send()
             .await
@@ -90,6 +96,9 @@ impl Server {
             .await
             .unwrap();
         let id = created["id"].as_str().unwrap().to_owned();
+        if !link {
+            return id;
+        }
         let linked = http
             .post(format!("{}/api/v1/dossiers/{id}/residents", self.url))
             .bearer_auth(&anna)
@@ -334,4 +343,55 @@ async fn every_failure_says_what_to_do_and_exits_with_its_own_code() {
     let status = ok(&regie(&sanne, &["status"]).await);
     assert!(status.contains("not reachable"), "{status}");
     assert!(status.contains("1 local changes"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_at_any_moment_leaves_a_store_the_next_sync_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server")).await;
+    let mut dossiers = Vec::new();
+    for i in 0..25 {
+        let person = format!("p-{i}");
+        dossiers.push(server.household_of(&[(&person, "Iemand")], false).await);
+    }
+    let anna = dir.path().join("anna");
+    let token = server.token("anna", Role::Worker, None);
+    ok(&regie(
+        &anna,
+        &["login", "--server", &server.url, "--token", &token],
+    )
+    .await);
+    for wait in [5, 40, 120] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regie"))
+            .args(["sync"])
+            .env("REGIE_PROFILE", &anna)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        // SIGKILL: no destructor, no rollback handler, nothing but SQLite's own transactions.
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+        let goal = regie(
+            &anna,
+            &["plan", "add-goal", &dossiers[0], "--title", "na de kill"],
+        )
+        .await;
+        // Either the plan had arrived before the kill (the edit works) or it had not (exit 6).
+        assert!(
+            matches!(goal.status.code(), Some(0 | 6)),
+            "{}",
+            stderr(&goal)
+        );
+    }
+    let out = ok(&regie(&anna, &["sync"]).await);
+    assert!(out.contains("Synced 75 documents"), "{out}");
+    let status = ok(&regie(&anna, &["status"]).await);
+    assert!(status.contains("75 listed, 75 on this device"), "{status}");
+    assert!(status.contains("0 local changes"), "{status}");
+    for d in &dossiers {
+        ok(&regie(&anna, &["show", d]).await);
+    }
+    server.stop().await;
 }

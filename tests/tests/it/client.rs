@@ -1002,18 +1002,21 @@ async fn a_forty_dossier_caseload_syncs_from_empty_and_reconciles_twenty_offline
         );
     }
     let anna = device(&server, &dir.path().join("anna"), "worker").await;
-    let mut updates = 0;
+    let mut updates = Vec::new();
     let t = Instant::now();
-    let first = anna
-        .sync(|p| {
-            updates += 1;
-            assert!(p.documents_done <= p.documents_total);
-        })
-        .await
-        .unwrap();
+    let first = anna.sync(|p| updates.push(*p)).await.unwrap();
     let from_empty = t.elapsed();
     assert_eq!(first.documents, 120, "plan, record and meta of 40 dossiers");
-    assert!(updates > 120);
+    assert!(updates.len() > 120);
+    assert!(
+        updates
+            .windows(2)
+            .all(|w| w[0].documents_done <= w[1].documents_done
+                && w[0].bytes_received <= w[1].bytes_received)
+    );
+    let last = updates.last().unwrap();
+    assert_eq!((last.documents_done, last.documents_total), (120, 120));
+    assert_eq!(last.bytes_received, first.bytes_received);
 
     // A day offline: 20 edits in each dossier.
     let t = Instant::now();
