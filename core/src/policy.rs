@@ -32,6 +32,11 @@ pub enum Action<'a> {
     },
     /// Share items with a recipient outside the worker's audience (R12, R16, R17).
     Share(crate::share::ShareRequest<'a>),
+    /// Approve, as the second professional, a weighing to share without consent (R17).
+    ApproveWeighing {
+        /// The worker who made the weighing; they cannot approve it themselves.
+        decided_by: &'a crate::id::UserId,
+    },
 }
 
 /// How far an allowed access goes.
@@ -176,6 +181,19 @@ pub fn decide(
         Action::Export => export(who, rel),
         Action::BreakGlass { reason } => break_glass(who, rel, now, reason),
         Action::Share(request) => share(who, rel, &request),
+        Action::ApproveWeighing { decided_by } => {
+            if who.role == Role::Worker
+                && &who.user != decided_by
+                && who.team.as_ref() == Some(&rel.team)
+            {
+                Decision::Allow {
+                    basis: Basis::TeamMembership,
+                    mode: Mode::Read,
+                }
+            } else {
+                Decision::Deny(DenyReason::SecondApprovalMissing)
+            }
+        }
     }
 }
 

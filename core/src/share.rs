@@ -175,3 +175,29 @@ pub fn consents(record: &impl ReadDoc) -> Vec<RecordedConsent> {
 
 #[cfg(test)]
 mod tests;
+
+/// A safety weighing (R17) as recorded in `record`: who decided it and for whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Weighing {
+    /// Its id.
+    pub id: String,
+    /// The worker who decided.
+    pub decided_by: String,
+    /// The recipient's org id.
+    pub recipient: String,
+    /// Whether the weighing itself is written down.
+    pub argued: bool,
+}
+
+/// The safety weighing with `id` in `record`.
+pub fn weighing(record: &impl ReadDoc, id: &str) -> Option<Weighing> {
+    let obj = list_items(record, "safety")
+        .into_iter()
+        .find(|s| text(record, s, "id").as_deref() == Some(id))?;
+    Some(Weighing {
+        id: id.to_owned(),
+        decided_by: text(record, &obj, "decided_by")?,
+        recipient: text(record, &obj, "recipient")?,
+        argued: filled(record, &obj, "weighing"),
+    })
+}

@@ -192,12 +192,13 @@ pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow
         json!({ "person": "p-sanne" }),
     )
     .await?;
+    record_sharing_decisions(state, id.parse()?, "anna.visser").await?;
     call(
         state,
         &worker,
         "POST",
         &format!("/api/v1/dossiers/{id}/partners"),
-        json!({ "org": "ggd" }),
+        partner_share(),
     )
     .await?;
     call(
@@ -205,9 +206,103 @@ pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow
         &worker,
         "POST",
         &format!("/api/v1/dossiers/{id}/maatwerk"),
-        json!({}),
+        json!({ "triage": "t-backoffice" }),
     )
     .await?;
+    Ok(())
+}
+
+/// The partner share of the demo household: DAT-information to the GGD on Sanne's consent.
+pub fn partner_share() -> Value {
+    json!({
+        "org": "ggd", "triage": "t-ggd", "purpose": "dat-informatie",
+        "subjects": ["p-sanne"], "ground": "consent"
+    })
+}
+
+/// Writes into the household's `record` what a worker records before sharing (R12, R16): a
+/// triage decision for the back office (`t-backoffice`), one for the GGD (`t-ggd`), and Sanne's
+/// consent to tell the GGD that a worker is involved and how to reach them.
+pub async fn record_sharing_decisions(
+    state: &AppState,
+    dossier: regie_core::id::DossierId,
+    worker: &str,
+) -> anyhow::Result<()> {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    let record = state
+        .hub
+        .dossier(dossier)
+        .and_then(|e| {
+            e.documents
+                .get(&regie_core::id::DocumentKey::Record)
+                .copied()
+        })
+        .context("the dossier has a record")?;
+    let today = time::OffsetDateTime::now_utc()
+        .date()
+        .format(regie_core::document::DATE)?;
+    let worker = worker.to_owned();
+    state
+        .hub
+        .server_write(record, move |tx| {
+            let strings = |tx: &mut automerge::transaction::Transaction<'_>,
+                           obj: &automerge::ObjId,
+                           key: &str,
+                           values: &[&str]| {
+                let l = tx.put_object(obj, key, ObjType::List)?;
+                for (i, v) in values.iter().enumerate() {
+                    tx.insert(&l, i, *v)?;
+                }
+                Ok::<_, automerge::AutomergeError>(())
+            };
+            let triage = tx.get(ROOT, "triage")?.expect("record skeleton").1;
+            for (i, (id, recipient, items, purpose)) in [
+                (
+                    "t-backoffice",
+                    "backoffice",
+                    ["hulpvraag", "financien"],
+                    "besluit maatwerkvoorziening schuldhulp",
+                ),
+                (
+                    "t-ggd",
+                    "partner:ggd",
+                    ["contact", "actie"],
+                    "afstemming met de GGD over de gezinssituatie",
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let t = tx.insert_object(&triage, i, ObjType::Map)?;
+                tx.put(&t, "id", id)?;
+                tx.put(&t, "moment", "share")?;
+                tx.put(&t, "recipient", recipient)?;
+                strings(tx, &t, "items", &items)?;
+                tx.put(&t, "purpose", purpose)?;
+                tx.put(&t, "doelbinding", "alleen voor dit doel")?;
+                tx.put(&t, "proportionaliteit", "alleen de genoemde gegevens")?;
+                tx.put(
+                    &t,
+                    "subsidiariteit",
+                    "niet zonder deze gegevens te bereiken",
+                )?;
+                tx.put(&t, "decision", "delen")?;
+                tx.put(&t, "discussed_with_resident", true)?;
+                tx.put(&t, "author", worker.as_str())?;
+            }
+            let consents = tx.get(ROOT, "consents")?.expect("record skeleton").1;
+            let c = tx.insert_object(&consents, 0, ObjType::Map)?;
+            tx.put(&c, "id", "c-ggd")?;
+            tx.put(&c, "subject", "p-sanne")?;
+            strings(tx, &c, "given_by", &["p-sanne"])?;
+            tx.put(&c, "recipient", "ggd")?;
+            tx.put(&c, "purpose", "dat-informatie")?;
+            strings(tx, &c, "items", &["contact", "actie"])?;
+            tx.put(&c, "given_on", today.as_str())?;
+            Ok(())
+        })
+        .await?;
     Ok(())
 }
 

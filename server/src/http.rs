@@ -2,11 +2,12 @@
 //! authenticated first; every answer about dossier content is decided by the policy and audited.
 //! Errors are `{"error": {"code", "message"}}` with a stable code and never contain content.
 
+mod device;
 mod oversight;
+mod share;
 mod statement;
 
 use std::collections::BTreeMap;
-mod device;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
@@ -15,9 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use regie_core::document::{self, PersonRecord};
-use regie_core::id::{
-    DistrictId, DocumentKey, DocumentKind, DossierId, OrgId, PersonId, TeamId, UserId,
-};
+use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
 use regie_core::policy::{Action, Basis, Decision, Mode, decide};
 use regie_core::principal::{Principal, Role};
 use regie_core::relationship::Relationships;
@@ -133,8 +132,17 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/dossiers/{id}/residents/{person}",
             delete(unlink_resident),
         )
-        .route("/api/v1/dossiers/{id}/partners", post(add_partner))
-        .route("/api/v1/dossiers/{id}/maatwerk", post(add_maatwerk))
+        .route("/api/v1/dossiers/{id}/partners", post(share::add_partner))
+        .route("/api/v1/dossiers/{id}/maatwerk", post(share::add_maatwerk))
+        .route(
+            "/api/v1/dossiers/{id}/weighings/{weighing}/approve",
+            post(share::approve_weighing),
+        )
+        .route("/api/v1/dossiers/{id}/tasks", get(share::tasks))
+        .route(
+            "/api/v1/dossiers/{id}/tasks/{task}/done",
+            post(share::finish_task),
+        )
         .route(
             "/api/v1/dossiers/{id}/statements",
             post(statement::add_statement),
@@ -571,90 +579,6 @@ async fn unlink_resident(
     entry.rel = Arc::new(rel);
     relate(&state, &who, entry, format!("unlinked resident {person}")).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct OrgBody {
-    org: OrgId,
-}
-
-async fn add_partner(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path(id): Path<String>,
-    Json(body): Json<OrgBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = manageable(&state, &who, &id, true)?;
-    let key = DocumentKey::Partner(body.org.clone());
-    if !entry.documents.contains_key(&key) {
-        let doc_id = DocumentId::new_random();
-        let snapshot = document::skeleton(DocumentKind::Partner).save();
-        state
-            .hub
-            .store()
-            .create_document(
-                doc_id,
-                entry.rel.dossier,
-                &key,
-                &snapshot,
-                OffsetDateTime::now_utc(),
-            )
-            .await?;
-        entry.documents.insert(key.clone(), doc_id);
-    }
-    state
-        .hub
-        .store()
-        .add_partner(entry.rel.dossier, &body.org)
-        .await?;
-    let mut rel = (*entry.rel).clone();
-    if !rel.partners.contains(&body.org) {
-        rel.partners.push(body.org.clone());
-    }
-    entry.rel = Arc::new(rel);
-    let url = entry.documents[&key].to_url();
-    relate(&state, &who, entry, format!("partner {}", body.org)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": url })),
-    ))
-}
-
-async fn add_maatwerk(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = manageable(&state, &who, &id, true)?;
-    let n = entry
-        .documents
-        .keys()
-        .filter_map(|k| match k {
-            DocumentKey::Maatwerk(n) => Some(*n),
-            _ => None,
-        })
-        .max()
-        .map_or(1, |n| n + 1);
-    let key = DocumentKey::Maatwerk(n);
-    let doc_id = DocumentId::new_random();
-    let snapshot = document::skeleton(DocumentKind::Maatwerk).save();
-    state
-        .hub
-        .store()
-        .create_document(
-            doc_id,
-            entry.rel.dossier,
-            &key,
-            &snapshot,
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
-    entry.documents.insert(key.clone(), doc_id);
-    relate(&state, &who, entry, format!("created {key}")).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": doc_id.to_url() })),
-    ))
 }
 
 async fn verify_audit(

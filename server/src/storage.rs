@@ -3,6 +3,8 @@
 //! snapshot, peers' sync states, the hash-chained audit log and the quarantine. Nothing above
 //! this module knows SQL, so PostgreSQL can be added behind the same methods.
 
+pub mod share;
+
 use std::path::Path;
 use std::str::FromStr;
 

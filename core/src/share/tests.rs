@@ -250,3 +250,20 @@ fn consents_are_read_per_giver_from_the_record() {
     );
     assert_eq!(d.length(&list), 1);
 }
+
+#[test]
+fn a_weighing_is_approved_by_another_worker_of_the_team_only() {
+    let anna = UserId::new("anna").unwrap();
+    let approve = |who: &Principal| {
+        decide(
+            who,
+            Action::ApproveWeighing { decided_by: &anna },
+            &rel(),
+            datetime!(2026-11-22 10:00 UTC),
+        )
+        .is_allowed()
+    };
+    assert!(approve(&worker("bram", "t1")));
+    assert!(!approve(&worker("anna", "t1")), "not your own weighing");
+    assert!(!approve(&worker("otto", "t2")), "not another team");
+}

@@ -11,6 +11,7 @@ mod frame;
 mod interop;
 mod oversight;
 mod revocation;
+mod share;
 mod storage;
 mod token;
 mod view;

@@ -237,10 +237,14 @@ pub async fn seed_household(server: &TestServer) -> Household {
             )
         })
         .collect();
+    // What a worker records before sharing: triage decisions and the resident's consent.
+    regie_server::demo::record_sharing_decisions(&server.state, id.parse().unwrap(), "anna")
+        .await
+        .unwrap();
     for (path, body) in [
         ("residents", json!({ "person": "p-sanne" })),
-        ("partners", json!({ "org": "ggd" })),
-        ("maatwerk", json!({})),
+        ("partners", regie_server::demo::partner_share()),
+        ("maatwerk", json!({ "triage": "t-backoffice" })),
     ] {
         let (status, made) = server
             .api(&w, "POST", &format!("/api/v1/dossiers/{id}/{path}"), body)
