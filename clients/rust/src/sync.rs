@@ -439,7 +439,13 @@ impl Client {
             };
         let mut purged_here = 0;
         progress(&report_progress(&io, live, purged_here));
+        // Automerge's sync converges in a few rounds per document; a budget turns a livelock
+        // (which would otherwise keep the idle timer fed forever) into an error and a retry.
+        let mut budget = 200 * (live.len() + 1);
         while live.values().any(|l| !l.done) {
+            budget = budget.checked_sub(1).ok_or_else(|| {
+                ClientError::Protocol("the sync did not converge; try again".into())
+            })?;
             let message = io.next().await?;
             let Some(id) = message.document_id().copied() else {
                 if let Message::Error { message } = message {
