@@ -234,3 +234,145 @@ fn an_empty_batch_is_accepted() {
         Ok(())
     );
 }
+
+// ---- property: the server document only holds operations their author was allowed -----------
+
+mod property {
+    use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc, transaction::Transactable};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One edit a role may try; many of them are forbidden for most roles.
+    #[derive(Debug, Clone, Copy)]
+    enum Edit {
+        Hulpvraag,
+        GoalWithoutOwner,
+        GoalWithOwner,
+        Evaluation,
+        Request,
+        Decision,
+        Assignment,
+        Status,
+        UnknownRootKey,
+    }
+
+    const EDITS: [Edit; 9] = [
+        Edit::Hulpvraag,
+        Edit::GoalWithoutOwner,
+        Edit::GoalWithOwner,
+        Edit::Evaluation,
+        Edit::Request,
+        Edit::Decision,
+        Edit::Assignment,
+        Edit::Status,
+        Edit::UnknownRootKey,
+    ];
+    const ROLES: [Role; 4] = [
+        Role::Worker,
+        Role::Resident,
+        Role::Backoffice,
+        Role::Partner,
+    ];
+
+    fn apply(
+        doc: &mut Automerge,
+        edit: Edit,
+        step: usize,
+    ) -> Result<(), automerge::AutomergeError> {
+        let mut tx = doc.transaction();
+        let child = |tx: &automerge::transaction::Transaction<'_>, key: &str| {
+            tx.get(ROOT, key).ok().flatten().map(|(_, id)| id)
+        };
+        match edit {
+            Edit::Hulpvraag => {
+                if let Some(h) = child(&tx, "hulpvraag") {
+                    tx.splice_text(&h, 0, 0, "x")?;
+                }
+            }
+            Edit::GoalWithoutOwner | Edit::GoalWithOwner => {
+                if let Some(goals) = child(&tx, "goals") {
+                    let g = tx.insert_object(&goals, 0, ObjType::Map)?;
+                    tx.put(&g, "id", format!("g{step}"))?;
+                    tx.put(&g, "title", "doel")?;
+                    if matches!(edit, Edit::GoalWithOwner) {
+                        tx.put(&g, "owner", "worker")?;
+                    }
+                }
+            }
+            Edit::Evaluation => {
+                if let Some(ev) = child(&tx, "evaluations") {
+                    let e = tx.insert_object(&ev, 0, ObjType::Map)?;
+                    tx.put(&e, "id", format!("e{step}"))?;
+                    tx.put(&e, "date", "2027-01-01")?;
+                }
+            }
+            Edit::Request => {
+                if let Some(r) = child(&tx, "request") {
+                    tx.put(&r, "assessed_need", format!("need {step}"))?;
+                }
+            }
+            Edit::Decision => {
+                if let Some(d) = child(&tx, "decision") {
+                    tx.put(&d, "outcome", "granted")?;
+                }
+            }
+            Edit::Assignment => {
+                if let Some(a) = child(&tx, "assignment") {
+                    let c = tx.put_object(&a, "contact", ObjType::Map)?;
+                    tx.put(&c, "name", "Anna")?;
+                }
+            }
+            Edit::Status => {
+                if let Some(s) = child(&tx, "status") {
+                    let u = tx.put_object(&s, "updates", ObjType::List)?;
+                    let m = tx.insert_object(&u, 0, ObjType::Map)?;
+                    tx.put(&m, "action", "a1")?;
+                    tx.put(&m, "state", "accepted")?;
+                }
+            }
+            Edit::UnknownRootKey => {
+                tx.put(ROOT, "smuggled", "x")?;
+            }
+        }
+        tx.commit();
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn the_server_document_only_ever_holds_operations_their_author_was_allowed_to_write(
+            kind in prop_oneof![Just("plan"), Just("maatwerk/1"), Just("partner/ggd")],
+            steps in proptest::collection::vec((0..ROLES.len(), 0..EDITS.len()), 1..25),
+        ) {
+            let key: DocumentKey = kind.parse().unwrap();
+            let mut server = skeleton(key.kind()).document().clone();
+            let skeleton_heads = server.get_heads();
+            let mut author = std::collections::HashMap::new();
+            for (step, (r, e)) in steps.into_iter().enumerate() {
+                let role = ROLES[r];
+                // Each role writes with its own actor, from the server's current state.
+                let actor = ActorId::from(vec![r as u8 + 1; 16]);
+                author.insert(actor.clone(), role);
+                let mut replica = server.clone().with_actor(actor);
+                let before = replica.get_heads();
+                apply(&mut replica, EDITS[e], step).unwrap();
+                let new = replica.get_changes(&before);
+                if check_batch(&who(role), &key, &rel(), NOW, &replica, &new).is_ok() {
+                    server.apply_changes(new).unwrap();
+                }
+            }
+            for change in server.get_changes(&skeleton_heads) {
+                let role = author[change.actor_id()];
+                for op in change.decode().operations {
+                    let path = op_path(&server, &op.obj, &op.key).expect("ops of merged changes resolve");
+                    prop_assert!(
+                        decide(&who(role), Action::WritePath(&key, &path), &rel(), NOW).is_allowed(),
+                        "{role:?} wrote {path} in {key}"
+                    );
+                }
+            }
+            prop_assert_eq!(crate::document::validate(key.kind(), &server), Ok(()));
+        }
+    }
+}
