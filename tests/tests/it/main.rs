@@ -14,5 +14,6 @@ mod revocation;
 mod share;
 mod storage;
 mod token;
+mod validated;
 mod view;
 mod write;
