@@ -270,6 +270,8 @@ pub struct Peer {
     pub received: Vec<Message>,
     /// Set when the server closed the connection.
     pub closed: bool,
+    /// Non-sync messages read while waiting for an acknowledgement, handed out by `settle`.
+    stash: Vec<Message>,
 }
 
 impl Peer {
@@ -304,6 +306,7 @@ impl Peer {
             docs: HashMap::new(),
             received: Vec::new(),
             closed: false,
+            stash: Vec::new(),
         };
         p.send(&Message::Join {
             sender_id: p.id.clone(),
@@ -408,42 +411,81 @@ impl Peer {
         }
     }
 
-    /// Edits a local document and pushes the change.
+    /// Edits a local document, pushes the change and keeps syncing until the server has it or
+    /// refuses it. Automerge's Bloom filter can wrongly claim the server already has a change
+    /// (about 1 in 100); the server then asks for it, and only a writer that keeps listening
+    /// answers — so an edit followed by another peer's `wait_for` could otherwise time out.
     pub async fn edit(&mut self, doc: DocumentId, f: impl FnOnce(&mut AutoCommit)) {
         let (d, _) = self.docs.get_mut(&doc).expect("known document");
         f(d);
         d.commit();
         self.push(doc).await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (d, st) = self.docs.get_mut(&doc).expect("known document");
+            let ours = d.get_heads();
+            if st
+                .their_heads
+                .as_ref()
+                .is_some_and(|theirs| ours.iter().all(|h| theirs.contains(h)))
+            {
+                return;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(m) = self.next_within(left).await else {
+                return;
+            };
+            match m {
+                Message::Sync {
+                    document_id, data, ..
+                } => self.apply_sync(document_id, &data).await,
+                other => {
+                    let refused = matches!(
+                        other,
+                        Message::Rejected { .. }
+                            | Message::Error { .. }
+                            | Message::DocUnavailable { .. }
+                    );
+                    self.stash.push(other);
+                    if refused {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a sync message from the server and answers it.
+    async fn apply_sync(&mut self, document_id: DocumentId, data: &[u8]) {
+        let target = self.target();
+        let (d, st) = self
+            .docs
+            .entry(document_id)
+            .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
+        d.sync()
+            .receive_sync_message(st, sync::Message::decode(data).unwrap())
+            .unwrap();
+        let reply = d.sync().generate_sync_message(st);
+        if let Some(reply) = reply {
+            let m = Message::Sync {
+                sender_id: self.id.clone(),
+                target_id: target,
+                document_id,
+                data: reply.encode(),
+            };
+            self.send(&m).await;
+        }
     }
 
     /// Handles incoming messages (applying syncs and answering them) until nothing arrives for
     /// `quiet`. Returns the non-sync messages seen.
     pub async fn settle(&mut self, quiet: Duration) -> Vec<Message> {
-        let mut others = Vec::new();
+        let mut others = std::mem::take(&mut self.stash);
         while let Some(m) = self.next_within(quiet).await {
             match m {
                 Message::Sync {
                     document_id, data, ..
-                } => {
-                    let target = self.target();
-                    let (d, st) = self
-                        .docs
-                        .entry(document_id)
-                        .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
-                    d.sync()
-                        .receive_sync_message(st, sync::Message::decode(&data).unwrap())
-                        .unwrap();
-                    let reply = d.sync().generate_sync_message(st);
-                    if let Some(reply) = reply {
-                        let m = Message::Sync {
-                            sender_id: self.id.clone(),
-                            target_id: target,
-                            document_id,
-                            data: reply.encode(),
-                        };
-                        self.send(&m).await;
-                    }
-                }
+                } => self.apply_sync(document_id, &data).await,
                 other => others.push(other),
             }
         }
