@@ -1,8 +1,9 @@
 //! Criterion micro-benchmarks of the server's hot paths: the policy decision, batch validation
 //! (per-operation policy plus whole-document schema check), the audit append (one hash-chained
-//! SQLite insert), the fork a write makes of the document, and the wire codec. A projection
-//! update (issue 6) has no committed code yet; its benchmark is pending. Run with
-//! `cargo bench -p regie-bench`; never part of the test suite.
+//! SQLite insert), the resident-view projection update after one record change, the fork a
+//! write makes of the document, and the wire codec. Documents grow with `history` (changes in
+//! the record before the measured one), because several of these walk the whole document. Run
+//! with `cargo bench -p regie-bench`; never part of the test suite.
 
 use std::hint::black_box;
 
@@ -128,6 +129,25 @@ fn validation(c: &mut Criterion) {
     g.finish();
 }
 
+fn projection(c: &mut Criterion) {
+    let person = regie_core::id::PersonId::new("p1").expect("valid id");
+    let mut g = c.benchmark_group("projection_view_update_one_change");
+    for history in [10, 100, 1_000] {
+        let (base, fork) = fork_with_one_edit(DocumentKind::Record, history);
+        let new = base.get_changes_added(&fork);
+        g.bench_with_input(
+            BenchmarkId::new("record_with_changes", history),
+            &history,
+            |b, _| {
+                b.iter(|| {
+                    regie_core::projection::view_update(black_box(&fork), &person, Some(&new))
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
 fn audit(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -167,5 +187,12 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, policy, validation, audit, codec);
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = policy, validation, projection, audit, codec
+}
 criterion_main!(benches);

@@ -22,13 +22,21 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// An empty measurement.
+    /// A measurement holding only the machine's 1-minute load average now (the benchmark's own
+    /// load included; more than the core count means something else was running too).
     pub fn new(scenario: &str, target: &str, run: usize) -> Self {
+        let mut metrics = BTreeMap::new();
+        if let Some(load) = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        {
+            metrics.insert("loadavg".to_owned(), load);
+        }
         Measurement {
             scenario: scenario.into(),
             target: target.into(),
             run,
-            metrics: BTreeMap::new(),
+            metrics,
             notes: Vec::new(),
         }
     }
@@ -86,7 +94,6 @@ pub const METRICS: &[(&str, &str)] = &[
         "cold_start_s",
         "spawn → listening (loads the dossier index), s",
     ),
-    ("rss_start_mb", "server memory after start, MB"),
     (
         "rss_hot_mb",
         "server memory with the hot dossiers loaded and synced, MB",
@@ -101,6 +108,26 @@ pub const METRICS: &[(&str, &str)] = &[
         "devices that failed (connection lost, timeout)",
     ),
     ("problems", "refusals and errors the devices received"),
+    (
+        "loadavg",
+        "machine 1-minute load average at the end of the run",
+    ),
+    (
+        "msgs_per_change",
+        "protocol messages (both directions) per acknowledged change",
+    ),
+    (
+        "apply_us_per_change",
+        "raw: Automerge apply time per change, µs",
+    ),
+    ("loadgen_cpu_pct", "load generator CPU, % of one core"),
+    ("cpu_ms", "server CPU during the reconnect, ms"),
+    ("cpu_s", "server CPU while connecting, s"),
+    (
+        "rss_start_mb",
+        "server memory before the devices connect, MB",
+    ),
+    ("peak_rss_mb", "server peak resident memory, MB"),
 ];
 
 /// Median, minimum and maximum of one metric over runs.

@@ -1,7 +1,8 @@
 //! Keeps the benchmark harness from rotting: a tiny steady scenario (4 devices, 4 dossiers,
 //! about 1 s each) against Regie and Regie with the privacy bypass, and a tiny reconnect against
-//! Regie and the raw limit, each through the same code paths as `regie-load`. It checks that changes are
-//! acknowledged, latencies are recorded and nothing is refused; it asserts no performance.
+//! Regie and the raw limit, each through the same code paths as `regie-load`. It checks that
+//! changes are acknowledged, latencies are recorded and nothing is refused; it asserts no
+//! performance.
 
 use std::path::PathBuf;
 
