@@ -227,6 +227,9 @@ async fn sync(
     Ok(ws
         .max_message_size(2 * MAX_MESSAGE_BYTES)
         .max_frame_size(2 * MAX_MESSAGE_BYTES)
+        // tungstenite reserves 128 KiB per connection for reads by default; frames larger
+        // than this are still read whole, in several reads.
+        .read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| crate::session::run(socket, hub, principal)))
 }
 
