@@ -6,7 +6,7 @@
 //! `tests/js/node_modules` with `npm install --no-audit --no-fund` when it is missing. Set
 //! `DEBUG=automerge-repo:*` to see the JS repo's own logging in the failure output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::js::{ensure_node_modules, js_dir, on_path};
 use crate::support::*;
 
 /// What the worker writes into the plan's `hulpvraag`; the JS client waits for it.
@@ -28,52 +29,6 @@ const GOAL_TITLE: &str = "Zelf de post bijhouden (uit de JS-client)";
 const GOAL_ID: &str = "g-resident-js";
 /// The whole exchange, Node start-up included, must finish within this.
 const OVERALL: Duration = Duration::from_secs(60);
-
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
-}
-
-/// Whether `tool --version` runs.
-fn on_path(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs the JS test peer's dependencies unless they are there already.
-async fn ensure_node_modules(dir: &Path) {
-    if dir.join("node_modules/@automerge/automerge-repo").is_dir()
-        && dir
-            .join("node_modules/@automerge/automerge-repo-network-websocket")
-            .is_dir()
-    {
-        return;
-    }
-    // `npm ci` rejects the lock npm writes here (a skipped optional cbor-extract binary);
-    // `npm install` with the same lock works and leaves it unchanged.
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("npm install took more than 5 minutes")
-    .expect("npm install runs");
-    assert!(
-        out.status.success(),
-        "npm install in {} failed ({}):\n{}\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The running Node client: its stdout lines as they come, its stderr collected to the end.
 struct JsPeer {

@@ -2,6 +2,7 @@
 #![allow(unreachable_pub, dead_code)]
 //! One test binary; each module is one concern.
 
+mod js;
 mod support;
 
 mod audience;

@@ -6,7 +6,7 @@
 //! (`tests/js/hostile.mjs`) writing a field reserved to workers gets only its own change refused
 //! while everyone else keeps syncing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::js::{ensure_node_modules, js_dir, on_path};
 use crate::support::*;
 
 /// How long a peer listens to be sure nothing more is coming.
@@ -540,50 +541,6 @@ const WORKER_GOAL_ID: &str = "g-worker";
 const RESIDENT_GOAL_ID: &str = "g-sanne";
 /// The whole exchange, Node start-up included, must finish within this.
 const OVERALL: Duration = Duration::from_secs(60);
-
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
-}
-
-/// Whether `tool --version` runs.
-fn on_path(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs the JS peers' dependencies unless they are there already.
-async fn ensure_node_modules(dir: &Path) {
-    if dir.join("node_modules/@automerge/automerge-repo").is_dir()
-        && dir
-            .join("node_modules/@automerge/automerge-repo-network-websocket")
-            .is_dir()
-    {
-        return;
-    }
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("npm install took more than 5 minutes")
-    .expect("npm install runs");
-    assert!(
-        out.status.success(),
-        "npm install in {} failed ({}):\n{}\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The running Node client: stdout lines as they come, stdin held open until [`Node::finish`],
 /// stderr collected to the end.
