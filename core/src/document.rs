@@ -4,6 +4,7 @@
 //! strings or as Automerge `Text` objects (automerge-js 3 writes `Text` by default); both are
 //! accepted wherever the schema says "text".
 
+pub(crate) mod read;
 mod schema;
 
 use automerge::{
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use crate::id::DocumentKind;
 use crate::path::{Path, Segment};
+use read::text_of;
 pub use schema::{Field, Shape};
 
 /// Why a document does not match its kind's schema.
@@ -158,18 +160,6 @@ fn type_name(value: &Value<'_>) -> &'static str {
             ScalarValue::Bytes(_) => "bytes",
             _ => "unknown",
         },
-    }
-}
-
-/// The string a text-like value holds, whether a scalar string or a `Text` object.
-fn text_of(doc: &impl ReadDoc, value: &Value<'_>, id: &automerge::ObjId) -> Option<String> {
-    match value {
-        Value::Object(ObjType::Text) => doc.text(id).ok(),
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(t) => Some(t.to_string()),
-            _ => None,
-        },
-        _ => None,
     }
 }
 
@@ -382,30 +372,21 @@ pub fn new_view(person: &PersonRecord) -> AutoCommit {
 
 /// The persons recorded in a `meta` document.
 pub fn persons(meta: &impl ReadDoc) -> Vec<PersonRecord> {
-    let Ok(Some((_, list))) = meta.get(ROOT, "persons") else {
+    use read::{items, list, strings, text};
+    let Some(persons) = list(meta, &ROOT, "persons") else {
         return Vec::new();
     };
-    let text = |obj: &automerge::ObjId, key: &str| -> Option<String> {
-        let (v, id) = meta.get(obj, key).ok()??;
-        text_of(meta, &v, &id)
-    };
-    (0..meta.length(&list))
-        .filter_map(|i| {
-            let (_, obj) = meta.get(&list, i).ok()??;
-            let gezag = match meta.get(&obj, "gezag") {
-                Ok(Some((_, g))) => (0..meta.length(&g))
-                    .filter_map(|j| {
-                        let (v, id) = meta.get(&g, j).ok()??;
-                        text_of(meta, &v, &id)?.parse().ok()
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+    items(meta, &persons)
+        .iter()
+        .filter_map(|obj| {
             Some(PersonRecord {
-                id: text(&obj, "id")?.parse().ok()?,
-                name: text(&obj, "name")?,
-                birth_date: text(&obj, "birth_date"),
-                gezag,
+                id: text(meta, obj, "id")?.parse().ok()?,
+                name: text(meta, obj, "name")?,
+                birth_date: text(meta, obj, "birth_date"),
+                gezag: strings(meta, obj, "gezag")
+                    .into_iter()
+                    .filter_map(|g| g.parse().ok())
+                    .collect(),
             })
         })
         .collect()

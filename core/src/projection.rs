@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, Change, ObjId, ObjType, ROOT, ReadDoc};
+use automerge::{Automerge, Change, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
+use crate::document::read::{items, list, strings, text};
 use crate::id::PersonId;
 use crate::path::Segment;
 
@@ -28,44 +29,6 @@ pub struct ViewEntry {
     pub at: Option<String>,
     /// The person's own statements (eigen verklaringen) on this entry (R20).
     pub statements: Vec<String>,
-}
-
-fn text(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<String> {
-    let (value, id) = doc.get(obj, key).ok()??;
-    match value {
-        automerge::Value::Object(ObjType::Text) => doc.text(&id).ok(),
-        automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-        _ => None,
-    }
-}
-
-fn list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<ObjId> {
-    match doc.get(obj, key).ok()?? {
-        (automerge::Value::Object(ObjType::List), id) => Some(id),
-        _ => None,
-    }
-}
-
-fn items(doc: &impl ReadDoc, list: &ObjId) -> Vec<ObjId> {
-    (0..doc.length(list))
-        .filter_map(|i| doc.get(list, i).ok().flatten().map(|(_, id)| id))
-        .collect()
-}
-
-fn strings(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Vec<String> {
-    let Some(l) = list(doc, obj, key) else {
-        return Vec::new();
-    };
-    (0..doc.length(&l))
-        .filter_map(|i| {
-            let (v, id) = doc.get(&l, i).ok()??;
-            match v {
-                automerge::Value::Object(ObjType::Text) => doc.text(&id).ok(),
-                automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 /// The ids of the record entries whose subjects include `person`, in record order.

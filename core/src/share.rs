@@ -7,10 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use automerge::{ObjId, ObjType, ROOT, ReadDoc};
+use automerge::{ObjId, ROOT, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::consent::{Coverage, RecordedConsent};
+use crate::document::read::{items, list, strings, text};
 use crate::id::{OrgId, PersonId};
 use crate::principal::Principal;
 
@@ -77,38 +78,10 @@ pub struct ShareRequest<'a> {
     pub ground: Ground<'a>,
 }
 
-fn text(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<String> {
-    let (value, id) = doc.get(obj, key).ok()??;
-    match value {
-        automerge::Value::Object(ObjType::Text) => doc.text(&id).ok(),
-        automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-        _ => None,
-    }
-}
-
 fn list_items(doc: &impl ReadDoc, key: &str) -> Vec<ObjId> {
-    let Ok(Some((_, list))) = doc.get(ROOT, key) else {
-        return Vec::new();
-    };
-    (0..doc.length(&list))
-        .filter_map(|i| doc.get(&list, i).ok().flatten().map(|(_, id)| id))
-        .collect()
-}
-
-fn strings(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Vec<String> {
-    let Ok(Some((_, list))) = doc.get(obj, key) else {
-        return Vec::new();
-    };
-    (0..doc.length(&list))
-        .filter_map(|i| {
-            let (v, id) = doc.get(&list, i).ok()??;
-            match v {
-                automerge::Value::Object(ObjType::Text) => doc.text(&id).ok(),
-                automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-                _ => None,
-            }
-        })
-        .collect()
+    list(doc, &ROOT, key)
+        .map(|l| items(doc, &l))
+        .unwrap_or_default()
 }
 
 fn filled(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> bool {
