@@ -4,6 +4,7 @@
 //! strings or as Automerge `Text` objects (automerge-js 3 writes `Text` by default); both are
 //! accepted wherever the schema says "text".
 
+pub mod compose;
 pub(crate) mod read;
 mod schema;
 
@@ -388,6 +389,26 @@ pub fn persons(meta: &impl ReadDoc) -> Vec<PersonRecord> {
                     .filter_map(|g| g.parse().ok())
                     .collect(),
             })
+        })
+        .collect()
+}
+
+/// The legal regimes recorded in a `meta` document, with their trigger dates (R23). A regime or
+/// date that does not parse is left out, so it can never shorten a retention term.
+pub fn regimes(meta: &impl ReadDoc) -> Vec<crate::retention::DossierPart> {
+    use read::{items, list, text};
+    let Some(regimes) = list(meta, &ROOT, "regimes") else {
+        return Vec::new();
+    };
+    items(meta, &regimes)
+        .iter()
+        .filter_map(|obj| {
+            let regime = crate::retention::Regime::from_code(&text(meta, obj, "regime")?)?;
+            let trigger_on = match text(meta, obj, "trigger") {
+                Some(t) if !t.is_empty() => Some(time::Date::parse(&t, DATE).ok()?),
+                _ => None,
+            };
+            Some(crate::retention::DossierPart { regime, trigger_on })
         })
         .collect()
 }

@@ -37,6 +37,16 @@ pub enum Action<'a> {
         /// The worker who made the weighing; they cannot approve it themselves.
         decided_by: &'a crate::id::UserId,
     },
+    /// Withdraw a recorded consent (R16), given by these persons.
+    WithdrawConsent {
+        /// Who gave it; each of them may take it back.
+        given_by: &'a [crate::id::PersonId],
+    },
+    /// Close the dossier (R18) on the triage record of the closing or handover.
+    Close {
+        /// The triage record, if the worker named one that exists.
+        triage: Option<&'a crate::share::Triage>,
+    },
 }
 
 /// How far an allowed access goes.
@@ -101,6 +111,10 @@ pub enum DenyReason {
     SecondApprovalMissing,
     /// The ground does not apply to this recipient (an application only reaches the back office).
     GroundNotApplicable,
+    /// The dossier's purpose changed after the triage record: re-assess before reuse (R13).
+    PurposeChanged,
+    /// The dossier is closed: nothing is written or shared any more (R18).
+    DossierClosed,
 }
 
 impl DenyReason {
@@ -122,6 +136,8 @@ impl DenyReason {
             DenyReason::ConsentMissing => "consent_missing",
             DenyReason::SecondApprovalMissing => "second_approval_missing",
             DenyReason::GroundNotApplicable => "ground_not_applicable",
+            DenyReason::PurposeChanged => "purpose_changed",
+            DenyReason::DossierClosed => "dossier_closed",
         }
     }
 }
@@ -194,6 +210,49 @@ pub fn decide(
                 Decision::Deny(DenyReason::SecondApprovalMissing)
             }
         }
+        Action::WithdrawConsent { given_by } => {
+            let giver = who.role == Role::Resident
+                && who
+                    .person
+                    .as_ref()
+                    .is_some_and(|p| rel.is_linked(p) && given_by.contains(p));
+            if who.role == Role::Worker && rel.is_assigned(&who.user) {
+                Decision::Allow {
+                    basis: Basis::Assignment,
+                    mode: Mode::Write,
+                }
+            } else if giver {
+                // Withdrawing is always possible, also after closing: it only stops sharing.
+                Decision::Allow {
+                    basis: Basis::ResidentLink,
+                    mode: Mode::Write,
+                }
+            } else {
+                Decision::Deny(absent(who, rel))
+            }
+        }
+        Action::Close { triage } => close(who, rel, triage),
+    }
+}
+
+/// An assigned worker closes an open dossier on a complete triage record of the closing or
+/// handover moment, which says what goes along to a successor (R12, R18).
+fn close(who: &Principal, rel: &Relationships, triage: Option<&crate::share::Triage>) -> Decision {
+    if who.role != Role::Worker || !rel.is_assigned(&who.user) {
+        return Decision::Deny(absent(who, rel));
+    }
+    if rel.closed {
+        return Decision::Deny(DenyReason::DossierClosed);
+    }
+    match triage.filter(|t| matches!(t.moment.as_str(), "afsluiting" | "overdracht")) {
+        None => Decision::Deny(DenyReason::TriageMissing),
+        Some(t) if !t.argued || !t.discussed_or_explained => {
+            Decision::Deny(DenyReason::TriageIncomplete)
+        }
+        Some(_) => Decision::Allow {
+            basis: Basis::Assignment,
+            mode: Mode::Write,
+        },
     }
 }
 
@@ -209,6 +268,9 @@ fn share(
         // A break-glass grant reads in an emergency; it never passes data on.
         return Decision::Deny(absent(who, rel));
     }
+    if rel.closed {
+        return Decision::Deny(DenyReason::DossierClosed);
+    }
     let Some(triage) = request.triage.filter(|t| {
         t.recipient.as_deref() == Some(request.recipient.code().as_str())
             && request.items.is_subset(&t.items)
@@ -218,6 +280,9 @@ fn share(
     if !triage.argued || !triage.discussed_or_explained {
         return Decision::Deny(DenyReason::TriageIncomplete);
     }
+    if triage.superseded {
+        return Decision::Deny(DenyReason::PurposeChanged);
+    }
     let ground_holds = match request.ground {
         Ground::Application => {
             if *request.recipient != Recipient::Backoffice {
@@ -226,7 +291,7 @@ fn share(
             true
         }
         Ground::Consent(coverages) => {
-            if coverages.is_empty() || !coverages.iter().all(|c| c.is_covered()) {
+            if !crate::share::consent_holds(coverages) {
                 return Decision::Deny(DenyReason::ConsentMissing);
             }
             true
@@ -256,7 +321,14 @@ fn audience(
     let granted = who.role == Role::Worker && rel.grant_at(&who.user, now).is_some();
     let linked =
         who.role == Role::Resident && who.person.as_ref().is_some_and(|p| rel.is_linked(p));
-    let write_or_read = |writes: bool| if writes { Mode::Write } else { Mode::Read };
+    // A closed dossier is read, never written (R18).
+    let write_or_read = |writes: bool| {
+        if writes && !rel.closed {
+            Mode::Write
+        } else {
+            Mode::Read
+        }
+    };
     match key {
         DocumentKey::Plan | DocumentKey::Record | DocumentKey::Meta => {
             let writable = !matches!(key, DocumentKey::Meta);
@@ -266,7 +338,7 @@ fn audience(
                 // R2: breaking the glass is for reading in an emergency, never for writing.
                 Ok((Basis::BreakGlass, Mode::Read))
             } else if linked && matches!(key, DocumentKey::Plan) {
-                Ok((Basis::ResidentLink, Mode::Write))
+                Ok((Basis::ResidentLink, write_or_read(true)))
             } else {
                 Err(absent(who, rel))
             }
@@ -278,12 +350,13 @@ fn audience(
                 Err(DenyReason::NotInAudience)
             }
         }
-        DocumentKey::Maatwerk(_) => {
+        DocumentKey::Maatwerk(n) => {
             if assigned {
-                Ok((Basis::Assignment, Mode::Write))
+                Ok((Basis::Assignment, write_or_read(true)))
             } else if who.role == Role::Backoffice {
-                Ok((Basis::Backoffice, Mode::Write))
-            } else if linked {
+                Ok((Basis::Backoffice, write_or_read(true)))
+            } else if linked && who.person.as_ref() == rel.applicant(*n) {
+                // R7: the extract holds facts about its applicant, so only they read it.
                 Ok((Basis::ResidentLink, Mode::Read))
             } else {
                 Err(absent(who, rel))
@@ -291,12 +364,12 @@ fn audience(
         }
         DocumentKey::Partner(org) => {
             if assigned {
-                Ok((Basis::Assignment, Mode::Write))
+                Ok((Basis::Assignment, write_or_read(true)))
             } else if who.role == Role::Partner
                 && who.org.as_ref() == Some(org)
                 && rel.involves(org)
             {
-                Ok((Basis::PartnerInvolvement, Mode::Write))
+                Ok((Basis::PartnerInvolvement, write_or_read(true)))
             } else {
                 Err(DenyReason::NotInAudience)
             }
@@ -328,6 +401,9 @@ fn write(
         Ok(found) => found,
         Err(reason) => return Decision::Deny(reason),
     };
+    if rel.closed {
+        return Decision::Deny(DenyReason::DossierClosed);
+    }
     if mode == Mode::Read {
         return Decision::Deny(DenyReason::ReadOnlyAccess);
     }
@@ -416,7 +492,16 @@ pub fn access_review(rel: &Relationships, now: OffsetDateTime) -> Vec<ReviewLine
     let keys = |people: &Principal| -> (Option<Basis>, Vec<String>) {
         let mut candidates = vec![DocumentKey::Plan, DocumentKey::Record];
         candidates.extend(people.person.iter().cloned().map(DocumentKey::View));
-        candidates.push(DocumentKey::Maatwerk(0));
+        // Residents read the extracts they applied for; the others every extract, `maatwerk/*`.
+        if people.role == Role::Resident {
+            candidates.extend(
+                rel.applicants
+                    .iter()
+                    .map(|(n, _)| DocumentKey::Maatwerk(*n)),
+            );
+        } else {
+            candidates.push(DocumentKey::Maatwerk(0));
+        }
         candidates.extend(rel.partners.iter().cloned().map(DocumentKey::Partner));
         candidates.push(DocumentKey::Meta);
         let mut basis = None;
@@ -425,7 +510,9 @@ pub fn access_review(rel: &Relationships, now: OffsetDateTime) -> Vec<ReviewLine
             if let Decision::Allow { basis: b, .. } = decide(people, Action::Read(&key), rel, now) {
                 basis.get_or_insert(b);
                 documents.push(match key {
-                    DocumentKey::Maatwerk(_) => "maatwerk/*".to_owned(),
+                    DocumentKey::Maatwerk(_) if people.role != Role::Resident => {
+                        "maatwerk/*".to_owned()
+                    }
                     other => other.to_string(),
                 });
             }

@@ -49,6 +49,13 @@ pub struct Relationships {
     pub linked_persons: Vec<PersonId>,
     /// Chain partners involved in this dossier (R5).
     pub partners: Vec<OrgId>,
+    /// The applicant of each `maatwerk/<n>` (R6, R7): the one resident who reads that extract,
+    /// so supporting facts about them never reach another household member.
+    #[serde(default)]
+    pub applicants: Vec<(u32, PersonId)>,
+    /// Closed (R18): kept for reading until its destroy-by date, written by nobody.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 impl Relationships {
@@ -62,6 +69,8 @@ impl Relationships {
             grants: Vec::new(),
             linked_persons: Vec::new(),
             partners: Vec::new(),
+            applicants: Vec::new(),
+            closed: false,
         }
     }
 
@@ -82,6 +91,13 @@ impl Relationships {
         self.linked_persons.contains(person)
     }
 
+    /// The applicant of `maatwerk/<n>`, if it has one.
+    pub fn applicant(&self, n: u32) -> Option<&PersonId> {
+        self.applicants
+            .iter()
+            .find_map(|(m, p)| (*m == n).then_some(p))
+    }
+
     /// Whether `org` is involved as a chain partner.
     pub fn involves(&self, org: &OrgId) -> bool {
         self.partners.contains(org)
@@ -92,7 +108,8 @@ impl Relationships {
     /// access, and this puts `who` in the matching slot — assigned for
     /// [`Basis::Assignment`], a linked person for [`Basis::ResidentLink`], an involved
     /// organisation for [`Basis::PartnerInvolvement`], a grant for [`Basis::BreakGlass`] (open
-    /// ended: the server revokes it when it expires). [`Basis::Backoffice`] and
+    /// ended: the server revokes it when it expires); a resident holding `maatwerk/<n>` (`key`)
+    /// is its applicant, since the server sends it to nobody else. [`Basis::Backoffice`] and
     /// [`Basis::TeamMembership`] need no slot. [`crate::policy::decide`] then answers for `who`
     /// on the device as the server answers for them, so the client never re-implements a rule.
     pub fn as_seen_by(
@@ -101,6 +118,7 @@ impl Relationships {
         district: DistrictId,
         team: TeamId,
         basis: Basis,
+        key: &crate::id::DocumentKey,
     ) -> Self {
         let mut rel = Relationships::new(dossier, district, team);
         match basis {
@@ -111,7 +129,12 @@ impl Relationships {
                 granted_at: OffsetDateTime::UNIX_EPOCH,
                 expires_at: time::PrimitiveDateTime::MAX.assume_utc(),
             }),
-            Basis::ResidentLink => rel.linked_persons.extend(who.person.iter().cloned()),
+            Basis::ResidentLink => {
+                rel.linked_persons.extend(who.person.iter().cloned());
+                if let (crate::id::DocumentKey::Maatwerk(n), Some(p)) = (key, &who.person) {
+                    rel.applicants.push((*n, p.clone()));
+                }
+            }
             Basis::PartnerInvolvement => rel.partners.extend(who.org.iter().cloned()),
             Basis::Backoffice | Basis::TeamMembership => {}
         }

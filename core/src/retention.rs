@@ -43,6 +43,22 @@ impl Regime {
         Regime::RefusedOrNotAdopted,
     ];
 
+    /// How `meta` names the regime (`wmo2015`, …, `refused_or_not_adopted`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Regime::Wmo2015 => "wmo2015",
+            Regime::Jeugdwet => "jeugdwet",
+            Regime::Wgbo => "wgbo",
+            Regime::Participatiewet => "participatiewet",
+            Regime::RefusedOrNotAdopted => "refused_or_not_adopted",
+        }
+    }
+
+    /// The regime `meta` names `code`.
+    pub fn from_code(code: &str) -> Option<Regime> {
+        Regime::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// The retention term in years, counted from the trigger date.
     pub const fn term_years(self) -> u16 {
         match self {

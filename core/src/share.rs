@@ -10,7 +10,10 @@ use std::collections::BTreeSet;
 use automerge::{ObjId, ROOT, ReadDoc};
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{Coverage, RecordedConsent};
+use crate::consent::{
+    self, ConsentError, ConsentSubject, Coverage, ProposedShare, RecordedConsent,
+};
+use crate::document::PersonRecord;
 use crate::document::read::{items, list, strings, text};
 use crate::id::{OrgId, PersonId};
 use crate::principal::Principal;
@@ -50,6 +53,9 @@ pub struct Triage {
     pub argued: bool,
     /// Discussed with the resident, or a reason why not was recorded.
     pub discussed_or_explained: bool,
+    /// Recorded before the dossier's purpose last changed, so its items must be re-assessed
+    /// under the new purpose before they are reused (R13).
+    pub superseded: bool,
 }
 
 /// The ground a share rests on.
@@ -88,11 +94,34 @@ fn filled(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> bool {
     text(doc, obj, key).is_some_and(|t| !t.trim().is_empty())
 }
 
+/// The position in `triage` of the record that last changed the dossier's purpose: a record of a
+/// dossier moment (every moment but `share`, whose purpose is that one share's) stating another
+/// purpose than the dossier moment before it. 0 while the purpose never changed.
+fn last_purpose_change(record: &impl ReadDoc, triage: &[ObjId]) -> usize {
+    let mut current: Option<String> = None;
+    let mut change = 0;
+    for (at, t) in triage.iter().enumerate() {
+        if text(record, t, "moment").as_deref() == Some("share") {
+            continue;
+        }
+        let Some(purpose) = text(record, t, "purpose").map(|p| p.trim().to_lowercase()) else {
+            continue;
+        };
+        if current.as_ref().is_some_and(|c| *c != purpose) {
+            change = at;
+        }
+        current = Some(purpose);
+    }
+    change
+}
+
 /// The triage record with `id` in `record`.
 pub fn triage(record: &impl ReadDoc, id: &str) -> Option<Triage> {
-    let obj = list_items(record, "triage")
-        .into_iter()
-        .find(|t| text(record, t, "id").as_deref() == Some(id))?;
+    let all = list_items(record, "triage");
+    let at = all
+        .iter()
+        .position(|t| text(record, t, "id").as_deref() == Some(id))?;
+    let obj = all[at].clone();
     let discussed = matches!(record.get(&obj, "discussed_with_resident"), Ok(Some((automerge::Value::Scalar(s), _))) if matches!(s.as_ref(), automerge::ScalarValue::Boolean(true)));
     Some(Triage {
         id: id.to_owned(),
@@ -109,7 +138,87 @@ pub fn triage(record: &impl ReadDoc, id: &str) -> Option<Triage> {
         .iter()
         .all(|k| filled(record, &obj, k)),
         discussed_or_explained: discussed || filled(record, &obj, "not_discussed_reason"),
+        superseded: at < last_purpose_change(record, &all),
     })
+}
+
+/// Who gave the consent with `id` in `record`, or `None` when there is no such consent.
+pub fn consent_given_by(record: &impl ReadDoc, id: &str) -> Option<Vec<PersonId>> {
+    let obj = list_items(record, "consents")
+        .into_iter()
+        .find(|c| text(record, c, "id").as_deref() == Some(id))?;
+    Some(
+        strings(record, &obj, "given_by")
+            .into_iter()
+            .filter_map(|g| PersonId::new(g).ok())
+            .collect(),
+    )
+}
+
+/// Whether consent coverages carry a share: one per person concerned, and every one covered.
+pub fn consent_holds(coverages: &[Coverage]) -> bool {
+    !coverages.is_empty() && coverages.iter().all(Coverage::is_covered)
+}
+
+/// Whether `changes`, already merged into `record`, wrote anything under `consents` — after
+/// which every share resting on consent must be asked again (R16).
+pub fn touches_consents(record: &automerge::Automerge, changes: &[automerge::Change]) -> bool {
+    changes.iter().any(|change| {
+        change.decode().operations.iter().any(|op| {
+            crate::validation::op_path(record, &op.obj, &op.key).is_some_and(|path| {
+                matches!(path.0.first(), Some(crate::path::Segment::Key(k)) if k == "consents")
+            })
+        })
+    })
+}
+
+/// Why the consent a share needs cannot be worked out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoverageError {
+    /// A named subject is not a person of the dossier.
+    #[error("{0} is not a person of this dossier")]
+    UnknownSubject(PersonId),
+    /// Who must consent depends on age, and the birth date is not recorded.
+    #[error("record the birth date of {0}: who must consent depends on age")]
+    BirthDateMissing(PersonId),
+    /// R16 cannot name the consenters (gezag unknown, representation needed, …).
+    #[error(transparent)]
+    Requirement(#[from] ConsentError),
+}
+
+/// For each of `subjects`, whether the consents recorded cover `share` as R16 requires for the
+/// subject's age on the day of the share, computed from the persons in `meta` (birth date,
+/// gezag). An empty answer for no subjects: the policy then refuses the consent ground.
+pub fn consent_coverages(
+    persons: &[PersonRecord],
+    recorded: &[RecordedConsent],
+    subjects: &[PersonId],
+    share: &ProposedShare,
+) -> Result<Vec<Coverage>, CoverageError> {
+    subjects
+        .iter()
+        .map(|subject| {
+            let person = persons
+                .iter()
+                .find(|p| &p.id == subject)
+                .ok_or_else(|| CoverageError::UnknownSubject(subject.clone()))?;
+            let born_on = person
+                .birth_date
+                .as_deref()
+                .and_then(|b| time::Date::parse(b, crate::document::DATE).ok())
+                .ok_or_else(|| CoverageError::BirthDateMissing(subject.clone()))?;
+            let required = consent::required_consent(
+                &ConsentSubject {
+                    person: subject.clone(),
+                    born_on,
+                    wilsonbekwaam: false,
+                },
+                &person.gezag,
+                share.on,
+            )?;
+            Ok(consent::check_coverage(&required, recorded, share))
+        })
+        .collect()
 }
 
 /// The consents recorded in `record`, one per person who gave each (R16). Dates that do not

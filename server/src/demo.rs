@@ -206,17 +206,30 @@ pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow
         &worker,
         "POST",
         &format!("/api/v1/dossiers/{id}/maatwerk"),
-        json!({ "triage": "t-backoffice" }),
+        maatwerk_request(),
     )
     .await?;
     Ok(())
 }
 
-/// The partner share of the demo household: DAT-information to the GGD on Sanne's consent.
+/// The partner share of the demo household: DAT-information to the GGD on Sanne's consent —
+/// that a worker is involved, how to reach them, and the action agreed for the GGD.
 pub fn partner_share() -> Value {
     json!({
         "org": "ggd", "triage": "t-ggd", "purpose": "dat-informatie",
-        "subjects": ["p-sanne"], "ground": "consent"
+        "subjects": ["p-sanne"], "ground": "consent",
+        "contact": { "name": "Anna Visser, wijkteam Noord", "phone": "020 555 0101" },
+        "actions": [{ "id": "a-ggd-1", "description": "Huisbezoek jeugdverpleegkundige" }]
+    })
+}
+
+/// The demo household's maatwerk request: Sanne applies for help with her debts.
+pub fn maatwerk_request() -> Value {
+    json!({
+        "triage": "t-backoffice", "applicant": "p-sanne",
+        "requested": "Hulp bij het op orde brengen van de financiën",
+        "assessed_need": "Begeleiding bij schuldregeling, twee uur per week",
+        "proposed_voorziening": "Schuldhulpverlening"
     })
 }
 

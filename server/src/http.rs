@@ -2,6 +2,7 @@
 //! authenticated first; every answer about dossier content is decided by the policy and audited.
 //! Errors are `{"error": {"code", "message"}}` with a stable code and never contain content.
 
+mod closing;
 mod device;
 mod oversight;
 mod share;
@@ -107,6 +108,9 @@ impl From<StorageError> for ApiError {
 
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
+        if let HubError::Schema(problem) = &e {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid", problem.to_string());
+        }
         tracing::error!(error = %e, "hub failure");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +138,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/dossiers/{id}/partners", post(share::add_partner))
         .route("/api/v1/dossiers/{id}/maatwerk", post(share::add_maatwerk))
+        .route(
+            "/api/v1/dossiers/{id}/consents/{consent}/withdraw",
+            post(share::withdraw_consent),
+        )
+        .route("/api/v1/dossiers/{id}/close", post(closing::close))
         .route(
             "/api/v1/dossiers/{id}/weighings/{weighing}/approve",
             post(share::approve_weighing),

@@ -26,6 +26,8 @@ use tokio::sync::{Mutex, OnceCell, mpsc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::storage::{StorageError, Store};
 
+mod share;
+
 /// Compact a document's appended changes into a snapshot after this many.
 const COMPACT_AFTER: i64 = 500;
 
@@ -135,6 +137,9 @@ pub enum HubError {
     /// A stored document does not load, or a server edit failed.
     #[error("document {0} is unusable: {1}")]
     Corrupt(DocumentId, String),
+    /// A server edit built from API input would break the document's schema; nothing changed.
+    #[error("{0}")]
+    Schema(document::SchemaError),
 }
 
 /// What became of one incoming sync message.
@@ -520,8 +525,19 @@ impl Hub {
         };
         // Everyone hears of new heads; otherwise only the sender gets an answer, or peers would
         // keep answering each other's empty rounds forever.
-        let only = (inner.doc.get_heads() == heads_before).then_some(session);
-        self.fan_out(&slot, &mut inner, only);
+        let changed = inner.doc.get_heads() != heads_before;
+        self.fan_out(&slot, &mut inner, (!changed).then_some(session));
+        let consents_changed = changed
+            && key == DocumentKey::Record
+            && regie_core::share::touches_consents(
+                &inner.doc,
+                &inner.doc.get_changes(&heads_before),
+            );
+        drop(inner);
+        if consents_changed {
+            self.reassess_consent_shares(dossier, &handle.principal)
+                .await?;
+        }
         Ok(outcome)
     }
 
@@ -563,7 +579,11 @@ impl Hub {
                 detail: "the sync message's changes do not apply".into(),
             }),
             (Ok(()), Mode::Read, _) if !new.is_empty() => Err(Rejection {
-                code: regie_core::policy::DenyReason::ReadOnlyAccess.code(),
+                code: if rel.closed {
+                    regie_core::policy::DenyReason::DossierClosed.code()
+                } else {
+                    regie_core::policy::DenyReason::ReadOnlyAccess.code()
+                },
                 path: None,
                 change: new.first().map(Change::hash),
                 detail: "this audience may read this document but not write it".into(),
@@ -818,10 +838,8 @@ impl Hub {
         let mut tx = fork.transaction();
         edit(&mut tx).map_err(|e| HubError::Corrupt(doc_id, e.to_string()))?;
         tx.commit();
-        debug_assert!(
-            document::validate(key.kind(), &fork).is_ok(),
-            "server writes keep the schema"
-        );
+        // Server edits carry API input (statements, maatwerk requests, partner contacts).
+        document::validate(key.kind(), &fork).map_err(HubError::Schema)?;
         let new = inner.doc.get_changes_added(&fork);
         if new.is_empty() {
             return Ok(());

@@ -238,7 +238,7 @@ impl Store {
     /// The relationships of every dossier (loaded once at start; the hub keeps them current).
     pub async fn all_relationships(&self) -> Result<Vec<Relationships>> {
         let mut out = Vec::new();
-        let rows = sqlx::query("SELECT id, district, team FROM dossiers ORDER BY id")
+        let rows = sqlx::query("SELECT id, district, team, status FROM dossiers ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         for r in rows {
@@ -247,6 +247,7 @@ impl Store {
                 parse::<DistrictId>(r.get::<&str, _>(1), "dossiers")?,
                 parse::<TeamId>(r.get::<&str, _>(2), "dossiers")?,
             );
+            rel.closed = r.get::<&str, _>(3) == "closed";
             self.fill(&mut rel).await?;
             out.push(rel);
         }
@@ -271,11 +272,28 @@ impl Store {
                 .iter()
                 .map(|r| parse::<PersonId>(r.get::<&str, _>(0), "resident_links"))
                 .collect::<Result<_>>()?;
-        rel.partners = ids("SELECT org FROM partners WHERE dossier = ? ORDER BY org")
-            .await?
-            .iter()
-            .map(|r| parse::<OrgId>(r.get::<&str, _>(0), "partners"))
-            .collect::<Result<_>>()?;
+        rel.applicants =
+            ids("SELECT n, person FROM maatwerk_applicants WHERE dossier = ? ORDER BY n")
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.get::<i64, _>(0)
+                            .try_into()
+                            .map_err(|_| StorageError::Corrupt {
+                                table: "maatwerk_applicants",
+                                detail: "n out of range".into(),
+                            })?,
+                        parse::<PersonId>(r.get::<&str, _>(1), "maatwerk_applicants")?,
+                    ))
+                })
+                .collect::<Result<_>>()?;
+        rel.partners =
+            ids("SELECT org FROM partners WHERE dossier = ? AND ended_at IS NULL ORDER BY org")
+                .await?
+                .iter()
+                .map(|r| parse::<OrgId>(r.get::<&str, _>(0), "partners"))
+                .collect::<Result<_>>()?;
         rel.grants = ids("SELECT user_id, reason, granted_at, expires_at FROM grants WHERE dossier = ? ORDER BY id")
             .await?
             .iter()
@@ -345,16 +363,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// Records a chain partner's involvement (idempotent).
-    pub async fn add_partner(&self, dossier: DossierId, org: &OrgId) -> Result<()> {
-        sqlx::query("INSERT OR IGNORE INTO partners (dossier, org) VALUES (?, ?)")
-            .bind(dossier.to_string())
-            .bind(org.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Records a break-glass grant.

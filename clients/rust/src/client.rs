@@ -305,6 +305,7 @@ impl Client {
             info.district.clone(),
             info.team.clone(),
             info.basis,
+            &info.key,
         )
     }
 

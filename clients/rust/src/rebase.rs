@@ -189,6 +189,7 @@ impl Client {
             info.district.clone(),
             info.team.clone(),
             info.basis,
+            &info.key,
         );
         let t = now();
         let outcome = if server_heads.is_empty() {

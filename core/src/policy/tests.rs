@@ -88,6 +88,7 @@ fn dossier() -> Relationships {
     ];
     rel.linked_persons = vec![PersonId::new("p1").unwrap(), PersonId::new("p2").unwrap()];
     rel.partners = vec![OrgId::new("ggd").unwrap()];
+    rel.applicants = vec![(1, PersonId::new("p1").unwrap())];
     rel
 }
 
@@ -104,7 +105,7 @@ otherteam      -     -       -        -        -           -            -       
 moved          -     -       -        -        -           -            -                     -
 citywide       -     -       -        -        -           -            -                     -
 res_p1         W     -       R        -        R           -            -                     -
-res_p2         W     -       -        R        R           -            -                     -
+res_p2         W     -       -        R        -           -            -                     -
 res_other      -     -       -        -        -           -            -                     -
 bo             -     -       -        -        W           -            -                     -
 bo_city        -     -       -        -        W           -            -                     -
@@ -415,8 +416,8 @@ fn r10_the_access_review_lists_everyone_who_can_reach_the_dossier_and_why() {
             "worker:w8 Assignment plan,record,maatwerk/*,partner/ggd,meta",
             "worker:w9 Assignment plan,record,maatwerk/*,partner/ggd,meta",
             "worker:w3 BreakGlass plan,record,meta",
-            "person:p1 ResidentLink plan,view/p1,maatwerk/*",
-            "person:p2 ResidentLink plan,view/p2,maatwerk/*",
+            "person:p1 ResidentLink plan,view/p1,maatwerk/1",
+            "person:p2 ResidentLink plan,view/p2",
             "backoffice:noord Backoffice maatwerk/*",
             "org:ggd PartnerInvolvement partner/ggd",
         ]
@@ -443,8 +444,12 @@ fn in_audience(p: &Principal, key: &DocumentKey, rel: &Relationships, now: Offse
         DocumentKey::Plan => assigned || granted || linked,
         DocumentKey::Record | DocumentKey::Meta => assigned || granted,
         DocumentKey::View(person) => linked && p.person.as_ref() == Some(person),
-        DocumentKey::Maatwerk(_) => {
-            assigned || linked || (p.role == Role::Backoffice && district_ok)
+        DocumentKey::Maatwerk(n) => {
+            let applicant = rel
+                .applicants
+                .iter()
+                .any(|(m, a)| m == n && p.person.as_ref() == Some(a));
+            assigned || (linked && applicant) || (p.role == Role::Backoffice && district_ok)
         }
         DocumentKey::Partner(org) => {
             assigned
@@ -495,24 +500,30 @@ fn arb_relationships() -> impl Strategy<Value = Relationships> {
         proptest::collection::vec((small_id::<UserId>("u"), -10i64..10, 0i64..10), 0..3),
         proptest::collection::vec(small_id::<PersonId>("p"), 0..3),
         proptest::collection::vec(small_id::<OrgId>("o"), 0..3),
+        proptest::collection::vec((0..3u32, small_id::<PersonId>("p")), 0..3),
+        any::<bool>(),
     )
         .prop_map(
-            |(district, team, assigned, grants, linked_persons, partners)| Relationships {
-                dossier: DossierId(uuid::Uuid::nil()),
-                district,
-                team,
-                assigned,
-                grants: grants
-                    .into_iter()
-                    .map(|(user, start, len)| Grant {
-                        user,
-                        reason: "r".into(),
-                        granted_at: NOW + Duration::hours(start),
-                        expires_at: NOW + Duration::hours(start + len),
-                    })
-                    .collect(),
-                linked_persons,
-                partners,
+            |(district, team, assigned, grants, linked_persons, partners, applicants, closed)| {
+                Relationships {
+                    dossier: DossierId(uuid::Uuid::nil()),
+                    district,
+                    team,
+                    assigned,
+                    grants: grants
+                        .into_iter()
+                        .map(|(user, start, len)| Grant {
+                            user,
+                            reason: "r".into(),
+                            granted_at: NOW + Duration::hours(start),
+                            expires_at: NOW + Duration::hours(start + len),
+                        })
+                        .collect(),
+                    linked_persons,
+                    partners,
+                    applicants,
+                    closed,
+                }
             },
         )
 }
@@ -542,4 +553,121 @@ proptest! {
         // Conversely the audience is never locked out of reading.
         prop_assert_eq!(decide(&p, Action::Read(&key), &rel, now).is_allowed(), in_audience(&p, &key, &rel, now));
     }
+}
+
+// ---- closing, withdrawing consent, maatwerk applicants ---------------------------------------
+
+fn closing(moment: &str, argued: bool) -> crate::share::Triage {
+    crate::share::Triage {
+        id: "c1".into(),
+        moment: moment.into(),
+        recipient: None,
+        items: Default::default(),
+        argued,
+        discussed_or_explained: true,
+        superseded: false,
+    }
+}
+
+#[test]
+fn r18_an_assigned_worker_closes_only_on_a_complete_closing_or_handover_triage() {
+    let rel = dossier();
+    let close = |who: &str, t: Option<&crate::share::Triage>| {
+        decide(&cast(who), Action::Close { triage: t }, &rel, NOW)
+    };
+    assert!(close("w1", Some(&closing("afsluiting", true))).is_allowed());
+    assert!(close("w1", Some(&closing("overdracht", true))).is_allowed());
+    assert_eq!(close("w1", None), Decision::Deny(DenyReason::TriageMissing));
+    assert_eq!(
+        close("w1", Some(&closing("plan", true))),
+        Decision::Deny(DenyReason::TriageMissing)
+    );
+    assert_eq!(
+        close("w1", Some(&closing("afsluiting", false))),
+        Decision::Deny(DenyReason::TriageIncomplete)
+    );
+    for outsider in ["grantee", "colleague", "res_p1", "bo", "ggd"] {
+        assert!(
+            !close(outsider, Some(&closing("afsluiting", true))).is_allowed(),
+            "{outsider}"
+        );
+    }
+}
+
+#[test]
+fn r18_a_closed_dossier_is_still_read_by_its_audience_and_written_by_nobody() {
+    let mut rel = dossier();
+    rel.closed = true;
+    let keys: Vec<DocumentKey> = ["plan", "record", "maatwerk/1", "partner/ggd"]
+        .iter()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    for who in ["w1", "res_p1", "bo", "ggd"] {
+        for key in &keys {
+            let read = decide(&cast(who), Action::Read(key), &dossier(), NOW).is_allowed();
+            assert_eq!(
+                decide(&cast(who), Action::Read(key), &rel, NOW).is_allowed(),
+                read
+            );
+            if let Decision::Allow { mode, .. } = decide(&cast(who), Action::Sync(key), &rel, NOW) {
+                assert_eq!(mode, Mode::Read, "{who} syncs {key} read-only");
+                assert_eq!(
+                    decide(&cast(who), Action::Write(key), &rel, NOW),
+                    Decision::Deny(DenyReason::DossierClosed)
+                );
+            }
+        }
+    }
+    assert_eq!(
+        decide(
+            &cast("w1"),
+            Action::Close {
+                triage: Some(&closing("afsluiting", true))
+            },
+            &rel,
+            NOW
+        ),
+        Decision::Deny(DenyReason::DossierClosed)
+    );
+}
+
+#[test]
+fn r16_consent_is_withdrawn_by_an_assigned_worker_or_by_whoever_gave_it() {
+    let rel = dossier();
+    let p1 = [PersonId::new("p1").unwrap()];
+    let withdraw = |who: &str| {
+        decide(
+            &cast(who),
+            Action::WithdrawConsent { given_by: &p1 },
+            &rel,
+            NOW,
+        )
+    };
+    assert!(withdraw("w1").is_allowed());
+    assert!(withdraw("res_p1").is_allowed());
+    for other in [
+        "res_p2",
+        "res_other",
+        "grantee",
+        "colleague",
+        "bo",
+        "ggd",
+        "manager",
+    ] {
+        assert!(!withdraw(other).is_allowed(), "{other}");
+    }
+}
+
+#[test]
+fn r7_a_maatwerk_extract_reaches_its_applicant_and_no_other_household_member() {
+    let rel = dossier();
+    let m1 = DocumentKey::Maatwerk(1);
+    let m2 = DocumentKey::Maatwerk(2);
+    assert!(decide(&cast("res_p1"), Action::Read(&m1), &rel, NOW).is_allowed());
+    assert!(!decide(&cast("res_p2"), Action::Read(&m1), &rel, NOW).is_allowed());
+    assert!(
+        !decide(&cast("res_p1"), Action::Read(&m2), &rel, NOW).is_allowed(),
+        "no applicant, no resident"
+    );
+    assert!(decide(&cast("bo"), Action::Read(&m2), &rel, NOW).is_allowed());
 }

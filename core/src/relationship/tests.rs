@@ -52,6 +52,7 @@ fn server_view() -> Relationships {
         OrgId::new("ggd").unwrap(),
         OrgId::new("veilig-thuis").unwrap(),
     ];
+    rel.applicants = vec![(1, PersonId::new("p1").unwrap())];
     rel
 }
 
@@ -63,6 +64,7 @@ fn keys() -> Vec<DocumentKey> {
         "view/p1",
         "view/p2",
         "maatwerk/1",
+        "maatwerk/2",
         "partner/ggd",
         "partner/veilig-thuis",
     ]
@@ -136,8 +138,15 @@ fn a_device_view_built_from_the_listed_basis_decides_like_the_server() {
                 server.district.clone(),
                 server.team.clone(),
                 *basis,
+                listed_key,
             );
-            for key in keys() {
+            // A device knows a maatwerk's applicant only from holding that maatwerk.
+            let comparable = keys().into_iter().filter(|k| {
+                k == listed_key
+                    || who.role != Role::Resident
+                    || !matches!(k, DocumentKey::Maatwerk(_))
+            });
+            for key in comparable {
                 assert_eq!(
                     answers(who, &key, &device),
                     answers(who, &key, &server),
@@ -158,7 +167,9 @@ fn a_device_view_holds_nobody_but_the_device_user() {
         DistrictId::new("noord").unwrap(),
         TeamId::new("t1").unwrap(),
         Basis::ResidentLink,
+        &DocumentKey::Plan,
     );
     assert_eq!(rel.linked_persons, vec![PersonId::new("p1").unwrap()]);
     assert!(rel.assigned.is_empty() && rel.grants.is_empty() && rel.partners.is_empty());
+    assert!(rel.applicants.is_empty());
 }

@@ -214,3 +214,12 @@ fn parts_serialize_in_snake_case_with_iso_dates() {
     let back: Vec<DossierPart> = serde_json::from_value(json).unwrap();
     assert_eq!(back, parts);
 }
+
+#[test]
+fn each_regime_code_is_its_serde_name_and_reads_back() {
+    for r in Regime::ALL {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.code());
+        assert_eq!(Regime::from_code(r.code()), Some(r));
+    }
+    assert_eq!(Regime::from_code("wmo"), None);
+}

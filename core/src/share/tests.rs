@@ -267,3 +267,119 @@ fn a_weighing_is_approved_by_another_worker_of_the_team_only() {
     assert!(!approve(&worker("anna", "t1")), "not your own weighing");
     assert!(!approve(&worker("otto", "t2")), "not another team");
 }
+
+/// Appends a triage record of a dossier moment with `purpose` to `record`.
+fn dossier_moment(record: &mut automerge::AutoCommit, id: &str, moment: &str, purpose: &str) {
+    let list = record.get(ROOT, "triage").unwrap().unwrap().1;
+    let at = record.length(&list);
+    let t = record.insert_object(&list, at, ObjType::Map).unwrap();
+    record.put(&t, "id", id).unwrap();
+    record.put(&t, "moment", moment).unwrap();
+    record.put(&t, "purpose", purpose).unwrap();
+    record.commit();
+}
+
+#[test]
+fn after_the_purpose_changes_an_earlier_triage_no_longer_carries_a_share() {
+    let anna = worker("anna", "t1");
+    let covered = [Coverage::Covered];
+    let consent = Ground::Consent(&covered);
+    let mut record = record_with_triage("partner:ggd", &["contact"], true, true);
+    dossier_moment(
+        &mut record,
+        "a1",
+        "aanmelding",
+        "ondersteuning bij schulden",
+    );
+    dossier_moment(
+        &mut record,
+        "v1",
+        "vraagverheldering",
+        " Ondersteuning bij schulden",
+    );
+    assert!(
+        check(&record, &anna, ggd(), &["contact"], consent).is_allowed(),
+        "the same purpose, worded alike, is no change"
+    );
+    dossier_moment(&mut record, "p1", "plan", "veiligheid van de kinderen");
+    assert!(triage(&record, "t1").unwrap().superseded);
+    assert!(!triage(&record, "p1").unwrap().superseded);
+    assert_eq!(
+        check(&record, &anna, ggd(), &["contact"], consent),
+        Decision::Deny(DenyReason::PurposeChanged)
+    );
+}
+
+#[test]
+fn a_share_records_own_purpose_does_not_change_the_dossiers_purpose() {
+    let mut record = record_with_triage("partner:ggd", &["contact"], true, true);
+    dossier_moment(
+        &mut record,
+        "a1",
+        "aanmelding",
+        "ondersteuning bij schulden",
+    );
+    dossier_moment(&mut record, "s2", "share", "iets heel anders");
+    assert!(!triage(&record, "t1").unwrap().superseded);
+}
+
+fn person(id: &str, born: &str, gezag: &[&str]) -> PersonRecord {
+    PersonRecord {
+        id: PersonId::new(id).unwrap(),
+        name: id.into(),
+        birth_date: Some(born.into()),
+        gezag: gezag.iter().map(|g| PersonId::new(*g).unwrap()).collect(),
+    }
+}
+
+#[test]
+fn consent_coverage_asks_the_persons_r16_names_for_the_subjects_age_on_the_day() {
+    let persons = [
+        person("p-mam", "1980-01-01", &[]),
+        person("p-kind", "2014-11-22", &["p-mam"]),
+    ];
+    let given = |by: &str| RecordedConsent {
+        given_by: PersonId::new(by).unwrap(),
+        concerning: PersonId::new("p-kind").unwrap(),
+        recipient: OrgId::new("ggd").unwrap(),
+        purpose: "dat".into(),
+        items: items(&["contact"]),
+        given_on: time::macros::date!(2026 - 11 - 01),
+        expires_on: None,
+        withdrawn_on: None,
+    };
+    let share = |on| ProposedShare {
+        recipient: OrgId::new("ggd").unwrap(),
+        purpose: "dat".into(),
+        items: items(&["contact"]),
+        on,
+    };
+    let kind = [PersonId::new("p-kind").unwrap()];
+    let covered = |recorded: &[RecordedConsent], on| {
+        consent_coverages(&persons, recorded, &kind, &share(on)).unwrap()[0].is_covered()
+    };
+    let eve = time::macros::date!(2026 - 11 - 21);
+    let birthday = time::macros::date!(2026 - 11 - 22);
+    assert!(covered(&[given("p-mam")], eve), "11: the parent decides");
+    assert!(!covered(&[given("p-mam")], birthday), "12: the child too");
+    assert!(covered(&[given("p-mam"), given("p-kind")], birthday));
+    assert_eq!(
+        consent_coverages(
+            &persons,
+            &[],
+            &[PersonId::new("p-vreemd").unwrap()],
+            &share(eve)
+        ),
+        Err(CoverageError::UnknownSubject(
+            PersonId::new("p-vreemd").unwrap()
+        ))
+    );
+    let no_date = [PersonRecord {
+        birth_date: None,
+        ..persons[1].clone()
+    }];
+    assert_eq!(
+        consent_coverages(&no_date, &[], &kind, &share(eve)),
+        Err(CoverageError::BirthDateMissing(kind[0].clone()))
+    );
+}

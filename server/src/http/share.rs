@@ -11,12 +11,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use regie_core::consent::{self, ConsentSubject, ProposedShare};
-use regie_core::document::{self, DATE};
+use regie_core::consent::ProposedShare;
+use regie_core::document::compose::{Contact, PartnerAction};
+use regie_core::document::{self, compose};
 use regie_core::id::{DocumentKey, DocumentKind, DossierId, OrgId, PersonId, UserId};
 use regie_core::policy::{Action, Decision, decide};
 use regie_core::principal::{Principal, Role};
-use regie_core::share::{self, Ground, Recipient, ShareRequest};
+use regie_core::projection;
+use regie_core::share::{self, CoverageError, Ground, Recipient, ShareRequest};
 use regie_sync_protocol::DocumentId;
 use serde::Deserialize;
 use serde_json::json;
@@ -24,6 +26,7 @@ use time::OffsetDateTime;
 
 use super::{ApiError, ApiResult, AppState, Caller, manageable, relate};
 use crate::hub::DossierEntry;
+use crate::storage::share::PartnerShareRow;
 
 /// The ground a partner share rests on.
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -48,17 +51,33 @@ pub(super) struct PartnerShare {
     ground: GroundName,
     #[serde(default)]
     weighing: Option<String>,
+    /// How the partner reaches the worker.
+    #[serde(default)]
+    contact: Option<Contact>,
+    /// The actions the case conference assigned to this partner.
+    #[serde(default)]
+    actions: Vec<PartnerAction>,
 }
 
-/// `POST /api/v1/dossiers/{id}/maatwerk`.
+/// `POST /api/v1/dossiers/{id}/maatwerk`: the extract for one decision, composed by the worker.
 #[derive(Deserialize)]
 pub(super) struct MaatwerkShare {
     triage: String,
+    /// The person applying; the only resident who will read the extract.
+    applicant: PersonId,
     #[serde(default)]
-    items: Vec<String>,
+    requested: String,
+    #[serde(default)]
+    assessed_need: String,
+    #[serde(default)]
+    proposed_voorziening: String,
+    /// Record entries (facts the applicant has seen in their view) that support the request.
+    #[serde(default)]
+    facts: Vec<String>,
 }
 
-fn denied(decision: Decision) -> ApiResult<()> {
+/// The decision as an API answer: a denial becomes 403 with its code and what to do.
+pub(super) fn denied(decision: Decision) -> ApiResult<()> {
     match decision {
         Decision::Allow { .. } => Ok(()),
         Decision::Deny(reason) => Err(ApiError::new(
@@ -77,13 +96,18 @@ fn denied(decision: Decision) -> ApiResult<()> {
                 "second_approval_missing" => {
                     "a second worker of the team must approve the weighing first"
                 }
+                "purpose_changed" => {
+                    "the dossier's purpose changed after this triage record: record a new triage decision that re-assesses these items (R13)"
+                }
+                "dossier_closed" => "the dossier is closed; nothing is shared or written any more",
                 _ => "you are not allowed to share this",
             },
         )),
     }
 }
 
-async fn record_of(
+/// The current state of the dossier's document at `key`.
+pub(super) async fn record_of(
     state: &AppState,
     entry: &DossierEntry,
     key: DocumentKey,
@@ -108,17 +132,18 @@ fn requested_items(body: &[String], triage: Option<&share::Triage>) -> BTreeSet<
     }
 }
 
+/// The document at `key`, created with `initial` content when the dossier has none yet.
 async fn create_document(
     state: &AppState,
     entry: &mut DossierEntry,
     key: &DocumentKey,
-    kind: DocumentKind,
+    mut initial: automerge::AutoCommit,
 ) -> ApiResult<DocumentId> {
     if let Some(id) = entry.documents.get(key) {
         return Ok(*id);
     }
     let id = DocumentId::new_random();
-    let snapshot = document::skeleton(kind).save();
+    let snapshot = initial.save();
     state
         .hub
         .store()
@@ -157,47 +182,28 @@ pub(super) async fn add_partner(
                 ));
             }
             let meta = record_of(&state, &entry, DocumentKey::Meta).await?;
-            let persons = document::persons(&meta);
-            let recorded = share::consents(&record);
-            let today = now.date();
-            let mut out = Vec::new();
-            for subject in &body.subjects {
-                let person = persons.iter().find(|p| &p.id == subject).ok_or_else(|| {
-                    ApiError::bad_request(format!("{subject} is not a person of this dossier"))
-                })?;
-                let born_on = person
-                    .birth_date
-                    .as_deref()
-                    .and_then(|b| time::Date::parse(b, DATE).ok())
-                    .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "birth_date_missing", format!("record the birth date of {subject}: who must consent depends on age")))?;
-                let required = consent::required_consent(
-                    &ConsentSubject {
-                        person: subject.clone(),
-                        born_on,
-                        wilsonbekwaam: false,
-                    },
-                    &person.gezag,
-                    today,
-                )
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
-                        "consent_requirement_unknown",
-                        e.to_string(),
-                    )
-                })?;
-                out.push(consent::check_coverage(
-                    &required,
-                    &recorded,
-                    &ProposedShare {
-                        recipient: body.org.clone(),
-                        purpose: body.purpose.clone(),
-                        items: items.clone(),
-                        on: today,
-                    },
-                ));
-            }
-            coverages = out;
+            coverages = share::consent_coverages(
+                &document::persons(&meta),
+                &share::consents(&record),
+                &body.subjects,
+                &ProposedShare {
+                    recipient: body.org.clone(),
+                    purpose: body.purpose.clone(),
+                    items: items.clone(),
+                    on: now.date(),
+                },
+            )
+            .map_err(|e| match e {
+                CoverageError::UnknownSubject(_) => ApiError::bad_request(e.to_string()),
+                CoverageError::BirthDateMissing(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "birth_date_missing", e.to_string())
+                }
+                CoverageError::Requirement(_) => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "consent_requirement_unknown",
+                    e.to_string(),
+                ),
+            })?;
             Ground::Consent(&coverages)
         }
         GroundName::FourEyes => {
@@ -247,11 +253,30 @@ pub(super) async fn add_partner(
         now,
     ))?;
     let key = DocumentKey::Partner(body.org.clone());
-    let doc = create_document(&state, &mut entry, &key, DocumentKind::Partner).await?;
+    let doc = create_document(
+        &state,
+        &mut entry,
+        &key,
+        document::skeleton(DocumentKind::Partner),
+    )
+    .await?;
     state
         .hub
         .store()
-        .add_partner(entry.rel.dossier, &body.org)
+        .add_partner(
+            entry.rel.dossier,
+            &PartnerShareRow {
+                org: body.org.clone(),
+                ground: match body.ground {
+                    GroundName::Consent => "consent",
+                    GroundName::FourEyes => "four_eyes",
+                }
+                .into(),
+                purpose: body.purpose.clone(),
+                items,
+                subjects: body.subjects.clone(),
+            },
+        )
         .await?;
     if body.ground == GroundName::FourEyes {
         // R17: the resident is told as soon as possible; the task stays open until someone has.
@@ -282,13 +307,24 @@ pub(super) async fn add_partner(
         }
     );
     relate(&state, &who, entry, what).await?;
+    // R5: DAT-information only — the worker's contact and the actions agreed for this partner.
+    let (contact, actions) = (body.contact, body.actions);
+    state
+        .hub
+        .server_write(doc, move |tx| {
+            compose::write_assignment(tx, contact.as_ref(), &actions)
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "key": key.to_string(), "url": doc.to_url() })),
     ))
 }
 
-/// Prepare a maatwerk decision: creates the next `maatwerk/<n>` for the back office (R6).
+/// Prepare a maatwerk decision (R6): the worker composes `maatwerk/<n>` — request, assessed
+/// need, proposed voorziening and supporting facts — on a triage record for the back office.
+/// Supporting facts are record entries of kind `fact` that concern the applicant, so they are
+/// in the applicant's own view: the back office never learns what the resident has not seen.
 pub(super) async fn add_maatwerk(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -296,9 +332,10 @@ pub(super) async fn add_maatwerk(
     Json(body): Json<MaatwerkShare>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let mut entry = manageable(&state, &who, &id, true)?;
+    let now = OffsetDateTime::now_utc();
     let record = record_of(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
-    let items = requested_items(&body.items, triage.as_ref());
+    let items: BTreeSet<String> = body.facts.iter().cloned().collect();
     denied(decide(
         &who,
         Action::Share(ShareRequest {
@@ -308,8 +345,33 @@ pub(super) async fn add_maatwerk(
             ground: Ground::Application,
         }),
         &entry.rel,
-        OffsetDateTime::now_utc(),
+        now,
     ))?;
+    if !entry.rel.is_linked(&body.applicant) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "applicant_not_linked",
+            "link the applicant's resident account first: they read the extract, and its facts must be ones they have seen",
+        ));
+    }
+    let mut supporting_facts = Vec::new();
+    for fact in &body.facts {
+        let seen = projection::view_entry(&record, fact, &body.applicant).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "fact_not_seen_by_applicant",
+                format!("entry {fact} is not in the applicant's view; only what they have seen goes to the back office"),
+            )
+        })?;
+        if seen.kind != "fact" {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_a_fact",
+                format!("entry {fact} is an opinion; supporting facts are facts (R14)"),
+            ));
+        }
+        supporting_facts.push((seen.id, seen.text));
+    }
     let n = entry
         .documents
         .keys()
@@ -320,7 +382,28 @@ pub(super) async fn add_maatwerk(
         .max()
         .map_or(1, |n| n + 1);
     let key = DocumentKey::Maatwerk(n);
-    let doc = create_document(&state, &mut entry, &key, DocumentKind::Maatwerk).await?;
+    let request = compose::MaatwerkRequest {
+        requested: body.requested,
+        assessed_need: body.assessed_need,
+        proposed_voorziening: body.proposed_voorziening,
+        supporting_facts,
+        triage: body.triage.clone(),
+        submitted_on: now.date().format(document::DATE).expect("dates format"),
+    };
+    // Composed before it is stored: the applicant's first sync already holds the request.
+    let mut doc = document::skeleton(DocumentKind::Maatwerk);
+    compose::write_request(&mut doc, &request).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    doc.commit();
+    document::validate(DocumentKind::Maatwerk, &doc)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
+    let store = state.hub.store();
+    store
+        .set_applicant(entry.rel.dossier, n, &body.applicant)
+        .await?;
+    let doc = create_document(&state, &mut entry, &key, doc).await?;
+    let mut rel = (*entry.rel).clone();
+    rel.applicants.push((n, body.applicant.clone()));
+    entry.rel = Arc::new(rel);
     relate(
         &state,
         &who,
@@ -411,4 +494,69 @@ pub(super) async fn finish_task(
             "no open task with that id",
         ))
     }
+}
+
+/// `POST /api/v1/dossiers/{id}/consents/{consent}/withdraw`: an assigned worker, or a resident
+/// who gave the consent, withdraws it as of today (R16). Every partner share that rested on it
+/// ends at once: the partner's devices are told `revoked`.
+pub(super) async fn withdraw_consent(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, consent)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
+    let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
+    let now = OffsetDateTime::now_utc();
+    // Only someone who may see the dossier learns whether the consent exists.
+    let readable = [DocumentKey::Record, DocumentKey::Plan]
+        .iter()
+        .any(|k| decide(&who, Action::Read(k), &entry.rel, now).is_allowed());
+    if !readable {
+        return Err(ApiError::not_found());
+    }
+    let record_id = entry
+        .documents
+        .get(&DocumentKey::Record)
+        .copied()
+        .ok_or_else(ApiError::not_found)?;
+    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let no_consent = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_consent",
+            "no consent with that id",
+        )
+    };
+    let given_by = share::consent_given_by(&record, &consent).ok_or_else(no_consent)?;
+    denied(decide(
+        &who,
+        Action::WithdrawConsent {
+            given_by: &given_by,
+        },
+        &entry.rel,
+        now,
+    ))?;
+    let today = now.date();
+    let target = consent.clone();
+    state
+        .hub
+        .server_write(record_id, move |tx| {
+            compose::write_withdrawal(tx, &target, today).map(|_| ())
+        })
+        .await?;
+    let ended = state.hub.reassess_consent_shares(dossier, &who).await?;
+    let mut ev = crate::audit::AuditEvent::new(
+        now,
+        who.user.as_str(),
+        who.role.as_str(),
+        crate::audit::AuditAction::Write,
+    );
+    ev.dossier = Some(dossier.to_string());
+    ev.document = Some("record".into());
+    ev.detail = Some(format!("consent {consent} withdrawn"));
+    state.hub.store().append_audit(&ev).await?;
+    Ok(Json(json!({
+        "withdrawn_on": today.format(document::DATE).expect("dates format"),
+        "partners_ended": ended.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+    })))
 }

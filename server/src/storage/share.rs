@@ -1,7 +1,10 @@
-//! SQL for sharing by decision: second-worker approvals of weighings (R17) and the open tasks
-//! a share leaves behind ("inform the resident").
+//! SQL for sharing by decision: second-worker approvals of weighings (R17), the open tasks
+//! a share leaves behind ("inform the resident"), the ground each partner share rests on (R16),
+//! maatwerk applicants (R6) and closing (R18).
 
-use regie_core::id::{DossierId, TeamId, UserId};
+use std::collections::BTreeSet;
+
+use regie_core::id::{DossierId, OrgId, PersonId, TeamId, UserId};
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -24,7 +27,115 @@ pub struct TaskRow {
     pub done_by: Option<String>,
 }
 
+/// What a partner share rests on: enough to ask again whether its consent still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerShareRow {
+    /// The partner.
+    pub org: OrgId,
+    /// `consent` or `four_eyes`.
+    pub ground: String,
+    /// The purpose the consent must cover.
+    pub purpose: String,
+    /// The items shared.
+    pub items: BTreeSet<String>,
+    /// The persons the shared data concerns.
+    pub subjects: Vec<PersonId>,
+}
+
 impl Store {
+    /// Records (or renews, after it ended) a chain partner's involvement and its ground.
+    pub async fn add_partner(&self, dossier: DossierId, share: &PartnerShareRow) -> Result<()> {
+        let json = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialize");
+        sqlx::query(
+            "INSERT INTO partners (dossier, org, ground, purpose, items, subjects) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (dossier, org) DO UPDATE SET ground = excluded.ground, purpose = excluded.purpose,
+             items = excluded.items, subjects = excluded.subjects, ended_at = NULL, ended_because = NULL",
+        )
+        .bind(dossier.to_string())
+        .bind(share.org.as_str())
+        .bind(&share.ground)
+        .bind(&share.purpose)
+        .bind(json(share.items.iter().map(String::as_str).collect()))
+        .bind(json(share.subjects.iter().map(PersonId::as_str).collect()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The partner shares of a dossier that rest on consent and have not ended.
+    pub async fn consent_shares(&self, dossier: DossierId) -> Result<Vec<PartnerShareRow>> {
+        let rows = sqlx::query(
+            "SELECT org, ground, purpose, items, subjects FROM partners
+             WHERE dossier = ? AND ground = 'consent' AND ended_at IS NULL ORDER BY org",
+        )
+        .bind(dossier.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let list = |i: usize| -> Result<Vec<String>> {
+                    serde_json::from_str(r.get::<&str, _>(i)).map_err(|e| {
+                        super::StorageError::Corrupt {
+                            table: "partners",
+                            detail: e.to_string(),
+                        }
+                    })
+                };
+                Ok(PartnerShareRow {
+                    org: parse(r.get::<&str, _>(0), "partners")?,
+                    ground: r.get(1),
+                    purpose: r.get(2),
+                    items: list(3)?.into_iter().collect(),
+                    subjects: list(4)?
+                        .iter()
+                        .map(|s| parse(s, "partners"))
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends a partner's involvement (consent withdrawn, dossier closed); the row stays as history.
+    pub async fn end_partner(
+        &self,
+        dossier: DossierId,
+        org: &OrgId,
+        because: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE partners SET ended_at = ?, ended_because = ? WHERE dossier = ? AND org = ? AND ended_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(because)
+        .bind(dossier.to_string())
+        .bind(org.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the applicant of `maatwerk/<n>`.
+    pub async fn set_applicant(&self, dossier: DossierId, n: u32, person: &PersonId) -> Result<()> {
+        sqlx::query("INSERT INTO maatwerk_applicants (dossier, n, person) VALUES (?, ?, ?)")
+            .bind(dossier.to_string())
+            .bind(i64::from(n))
+            .bind(person.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a dossier closed (R18).
+    pub async fn close_dossier(&self, dossier: DossierId, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE dossiers SET status = 'closed', closed_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(dossier.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records that `approver` of `team` approved weighing `weighing` (idempotent: the first
     /// approval stands).
     pub async fn approve_weighing(

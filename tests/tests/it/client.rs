@@ -23,7 +23,7 @@ use time::macros::date;
 
 use crate::support::*;
 
-fn options() -> SyncOptions {
+pub(crate) fn options() -> SyncOptions {
     SyncOptions {
         max_attempts: 4,
         initial_backoff: Duration::from_millis(50),
@@ -34,7 +34,7 @@ fn options() -> SyncOptions {
 }
 
 /// A device profile in `dir`, logged in as cast member `who`.
-async fn device(server: &TestServer, dir: &Path, who: &str) -> Client {
+pub(crate) async fn device(server: &TestServer, dir: &Path, who: &str) -> Client {
     let client = Client::open(dir).await.unwrap().with_options(options());
     client
         .login(&format!("http://{}", server.addr), &server.token(who))
@@ -43,7 +43,7 @@ async fn device(server: &TestServer, dir: &Path, who: &str) -> Client {
     client
 }
 
-async fn sync(c: &Client) -> regie_client::SyncReport {
+pub(crate) async fn sync(c: &Client) -> regie_client::SyncReport {
     c.sync(|_| {}).await.expect("sync")
 }
 

@@ -10,6 +10,7 @@ mod audit;
 mod client;
 mod frame;
 mod interop;
+mod lifecycle;
 mod oversight;
 mod revocation;
 mod share;

@@ -97,7 +97,7 @@ async fn a_share_needs_a_triage_record_and_the_consent_r16_requires() {
             &w,
             "POST",
             &format!("/api/v1/dossiers/{}/maatwerk", house.id),
-            json!({ "triage": "t-ggd" }),
+            json!({ "triage": "t-ggd", "applicant": "p-sanne" }),
         )
         .await;
     assert_eq!(

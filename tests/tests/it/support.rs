@@ -244,7 +244,7 @@ pub async fn seed_household(server: &TestServer) -> Household {
     for (path, body) in [
         ("residents", json!({ "person": "p-sanne" })),
         ("partners", regie_server::demo::partner_share()),
-        ("maatwerk", json!({ "triage": "t-backoffice" })),
+        ("maatwerk", regie_server::demo::maatwerk_request()),
     ] {
         let (status, made) = server
             .api(&w, "POST", &format!("/api/v1/dossiers/{id}/{path}"), body)

@@ -30,6 +30,7 @@ fn resident() -> (Principal, Relationships) {
         DistrictId::new("noord").unwrap(),
         TeamId::new("team-noord").unwrap(),
         Basis::ResidentLink,
+        &DocumentKey::Plan,
     );
     (who, rel)
 }

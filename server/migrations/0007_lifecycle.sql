@@ -1,0 +1,20 @@
+-- A dossier's life after its first share (R5, R6, R16, R18). Each partner share keeps the ground
+-- it rests on, so that a withdrawn consent ends the partner's access at once, and ends rather
+-- than disappears; each maatwerk extract has one applicant, the only resident who reads it; a
+-- closed dossier keeps when it closed. Ids and purposes only, never content.
+
+ALTER TABLE partners ADD COLUMN ground TEXT NOT NULL DEFAULT 'consent';
+ALTER TABLE partners ADD COLUMN purpose TEXT NOT NULL DEFAULT '';
+ALTER TABLE partners ADD COLUMN items TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE partners ADD COLUMN subjects TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE partners ADD COLUMN ended_at TEXT;
+ALTER TABLE partners ADD COLUMN ended_because TEXT;
+
+CREATE TABLE maatwerk_applicants (
+    dossier TEXT NOT NULL REFERENCES dossiers (id),
+    n       INTEGER NOT NULL,
+    person  TEXT NOT NULL,
+    PRIMARY KEY (dossier, n)
+);
+
+ALTER TABLE dossiers ADD COLUMN closed_at TEXT;

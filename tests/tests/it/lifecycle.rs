@@ -1,0 +1,501 @@
+//! A dossier's life after its first share: the partner document carries DAT-information only
+//! (R5); the back office gets an extract of facts the applicant has seen (R6, R14); a withdrawn
+//! consent ends the partner's access at once, whether a resident withdraws through the API or a
+//! tablet syncs the withdrawal (R16, R28); a changed purpose needs a new triage before reuse
+//! (R13); and closing needs its triage record, fixes the destroy-by date, ends every partner's
+//! access and leaves a dossier nobody writes (R18, R23).
+
+use std::time::Duration;
+
+use automerge::{ROOT, ReadDoc, transaction::Transactable};
+use regie_client::edit::{EntryCategory, EntryKind, NewEntry, NewTriage, TriageMoment};
+use regie_core::id::{DossierId, PersonId};
+use regie_sync_protocol::{DocumentId, Message};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::client::{device, sync};
+use crate::support::*;
+
+fn triage(
+    moment: TriageMoment,
+    purpose: &str,
+    recipient: Option<&str>,
+    items: &[&str],
+) -> NewTriage {
+    NewTriage {
+        moment,
+        purpose: purpose.into(),
+        items: items.iter().map(|i| i.to_string()).collect(),
+        doelbinding: "alleen voor dit doel".into(),
+        proportionaliteit: "niet meer dan nodig".into(),
+        subsidiariteit: "geen lichter middel".into(),
+        decision: "zo besloten".into(),
+        discussed_with_resident: true,
+        not_discussed_reason: None,
+        recipient: recipient.map(Into::into),
+    }
+}
+
+fn entry(kind: EntryKind, subject: &str, text: &str) -> NewEntry {
+    NewEntry {
+        kind,
+        category: EntryCategory::Analysis,
+        subjects: vec![PersonId::new(subject).unwrap()],
+        text: text.into(),
+        life_domain: Some("financien".into()),
+    }
+}
+
+/// Whether `peer` is told `revoked` for `doc` within the settle window.
+async fn told_revoked(peer: &mut Peer, doc: DocumentId) -> bool {
+    peer.settle(Duration::from_millis(400))
+        .await
+        .iter()
+        .any(|m| matches!(m, Message::Revoked { document_id, .. } if *document_id == doc))
+}
+
+async fn partner_peer(server: &TestServer, doc: DocumentId) -> Peer {
+    let mut ggd = Peer::connect(server, &server.token("partner"))
+        .await
+        .unwrap();
+    ggd.request(doc).await;
+    assert!(
+        ggd.wait_for(doc, |d| d.get(ROOT, "assignment").unwrap().is_some())
+            .await
+    );
+    ggd
+}
+
+#[tokio::test]
+async fn the_partner_document_holds_the_workers_contact_and_the_agreed_action_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let doc = house.doc("partner/ggd");
+    let mut ggd = partner_peer(&server, doc).await;
+    let got = regie_client::json::to_json(ggd.doc(doc));
+    assert_eq!(
+        got["assignment"],
+        json!({
+            "contact": { "name": "Anna Visser, wijkteam Noord", "phone": "020 555 0101" },
+            "actions": [{ "id": "a-ggd-1", "description": "Huisbezoek jeugdverpleegkundige" }]
+        })
+    );
+    assert_eq!(got["status"], json!({}));
+    assert!(
+        !ggd.saw("Sanne Bakker"),
+        "no person data in DAT-information"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resident_withdrawing_consent_ends_the_partners_access_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let doc = house.doc("partner/ggd");
+    let mut ggd = partner_peer(&server, doc).await;
+    let withdraw = format!("/api/v1/dossiers/{}/consents/c-ggd/withdraw", house.id);
+
+    for outsider in ["partner", "backoffice", "zuid_worker"] {
+        let (status, _) = server
+            .api(&server.token(outsider), "POST", &withdraw, Value::Null)
+            .await;
+        assert_eq!(status, 404, "{outsider} learns nothing of the consent");
+    }
+    let (status, body) = server
+        .api(&server.token("resident"), "POST", &withdraw, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partners_ended"], json!(["ggd"]));
+    assert!(
+        told_revoked(&mut ggd, doc).await,
+        "the partner's device purges"
+    );
+    ggd.request(doc).await;
+    assert!(matches!(
+        ggd.next().await,
+        Some(Message::DocUnavailable { .. })
+    ));
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/partners", house.id),
+            regie_server::demo::partner_share(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("consent_missing")),
+        "no future share on a withdrawn consent"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_withdrawal_recorded_offline_on_a_tablet_ends_the_share_when_it_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let doc = house.doc("partner/ggd");
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    let mut ggd = partner_peer(&server, doc).await;
+    anna.withdraw_consent(dossier, "c-ggd", OffsetDateTime::now_utc().date())
+        .await
+        .unwrap();
+    assert!(
+        !told_revoked(&mut ggd, doc).await,
+        "nothing happens while the tablet is offline"
+    );
+    sync(&anna).await;
+    assert!(told_revoked(&mut ggd, doc).await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_purpose_changes_earlier_triage_records_carry_no_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    for (moment, purpose) in [
+        (TriageMoment::Aanmelding, "ondersteuning bij schulden"),
+        (TriageMoment::Plan, "veiligheid van Daan"),
+    ] {
+        anna.add_triage(dossier, &triage(moment, purpose, None, &[]))
+            .await
+            .unwrap();
+    }
+    sync(&anna).await;
+    let partners = format!("/api/v1/dossiers/{}/partners", house.id);
+    let w = server.token("worker");
+    let (status, body) = server
+        .api(&w, "POST", &partners, regie_server::demo::partner_share())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("purpose_changed")),
+        "{body}"
+    );
+    let again = anna
+        .add_triage(
+            dossier,
+            &triage(
+                TriageMoment::Share,
+                "dat-informatie onder het nieuwe doel",
+                Some("partner:ggd"),
+                &["contact", "actie"],
+            ),
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    let mut share = regie_server::demo::partner_share();
+    share["triage"] = json!(again);
+    let (status, body) = server.api(&w, "POST", &partners, share).await;
+    assert_eq!(status, 201, "re-assessed under the new purpose: {body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    let fact = anna
+        .add_entry(
+            dossier,
+            &entry(
+                EntryKind::Fact,
+                "p-sanne",
+                "Drie schuldeisers, totaal 8.400 euro",
+            ),
+        )
+        .await
+        .unwrap();
+    let opinion = anna
+        .add_entry(
+            dossier,
+            &entry(
+                EntryKind::Opinion,
+                "p-sanne",
+                "OPINION-SENTINEL lijkt overweldigd",
+            ),
+        )
+        .await
+        .unwrap();
+    let about_daan = anna
+        .add_entry(
+            dossier,
+            &entry(
+                EntryKind::Fact,
+                "p-daan",
+                "DAAN-SENTINEL gaat niet naar school",
+            ),
+        )
+        .await
+        .unwrap();
+    let t = anna
+        .add_triage(
+            dossier,
+            &triage(
+                TriageMoment::Share,
+                "besluit schuldhulp",
+                Some("backoffice"),
+                &[&fact, &opinion, &about_daan],
+            ),
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    let maatwerk = format!("/api/v1/dossiers/{}/maatwerk", house.id);
+    let w = server.token("worker");
+    let compose = |facts: &[&str]| {
+        json!({
+            "triage": t, "applicant": "p-sanne", "requested": "schuldhulp",
+            "assessed_need": "begeleiding", "proposed_voorziening": "schuldhulpverlening",
+            "facts": facts,
+        })
+    };
+    for (facts, code) in [
+        (vec![about_daan.as_str()], "fact_not_seen_by_applicant"),
+        (vec![opinion.as_str()], "not_a_fact"),
+        (vec![fact.as_str(), "e-unknown"], "triage_missing"),
+    ] {
+        let (status, body) = server.api(&w, "POST", &maatwerk, compose(&facts)).await;
+        assert_eq!(
+            body["error"]["code"].as_str(),
+            Some(code),
+            "{facts:?}: {status} {body}"
+        );
+    }
+    let (status, made) = server.api(&w, "POST", &maatwerk, compose(&[&fact])).await;
+    assert_eq!(status, 201, "{made}");
+    let doc = DocumentId::from_url(made["url"].as_str().unwrap()).unwrap();
+
+    let mut bo = Peer::connect(&server, &server.token("backoffice"))
+        .await
+        .unwrap();
+    bo.request(doc).await;
+    assert!(
+        bo.wait_for(doc, |d| d.get(ROOT, "request").unwrap().is_some())
+            .await
+    );
+    let got = regie_client::json::to_json(bo.doc(doc));
+    assert_eq!(
+        got["request"]["supporting_facts"],
+        json!([{ "entry": fact, "text": "Drie schuldeisers, totaal 8.400 euro" }])
+    );
+    assert_eq!(got["request"]["triage"], json!(t));
+    assert!(!bo.saw("OPINION-SENTINEL") && !bo.saw("DAAN-SENTINEL"));
+    // The back office decides; the applicant reads the extract, decision included.
+    bo.edit(doc, |d| {
+        let decision = d.get(ROOT, "decision").unwrap().unwrap().1;
+        d.put(&decision, "outcome", "granted").unwrap();
+    })
+    .await;
+    let mut sanne = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
+    sanne.request(doc).await;
+    assert!(
+        sanne
+            .wait_for(
+                doc,
+                |d| regie_client::json::to_json(d)["decision"]["outcome"] == "granted"
+            )
+            .await
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn closing_needs_its_triage_then_fixes_the_destroy_by_date_ends_partners_and_stops_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let close = format!("/api/v1/dossiers/{}/close", house.id);
+    let w = server.token("worker");
+    let body = |t: &str| json!({ "triage": t, "regimes": [{ "regime": "wmo2015" }, { "regime": "jeugdwet" }] });
+
+    let (status, got) = server.api(&w, "POST", &close, body("t-none")).await;
+    assert_eq!(
+        (status, got["error"]["code"].as_str()),
+        (403, Some("triage_missing"))
+    );
+    let (status, _) = server
+        .api(&server.token("colleague"), "POST", &close, body("t-none"))
+        .await;
+    assert_eq!(status, 404, "an unassigned colleague learns nothing");
+
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    let t = anna
+        .add_triage(
+            dossier,
+            &triage(
+                TriageMoment::Afsluiting,
+                "afsluiten: doelen bereikt",
+                None,
+                &[],
+            ),
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    let (status, got) = server.api(&w, "POST", &close, json!({ "triage": t })).await;
+    assert_eq!(
+        (status, got["error"]["code"].as_str()),
+        (409, Some("regimes_missing")),
+        "without regimes no destroy-by date: {got}"
+    );
+
+    let partner_doc = house.doc("partner/ggd");
+    let mut ggd = partner_peer(&server, partner_doc).await;
+    let (plan, meta) = (house.doc("plan"), house.doc("meta"));
+    let mut bram = Peer::connect(&server, &server.token("worker2"))
+        .await
+        .unwrap();
+    bram.request(plan).await;
+    assert!(
+        bram.wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+            .await
+    );
+
+    let (status, got) = server.api(&w, "POST", &close, body(&t)).await;
+    assert_eq!(status, 200, "{got}");
+    let today = OffsetDateTime::now_utc().date();
+    let in_20_years = regie_core::retention::add_years(today, 20)
+        .format(regie_core::document::DATE)
+        .unwrap();
+    assert_eq!(
+        got["destroy_by"],
+        json!(in_20_years),
+        "Jeugdwet's 20 years outlast Wmo's 15"
+    );
+    assert_eq!(got["partners_ended"], json!(["ggd"]));
+    assert!(told_revoked(&mut ggd, partner_doc).await);
+
+    bram.request(meta).await;
+    assert!(
+        bram.wait_for(meta, |d| regie_client::json::to_json(d)["status"]
+            == "closed")
+            .await
+    );
+    assert_eq!(
+        regie_client::json::to_json(bram.doc(meta))["destroy_by"],
+        json!(in_20_years)
+    );
+    // Nobody writes a closed dossier: the edit is refused and never merged.
+    bram.edit(plan, |d| {
+        let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+        d.splice_text(&h, 0, 0, "NA-SLUITING").unwrap();
+    })
+    .await;
+    assert!(
+        bram.settle(Duration::from_millis(300))
+            .await
+            .iter()
+            .any(|m| matches!(m, Message::Rejected { reason, .. } if reason == "dossier_closed"))
+            || bram.received.iter().any(
+                |m| matches!(m, Message::Rejected { reason, .. } if reason == "dossier_closed")
+            )
+    );
+    let on_server = server.state.hub.snapshot(plan).await.unwrap().unwrap();
+    assert!(
+        !regie_client::json::to_json(&on_server)
+            .to_string()
+            .contains("NA-SLUITING")
+    );
+    let (status, got) = server.api(&w, "POST", &close, body(&t)).await;
+    assert_eq!(
+        (status, got["error"]["code"].as_str()),
+        (403, Some("dossier_closed"))
+    );
+
+    // After a restart the dossier is still closed.
+    let data = dir.path().join("server");
+    server.stop().await;
+    let server = TestServer::start(&data).await;
+    let rel = server.state.hub.dossier(dossier).unwrap().rel;
+    assert!(rel.closed && rel.partners.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dossier_with_an_open_task_to_inform_the_resident_does_not_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    server
+        .state
+        .hub
+        .store()
+        .add_task(
+            dossier,
+            "inform_resident",
+            "test",
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    let t = anna
+        .add_triage(
+            dossier,
+            &triage(
+                TriageMoment::Overdracht,
+                "overdracht",
+                Some("team-zuid"),
+                &["hulpvraag"],
+            ),
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    let close = format!("/api/v1/dossiers/{}/close", house.id);
+    let body = json!({ "triage": t, "regimes": [{ "regime": "wmo2015" }] });
+    let w = server.token("worker");
+    let (status, got) = server.api(&w, "POST", &close, body.clone()).await;
+    assert_eq!(
+        (status, got["error"]["code"].as_str()),
+        (409, Some("open_tasks"))
+    );
+    let (_, tasks) = server
+        .api(
+            &w,
+            "GET",
+            &format!("/api/v1/dossiers/{}/tasks", house.id),
+            Value::Null,
+        )
+        .await;
+    let task = tasks[0]["id"].as_i64().unwrap();
+    server
+        .api(
+            &w,
+            "POST",
+            &format!("/api/v1/dossiers/{}/tasks/{task}/done", house.id),
+            Value::Null,
+        )
+        .await;
+    let (status, got) = server.api(&w, "POST", &close, body).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got["handover"],
+        json!({ "recipient": "team-zuid", "items": ["hulpvraag"] })
+    );
+    server.stop().await;
+}
