@@ -11,38 +11,6 @@ use crate::support::*;
 
 const SENTINEL: &str = "SENTINEL-7f3a-record-only";
 
-/// Requests every document of the household and sorts them into synced and unavailable keys.
-async fn probe(
-    server: &TestServer,
-    house: &Household,
-    who: &str,
-) -> (Vec<String>, Vec<String>, Peer) {
-    let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
-    for id in house.docs.values() {
-        peer.request(*id).await;
-    }
-    let others = peer.settle(Duration::from_millis(300)).await;
-    let key_of = |id: &DocumentId| house.docs.iter().find(|(_, d)| *d == id).unwrap().0.clone();
-    let unavailable: Vec<String> = others
-        .iter()
-        .filter_map(|m| match m {
-            Message::DocUnavailable { document_id, .. } => Some(key_of(document_id)),
-            _ => None,
-        })
-        .collect();
-    let mut synced: Vec<String> = peer
-        .received
-        .iter()
-        .filter_map(|m| match m {
-            Message::Sync { document_id, .. } => Some(key_of(document_id)),
-            _ => None,
-        })
-        .collect();
-    synced.sort();
-    synced.dedup();
-    (synced, unavailable, peer)
-}
-
 async fn plant_sentinel(server: &TestServer, house: &Household) {
     let mut worker = Peer::connect(server, &server.token("worker"))
         .await

@@ -178,3 +178,265 @@ async fn sharing_without_consent_needs_a_second_worker_and_leaves_a_task_to_info
     assert_eq!(tasks[0]["done_by"], "anna");
     server.stop().await;
 }
+
+/// `on`, `years` earlier (28 February when that day does not exist, which cannot happen for
+/// multiples of 4 before 2100).
+fn years_before(on: time::Date, years: i32) -> time::Date {
+    time::Date::from_calendar_date(on.year() - years, on.month(), on.day()).unwrap_or_else(|_| {
+        time::Date::from_calendar_date(on.year() - years, time::Month::February, 28).unwrap()
+    })
+}
+
+fn iso(d: time::Date) -> String {
+    d.format(regie_core::document::DATE).unwrap()
+}
+
+/// How a consent lapses, relative to today.
+#[derive(Clone, Copy)]
+enum Lapse {
+    Never,
+    WithdrawnToday,
+    ExpiredYesterday,
+    ExpiresToday,
+}
+
+/// A household whose children turn 12 today, turn 12 tomorrow and turn 16 today, with both
+/// parents holding authority; and a triage record per recipient org.
+async fn birthday_household(server: &TestServer, orgs: &[&str]) -> Household {
+    let today = time::OffsetDateTime::now_utc().date();
+    let parents = json!(["p-moeder", "p-vader"]);
+    let house = create_dossier(
+        server,
+        json!([
+            { "id": "p-moeder", "name": "Fatima El Amrani", "birth_date": "1986-04-02" },
+            { "id": "p-vader", "name": "Youssef El Amrani", "birth_date": "1984-09-19" },
+            { "id": "p-twaalf", "name": "Amira El Amrani", "gezag": parents,
+              "birth_date": iso(years_before(today, 12)) },
+            { "id": "p-elf", "name": "Samir El Amrani", "gezag": parents,
+              "birth_date": iso(years_before(today.next_day().unwrap(), 12)) },
+            { "id": "p-zestien", "name": "Nadia El Amrani", "gezag": parents,
+              "birth_date": iso(years_before(today, 16)) }
+        ]),
+    )
+    .await;
+    let record = house.doc("record");
+    let mut anna = Peer::open(server, "worker", record, "triage").await;
+    let orgs: Vec<String> = orgs.iter().map(|o| (*o).to_owned()).collect();
+    anna.edit(record, move |d| {
+        let triage = d.get(ROOT, "triage").unwrap().unwrap().1;
+        for (i, org) in orgs.iter().enumerate() {
+            let t = d.insert_object(&triage, i, ObjType::Map).unwrap();
+            d.put(&t, "id", format!("t-{org}")).unwrap();
+            d.put(&t, "moment", "share").unwrap();
+            d.put(&t, "recipient", format!("partner:{org}")).unwrap();
+            let items = d.put_object(&t, "items", ObjType::List).unwrap();
+            d.insert(&items, 0, "contact").unwrap();
+            for k in [
+                "purpose",
+                "doelbinding",
+                "proportionaliteit",
+                "subsidiariteit",
+                "decision",
+            ] {
+                d.put(&t, k, "afstemming over de zorg").unwrap();
+            }
+            d.put(&t, "discussed_with_resident", true).unwrap();
+        }
+    })
+    .await;
+    let others = anna.settle(Duration::from_millis(100)).await;
+    assert!(
+        others.is_empty(),
+        "the triage records were accepted: {others:?}"
+    );
+    house
+}
+
+/// One share to try: the recipient org, the subject, the consents recorded (each a list of
+/// givers), how they lapse, and the refusal expected (None: the share goes through).
+type ConsentCase = (
+    &'static str,
+    &'static str,
+    &'static [&'static [&'static str]],
+    Lapse,
+    Option<&'static str>,
+);
+
+const PARENTS: &[&str] = &["p-moeder", "p-vader"];
+const MISSING: Option<&str> = Some("consent_missing");
+
+#[rustfmt::skip]
+const CONSENT_CASES: [ConsentCase; 11] = [
+    // 12 today: the child and both parents.
+    ("twaalf-ouders", "p-twaalf", &[PARENTS], Lapse::Never, MISSING),
+    ("twaalf-kind", "p-twaalf", &[&["p-twaalf"]], Lapse::Never, MISSING),
+    ("twaalf-samen", "p-twaalf", &[&["p-twaalf"], PARENTS], Lapse::Never, None),
+    // 12 tomorrow: still the parents alone, but both of them.
+    ("elf-ouders", "p-elf", &[PARENTS], Lapse::Never, None),
+    ("elf-moeder", "p-elf", &[&["p-moeder"]], Lapse::Never, MISSING),
+    // 16 today: the young person alone.
+    ("zestien-zelf", "p-zestien", &[&["p-zestien"]], Lapse::Never, None),
+    ("zestien-ouders", "p-zestien", &[PARENTS], Lapse::Never, MISSING),
+    // An adult's own consent counts only while in force.
+    ("ingetrokken", "p-moeder", &[&["p-moeder"]], Lapse::WithdrawnToday, MISSING),
+    ("verlopen", "p-moeder", &[&["p-moeder"]], Lapse::ExpiredYesterday, MISSING),
+    ("laatste-dag", "p-moeder", &[&["p-moeder"]], Lapse::ExpiresToday, None),
+    ("geldig", "p-vader", &[&["p-vader"]], Lapse::Never, None),
+];
+
+#[tokio::test]
+async fn who_must_consent_follows_the_childs_age_on_the_day_of_the_share() {
+    let cases = CONSENT_CASES;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let orgs: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let house = birthday_household(&server, &orgs).await;
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let record = house.doc("record");
+    let mut anna = Peer::open(&server, "worker", record, "consents").await;
+    anna.edit(record, |d| {
+        let consents = d.get(ROOT, "consents").unwrap().unwrap().1;
+        for (org, subject, given, lapse, _) in cases {
+            for (j, givers) in given.iter().enumerate() {
+                let at = d.length(&consents);
+                let c = d.insert_object(&consents, at, ObjType::Map).unwrap();
+                d.put(&c, "id", format!("c-{org}-{j}")).unwrap();
+                d.put(&c, "subject", subject).unwrap();
+                let by = d.put_object(&c, "given_by", ObjType::List).unwrap();
+                for (k, g) in givers.iter().enumerate() {
+                    d.insert(&by, k, *g).unwrap();
+                }
+                d.put(&c, "recipient", org).unwrap();
+                d.put(&c, "purpose", "dat-informatie").unwrap();
+                let items = d.put_object(&c, "items", ObjType::List).unwrap();
+                d.insert(&items, 0, "contact").unwrap();
+                let month_ago = today - time::Duration::days(30);
+                d.put(&c, "given_on", iso(month_ago)).unwrap();
+                match lapse {
+                    Lapse::Never => {}
+                    Lapse::WithdrawnToday => d.put(&c, "withdrawn_on", iso(today)).unwrap(),
+                    Lapse::ExpiredYesterday => d
+                        .put(&c, "expires_on", iso(today.previous_day().unwrap()))
+                        .unwrap(),
+                    Lapse::ExpiresToday => d.put(&c, "expires_on", iso(today)).unwrap(),
+                }
+            }
+        }
+    })
+    .await;
+    let others = anna.settle(Duration::from_millis(100)).await;
+    assert!(others.is_empty(), "the consents were accepted: {others:?}");
+
+    let partners = format!("/api/v1/dossiers/{}/partners", house.id);
+    for (org, subject, _, _, refusal) in cases {
+        let (status, body) = server
+            .api(
+                &server.token("worker"),
+                "POST",
+                &partners,
+                json!({ "org": org, "triage": format!("t-{org}"), "purpose": "dat-informatie",
+                        "subjects": [subject], "ground": "consent" }),
+            )
+            .await;
+        match refusal {
+            Some(code) => assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (403, Some(code)),
+                "{org}: {body}"
+            ),
+            None => {
+                assert_eq!(status, 201, "{org}: {body}");
+                assert_eq!(body["key"], format!("partner/{org}"));
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_incomplete_triage_or_items_beyond_it_stop_a_share_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    let mut anna = Peer::open(&server, "worker", record, "triage").await;
+    // Two triage records that leave something out: the subsidiarity argument (back office), and
+    // whether it was discussed with the resident or why not (GGD).
+    anna.edit(record, |d| {
+        let triage = d.get(ROOT, "triage").unwrap().unwrap().1;
+        for (i, (id, recipient, subsidiariteit, discussed)) in [
+            ("t-bo-half", "backoffice", "", true),
+            (
+                "t-ggd-half",
+                "partner:ggd",
+                "niet anders te bereiken",
+                false,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = d.insert_object(&triage, i, ObjType::Map).unwrap();
+            d.put(&t, "id", id).unwrap();
+            d.put(&t, "moment", "share").unwrap();
+            d.put(&t, "recipient", recipient).unwrap();
+            let items = d.put_object(&t, "items", ObjType::List).unwrap();
+            d.insert(&items, 0, "contact").unwrap();
+            for k in ["purpose", "doelbinding", "proportionaliteit", "decision"] {
+                d.put(&t, k, "onderbouwd").unwrap();
+            }
+            d.put(&t, "subsidiariteit", subsidiariteit).unwrap();
+            d.put(&t, "discussed_with_resident", discussed).unwrap();
+        }
+    })
+    .await;
+    anna.settle(Duration::from_millis(100)).await;
+
+    let w = server.token("worker");
+    let maatwerk = format!("/api/v1/dossiers/{}/maatwerk", house.id);
+    let partners = format!("/api/v1/dossiers/{}/partners", house.id);
+    let ggd = |triage: &str, items: Value| json!({ "org": "ggd", "triage": triage, "purpose": "dat-informatie", "items": items, "subjects": ["p-sanne"], "ground": "consent" });
+    for (path, body, expected) in [
+        (
+            &maatwerk,
+            json!({ "triage": "t-bo-half" }),
+            (403, Some("triage_incomplete")),
+        ),
+        (
+            &maatwerk,
+            json!({ "triage": "t-nope" }),
+            (403, Some("triage_missing")),
+        ),
+        (
+            &maatwerk,
+            json!({ "triage": "t-backoffice", "items": ["hulpvraag", "gezondheid"] }),
+            (403, Some("triage_missing")),
+        ),
+        (
+            &partners,
+            ggd("t-ggd-half", json!([])),
+            (403, Some("triage_incomplete")),
+        ),
+        (
+            &partners,
+            ggd("t-ggd", json!(["contact", "actie", "diagnose"])),
+            (403, Some("triage_missing")),
+        ),
+        // Within the triage's items, on a complete record, both paths go through.
+        (
+            &maatwerk,
+            json!({ "triage": "t-backoffice", "items": ["financien"] }),
+            (201, None),
+        ),
+        (&partners, ggd("t-ggd", json!(["contact"])), (201, None)),
+    ] {
+        let (status, got) = server.api(&w, "POST", path, body.clone()).await;
+        assert_eq!(
+            (status, got["error"]["code"].as_str()),
+            expected,
+            "{body}: {got}"
+        );
+    }
+    server.stop().await;
+}

@@ -183,6 +183,11 @@ pub fn cast(who: &str) -> Claims {
             None,
         ),
         "resident" => c("sanne", Role::Resident, None, None, None, Some("p-sanne")),
+        // The two-parent household of `household.rs`: each member has their own account.
+        "ouder1" => c("olga", Role::Resident, None, None, None, Some("p-ouder1")),
+        "ouder2" => c("otto", Role::Resident, None, None, None, Some("p-ouder2")),
+        "kind1" => c("kees", Role::Resident, None, None, None, Some("p-kind1")),
+        "kind2" => c("kim", Role::Resident, None, None, None, Some("p-kind2")),
         "backoffice" => c("bo", Role::Backoffice, Some("noord"), None, None, None),
         "partner" => c("ggd-1", Role::Partner, None, None, Some("ggd"), None),
         "manager" => c(
@@ -211,22 +216,22 @@ impl Household {
     }
 }
 
-/// Creates a household dossier through the API: two assigned workers, a resident (Sanne) with a
-/// child (Daan), the resident linked, partner `ggd` involved, and `maatwerk/1`.
-pub async fn seed_household(server: &TestServer) -> Household {
-    let w = server.token("worker");
+/// Creates a dossier of team-noord through the API for these persons, assigned to Anna and
+/// Bram; returns its id and documents.
+pub async fn create_dossier(server: &TestServer, persons: Value) -> Household {
     let (status, created) = server
-        .api(&w, "POST", "/api/v1/dossiers", json!({
-            "district": "noord", "team": "team-noord", "assigned": ["anna", "bram"],
-            "persons": [
-                { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
-                { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
-            ]
-        }))
+        .api(
+            &server.token("worker"),
+            "POST",
+            "/api/v1/dossiers",
+            json!({
+                "district": "noord", "team": "team-noord", "assigned": ["anna", "bram"],
+                "persons": persons,
+            }),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let mut docs: BTreeMap<String, DocumentId> = created["documents"]
+    let docs = created["documents"]
         .as_object()
         .unwrap()
         .iter()
@@ -237,6 +242,24 @@ pub async fn seed_household(server: &TestServer) -> Household {
             )
         })
         .collect();
+    Household {
+        id: created["id"].as_str().unwrap().to_owned(),
+        docs,
+    }
+}
+
+/// Creates a household dossier through the API: two assigned workers, a resident (Sanne) with a
+/// child (Daan), the resident linked, partner `ggd` involved, and `maatwerk/1`.
+pub async fn seed_household(server: &TestServer) -> Household {
+    let w = server.token("worker");
+    let Household { id, mut docs } = create_dossier(
+        server,
+        json!([
+            { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
+            { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
+        ]),
+    )
+    .await;
     // What a worker records before sharing: triage decisions and the resident's consent.
     regie_server::demo::record_sharing_decisions(&server.state, id.parse().unwrap(), "anna")
         .await
@@ -567,7 +590,12 @@ fn change_text(change: &Change) -> String {
 
 /// Reads a text-or-string field at the root of a document.
 pub fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
-    let (v, id) = doc.get(automerge::ROOT, key).ok()??;
+    text_at(doc, &automerge::ROOT, key)
+}
+
+/// Reads a text-or-string field of a map.
+pub fn text_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<String> {
+    let (v, id) = doc.get(obj, key).ok()??;
     match v {
         automerge::Value::Object(automerge::ObjType::Text) => doc.text(&id).ok(),
         automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
@@ -618,4 +646,97 @@ impl Peer {
         self.docs.remove(&doc);
         self.request(doc).await;
     }
+}
+
+impl Peer {
+    /// Connects as cast member `who`, requests `doc` and waits until its root has `key` (the
+    /// document's skeleton has arrived), so the caller can edit it.
+    pub async fn open(server: &TestServer, who: &str, doc: DocumentId, key: &str) -> Peer {
+        let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
+        peer.request(doc).await;
+        assert!(
+            peer.wait_for(doc, |d| d.get(automerge::ROOT, key).unwrap().is_some())
+                .await,
+            "{who} did not receive {key} of {doc:?}"
+        );
+        peer
+    }
+
+    /// The documents the server has answered with `doc-unavailable` so far, without repeats.
+    pub fn unavailable(&self) -> Vec<DocumentId> {
+        let mut out: Vec<DocumentId> = Vec::new();
+        for m in &self.received {
+            if let Message::DocUnavailable { document_id, .. } = m
+                && !out.contains(document_id)
+            {
+                out.push(*document_id);
+            }
+        }
+        out
+    }
+
+    /// Whether any sync message for `doc` has arrived.
+    pub fn synced(&self, doc: DocumentId) -> bool {
+        self.received
+            .iter()
+            .any(|m| matches!(m, Message::Sync { document_id, .. } if *document_id == doc))
+    }
+}
+
+/// Connects as cast member `who`, requests every document of the household and sorts them into
+/// the keys that synced and those answered with `doc-unavailable`.
+pub async fn probe(
+    server: &TestServer,
+    house: &Household,
+    who: &str,
+) -> (Vec<String>, Vec<String>, Peer) {
+    let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
+    for id in house.docs.values() {
+        peer.request(*id).await;
+    }
+    peer.settle(Duration::from_millis(300)).await;
+    let key_of = |id: &DocumentId| house.docs.iter().find(|(_, d)| *d == id).unwrap().0.clone();
+    let unavailable: Vec<String> = peer.unavailable().iter().map(key_of).collect();
+    let mut synced: Vec<String> = peer
+        .received
+        .iter()
+        .filter_map(|m| match m {
+            Message::Sync { document_id, .. } => Some(key_of(document_id)),
+            _ => None,
+        })
+        .collect();
+    synced.sort();
+    synced.dedup();
+    (synced, unavailable, peer)
+}
+
+/// Appends a `record` entry (a work note, an opinion) about `subjects` with text `body`.
+pub fn entry(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) {
+    use automerge::{ObjType, transaction::Transactable};
+    let entries = d.get(automerge::ROOT, "entries").unwrap().unwrap().1;
+    let at = d.length(&entries);
+    let e = d.insert_object(&entries, at, ObjType::Map).unwrap();
+    d.put(&e, "id", id).unwrap();
+    d.put(&e, "kind", "opinion").unwrap();
+    d.put(&e, "category", "work_note").unwrap();
+    let s = d.put_object(&e, "subjects", ObjType::List).unwrap();
+    for (i, subject) in subjects.iter().enumerate() {
+        d.insert(&s, i, *subject).unwrap();
+    }
+    let t = d.put_object(&e, "text", ObjType::Text).unwrap();
+    d.splice_text(&t, 0, 0, body).unwrap();
+}
+
+/// The texts of the entries in a `view/<person>`, in order.
+pub fn view_texts(d: &AutoCommit) -> Vec<String> {
+    let Some((_, entries)) = d.get(automerge::ROOT, "entries").unwrap() else {
+        return Vec::new();
+    };
+    (0..d.length(&entries))
+        .map(|i| {
+            let e = d.get(&entries, i).unwrap().unwrap().1;
+            let t = d.get(&e, "text").unwrap().unwrap().1;
+            d.text(&t).unwrap()
+        })
+        .collect()
 }
