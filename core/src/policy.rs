@@ -271,8 +271,10 @@ fn share(
     if rel.closed {
         return Decision::Deny(DenyReason::DossierClosed);
     }
+    // Every share is its own triage moment (R12): a plan or evaluation record is no share.
     let Some(triage) = request.triage.filter(|t| {
-        t.recipient.as_deref() == Some(request.recipient.code().as_str())
+        t.moment == "share"
+            && t.recipient.as_deref() == Some(request.recipient.code().as_str())
             && request.items.is_subset(&t.items)
     }) else {
         return Decision::Deny(DenyReason::TriageMissing);

@@ -177,6 +177,55 @@ pub fn apply_to_view<D: Transactable + ReadDoc>(
     Ok(())
 }
 
+/// Whether bringing `view` in line would take anything away from it: an entry leaving the view,
+/// characters removed from an entry's text, or statements dropped. An Automerge document keeps
+/// what was deleted in its history, so such a view must be rebuilt from scratch and replaced,
+/// or a device syncing it later would still receive what no longer concerns its resident (I1).
+pub fn loses_content(view: &impl ReadDoc, keep: &[String], changed: &[ViewEntry]) -> bool {
+    let Some(entries) = list(view, &ROOT, "entries") else {
+        return false;
+    };
+    items(view, &entries).iter().any(|e| {
+        let Some(id) = text(view, e, "id") else {
+            return false;
+        };
+        if !keep.contains(&id) {
+            return true;
+        }
+        changed.iter().find(|c| c.id == id).is_some_and(|c| {
+            let old = text(view, e, "text").unwrap_or_default();
+            let statements = strings(view, e, "statements");
+            !is_subsequence(&old, &c.text) || !c.statements.starts_with(&statements)
+        })
+    })
+}
+
+/// Whether every character of `old` appears in `new` in order (`new` only inserted).
+fn is_subsequence(old: &str, new: &str) -> bool {
+    let mut rest = new.chars();
+    old.chars().all(|c| rest.any(|n| n == c))
+}
+
+/// A fresh view, with no history, holding the person data of `view` and the entries of
+/// `record` that concern `person` now.
+pub fn rebuild(view: &impl ReadDoc, record: &Automerge, person: &PersonId) -> automerge::AutoCommit {
+    let own = crate::document::PersonRecord {
+        id: person.clone(),
+        name: crate::document::read::map(view, &ROOT, "person")
+            .and_then(|p| text(view, &p, "name"))
+            .unwrap_or_default(),
+        birth_date: crate::document::read::map(view, &ROOT, "person")
+            .and_then(|p| text(view, &p, "birth_date")),
+        gezag: Vec::new(),
+    };
+    let mut fresh = crate::document::new_view(&own);
+    let (keep, changed) = view_update(record, person, None);
+    // Writing into a fresh document cannot fail.
+    let _ = apply_to_view(&mut fresh, &keep, &changed);
+    fresh.commit();
+    fresh
+}
+
 /// What a view needs after `changes` were merged into `record`: which entries to keep and the
 /// touched ones, projected. `None` for `changes` projects every entry (a new view).
 pub fn view_update(

@@ -18,3 +18,11 @@ CREATE TABLE maatwerk_applicants (
 );
 
 ALTER TABLE dossiers ADD COLUMN closed_at TEXT;
+
+-- A server-written document rebuilt without history (a view that lost an entry) gets a new id;
+-- the old id is refused forever, and a device asking for it is pointed to its replacement.
+CREATE TABLE retired_documents (
+    id          TEXT PRIMARY KEY,
+    replaced_by TEXT NOT NULL,
+    retired_at  TEXT NOT NULL
+);

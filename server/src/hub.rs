@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, OnceCell, mpsc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::storage::{StorageError, Store};
 
+mod replace;
 mod share;
 
 /// Compact a document's appended changes into a snapshot after this many.
@@ -163,6 +164,8 @@ pub struct Hub {
     dossiers: RwLock<HashMap<DossierId, DossierEntry>>,
     by_document: RwLock<HashMap<DocumentId, (DossierId, DocumentKey)>>,
     slots: StdMutex<lru::LruCache<DocumentId, Arc<OnceCell<Arc<DocSlot>>>>>,
+    /// Retired document ids and the document that replaces each (refused forever, I1/I6).
+    retired: RwLock<HashMap<DocumentId, DocumentId>>,
     sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
     next_session: std::sync::atomic::AtomicU64,
     /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
@@ -196,6 +199,7 @@ impl Hub {
             }
             by_document.insert(row.id, (row.dossier, row.key));
         }
+        let retired = store.retired_documents().await?.into_iter().collect();
         let cap = std::num::NonZeroUsize::new(hot_documents.max(1)).expect("at least one");
         Ok(Hub {
             store,
@@ -204,6 +208,7 @@ impl Hub {
             dossiers: RwLock::new(dossiers),
             by_document: RwLock::new(by_document),
             slots: StdMutex::new(lru::LruCache::new(cap)),
+            retired: RwLock::new(retired),
             sessions: RwLock::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(1),
             bypass: std::sync::atomic::AtomicBool::new(false),
@@ -433,6 +438,15 @@ impl Hub {
             Ok(SyncOutcome::Unavailable)
         };
         let Some((dossier, key)) = self.locate(doc_id) else {
+            if let Some(new) = self.replacement_for(&handle.principal, doc_id) {
+                handle.send(&Message::Replaced {
+                    sender_id: self.peer_id.clone(),
+                    target_id: handle.peer.clone(),
+                    document_id: doc_id,
+                    new_document_id: new,
+                });
+                return Ok(SyncOutcome::Unavailable);
+            }
             return unavailable();
         };
         let Some((rel, persons)) = self.relationships(dossier) else {
@@ -879,6 +893,10 @@ impl Hub {
             .unwrap_or_default();
         for (person, view) in views {
             let (keep, changed) = projection::view_update(record, &person, changes);
+            if self.view_loses_content(view, &keep, &changed).await? {
+                self.replace_view(view, record, &person).await?;
+                continue;
+            }
             // Boxed: a view write never projects again, but the compiler cannot know that.
             Box::pin(self.server_write(view, move |tx| {
                 projection::apply_to_view(tx, &keep, &changed)

@@ -138,6 +138,8 @@ impl Store {
             // only an OS crash or power cut can lose the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted content (a replaced view's history) is overwritten, not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -221,6 +223,61 @@ impl Store {
         insert_document(&mut tx, id, dossier, key, snapshot, at).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Replaces document `old` by `new` holding only `snapshot`, in one transaction: the old
+    /// document's changes, snapshot and sync states are deleted, and `old` is retired so that
+    /// it is refused forever; earlier ids retired in its favour now point to `new`.
+    pub async fn replace_document(
+        &self,
+        old: DocumentId,
+        new: DocumentId,
+        dossier: DossierId,
+        key: &DocumentKey,
+        snapshot: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM changes WHERE document = ?",
+            "DELETE FROM snapshots WHERE document = ?",
+            "DELETE FROM sync_states WHERE document = ?",
+            "DELETE FROM documents WHERE id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(old.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_document(&mut tx, new, dossier, key, snapshot, at).await?;
+        sqlx::query("UPDATE retired_documents SET replaced_by = ? WHERE replaced_by = ?")
+            .bind(new.to_string())
+            .bind(old.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO retired_documents (id, replaced_by, retired_at) VALUES (?, ?, ?)")
+            .bind(old.to_string())
+            .bind(new.to_string())
+            .bind(ts(at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every retired document id and the id that replaces it now.
+    pub async fn retired_documents(&self) -> Result<Vec<(DocumentId, DocumentId)>> {
+        let rows = sqlx::query("SELECT id, replaced_by FROM retired_documents")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse(r.get::<&str, _>(0), "retired_documents")?,
+                    parse(r.get::<&str, _>(1), "retired_documents")?,
+                ))
+            })
+            .collect()
     }
 
     /// The persons of a dossier.

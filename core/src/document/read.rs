@@ -27,6 +27,14 @@ pub(crate) fn list(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<ObjId> 
     }
 }
 
+/// The map field `key` of `obj`.
+pub(crate) fn map(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
 /// The object ids of a list's items.
 pub(crate) fn items(doc: &impl ReadDoc, list: &ObjId) -> Vec<ObjId> {
     (0..doc.length(list))

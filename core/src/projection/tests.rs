@@ -202,3 +202,49 @@ fn a_batch_reprojects_only_the_entries_it_touched() {
     assert_eq!(project(&mut record, &base, &mut view, "p-sanne"), 1);
     assert_eq!(view_ids(&view).len(), 50);
 }
+
+#[test]
+fn a_view_that_would_lose_an_entry_or_characters_is_rebuilt_without_that_history() {
+    let person = PersonId::new("p-sanne").unwrap();
+    let mut record = automerge::AutoCommit::new();
+    let entries = record.put_object(ROOT, "entries", ObjType::List).unwrap();
+    let e = record.insert_object(&entries, 0, ObjType::Map).unwrap();
+    record.put(&e, "id", "e1").unwrap();
+    record.put(&e, "kind", "fact").unwrap();
+    record.put(&e, "category", "analysis").unwrap();
+    let s = record.put_object(&e, "subjects", ObjType::List).unwrap();
+    record.insert(&s, 0, "p-sanne").unwrap();
+    record.put(&e, "text", "Sanne heeft schulden").unwrap();
+    record.commit();
+    let rec = record.document().clone();
+    let mut view = crate::document::new_view(&crate::document::PersonRecord {
+        id: person.clone(),
+        name: "Sanne".into(),
+        birth_date: None,
+        gezag: Vec::new(),
+    });
+    let (keep, changed) = view_update(&rec, &person, None);
+    assert!(!loses_content(&view, &keep, &changed), "adding loses nothing");
+    apply_to_view(&mut view, &keep, &changed).unwrap();
+    view.commit();
+
+    let mut longer = changed.clone();
+    longer[0].text = "Sanne heeft hoge schulden".into();
+    assert!(!loses_content(&view, &keep, &longer), "inserting loses nothing");
+    let mut shorter = changed.clone();
+    shorter[0].text = "Sanne heeft".into();
+    assert!(loses_content(&view, &keep, &shorter));
+    assert!(loses_content(&view, &[], &[]), "the entry leaves the view");
+
+    // The entry moves to Daan: the rebuilt view has no trace of it, in history either.
+    record.put(&s, 0, "p-daan").unwrap();
+    record.commit();
+    let fresh = rebuild(&view, record.document(), &person);
+    let all: Vec<u8> = fresh.clone().save_nocompress();
+    assert!(!String::from_utf8_lossy(&all).contains("schulden"));
+    assert_eq!(
+        crate::document::read::text(&fresh, &crate::document::read::map(&fresh, &ROOT, "person").unwrap(), "name")
+            .as_deref(),
+        Some("Sanne")
+    );
+}

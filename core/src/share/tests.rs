@@ -383,3 +383,18 @@ fn consent_coverage_asks_the_persons_r16_names_for_the_subjects_age_on_the_day()
         Err(CoverageError::BirthDateMissing(kind[0].clone()))
     );
 }
+
+#[test]
+fn only_a_triage_record_of_the_share_moment_carries_a_share() {
+    let anna = worker("anna", "t1");
+    let covered = [Coverage::Covered];
+    let mut record = record_with_triage("partner:ggd", &["contact"], true, true);
+    let list = record.get(ROOT, "triage").unwrap().unwrap().1;
+    let t = record.get(&list, 0).unwrap().unwrap().1;
+    record.put(&t, "moment", "plan").unwrap();
+    record.commit();
+    assert_eq!(
+        check(&record, &anna, ggd(), &["contact"], Ground::Consent(&covered)),
+        Decision::Deny(DenyReason::TriageMissing)
+    );
+}

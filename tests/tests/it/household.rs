@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
-use regie_sync_protocol::DocumentId;
+use regie_sync_protocol::{DocumentId, Message};
 use serde_json::json;
 
 use crate::support::*;
@@ -251,10 +251,37 @@ async fn moving_an_entry_from_one_child_to_the_other_updates_both_views_in_one_s
         "Kim's view gains the note: {:?}",
         view_texts(kim.doc(v2))
     );
+    // Kees's view loses the note. An edit would keep the text in the view's history, so the
+    // server rebuilds the view without it and replaces it under a new id (I1).
+    let replaced = kees.settle(Duration::from_millis(400)).await.into_iter().find_map(|m| match m {
+        Message::Replaced {
+            document_id,
+            new_document_id,
+            ..
+        } if document_id == v1 => Some(new_document_id),
+        _ => None,
+    });
+    let v1b = replaced.expect("Kees is told the view was replaced");
+    let mut fresh = Peer::connect(&server, &server.token("kind1")).await.unwrap();
+    fresh.request(v1).await;
     assert!(
-        kees.wait_for(v1, |d| view_texts(d).is_empty()).await,
-        "Kees's view loses the note: {:?}",
-        view_texts(kees.doc(v1))
+        matches!(fresh.next().await, Some(Message::Replaced { new_document_id, .. }) if new_document_id == v1b),
+        "the old id is refused and points to the new view"
+    );
+    fresh.request(v1b).await;
+    assert!(
+        fresh
+            .wait_for(v1b, |d| d.get(ROOT, "person").unwrap().is_some())
+            .await
+    );
+    fresh.settle(Duration::from_millis(200)).await;
+    assert!(view_texts(fresh.doc(v1b)).is_empty());
+    assert!(!fresh.saw(moved), "the moved note is in no byte of the new view");
+    let mut stranger = Peer::connect(&server, &server.token("kind2")).await.unwrap();
+    stranger.request(v1).await;
+    assert!(
+        matches!(stranger.next().await, Some(Message::DocUnavailable { .. })),
+        "who may not read the new view learns nothing from the old id"
     );
     // The parents' views did not change.
     for (who, person, _) in &MEMBERS[..2] {

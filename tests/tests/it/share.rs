@@ -400,17 +400,17 @@ async fn an_incomplete_triage_or_items_beyond_it_stop_a_share_on_both_paths() {
     for (path, body, expected) in [
         (
             &maatwerk,
-            json!({ "triage": "t-bo-half" }),
+            json!({ "triage": "t-bo-half", "applicant": "p-sanne" }),
             (403, Some("triage_incomplete")),
         ),
         (
             &maatwerk,
-            json!({ "triage": "t-nope" }),
+            json!({ "triage": "t-nope", "applicant": "p-sanne" }),
             (403, Some("triage_missing")),
         ),
         (
             &maatwerk,
-            json!({ "triage": "t-backoffice", "items": ["hulpvraag", "gezondheid"] }),
+            json!({ "triage": "t-backoffice", "applicant": "p-sanne", "facts": ["hulpvraag", "gezondheid"] }),
             (403, Some("triage_missing")),
         ),
         (
@@ -426,7 +426,7 @@ async fn an_incomplete_triage_or_items_beyond_it_stop_a_share_on_both_paths() {
         // Within the triage's items, on a complete record, both paths go through.
         (
             &maatwerk,
-            json!({ "triage": "t-backoffice", "items": ["financien"] }),
+            json!({ "triage": "t-backoffice", "applicant": "p-sanne" }),
             (201, None),
         ),
         (&partners, ggd("t-ggd", json!(["contact"])), (201, None)),
