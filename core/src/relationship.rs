@@ -113,7 +113,7 @@ impl Relationships {
             }),
             Basis::ResidentLink => rel.linked_persons.extend(who.person.iter().cloned()),
             Basis::PartnerInvolvement => rel.partners.extend(who.org.iter().cloned()),
-            Basis::Backoffice | Basis::TeamMembership => {}
+            Basis::Backoffice | Basis::TeamMembership | Basis::Administration => {}
         }
         rel
     }
