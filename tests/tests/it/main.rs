@@ -13,6 +13,7 @@ mod interop;
 mod oversight;
 mod revocation;
 mod share;
+mod signal;
 mod storage;
 mod token;
 mod validated;
