@@ -1,6 +1,6 @@
-//! Newtype identifiers: dossiers, persons, users, organisations, districts, teams, and the key
-//! that names one document of a dossier (`plan`, `record`, `view/<person>`, `maatwerk/<n>`,
-//! `partner/<org>`, `meta`).
+//! Newtype identifiers: dossiers, signals, persons, users, organisations, districts, teams, and
+//! the key that names one document of a dossier (`plan`, `record`, `view/<person>`,
+//! `maatwerk/<n>`, `partner/<org>`, `meta`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +33,31 @@ impl FromStr for DossierId {
     }
 }
 
+/// A signal: a first contact recorded without a name, which may later become a dossier (R11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SignalId(pub Uuid);
+
+impl SignalId {
+    /// A fresh random id.
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for SignalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for SignalId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self).map_err(|_| IdError::Signal)
+    }
+}
+
 /// Why an identifier did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -47,6 +72,9 @@ pub enum IdError {
         "a document key is plan, record, meta, view/<person>, maatwerk/<number> or partner/<org>"
     )]
     DocumentKey,
+    /// A signal id is a UUID.
+    #[error("a signal id is a UUID")]
+    Signal,
 }
 
 fn valid_name(s: &str) -> bool {

@@ -1,8 +1,9 @@
 //! The one policy (I5): [`decide`] answers every authorization question Regie asks — may this
-//! principal read, write, sync or export this document, write at this path, or break the glass —
-//! from the principal, the action, the dossier's relationships and the time. It is pure and
-//! total; a denial is a [`Decision::Deny`] with a stable reason code, never an error. The server
-//! and the client library call it and never decide anything themselves.
+//! principal read, write, sync or export this document, write at this path, break the glass, or
+//! register a signal or a dossier — from the principal, the action, the dossier's relationships
+//! and the time. It is pure and total; a denial is a [`Decision::Deny`] with a stable reason code,
+//! never an error. The server and the client library call it and never decide anything
+//! themselves.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -47,6 +48,19 @@ pub enum Action<'a> {
         /// The triage record, if the worker named one that exists.
         triage: Option<&'a crate::share::Triage>,
     },
+    /// Register, list or settle signals, or register a dossier, in the relationships' district
+    /// and team (R11).
+    Register(Registration),
+}
+
+/// What [`Action::Register`] registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// A signal: a first contact recorded without a name, and its listing and settling.
+    Signal,
+    /// A dossier: a household by name (R11 needs the resident's agreement, which the caller
+    /// checks and records; the policy only says who may register where).
+    Dossier,
 }
 
 /// How far an allowed access goes.
@@ -75,6 +89,8 @@ pub enum Basis {
     PartnerInvolvement,
     /// A team colleague entitled to break the glass (R2).
     TeamMembership,
+    /// A functional admin registering a dossier for a team; never a reason to see content.
+    Administration,
 }
 
 /// Why something is denied: a stable code for logs, API errors and `rejected` messages.
@@ -115,6 +131,8 @@ pub enum DenyReason {
     PurposeChanged,
     /// The dossier is closed: nothing is written or shared any more (R18).
     DossierClosed,
+    /// Only a worker of the team registers its signals and dossiers (R11).
+    NotTeamMember,
 }
 
 impl DenyReason {
@@ -138,6 +156,7 @@ impl DenyReason {
             DenyReason::GroundNotApplicable => "ground_not_applicable",
             DenyReason::PurposeChanged => "purpose_changed",
             DenyReason::DossierClosed => "dossier_closed",
+            DenyReason::NotTeamMember => "not_team_member",
         }
     }
 }
@@ -170,7 +189,10 @@ pub fn decide(
     rel: &Relationships,
     now: OffsetDateTime,
 ) -> Decision {
-    if matches!(who.role, Role::Manager | Role::PrivacyOfficer | Role::Admin) {
+    // A functional admin sets dossiers up for teams (SPEC §1) without ever seeing them.
+    let admin_registers =
+        who.role == Role::Admin && matches!(action, Action::Register(Registration::Dossier));
+    if matches!(who.role, Role::Manager | Role::PrivacyOfficer | Role::Admin) && !admin_registers {
         return Decision::Deny(DenyReason::RoleHasNoDossierAccess);
     }
     // R3 comes before every relationship: a worker moved to another district loses the old
@@ -232,6 +254,7 @@ pub fn decide(
             }
         }
         Action::Close { triage } => close(who, rel, triage),
+        Action::Register(what) => register(who, rel, what),
     }
 }
 
@@ -474,6 +497,22 @@ fn break_glass(
     Decision::Allow {
         basis: Basis::TeamMembership,
         mode: Mode::Read,
+    }
+}
+
+/// A team registers its own signals and dossiers, a citywide worker too but only for their own
+/// team (R11); a functional admin registers dossiers for any team. R3 was checked before.
+fn register(who: &Principal, rel: &Relationships, what: Registration) -> Decision {
+    match who.role {
+        Role::Admin if what == Registration::Dossier => Decision::Allow {
+            basis: Basis::Administration,
+            mode: Mode::Write,
+        },
+        Role::Worker if who.team.as_ref() == Some(&rel.team) => Decision::Allow {
+            basis: Basis::TeamMembership,
+            mode: Mode::Write,
+        },
+        _ => Decision::Deny(DenyReason::NotTeamMember),
     }
 }
 

@@ -208,7 +208,11 @@ fn is_subsequence(old: &str, new: &str) -> bool {
 
 /// A fresh view, with no history, holding the person data of `view` and the entries of
 /// `record` that concern `person` now.
-pub fn rebuild(view: &impl ReadDoc, record: &Automerge, person: &PersonId) -> automerge::AutoCommit {
+pub fn rebuild(
+    view: &impl ReadDoc,
+    record: &Automerge,
+    person: &PersonId,
+) -> automerge::AutoCommit {
     let own = crate::document::PersonRecord {
         id: person.clone(),
         name: crate::document::read::map(view, &ROOT, "person")

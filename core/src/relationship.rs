@@ -136,7 +136,7 @@ impl Relationships {
                 }
             }
             Basis::PartnerInvolvement => rel.partners.extend(who.org.iter().cloned()),
-            Basis::Backoffice | Basis::TeamMembership => {}
+            Basis::Backoffice | Basis::TeamMembership | Basis::Administration => {}
         }
         rel
     }

@@ -35,6 +35,8 @@ pub enum AuditAction {
     AuditRead,
     /// An access review was recorded (R10).
     Review,
+    /// A signal was registered, closed or turned into a dossier (R11).
+    Signal,
 }
 
 impl AuditAction {
@@ -53,6 +55,7 @@ impl AuditAction {
             AuditAction::BreakGlass => "break_glass",
             AuditAction::AuditRead => "audit_read",
             AuditAction::Review => "review",
+            AuditAction::Signal => "signal",
         }
     }
 }

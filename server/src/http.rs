@@ -6,6 +6,7 @@ mod closing;
 mod device;
 mod oversight;
 mod share;
+mod signal;
 mod statement;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use regie_core::document::{self, PersonRecord};
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
-use regie_core::policy::{Action, Basis, Decision, Mode, decide};
+use regie_core::policy::{Action, Basis, Decision, Mode, Registration, decide};
 use regie_core::principal::{Principal, Role};
 use regie_core::relationship::Relationships;
 use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
@@ -176,6 +177,9 @@ pub fn router(state: AppState) -> Router {
             get(oversight::unusual_access),
         )
         .route("/api/v1/me/access-log", get(oversight::my_access_log))
+        .route("/api/v1/signals", get(signal::list).post(signal::register))
+        .route("/api/v1/signals/{id}/close", post(signal::close))
+        .route("/api/v1/signals/{id}/dossier", post(signal::to_dossier))
         .route("/sync", get(sync))
         .with_state(state)
 }
@@ -306,19 +310,42 @@ async fn create_dossier(
     Caller(who): Caller,
     Json(body): Json<NewDossier>,
 ) -> ApiResult<(StatusCode, Json<CreatedDossier>)> {
-    let mut assigned = body.assigned;
-    match who.role {
-        Role::Admin => {}
-        Role::Worker => {
-            let own_district = who.citywide || who.district.as_ref() == Some(&body.district);
-            if !own_district || who.team.as_ref() != Some(&body.team) {
-                return Err(ApiError::forbidden("other_team_or_district"));
-            }
-            if !assigned.contains(&who.user) {
-                assigned.insert(0, who.user.clone());
-            }
-        }
-        _ => return Err(ApiError::forbidden("role_cannot_create_dossiers")),
+    let now = OffsetDateTime::now_utc();
+    let draft = draft_dossier(&who, body, now)?;
+    state
+        .hub
+        .store()
+        .create_dossier(&draft.rel, &draft.persons, &draft.docs, now)
+        .await?;
+    let created = publish_dossier(&state, &who, draft, now).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// A dossier ready to be stored: its relationships, persons and initial documents, and the basis
+/// on which the caller registers it.
+struct DossierDraft {
+    rel: Relationships,
+    /// Sorted, the order the store returns them in after a restart.
+    persons: Vec<PersonId>,
+    docs: Vec<(DocumentId, DocumentKey, Vec<u8>)>,
+    basis: Basis,
+}
+
+/// Asks the policy whether `who` may register this dossier (a worker is then assigned to it)
+/// and builds its first documents; stores nothing, so the caller stores it with what made it.
+fn draft_dossier(
+    who: &Principal,
+    body: NewDossier,
+    now: OffsetDateTime,
+) -> ApiResult<DossierDraft> {
+    let mut rel = Relationships::new(DossierId::new_random(), body.district, body.team);
+    let basis = match decide(who, Action::Register(Registration::Dossier), &rel, now) {
+        Decision::Allow { basis, .. } => basis,
+        Decision::Deny(reason) => return Err(ApiError::forbidden(reason.code())),
+    };
+    rel.assigned = body.assigned;
+    if who.role == Role::Worker && !rel.assigned.contains(&who.user) {
+        rel.assigned.insert(0, who.user.clone());
     }
     let mut seen = std::collections::HashSet::new();
     if !body.persons.iter().all(|p| seen.insert(p.id.clone())) {
@@ -326,10 +353,6 @@ async fn create_dossier(
             "person ids must be unique within a dossier",
         ));
     }
-    let now = OffsetDateTime::now_utc();
-    let id = DossierId::new_random();
-    let mut rel = Relationships::new(id, body.district.clone(), body.team.clone());
-    rel.assigned = assigned;
     let mut docs = Vec::new();
     let mut meta = document::new_meta(&rel.district, &rel.team, &rel.assigned, &body.persons);
     docs.push((DocumentId::new_random(), DocumentKey::Meta, meta.save()));
@@ -341,15 +364,25 @@ async fn create_dossier(
         ));
     }
     let mut persons: Vec<PersonId> = body.persons.iter().map(|p| p.id.clone()).collect();
-    // The same order as the store returns them after a restart.
     persons.sort();
-    state
-        .hub
-        .store()
-        .create_dossier(&rel, &persons, &docs, now)
-        .await?;
+    Ok(DossierDraft {
+        rel,
+        persons,
+        docs,
+        basis,
+    })
+}
+
+/// Once the draft is stored: audits the creation and hands the dossier to the hub.
+async fn publish_dossier(
+    state: &AppState,
+    who: &Principal,
+    draft: DossierDraft,
+    now: OffsetDateTime,
+) -> ApiResult<CreatedDossier> {
+    let id = draft.rel.dossier;
     let documents: BTreeMap<DocumentKey, DocumentId> =
-        docs.iter().map(|(d, k, _)| (k.clone(), *d)).collect();
+        draft.docs.iter().map(|(d, k, _)| (k.clone(), *d)).collect();
     let mut ev = AuditEvent::new(
         now,
         who.user.as_str(),
@@ -357,25 +390,23 @@ async fn create_dossier(
         AuditAction::Create,
     );
     ev.dossier = Some(id.to_string());
+    ev.basis = Some(crate::hub::basis_code(draft.basis));
     state.hub.store().append_audit(&ev).await?;
     state
         .hub
         .put_dossier(DossierEntry {
-            rel: Arc::new(rel),
-            persons,
+            rel: Arc::new(draft.rel),
+            persons: draft.persons,
             documents: documents.clone(),
         })
         .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedDossier {
-            id,
-            documents: documents
-                .iter()
-                .map(|(k, d)| (k.to_string(), d.to_url()))
-                .collect(),
-        }),
-    ))
+    Ok(CreatedDossier {
+        id,
+        documents: documents
+            .iter()
+            .map(|(k, d)| (k.to_string(), d.to_url()))
+            .collect(),
+    })
 }
 
 /// The dossier, if the caller may manage its relationships: functional admins, the team's

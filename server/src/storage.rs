@@ -4,6 +4,7 @@
 //! this module knows SQL, so PostgreSQL can be added behind the same methods.
 
 pub mod share;
+pub mod signal;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -181,31 +182,7 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO dossiers (id, district, team, created_at) VALUES (?, ?, ?, ?)")
-            .bind(rel.dossier.to_string())
-            .bind(rel.district.as_str())
-            .bind(rel.team.as_str())
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await?;
-        for person in persons {
-            sqlx::query("INSERT INTO dossier_persons (dossier, person) VALUES (?, ?)")
-                .bind(rel.dossier.to_string())
-                .bind(person.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for user in &rel.assigned {
-            sqlx::query("INSERT INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)")
-                .bind(rel.dossier.to_string())
-                .bind(user.as_str())
-                .bind(ts(at))
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (id, key, snapshot) in documents {
-            insert_document(&mut tx, *id, rel.dossier, key, snapshot, at).await?;
-        }
+        insert_dossier(&mut tx, rel, persons, documents, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -694,6 +671,43 @@ impl Store {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Inserts a dossier with its persons, assignments and documents inside `tx`, so a caller can
+/// commit it together with what made it (e.g. the signal it came from).
+async fn insert_dossier(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rel: &Relationships,
+    persons: &[PersonId],
+    documents: &[(DocumentId, DocumentKey, Vec<u8>)],
+    at: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query("INSERT INTO dossiers (id, district, team, created_at) VALUES (?, ?, ?, ?)")
+        .bind(rel.dossier.to_string())
+        .bind(rel.district.as_str())
+        .bind(rel.team.as_str())
+        .bind(ts(at))
+        .execute(&mut **tx)
+        .await?;
+    for person in persons {
+        sqlx::query("INSERT INTO dossier_persons (dossier, person) VALUES (?, ?)")
+            .bind(rel.dossier.to_string())
+            .bind(person.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for user in &rel.assigned {
+        sqlx::query("INSERT INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)")
+            .bind(rel.dossier.to_string())
+            .bind(user.as_str())
+            .bind(ts(at))
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (id, key, snapshot) in documents {
+        insert_document(tx, *id, rel.dossier, key, snapshot, at).await?;
+    }
+    Ok(())
 }
 
 async fn insert_document(

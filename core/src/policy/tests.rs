@@ -671,3 +671,82 @@ fn r7_a_maatwerk_extract_reaches_its_applicant_and_no_other_household_member() {
     );
     assert!(decide(&cast("bo"), Action::Read(&m2), &rel, NOW).is_allowed());
 }
+
+#[test]
+fn r11_a_worker_registers_signals_and_dossiers_only_for_their_own_team_and_district() {
+    let rel = dossier();
+    let team = Decision::Allow {
+        basis: Basis::TeamMembership,
+        mode: Mode::Write,
+    };
+    for what in [Registration::Signal, Registration::Dossier] {
+        let register = |name: &str| decide(&cast(name), Action::Register(what), &rel, NOW);
+        for name in ["w1", "colleague", "grantee"] {
+            assert_eq!(register(name), team, "{name} is in the team");
+        }
+        assert_eq!(
+            register("otherteam"),
+            Decision::Deny(DenyReason::NotTeamMember)
+        );
+        assert_eq!(register("moved"), Decision::Deny(DenyReason::OtherDistrict));
+        assert_eq!(
+            register("citywide"),
+            Decision::Deny(DenyReason::NotTeamMember),
+            "citywide crosses districts, not teams"
+        );
+        for name in ["res_p1", "bo", "ggd"] {
+            assert_eq!(
+                register(name),
+                Decision::Deny(DenyReason::NotTeamMember),
+                "{name} registers nothing"
+            );
+        }
+        for name in ["manager", "fg"] {
+            assert_eq!(
+                register(name),
+                Decision::Deny(DenyReason::RoleHasNoDossierAccess)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_citywide_worker_registers_for_their_own_team_in_any_district() {
+    let rel = Relationships::new(
+        DossierId(uuid::Uuid::nil()),
+        DistrictId::new("noord").unwrap(),
+        TeamId::new("tc").unwrap(),
+    );
+    assert!(
+        decide(
+            &cast("citywide"),
+            Action::Register(Registration::Signal),
+            &rel,
+            NOW
+        )
+        .is_allowed()
+    );
+}
+
+#[test]
+fn a_functional_admin_registers_dossiers_for_any_team_but_never_handles_signals() {
+    let rel = dossier();
+    let admin = cast("admin");
+    assert_eq!(
+        decide(&admin, Action::Register(Registration::Dossier), &rel, NOW),
+        Decision::Allow {
+            basis: Basis::Administration,
+            mode: Mode::Write
+        }
+    );
+    assert_eq!(
+        decide(&admin, Action::Register(Registration::Signal), &rel, NOW),
+        Decision::Deny(DenyReason::RoleHasNoDossierAccess),
+        "a signal's summary is content"
+    );
+    assert_eq!(
+        decide(&admin, Action::Read(&DocumentKey::Meta), &rel, NOW),
+        Decision::Deny(DenyReason::RoleHasNoDossierAccess),
+        "registering a dossier opens nothing of it"
+    );
+}

@@ -224,13 +224,19 @@ fn a_view_that_would_lose_an_entry_or_characters_is_rebuilt_without_that_history
         gezag: Vec::new(),
     });
     let (keep, changed) = view_update(&rec, &person, None);
-    assert!(!loses_content(&view, &keep, &changed), "adding loses nothing");
+    assert!(
+        !loses_content(&view, &keep, &changed),
+        "adding loses nothing"
+    );
     apply_to_view(&mut view, &keep, &changed).unwrap();
     view.commit();
 
     let mut longer = changed.clone();
     longer[0].text = "Sanne heeft hoge schulden".into();
-    assert!(!loses_content(&view, &keep, &longer), "inserting loses nothing");
+    assert!(
+        !loses_content(&view, &keep, &longer),
+        "inserting loses nothing"
+    );
     let mut shorter = changed.clone();
     shorter[0].text = "Sanne heeft".into();
     assert!(loses_content(&view, &keep, &shorter));
@@ -243,8 +249,12 @@ fn a_view_that_would_lose_an_entry_or_characters_is_rebuilt_without_that_history
     let all: Vec<u8> = fresh.clone().save_nocompress();
     assert!(!String::from_utf8_lossy(&all).contains("schulden"));
     assert_eq!(
-        crate::document::read::text(&fresh, &crate::document::read::map(&fresh, &ROOT, "person").unwrap(), "name")
-            .as_deref(),
+        crate::document::read::text(
+            &fresh,
+            &crate::document::read::map(&fresh, &ROOT, "person").unwrap(),
+            "name"
+        )
+        .as_deref(),
         Some("Sanne")
     );
 }

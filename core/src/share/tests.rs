@@ -394,7 +394,13 @@ fn only_a_triage_record_of_the_share_moment_carries_a_share() {
     record.put(&t, "moment", "plan").unwrap();
     record.commit();
     assert_eq!(
-        check(&record, &anna, ggd(), &["contact"], Ground::Consent(&covered)),
+        check(
+            &record,
+            &anna,
+            ggd(),
+            &["contact"],
+            Ground::Consent(&covered)
+        ),
         Decision::Deny(DenyReason::TriageMissing)
     );
 }

@@ -253,16 +253,22 @@ async fn moving_an_entry_from_one_child_to_the_other_updates_both_views_in_one_s
     );
     // Kees's view loses the note. An edit would keep the text in the view's history, so the
     // server rebuilds the view without it and replaces it under a new id (I1).
-    let replaced = kees.settle(Duration::from_millis(400)).await.into_iter().find_map(|m| match m {
-        Message::Replaced {
-            document_id,
-            new_document_id,
-            ..
-        } if document_id == v1 => Some(new_document_id),
-        _ => None,
-    });
+    let replaced = kees
+        .settle(Duration::from_millis(400))
+        .await
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Replaced {
+                document_id,
+                new_document_id,
+                ..
+            } if document_id == v1 => Some(new_document_id),
+            _ => None,
+        });
     let v1b = replaced.expect("Kees is told the view was replaced");
-    let mut fresh = Peer::connect(&server, &server.token("kind1")).await.unwrap();
+    let mut fresh = Peer::connect(&server, &server.token("kind1"))
+        .await
+        .unwrap();
     fresh.request(v1).await;
     assert!(
         matches!(fresh.next().await, Some(Message::Replaced { new_document_id, .. }) if new_document_id == v1b),
@@ -276,8 +282,13 @@ async fn moving_an_entry_from_one_child_to_the_other_updates_both_views_in_one_s
     );
     fresh.settle(Duration::from_millis(200)).await;
     assert!(view_texts(fresh.doc(v1b)).is_empty());
-    assert!(!fresh.saw(moved), "the moved note is in no byte of the new view");
-    let mut stranger = Peer::connect(&server, &server.token("kind2")).await.unwrap();
+    assert!(
+        !fresh.saw(moved),
+        "the moved note is in no byte of the new view"
+    );
+    let mut stranger = Peer::connect(&server, &server.token("kind2"))
+        .await
+        .unwrap();
     stranger.request(v1).await;
     assert!(
         matches!(stranger.next().await, Some(Message::DocUnavailable { .. })),

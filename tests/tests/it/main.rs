@@ -16,6 +16,7 @@ mod lifecycle;
 mod oversight;
 mod revocation;
 mod share;
+mod signal;
 mod storage;
 mod token;
 mod validated;

@@ -1,0 +1,237 @@
+//! SQL for signals (R11): a first contact recorded without a name, listed for its team while
+//! open, and settled once — closed without a dossier, or turned into a dossier in the same
+//! transaction that creates the dossier, so a signal never points at a dossier that was not
+//! stored and two workers can never both turn it into one.
+
+use regie_core::document::DATE;
+use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, SignalId, TeamId, UserId};
+use regie_core::relationship::Relationships;
+use regie_sync_protocol::DocumentId;
+use sqlx::Row;
+use time::{Date, OffsetDateTime};
+
+use super::{Result, StorageError, Store, insert_dossier, parse, parse_ts, ts};
+
+/// Where a signal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalStatus {
+    /// Recorded, not yet settled.
+    Open,
+    /// Settled without a dossier.
+    Closed,
+    /// Turned into a dossier on the resident's agreement.
+    Dossier,
+}
+
+impl SignalStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalStatus::Open => "open",
+            SignalStatus::Closed => "closed",
+            SignalStatus::Dossier => "dossier",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "open" => Ok(SignalStatus::Open),
+            "closed" => Ok(SignalStatus::Closed),
+            "dossier" => Ok(SignalStatus::Dossier),
+            other => Err(StorageError::Corrupt {
+                table: "signals",
+                detail: format!("unknown status {other:?}"),
+            }),
+        }
+    }
+}
+
+/// One signal as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalRow {
+    /// The signal.
+    pub id: SignalId,
+    /// The district it was registered in.
+    pub district: DistrictId,
+    /// The team that owns it.
+    pub team: TeamId,
+    /// The worker who registered it.
+    pub registered_by: UserId,
+    /// When.
+    pub registered_at: OffsetDateTime,
+    /// What was signalled, without the person's name.
+    pub summary: String,
+    /// Who signalled it (`self`, `neighbour`, `school`, …).
+    pub source: String,
+    /// Where it stands.
+    pub status: SignalStatus,
+    /// Why it was closed without a dossier.
+    pub reason: Option<String>,
+    /// When it was settled (closed or turned into a dossier).
+    pub closed_at: Option<OffsetDateTime>,
+    /// Who settled it.
+    pub closed_by: Option<UserId>,
+    /// The dossier it became.
+    pub dossier: Option<DossierId>,
+    /// The day the resident agreed to registration by name.
+    pub agreed_on: Option<Date>,
+}
+
+/// A signal becoming a dossier: which signal, the resident's agreement, and who registers it.
+pub struct Conversion<'a> {
+    /// The signal.
+    pub signal: SignalId,
+    /// The day the resident agreed to registration by name.
+    pub agreed_on: Date,
+    /// The worker who registers the dossier.
+    pub by: &'a UserId,
+}
+
+/// A `SELECT` of every column of `signals` followed by `$rest`, as one literal (sqlx takes only
+/// static SQL).
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, district, team, registered_by, registered_at, summary, source, status, \
+             reason, closed_at, closed_by, dossier, agreed_on FROM signals ",
+            $rest
+        )
+    };
+}
+
+fn signal_row(r: &sqlx::sqlite::SqliteRow) -> Result<SignalRow> {
+    let opt_ts = |column: &str| {
+        r.get::<Option<&str>, _>(column)
+            .map(|s| parse_ts(s, "signals"))
+            .transpose()
+    };
+    Ok(SignalRow {
+        id: parse(r.get::<&str, _>("id"), "signals")?,
+        district: parse(r.get::<&str, _>("district"), "signals")?,
+        team: parse(r.get::<&str, _>("team"), "signals")?,
+        registered_by: parse(r.get::<&str, _>("registered_by"), "signals")?,
+        registered_at: parse_ts(r.get::<&str, _>("registered_at"), "signals")?,
+        summary: r.get("summary"),
+        source: r.get("source"),
+        status: SignalStatus::parse(r.get::<&str, _>("status"))?,
+        reason: r.get("reason"),
+        closed_at: opt_ts("closed_at")?,
+        closed_by: r
+            .get::<Option<&str>, _>("closed_by")
+            .map(|s| parse(s, "signals"))
+            .transpose()?,
+        dossier: r
+            .get::<Option<&str>, _>("dossier")
+            .map(|s| parse(s, "signals"))
+            .transpose()?,
+        agreed_on: r
+            .get::<Option<&str>, _>("agreed_on")
+            .map(|s| {
+                Date::parse(s, DATE).map_err(|e| StorageError::Corrupt {
+                    table: "signals",
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?,
+    })
+}
+
+impl Store {
+    /// Records a new open signal (the row's settlement fields are ignored).
+    pub async fn create_signal(&self, signal: &SignalRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO signals (id, district, team, registered_by, registered_at, summary, \
+             source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(signal.id.to_string())
+        .bind(signal.district.as_str())
+        .bind(signal.team.as_str())
+        .bind(signal.registered_by.as_str())
+        .bind(ts(signal.registered_at))
+        .bind(&signal.summary)
+        .bind(&signal.source)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One signal, whatever its status.
+    pub async fn signal(&self, id: SignalId) -> Result<Option<SignalRow>> {
+        sqlx::query(select!("WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(signal_row)
+            .transpose()
+    }
+
+    /// The open signals of a team, oldest first.
+    pub async fn open_signals(&self, team: &TeamId) -> Result<Vec<SignalRow>> {
+        sqlx::query(select!(
+            "WHERE team = ? AND status = 'open' ORDER BY registered_at, id"
+        ))
+        .bind(team.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(signal_row)
+        .collect()
+    }
+
+    /// Closes an open signal without a dossier; false if it was not open (already settled).
+    pub async fn close_signal(
+        &self,
+        id: SignalId,
+        reason: &str,
+        by: &UserId,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE signals SET status = 'closed', reason = ?, closed_at = ?, closed_by = ? \
+             WHERE id = ? AND status = 'open'",
+        )
+        .bind(reason)
+        .bind(ts(at))
+        .bind(by.as_str())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates the dossier a signal becomes and marks the signal, in one transaction; false
+    /// (and nothing stored) if the signal was not open.
+    pub async fn create_dossier_from_signal(
+        &self,
+        conversion: &Conversion<'_>,
+        rel: &Relationships,
+        persons: &[PersonId],
+        documents: &[(DocumentId, DocumentKey, Vec<u8>)],
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let agreed_on = conversion
+            .agreed_on
+            .format(DATE)
+            .expect("dates always format");
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE signals SET status = 'dossier', dossier = ?, agreed_on = ?, closed_at = ?, \
+             closed_by = ? WHERE id = ? AND status = 'open'",
+        )
+        .bind(rel.dossier.to_string())
+        .bind(agreed_on)
+        .bind(ts(at))
+        .bind(conversion.by.as_str())
+        .bind(conversion.signal.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_dossier(&mut tx, rel, persons, documents, at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
