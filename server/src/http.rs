@@ -257,6 +257,8 @@ struct MyDocument {
     basis: Basis,
     district: DistrictId,
     team: TeamId,
+    /// Closed (R18): the device refuses edits itself.
+    closed: bool,
 }
 
 async fn my_documents(
@@ -278,6 +280,7 @@ async fn my_documents(
                     basis,
                     district: entry.rel.district.clone(),
                     team: entry.rel.team.clone(),
+                    closed: entry.rel.closed,
                 });
             }
         }

@@ -112,6 +112,8 @@ pub(crate) struct Listed {
     basis: regie_core::policy::Basis,
     district: regie_core::id::DistrictId,
     team: regie_core::id::TeamId,
+    #[serde(default)]
+    closed: bool,
 }
 
 impl Listed {
@@ -125,6 +127,7 @@ impl Listed {
             basis: self.basis,
             district: self.district,
             team: self.team,
+            closed: self.closed,
         })
     }
 }
@@ -298,15 +301,17 @@ impl Client {
     }
 
     /// The relationships of `info`'s dossier as this device sees them.
-    fn relationships(who: &Principal, info: &DocumentInfo) -> Relationships {
-        Relationships::as_seen_by(
+    pub(crate) fn relationships(who: &Principal, info: &DocumentInfo) -> Relationships {
+        let mut rel = Relationships::as_seen_by(
             who,
             info.dossier,
             info.district.clone(),
             info.team.clone(),
             info.basis,
             &info.key,
-        )
+        );
+        rel.closed = info.closed;
+        rel
     }
 
     async fn held(&self, dossier: DossierId, key: &DocumentKey) -> Result<crate::store::Loaded> {

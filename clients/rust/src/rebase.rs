@@ -183,14 +183,7 @@ impl Client {
         changes: Vec<String>,
     ) -> Result<RejectionRecord> {
         let who = self.principal().await?;
-        let rel = Relationships::as_seen_by(
-            &who,
-            info.dossier,
-            info.district.clone(),
-            info.team.clone(),
-            info.basis,
-            &info.key,
-        );
+        let rel = Client::relationships(&who, &info);
         let t = now();
         let outcome = if server_heads.is_empty() {
             // Nothing acknowledged yet: the server's version is fetched again from scratch.

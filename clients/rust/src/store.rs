@@ -49,6 +49,9 @@ pub struct DocumentInfo {
     pub district: DistrictId,
     /// The dossier's team.
     pub team: TeamId,
+    /// Whether the dossier is closed (R18): read, never written.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 /// The login and device identity of a profile.
@@ -223,6 +226,7 @@ fn info_row(r: &SqliteRow) -> Result<DocumentInfo> {
         basis: from_code(r.get("basis"), "basis")?,
         district: parse(r.get::<&str, _>("district"), "district")?,
         team: parse(r.get::<&str, _>("team"), "team")?,
+        closed: r.get("closed"),
     })
 }
 
@@ -323,9 +327,9 @@ impl DeviceStore {
         let mut tx = self.pool.begin().await?;
         for d in listing {
             sqlx::query(
-                "INSERT INTO documents (id, dossier, key, access, basis, district, team) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                "INSERT INTO documents (id, dossier, key, access, basis, district, team, closed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (id) DO UPDATE SET access = excluded.access, basis = excluded.basis, \
-                 district = excluded.district, team = excluded.team",
+                 district = excluded.district, team = excluded.team, closed = excluded.closed",
             )
             .bind(d.id.to_string())
             .bind(d.dossier.to_string())
@@ -334,6 +338,7 @@ impl DeviceStore {
             .bind(code(&d.basis))
             .bind(d.district.as_str())
             .bind(d.team.as_str())
+            .bind(d.closed)
             .execute(&mut *tx)
             .await?;
         }

@@ -12,6 +12,7 @@ mod extract;
 mod frame;
 mod household;
 mod interop;
+mod journey;
 mod lifecycle;
 mod oversight;
 mod revocation;

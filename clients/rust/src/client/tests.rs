@@ -37,6 +37,7 @@ async fn worker_with_a_plan(dir: &Path) -> (Client, DossierId, DocumentId) {
         basis: Basis::Assignment,
         district: DistrictId::new("noord").unwrap(),
         team: TeamId::new("team-noord").unwrap(),
+        closed: false,
     };
     client.store.upsert_listing(&[info]).await.unwrap();
     let mut plan = skeleton(DocumentKind::Plan);
