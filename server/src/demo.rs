@@ -176,7 +176,9 @@ pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow
             "persons": [
                 { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
                 { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
-            ]
+            ],
+            "resident_agreed": true,
+            "agreed_on": time::OffsetDateTime::now_utc().date().format(regie_core::document::DATE)?,
         }),
     )
     .await?;

@@ -300,6 +300,12 @@ struct NewDossier {
     persons: Vec<PersonRecord>,
     #[serde(default)]
     assigned: Vec<UserId>,
+    /// The resident agreed to registration by name (R11); needed when `persons` names anyone.
+    #[serde(default)]
+    resident_agreed: bool,
+    /// The day they agreed, `YYYY-MM-DD`.
+    #[serde(default)]
+    agreed_on: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -314,13 +320,42 @@ async fn create_dossier(
     Json(body): Json<NewDossier>,
 ) -> ApiResult<(StatusCode, Json<CreatedDossier>)> {
     let now = OffsetDateTime::now_utc();
+    // R11: nobody is registered by name without their agreement, at the door as after a signal.
+    let agreed_on = if body.persons.is_empty() {
+        None
+    } else {
+        Some(signal::agreement(
+            body.resident_agreed,
+            body.agreed_on.as_deref(),
+            now,
+        )?)
+    };
     let draft = draft_dossier(&who, body, now)?;
     state
         .hub
         .store()
         .create_dossier(&draft.rel, &draft.persons, &draft.docs, now)
         .await?;
+    let record = draft
+        .docs
+        .iter()
+        .find(|(_, key, _)| *key == DocumentKey::Record)
+        .map(|(doc, _, _)| *doc)
+        .expect("a drafted dossier has a record");
     let created = publish_dossier(&state, &who, draft, now).await?;
+    if let Some(agreed_on) = agreed_on {
+        let id = format!("t-aanmelding-{}", created.id.0.simple());
+        signal::write_aanmelding(
+            &state,
+            record,
+            &id,
+            "de aanmelding bij het wijkteam",
+            agreed_on,
+            &who.user,
+            now,
+        )
+        .await?;
+    }
     Ok((StatusCode::CREATED, Json(created)))
 }
 

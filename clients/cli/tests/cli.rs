@@ -87,7 +87,8 @@ impl Server {
             .bearer_auth(&anna)
             .json(&json!({
                 "district": "noord", "team": "team-noord", "assigned": ["anna"],
-                "persons": persons.iter().map(|(id, name)| json!({ "id": id, "name": name })).collect::<Vec<_>>()
+                "persons": persons.iter().map(|(id, name)| json!({ "id": id, "name": name })).collect::<Vec<_>>(),
+                "resident_agreed": true, "agreed_on": "2026-11-01"
             }))
             .send()
             .await

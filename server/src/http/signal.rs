@@ -289,28 +289,7 @@ pub(super) async fn to_dossier(
     if signal.status != SignalStatus::Open {
         return Err(settled(&signal));
     }
-    if !body.resident_agreed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "agreement_missing",
-            "registering by name needs the resident's agreement (R11): ask the resident, then \
-             send resident_agreed: true with agreed_on; until then keep the signal without a \
-             name, or close it",
-        ));
-    }
-    let agreed_on = body
-        .agreed_on
-        .as_deref()
-        .and_then(|d| Date::parse(d, DATE).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("agreed_on is the day the resident agreed, as YYYY-MM-DD")
-        })?;
-    // A day's grace for the time zones between the server's UTC and the worker's calendar.
-    if agreed_on > now.date().next_day().unwrap_or(Date::MAX) {
-        return Err(ApiError::bad_request(
-            "agreed_on lies in the future; record the agreement once it is given",
-        ));
-    }
+    let agreed_on = agreement(body.resident_agreed, body.agreed_on.as_deref(), now)?;
     if body.persons.is_empty() {
         return Err(ApiError::bad_request(
             "registering by name names at least one person",
@@ -323,6 +302,8 @@ pub(super) async fn to_dossier(
             team: signal.team.clone(),
             persons: body.persons,
             assigned: body.assigned,
+            resident_agreed: true,
+            agreed_on: body.agreed_on,
         },
         now,
     )?;
@@ -348,7 +329,16 @@ pub(super) async fn to_dossier(
         .map(|(doc, _, _)| *doc)
         .expect("a drafted dossier has a record");
     let created = publish_dossier(&state, &who, draft, now).await?;
-    write_aanmelding(&state, record, &signal, agreed_on, &who.user, now).await?;
+    let origin = format!(
+        "het signaal van {} ({})",
+        signal.registered_at.date(),
+        signal.source
+    );
+    let triage_id = format!("t-aanmelding-{}", signal.id.0.simple());
+    write_aanmelding(
+        &state, record, &triage_id, &origin, agreed_on, &who.user, now,
+    )
+    .await?;
 
     let mut write = AuditEvent::new(
         now,
@@ -377,12 +367,44 @@ pub(super) async fn to_dossier(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Writes the `aanmelding` triage record (R12) into the new dossier's `record` through the hub,
-/// so it is committed before anyone is told of it and reaches the assigned workers' devices.
-async fn write_aanmelding(
+/// The day the resident agreed to registration by name (R11), or the refusal that says what to
+/// do: without `resident_agreed` nobody is registered by name.
+pub(super) fn agreement(
+    resident_agreed: bool,
+    agreed_on: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<Date> {
+    if !resident_agreed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agreement_missing",
+            "registering by name needs the resident's agreement (R11): ask the resident, then \
+             send resident_agreed: true with agreed_on; until then keep a signal without a \
+             name, or close it",
+        ));
+    }
+    let agreed_on = agreed_on
+        .and_then(|d| Date::parse(d, DATE).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("agreed_on is the day the resident agreed, as YYYY-MM-DD")
+        })?;
+    // A day's grace for the time zones between the server's UTC and the worker's calendar.
+    if agreed_on > now.date().next_day().unwrap_or(Date::MAX) {
+        return Err(ApiError::bad_request(
+            "agreed_on lies in the future; record the agreement once it is given",
+        ));
+    }
+    Ok(agreed_on)
+}
+
+/// Writes the `aanmelding` triage record `id` (R12) into the new dossier's `record` through the
+/// hub, so it is committed before anyone is told of it and reaches the assigned workers' devices.
+/// `origin` says where the dossier came from (a signal, or the resident at the door).
+pub(super) async fn write_aanmelding(
     state: &AppState,
     record: regie_sync_protocol::DocumentId,
-    signal: &SignalRow,
+    id: &str,
+    origin: &str,
     agreed_on: Date,
     author: &UserId,
     now: OffsetDateTime,
@@ -393,10 +415,7 @@ async fn write_aanmelding(
         (
             "purpose",
             format!(
-                "Aanmelding: het signaal van {} ({}) wordt een dossier op naam, om de bewoner \
-                 te ondersteunen.",
-                signal.registered_at.date(),
-                signal.source
+                "Aanmelding: {origin} wordt een dossier op naam, om de bewoner te ondersteunen."
             ),
         ),
         (
@@ -420,7 +439,7 @@ async fn write_aanmelding(
         ),
         ("decision", format!("Registratie op naam. {agreed}.")),
     ];
-    let id = format!("t-aanmelding-{}", signal.id.0.simple());
+    let id = id.to_owned();
     let author = author.to_string();
     let at = now.format(&Rfc3339).expect("UTC formats");
     state

@@ -988,7 +988,8 @@ async fn a_forty_dossier_caseload_syncs_from_empty_and_reconciles_twenty_offline
                 "/api/v1/dossiers",
                 json!({
                     "district": "noord", "team": "team-noord", "assigned": ["anna", "bram"],
-                    "persons": [{ "id": format!("p-{i}"), "name": format!("Persoon {i}") }]
+                    "persons": [{ "id": format!("p-{i}"), "name": format!("Persoon {i}") }],
+                    "resident_agreed": true, "agreed_on": "2026-11-01"
                 }),
             )
             .await;

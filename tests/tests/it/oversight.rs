@@ -102,7 +102,8 @@ async fn dossier(server: &TestServer, district: &str, team: &str, assigned: &[&s
             "POST",
             "/api/v1/dossiers",
             json!({ "district": district, "team": team, "assigned": assigned,
-                    "persons": [{ "id": "p-kees", "name": "Kees de Vries" }] }),
+                    "persons": [{ "id": "p-kees", "name": "Kees de Vries" }],
+                    "resident_agreed": true, "agreed_on": "2026-11-01" }),
         )
         .await;
     assert_eq!(status, 201, "{created}");

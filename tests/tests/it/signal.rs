@@ -412,3 +412,42 @@ async fn every_signal_route_is_in_the_openapi_document() {
         );
     }
 }
+
+#[tokio::test]
+async fn registering_by_name_directly_also_needs_the_agreement_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let w = server.token("worker");
+    let mut body = by_name(false);
+    body["district"] = json!("noord");
+    body["team"] = json!("team-noord");
+    let (status, refused) = server
+        .api(&w, "POST", "/api/v1/dossiers", body.clone())
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("agreement_missing"))
+    );
+    assert!(
+        server.state.hub.dossiers().is_empty(),
+        "nobody was registered"
+    );
+
+    body["resident_agreed"] = json!(true);
+    let (status, created) = server.api(&w, "POST", "/api/v1/dossiers", body).await;
+    assert_eq!(status, 201, "{created}");
+    let record =
+        regie_sync_protocol::DocumentId::from_url(created["documents"]["record"].as_str().unwrap())
+            .unwrap();
+    let doc = server.state.hub.snapshot(record).await.unwrap().unwrap();
+    let json = serde_json::to_value(AutoSerde::from(&doc)).unwrap();
+    assert_eq!(json["triage"][0]["moment"], "aanmelding");
+    assert!(
+        json["triage"][0]["decision"]
+            .as_str()
+            .unwrap()
+            .contains(&today()),
+        "the record says when the resident agreed: {}",
+        json["triage"][0]
+    );
+}

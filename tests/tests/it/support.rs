@@ -226,7 +226,7 @@ pub async fn create_dossier(server: &TestServer, persons: Value) -> Household {
             "/api/v1/dossiers",
             json!({
                 "district": "noord", "team": "team-noord", "assigned": ["anna", "bram"],
-                "persons": persons,
+                "persons": persons, "resident_agreed": true, "agreed_on": "2026-11-01",
             }),
         )
         .await;
