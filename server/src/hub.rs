@@ -549,7 +549,8 @@ impl Hub {
             );
         drop(inner);
         if consents_changed {
-            self.reassess_consent_shares(dossier, &handle.principal)
+            let who = &handle.principal;
+            self.reassess_consent_shares(dossier, (who.user.as_str(), who.role.as_str()), t.date())
                 .await?;
         }
         Ok(outcome)

@@ -98,11 +98,20 @@ pub async fn run(
     let addr = listener.local_addr()?;
     // Grants expire by the clock, not by an event: sweep once a second and revoke (R2, R28).
     let hub = state.hub.clone();
+    // Consents lapse by the calendar too: ask every consent share again once an hour (R16).
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_consent_sweep: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
             hub.enforce(None).await;
+            if last_consent_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                last_consent_sweep = Some(std::time::Instant::now());
+                let today = time::OffsetDateTime::now_utc().date();
+                if let Err(e) = hub.sweep_consent_shares(today).await {
+                    tracing::error!(error = %e, "could not sweep consent shares");
+                }
+            }
         }
     });
     let app = app(state);

@@ -544,7 +544,10 @@ pub(super) async fn withdraw_consent(
             compose::write_withdrawal(tx, &target, today).map(|_| ())
         })
         .await?;
-    let ended = state.hub.reassess_consent_shares(dossier, &who).await?;
+    let ended = state
+        .hub
+        .reassess_consent_shares(dossier, (who.user.as_str(), who.role.as_str()), today)
+        .await?;
     let mut ev = crate::audit::AuditEvent::new(
         now,
         who.user.as_str(),

@@ -2,26 +2,41 @@
 //! consents change — through a worker's sync or a withdrawal through the API — every partner
 //! share of the dossier resting on consent is asked again with today's date, and a partner whose
 //! share no longer holds loses the document at once (`revoked`, R28), its row kept as history.
+//! Consents also lapse by the calendar (`expires_on`), so the server sweeps every consent share
+//! once an hour as well.
 
 use std::sync::Arc;
 
 use regie_core::consent::ProposedShare;
 use regie_core::document;
 use regie_core::id::{DocumentKey, DossierId, OrgId};
-use regie_core::principal::Principal;
 use regie_core::share;
 
 use super::{Hub, HubError, now};
 use crate::audit::{AuditAction, AuditEvent};
 
 impl Hub {
-    /// Ends every consent-based partner share of `dossier` that today's consents no longer
-    /// carry, on behalf of `by` (whose change or withdrawal caused it). Returns the partners
-    /// whose access ended.
+    /// Asks every dossier with a consent share again on day `on`: consents that expired end
+    /// their shares. Returns how many shares ended.
+    pub async fn sweep_consent_shares(&self, on: time::Date) -> Result<usize, HubError> {
+        let mut ended = 0;
+        for dossier in self.store.dossiers_with_consent_shares().await? {
+            ended += self
+                .reassess_consent_shares(dossier, ("regie-server", "system"), on)
+                .await?
+                .len();
+        }
+        Ok(ended)
+    }
+
+    /// Ends every consent-based partner share of `dossier` that the consents no longer carry on
+    /// day `on`, on behalf of `by` (user and role whose change or withdrawal caused it, or the
+    /// server's sweep). Returns the partners whose access ended.
     pub async fn reassess_consent_shares(
         &self,
         dossier: DossierId,
-        by: &Principal,
+        by: (&str, &str),
+        on: time::Date,
     ) -> Result<Vec<OrgId>, HubError> {
         let shares = self.store.consent_shares(dossier).await?;
         let Some(mut entry) = self.dossier(dossier) else {
@@ -49,7 +64,7 @@ impl Hub {
                 recipient: s.org.clone(),
                 purpose: s.purpose.clone(),
                 items: s.items.clone(),
-                on: t.date(),
+                on,
             };
             // A consent that can no longer be worked out (a birth date removed) holds no more.
             let holds = share::consent_coverages(&persons, &recorded, &s.subjects, &proposed)
@@ -60,8 +75,7 @@ impl Hub {
             self.store
                 .end_partner(dossier, &s.org, "consent_no_longer_holds", t)
                 .await?;
-            let mut ev =
-                AuditEvent::new(t, by.user.as_str(), by.role.as_str(), AuditAction::Relate);
+            let mut ev = AuditEvent::new(t, by.0, by.1, AuditAction::Relate);
             ev.dossier = Some(dossier.to_string());
             ev.detail = Some(format!(
                 "partner:{} share ended: consent no longer holds",

@@ -95,6 +95,18 @@ impl Store {
             .collect()
     }
 
+    /// The dossiers that have a partner share resting on consent.
+    pub async fn dossiers_with_consent_shares(&self) -> Result<Vec<DossierId>> {
+        sqlx::query(
+            "SELECT DISTINCT dossier FROM partners WHERE ground = 'consent' AND ended_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| parse(r.get::<&str, _>(0), "partners"))
+        .collect()
+    }
+
     /// Ends a partner's involvement (consent withdrawn, dossier closed); the row stays as history.
     pub async fn end_partner(
         &self,

@@ -499,3 +499,56 @@ async fn a_dossier_with_an_open_task_to_inform_the_resident_does_not_close() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_consent_that_expires_ends_the_partners_access_at_the_next_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    // Sanne's consent to the GGD runs until today only.
+    let today = OffsetDateTime::now_utc().date();
+    anna.withdraw_consent(dossier, "c-ggd", today)
+        .await
+        .unwrap();
+    let c = anna
+        .add_consent(
+            dossier,
+            &regie_client::edit::NewConsent {
+                subject: PersonId::new("p-sanne").unwrap(),
+                given_by: vec![PersonId::new("p-sanne").unwrap()],
+                recipient: "ggd".into(),
+                purpose: "dat-informatie".into(),
+                items: vec!["contact".into(), "actie".into()],
+                given_on: today,
+                expires_on: Some(today),
+            },
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/partners", house.id),
+            regie_server::demo::partner_share(),
+        )
+        .await;
+    assert_eq!(status, 201, "shared on consent {c}: {body}");
+    let doc = house.doc("partner/ggd");
+    let mut ggd = partner_peer(&server, doc).await;
+    let hub = &server.state.hub;
+    assert_eq!(
+        hub.sweep_consent_shares(today).await.unwrap(),
+        0,
+        "in force today"
+    );
+    assert!(!told_revoked(&mut ggd, doc).await);
+    let tomorrow = today.next_day().unwrap();
+    assert_eq!(hub.sweep_consent_shares(tomorrow).await.unwrap(), 1);
+    assert!(told_revoked(&mut ggd, doc).await, "lapsed tomorrow");
+    server.stop().await;
+}
