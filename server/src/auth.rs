@@ -436,6 +436,16 @@ impl Authenticator {
     /// Verifies the token (signature, algorithm, `exp`, `nbf`, and `iss`/`aud` when configured)
     /// and builds the principal from its claims.
     pub fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        self.authenticate_until(token)
+            .map(|(principal, _)| principal)
+    }
+
+    /// As [`Auth::authenticate`], also returning when the token expires (`exp`), so that a
+    /// long-lived connection ends with its token.
+    pub fn authenticate_until(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, time::OffsetDateTime), AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
@@ -448,9 +458,16 @@ impl Authenticator {
         // "claims that are not Regie claims" (from our own conversion below).
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &key.validation)
             .map_err(from_jwt_error)?;
+        // `exp` is required and validated above, so it is a number of seconds.
+        let expires_at = data
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
+            .ok_or(AuthError::MissingClaim("exp"))?;
         let claims: Claims =
             serde_json::from_value(data.claims).map_err(|_| AuthError::UnreadableClaims)?;
-        Ok(Principal::from_claims(&claims)?)
+        Ok((Principal::from_claims(&claims)?, expires_at))
     }
 
     /// Signs a token for `claims`, valid from now for `ttl`, with `iat`, `nbf`, `exp` and the

@@ -233,7 +233,7 @@ async fn sync(
         .map(str::to_owned)
         .or(q.token)
         .ok_or(AuthError::Missing)?;
-    let principal = state.auth.authenticate(&token)?;
+    let (principal, expires_at) = state.auth.authenticate_until(&token)?;
     let hub = state.hub.clone();
     // Twice the protocol limit at the socket, so an oversized message is read and answered with a
     // clear `error` rather than a bare transport failure.
@@ -243,7 +243,7 @@ async fn sync(
         // tungstenite reserves 128 KiB per connection for reads by default; frames larger
         // than this are still read whole, in several reads.
         .read_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| crate::session::run(socket, hub, principal)))
+        .on_upgrade(move |socket| crate::session::run(socket, hub, principal, expires_at)))
 }
 
 /// One document the caller may sync, with what a device needs to run the policy locally: the

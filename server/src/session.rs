@@ -21,8 +21,14 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued for one slow client before it is disconnected.
 const OUTBOX_CAPACITY: usize = 1024;
 
-/// Runs a connection until the client leaves, misbehaves or the server shuts down.
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, principal: Principal) {
+/// Runs a connection until the client leaves, misbehaves, its token expires (`expires_at`) or
+/// the server shuts down.
+pub async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    principal: Principal,
+    expires_at: time::OffsetDateTime,
+) {
     let (mut sink, mut stream) = socket.split();
     let principal = Arc::new(principal);
 
@@ -98,8 +104,17 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, principal: Principal) {
         }
     });
 
+    // A connection lives no longer than the token that opened it: a revoked or expired
+    // identity must not keep receiving documents.
+    let left = (expires_at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+    let expiry = tokio::time::sleep(left.try_into().unwrap_or(Duration::ZERO));
+    tokio::pin!(expiry);
     loop {
-        let message = match next_message(&mut stream).await {
+        let next = tokio::select! {
+            next = next_message(&mut stream) => next,
+            () = &mut expiry => Err("the token expired; reconnect with a fresh token".into()),
+        };
+        let message = match next {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(problem) => {

@@ -120,3 +120,76 @@ async fn a_missing_token_gets_a_message_that_says_how_to_send_one() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_ends_when_its_token_expires_and_receives_nothing_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let short = server
+        .state
+        .auth
+        .mint(&cast("resident"), std::time::Duration::from_secs(2))
+        .unwrap();
+    let mut sanne = Peer::connect(&server, &short).await.unwrap();
+    sanne.request(plan).await;
+    assert!(
+        sanne
+            .wait_for(plan, |d| automerge::ReadDoc::get(
+                d,
+                automerge::ROOT,
+                "goals"
+            )
+            .unwrap()
+            .is_some())
+            .await
+    );
+    let mut ended = None;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(6);
+    while ended.is_none() && tokio::time::Instant::now() < deadline {
+        match sanne
+            .next_within(std::time::Duration::from_millis(500))
+            .await
+        {
+            Some(regie_sync_protocol::Message::Error { message }) => ended = Some(message),
+            _ if sanne.closed => break,
+            _ => {}
+        }
+    }
+    let message = ended.expect("told before the connection closes");
+    assert!(message.contains("token expired"), "{message}");
+    // What the worker writes now never reaches the expired connection.
+    let mut anna = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    anna.request(plan).await;
+    assert!(
+        anna.wait_for(plan, |d| automerge::ReadDoc::get(
+            d,
+            automerge::ROOT,
+            "goals"
+        )
+        .unwrap()
+        .is_some())
+            .await
+    );
+    let before = sanne.received.len();
+    anna.edit(plan, |d| {
+        use automerge::transaction::Transactable;
+        let h = automerge::ReadDoc::get(d, automerge::ROOT, "hulpvraag")
+            .unwrap()
+            .unwrap()
+            .1;
+        d.splice_text(&h, 0, 0, "NA-VERLOOP ").unwrap();
+    })
+    .await;
+    sanne.settle(std::time::Duration::from_millis(300)).await;
+    assert!(
+        sanne.received[before..]
+            .iter()
+            .all(|m| !matches!(m, regie_sync_protocol::Message::Sync { .. })),
+        "no sync after expiry"
+    );
+    server.stop().await;
+}
