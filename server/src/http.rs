@@ -336,12 +336,7 @@ async fn create_dossier(
         .store()
         .create_dossier(&draft.rel, &draft.persons, &draft.docs, now)
         .await?;
-    let record = draft
-        .docs
-        .iter()
-        .find(|(_, key, _)| *key == DocumentKey::Record)
-        .map(|(doc, _, _)| *doc)
-        .expect("a drafted dossier has a record");
+    let record = draft.record();
     let created = publish_dossier(&state, &who, draft, now).await?;
     if let Some(agreed_on) = agreed_on {
         let id = format!("t-aanmelding-{}", created.id.0.simple());
@@ -367,6 +362,17 @@ struct DossierDraft {
     persons: Vec<PersonId>,
     docs: Vec<(DocumentId, DocumentKey, Vec<u8>)>,
     basis: Basis,
+}
+
+impl DossierDraft {
+    /// The id of the drafted `record`.
+    fn record(&self) -> DocumentId {
+        self.docs
+            .iter()
+            .find(|(_, key, _)| *key == DocumentKey::Record)
+            .map(|(doc, _, _)| *doc)
+            .expect("a drafted dossier has a record")
+    }
 }
 
 /// Asks the policy whether `who` may register this dossier (a worker is then assigned to it)

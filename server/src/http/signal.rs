@@ -322,12 +322,7 @@ pub(super) async fn to_dossier(
         return Err(settled(current.as_ref().unwrap_or(&signal)));
     }
     let persons = crate::hub::subjects(&DocumentKey::Record, &draft.persons);
-    let record = draft
-        .docs
-        .iter()
-        .find(|(_, key, _)| *key == DocumentKey::Record)
-        .map(|(doc, _, _)| *doc)
-        .expect("a drafted dossier has a record");
+    let record = draft.record();
     let created = publish_dossier(&state, &who, draft, now).await?;
     let origin = format!(
         "het signaal van {} ({})",

@@ -10,8 +10,7 @@ use std::path::Path;
 
 use regie_client::Client;
 use regie_client::edit::{
-    EntryCategory, EntryKind, MaatwerkOutcome, NewConsent, NewEntry, NewGoal, NewTriage, Owner,
-    PartnerState, TriageMoment,
+    EntryKind, MaatwerkOutcome, NewConsent, NewGoal, Owner, PartnerState, TriageMoment,
 };
 use regie_core::id::{DocumentKey, DossierId, OrgId, PersonId};
 use serde_json::{Value, json};
@@ -23,36 +22,6 @@ use crate::support::*;
 /// Tells the story in the test output (`--nocapture` shows it).
 fn step(n: u32, what: &str) {
     println!("[{n}] {what}");
-}
-
-fn triage(
-    moment: TriageMoment,
-    purpose: &str,
-    recipient: Option<&str>,
-    items: &[&str],
-) -> NewTriage {
-    NewTriage {
-        moment,
-        purpose: purpose.into(),
-        items: items.iter().map(|i| i.to_string()).collect(),
-        doelbinding: "nodig voor de ondersteuning die Sanne vraagt".into(),
-        proportionaliteit: "alleen deze gegevens".into(),
-        subsidiariteit: "zonder deze gegevens lukt het niet".into(),
-        decision: "zo afgesproken".into(),
-        discussed_with_resident: true,
-        not_discussed_reason: None,
-        recipient: recipient.map(Into::into),
-    }
-}
-
-fn entry(kind: EntryKind, subject: &str, text: &str) -> NewEntry {
-    NewEntry {
-        kind,
-        category: EntryCategory::Analysis,
-        subjects: vec![PersonId::new(subject).unwrap()],
-        text: text.into(),
-        life_domain: Some("financien".into()),
-    }
 }
 
 async fn read(c: &Client, dossier: DossierId, key: &DocumentKey) -> Value {
@@ -129,7 +98,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     );
     anna.add_triage(
         dossier,
-        &triage(
+        &new_triage(
             TriageMoment::Vraagverheldering,
             "ondersteuning bij schulden",
             None,
@@ -141,7 +110,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     let debts = anna
         .add_entry(
             dossier,
-            &entry(
+            &new_entry(
                 EntryKind::Fact,
                 "p-sanne",
                 "Drie schuldeisers, samen 8.400 euro",
@@ -151,7 +120,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
         .unwrap();
     anna.add_entry(
         dossier,
-        &entry(
+        &new_entry(
             EntryKind::Opinion,
             "p-sanne",
             "Sanne lijkt overweldigd door de post",
@@ -161,7 +130,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     .unwrap();
     anna.add_entry(
         dossier,
-        &entry(
+        &new_entry(
             EntryKind::Fact,
             "p-daan",
             "JOURNEY-DAAN school meldt verzuim",
@@ -269,7 +238,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     let to_bo = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Share,
                 "besluit schuldhulpverlening",
                 Some("backoffice"),
@@ -320,7 +289,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     let to_ggd = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Share,
                 "afstemming met de GGD",
                 Some("partner:ggd"),
@@ -367,7 +336,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     .unwrap();
     anna.add_triage(
         dossier,
-        &triage(
+        &new_triage(
             TriageMoment::Evaluatie,
             "ondersteuning bij schulden",
             None,
@@ -379,7 +348,7 @@ async fn a_household_from_an_anonymous_signal_to_a_closed_dossier() {
     let closing = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Afsluiting,
                 "ondersteuning bij schulden",
                 None,

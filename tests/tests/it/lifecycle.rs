@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use automerge::{ROOT, ReadDoc, transaction::Transactable};
-use regie_client::edit::{EntryCategory, EntryKind, NewEntry, NewTriage, TriageMoment};
+use regie_client::edit::{EntryKind, TriageMoment};
 use regie_core::id::{DossierId, PersonId};
 use regie_sync_protocol::{DocumentId, Message};
 use serde_json::{Value, json};
@@ -16,36 +16,6 @@ use time::OffsetDateTime;
 
 use crate::client::{device, sync};
 use crate::support::*;
-
-fn triage(
-    moment: TriageMoment,
-    purpose: &str,
-    recipient: Option<&str>,
-    items: &[&str],
-) -> NewTriage {
-    NewTriage {
-        moment,
-        purpose: purpose.into(),
-        items: items.iter().map(|i| i.to_string()).collect(),
-        doelbinding: "alleen voor dit doel".into(),
-        proportionaliteit: "niet meer dan nodig".into(),
-        subsidiariteit: "geen lichter middel".into(),
-        decision: "zo besloten".into(),
-        discussed_with_resident: true,
-        not_discussed_reason: None,
-        recipient: recipient.map(Into::into),
-    }
-}
-
-fn entry(kind: EntryKind, subject: &str, text: &str) -> NewEntry {
-    NewEntry {
-        kind,
-        category: EntryCategory::Analysis,
-        subjects: vec![PersonId::new(subject).unwrap()],
-        text: text.into(),
-        life_domain: Some("financien".into()),
-    }
-}
 
 /// Whether `peer` is told `revoked` for `doc` within the settle window.
 async fn told_revoked(peer: &mut Peer, doc: DocumentId) -> bool {
@@ -169,7 +139,7 @@ async fn after_the_purpose_changes_earlier_triage_records_carry_no_share() {
         (TriageMoment::Aanmelding, "ondersteuning bij schulden"),
         (TriageMoment::Plan, "veiligheid van Daan"),
     ] {
-        anna.add_triage(dossier, &triage(moment, purpose, None, &[]))
+        anna.add_triage(dossier, &new_triage(moment, purpose, None, &[]))
             .await
             .unwrap();
     }
@@ -187,7 +157,7 @@ async fn after_the_purpose_changes_earlier_triage_records_carry_no_share() {
     let again = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Share,
                 "dat-informatie onder het nieuwe doel",
                 Some("partner:ggd"),
@@ -215,7 +185,7 @@ async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_vie
     let fact = anna
         .add_entry(
             dossier,
-            &entry(
+            &new_entry(
                 EntryKind::Fact,
                 "p-sanne",
                 "Drie schuldeisers, totaal 8.400 euro",
@@ -226,7 +196,7 @@ async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_vie
     let opinion = anna
         .add_entry(
             dossier,
-            &entry(
+            &new_entry(
                 EntryKind::Opinion,
                 "p-sanne",
                 "OPINION-SENTINEL lijkt overweldigd",
@@ -237,7 +207,7 @@ async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_vie
     let about_daan = anna
         .add_entry(
             dossier,
-            &entry(
+            &new_entry(
                 EntryKind::Fact,
                 "p-daan",
                 "DAAN-SENTINEL gaat niet naar school",
@@ -248,7 +218,7 @@ async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_vie
     let t = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Share,
                 "besluit schuldhulp",
                 Some("backoffice"),
@@ -344,7 +314,7 @@ async fn closing_needs_its_triage_then_fixes_the_destroy_by_date_ends_partners_a
     let t = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Afsluiting,
                 "afsluiten: doelen bereikt",
                 None,
@@ -456,7 +426,7 @@ async fn a_dossier_with_an_open_task_to_inform_the_resident_does_not_close() {
     let t = anna
         .add_triage(
             dossier,
-            &triage(
+            &new_triage(
                 TriageMoment::Overdracht,
                 "overdracht",
                 Some("team-zuid"),

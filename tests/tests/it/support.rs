@@ -740,3 +740,39 @@ pub fn view_texts(d: &AutoCommit) -> Vec<String> {
         })
         .collect()
 }
+
+/// A complete triage record for a tablet to add (R12): argued and discussed with the resident.
+pub fn new_triage(
+    moment: regie_client::edit::TriageMoment,
+    purpose: &str,
+    recipient: Option<&str>,
+    items: &[&str],
+) -> regie_client::edit::NewTriage {
+    regie_client::edit::NewTriage {
+        moment,
+        purpose: purpose.into(),
+        items: items.iter().map(|i| i.to_string()).collect(),
+        doelbinding: "alleen voor dit doel".into(),
+        proportionaliteit: "niet meer dan nodig".into(),
+        subsidiariteit: "geen lichter middel".into(),
+        decision: "zo besloten".into(),
+        discussed_with_resident: true,
+        not_discussed_reason: None,
+        recipient: recipient.map(Into::into),
+    }
+}
+
+/// An analysis entry about one person, for a tablet to add.
+pub fn new_entry(
+    kind: regie_client::edit::EntryKind,
+    subject: &str,
+    text: &str,
+) -> regie_client::edit::NewEntry {
+    regie_client::edit::NewEntry {
+        kind,
+        category: regie_client::edit::EntryCategory::Analysis,
+        subjects: vec![regie_core::id::PersonId::new(subject).unwrap()],
+        text: text.into(),
+        life_domain: Some("financien".into()),
+    }
+}
