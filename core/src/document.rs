@@ -112,6 +112,85 @@ pub fn validate(kind: DocumentKind, doc: &impl ReadDoc) -> Result<(), SchemaErro
     check_map(doc, &ROOT, schema(kind), &Path::root())
 }
 
+/// Checks what a batch touched, given that the document was valid before it: the root's keys
+/// and required fields, the length of every list on the way to a touched path, the whole item
+/// of a list the path goes into, and otherwise the whole value at the path. A path that ends at
+/// a list (a scalar inserted into it, an element deleted) checks the whole list.
+pub fn validate_paths<'a>(
+    kind: DocumentKind,
+    doc: &impl ReadDoc,
+    touched: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), SchemaError> {
+    let fields = schema(kind);
+    let root = Path::root();
+    for key in doc.keys(ROOT) {
+        if !fields.iter().any(|f| f.name == key) {
+            return Err(err(&root.child(Segment::Key(key)), Problem::UnknownKey));
+        }
+    }
+    for field in fields.iter().filter(|f| f.required) {
+        if !matches!(doc.get(ROOT, field.name), Ok(Some(_))) {
+            return Err(err(
+                &root.child(Segment::Key(field.name.into())),
+                Problem::Missing,
+            ));
+        }
+    }
+    let shape = Shape::Map(fields);
+    for path in touched {
+        check_path(doc, &ROOT, &shape, &path.0, &root)?;
+    }
+    Ok(())
+}
+
+/// `obj`, at `here` and of `shape`, lies on the way to the rest of a touched path.
+fn check_path(
+    doc: &impl ReadDoc,
+    obj: &automerge::ObjId,
+    shape: &Shape,
+    rest: &[Segment],
+    here: &Path,
+) -> Result<(), SchemaError> {
+    let whole = || match doc.object_type(obj) {
+        Ok(t) => check_value(doc, Value::Object(t), obj, shape, here),
+        Err(_) => Ok(()),
+    };
+    let Some((seg, tail)) = rest.split_first() else {
+        return whole();
+    };
+    let child = here.child(seg.clone());
+    let (value, id, child_shape) = match (shape, seg) {
+        (Shape::Map(fields), Segment::Key(k)) => {
+            let Some(field) = fields.iter().find(|f| f.name == k.as_str()) else {
+                return Err(err(&child, Problem::UnknownKey));
+            };
+            match doc.get(obj, k.as_str()) {
+                Ok(Some((v, id))) => (v, id, &field.shape),
+                _ if field.required => return Err(err(&child, Problem::Missing)),
+                _ => return Ok(()),
+            }
+        }
+        (Shape::List(item, max), Segment::Index(i)) => {
+            let len = doc.length(obj);
+            if len > *max {
+                return Err(err(here, Problem::TooMany { max: *max, len }));
+            }
+            return match doc.get(obj, *i) {
+                Ok(Some((v, id))) => check_value(doc, v, &id, item, &child),
+                _ => Ok(()),
+            };
+        }
+        _ => return whole(),
+    };
+    match (&value, child_shape, tail.is_empty()) {
+        (Value::Object(ObjType::Map), Shape::Map(_), false)
+        | (Value::Object(ObjType::List), Shape::List(..), false) => {
+            check_path(doc, &id, child_shape, tail, &child)
+        }
+        _ => check_value(doc, value, &id, child_shape, &child),
+    }
+}
+
 fn err(path: &Path, problem: Problem) -> SchemaError {
     SchemaError {
         path: path.clone(),

@@ -74,27 +74,70 @@ pub fn check_batch(
             new_changes.first().map(Change::hash),
         ));
     }
+    // Each object's path is looked up once per batch (a typed sentence is one op per
+    // character, all in the same text object).
+    let mut object_paths: std::collections::HashMap<ObjectId, Option<Path>> =
+        std::collections::HashMap::new();
+    // What the schema must look at again: everything else was valid before the batch.
+    let mut touched: std::collections::HashSet<Path> = std::collections::HashSet::new();
     for change in new_changes {
         let hash = change.hash();
-        for op in change.decode().operations {
-            let path = match op_path(fork, &op.obj, &op.key) {
-                Some(path) => path,
-                None => {
-                    return Err(Rejection {
-                        code: "malformed_change",
-                        path: None,
-                        change: Some(hash),
-                        detail: "an operation refers to an object the document does not have"
-                            .into(),
-                    });
-                }
+        let expanded = change.decode();
+        let start = expanded.start_op.get();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            let base = object_paths
+                .entry(op.obj.clone())
+                .or_insert_with(|| object_path(fork, &op.obj))
+                .clone();
+            let Some(mut path) = base else {
+                return Err(Rejection {
+                    code: "malformed_change",
+                    path: None,
+                    change: Some(hash),
+                    detail: "an operation refers to an object the document does not have".into(),
+                });
             };
+            if let Key::Map(k) = &op.key {
+                path = path.child(Segment::Key(k.to_string()));
+            }
             if let Decision::Deny(reason) = decide(who, Action::WritePath(key, &path), rel, now) {
                 return Err(Rejection::denied(reason, Some(&path), Some(hash)));
             }
+            // A new object inserted into a list is checked at its own index.
+            let check = match (&op.action, op.insert) {
+                (automerge::legacy::OpType::Make(_), true) => fork
+                    .import_obj(&format!("{}@{}", start + i as u64, expanded.actor_id))
+                    .ok()
+                    .and_then(|id| exid_path(fork, &id))
+                    .unwrap_or(path),
+                _ => path,
+            };
+            touched.insert(check);
         }
     }
-    document::validate(key.kind(), fork).map_err(Rejection::schema)
+    document::validate_paths(key.kind(), fork, &touched).map_err(Rejection::schema)
+}
+
+/// The path of an object (the root, or wherever it sits now).
+fn object_path(doc: &Automerge, obj: &ObjectId) -> Option<Path> {
+    match obj {
+        ObjectId::Root => Some(Path::root()),
+        ObjectId::Id(id) => exid_path(doc, &doc.import_obj(&id.to_string()).ok()?),
+    }
+}
+
+fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path> {
+    let parents = doc.parents(obj).ok()?;
+    Some(Path(
+        parents
+            .path()
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                Prop::Map(k) => Segment::Key(k),
+                Prop::Seq(i) => Segment::Index(i),
+            })
+            .collect(),
+    ))
 }
 
 /// The path an operation writes: the path of its object, plus the map key it sets. Operations

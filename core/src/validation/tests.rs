@@ -375,4 +375,99 @@ mod property {
             prop_assert_eq!(crate::document::validate(key.kind(), &server), Ok(()));
         }
     }
+
+    /// Plan edits of a worker (who may write every path), valid and schema-breaking, at the
+    /// root, in a new goal and deep inside an existing one.
+    const PLAN_EDITS: usize = 12;
+
+    fn apply_plan(
+        doc: &mut Automerge,
+        edit: usize,
+        step: usize,
+    ) -> Result<(), automerge::AutomergeError> {
+        let mut tx = doc.transaction();
+        let goals = tx.get(ROOT, "goals")?.map(|(_, id)| id);
+        let first = match &goals {
+            Some(g) if tx.length(g) > 0 => tx.get(g, 0)?.map(|(_, id)| id),
+            _ => None,
+        };
+        match (edit, goals, first) {
+            (0, Some(g), _) => {
+                let new = tx.insert_object(&g, 0, ObjType::Map)?;
+                tx.put(&new, "id", format!("g{step}"))?;
+                tx.put(&new, "title", "doel")?;
+            }
+            (1, Some(g), _) => {
+                // A goal without its required title.
+                let new = tx.insert_object(&g, 0, ObjType::Map)?;
+                tx.put(&new, "id", format!("g{step}"))?;
+            }
+            (2, _, Some(goal)) => tx.put(&goal, "status", "achieved")?,
+            (3, _, Some(goal)) => tx.put(&goal, "status", "bogus")?,
+            (4, _, Some(goal)) => tx.delete(&goal, "title")?,
+            (5, _, Some(goal)) => {
+                let actions = match tx.get(&goal, "actions")? {
+                    Some((_, a)) => a,
+                    None => tx.put_object(&goal, "actions", ObjType::List)?,
+                };
+                let a = tx.insert_object(&actions, 0, ObjType::Map)?;
+                tx.put(&a, "id", format!("a{step}"))?;
+                tx.put(&a, "description", "bellen")?;
+            }
+            (6, _, Some(goal)) => {
+                if let Some((_, actions)) = tx.get(&goal, "actions")? {
+                    if let Some((_, a)) = tx.get(&actions, 0)? {
+                        tx.put(&a, "description", "x".repeat(501))?;
+                    }
+                }
+            }
+            (7, _, Some(goal)) => tx.put(&goal, "smuggled", true)?,
+            (8, _, _) => tx.delete(ROOT, "agreements")?,
+            (9, _, _) => tx.put(ROOT, "hulpvraag", 7)?,
+            (10, _, _) => {
+                if let Some((_, ev)) = tx.get(ROOT, "evaluations")? {
+                    let e = tx.insert_object(&ev, 0, ObjType::Map)?;
+                    tx.put(&e, "id", format!("e{step}"))?;
+                    tx.put(
+                        &e,
+                        "date",
+                        if step % 2 == 0 {
+                            "2027-01-01"
+                        } else {
+                            "morgen"
+                        },
+                    )?;
+                }
+            }
+            (11, Some(g), _) => {
+                // A scalar where a goal should be.
+                tx.insert(&g, 0, "geen doel")?;
+            }
+            _ => {}
+        }
+        tx.commit();
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn checking_only_what_a_batch_touched_judges_the_schema_like_checking_everything(
+            steps in proptest::collection::vec(0..PLAN_EDITS, 1..30),
+        ) {
+            let key = DocumentKey::Plan;
+            let mut server = skeleton(key.kind()).document().clone();
+            for (step, edit) in steps.into_iter().enumerate() {
+                let mut replica = server.clone().with_actor(ActorId::from(vec![7; 16]));
+                let before = replica.get_heads();
+                apply_plan(&mut replica, edit, step).unwrap();
+                let new = replica.get_changes(&before);
+                let incremental = check_batch(&who(Role::Worker), &key, &rel(), NOW, &replica, &new);
+                let full = crate::document::validate(key.kind(), &replica);
+                prop_assert_eq!(incremental.is_ok(), full.is_ok(), "edit {} at step {}: {:?} vs {:?}", edit, step, incremental, full);
+                if incremental.is_ok() {
+                    server.apply_changes(new).unwrap();
+                }
+            }
+        }
+    }
 }
