@@ -181,8 +181,9 @@ impl Hub {
     pub async fn load(store: Arc<Store>, hot_documents: usize) -> Result<Hub, HubError> {
         let storage_id = store.storage_id().await?;
         let mut dossiers = HashMap::new();
+        let mut all_persons = store.all_persons().await?;
         for rel in store.all_relationships().await? {
-            let persons = store.dossier_persons(rel.dossier).await?;
+            let persons = all_persons.remove(&rel.dossier).unwrap_or_default();
             dossiers.insert(
                 rel.dossier,
                 DossierEntry {

@@ -6,10 +6,11 @@
 pub mod share;
 pub mod signal;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use regie_core::id::{DistrictId, DocumentKey, DossierId, OrgId, PersonId, TeamId, UserId};
+use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
 use regie_core::relationship::{Grant, Relationships};
 use regie_sync_protocol::DocumentId;
 use sqlx::Row;
@@ -257,90 +258,87 @@ impl Store {
             .collect()
     }
 
-    /// The persons of a dossier.
-    pub async fn dossier_persons(&self, dossier: DossierId) -> Result<Vec<PersonId>> {
-        let rows =
-            sqlx::query("SELECT person FROM dossier_persons WHERE dossier = ? ORDER BY person")
-                .bind(dossier.to_string())
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| parse(r.get::<&str, _>(0), "dossier_persons"))
-            .collect()
-    }
-
     /// The relationships of every dossier (loaded once at start; the hub keeps them current).
+    /// One query per table, grouped in memory: a query per dossier would make a cold start
+    /// with 100,000 dossiers take half a minute (BENCHMARKS.md).
     pub async fn all_relationships(&self) -> Result<Vec<Relationships>> {
-        let mut out = Vec::new();
-        let rows = sqlx::query("SELECT id, district, team, status FROM dossiers ORDER BY id")
+        let mut by_id: HashMap<String, Relationships> = HashMap::new();
+        for r in sqlx::query("SELECT id, district, team, status FROM dossiers")
             .fetch_all(&self.pool)
-            .await?;
-        for r in rows {
+            .await?
+        {
             let mut rel = Relationships::new(
                 parse(r.get::<&str, _>(0), "dossiers")?,
                 parse::<DistrictId>(r.get::<&str, _>(1), "dossiers")?,
                 parse::<TeamId>(r.get::<&str, _>(2), "dossiers")?,
             );
             rel.closed = r.get::<&str, _>(3) == "closed";
-            self.fill(&mut rel).await?;
-            out.push(rel);
+            by_id.insert(r.get(0), rel);
         }
+        let rows = |sql: &'static str| sqlx::query(sql).fetch_all(&self.pool);
+        for r in
+            rows("SELECT dossier, user_id FROM assignments ORDER BY dossier, assigned_at, user_id")
+                .await?
+        {
+            if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                rel.assigned
+                    .push(parse(r.get::<&str, _>(1), "assignments")?);
+            }
+        }
+        for r in rows("SELECT dossier, person FROM resident_links ORDER BY dossier, person").await?
+        {
+            if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                rel.linked_persons
+                    .push(parse(r.get::<&str, _>(1), "resident_links")?);
+            }
+        }
+        for r in
+            rows("SELECT dossier, n, person FROM maatwerk_applicants ORDER BY dossier, n").await?
+        {
+            if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                let n = u32::try_from(r.get::<i64, _>(1)).map_err(|_| StorageError::Corrupt {
+                    table: "maatwerk_applicants",
+                    detail: "n out of range".into(),
+                })?;
+                rel.applicants
+                    .push((n, parse(r.get::<&str, _>(2), "maatwerk_applicants")?));
+            }
+        }
+        for r in
+            rows("SELECT dossier, org FROM partners WHERE ended_at IS NULL ORDER BY dossier, org")
+                .await?
+        {
+            if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                rel.partners.push(parse(r.get::<&str, _>(1), "partners")?);
+            }
+        }
+        for r in rows("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants ORDER BY dossier, id").await? {
+            if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                rel.grants.push(Grant {
+                    user: parse(r.get::<&str, _>(1), "grants")?,
+                    reason: r.get(2),
+                    granted_at: parse_ts(r.get::<&str, _>(3), "grants")?,
+                    expires_at: parse_ts(r.get::<&str, _>(4), "grants")?,
+                });
+            }
+        }
+        let mut out: Vec<Relationships> = by_id.into_values().collect();
+        out.sort_by_key(|rel| rel.dossier.to_string());
         Ok(out)
     }
 
-    async fn fill(&self, rel: &mut Relationships) -> Result<()> {
-        let id = rel.dossier.to_string();
-        let ids = |sql: &'static str| {
-            let id = id.clone();
-            async move { sqlx::query(sql).bind(id).fetch_all(&self.pool).await }
-        };
-        rel.assigned =
-            ids("SELECT user_id FROM assignments WHERE dossier = ? ORDER BY assigned_at, user_id")
-                .await?
-                .iter()
-                .map(|r| parse::<UserId>(r.get::<&str, _>(0), "assignments"))
-                .collect::<Result<_>>()?;
-        rel.linked_persons =
-            ids("SELECT person FROM resident_links WHERE dossier = ? ORDER BY person")
-                .await?
-                .iter()
-                .map(|r| parse::<PersonId>(r.get::<&str, _>(0), "resident_links"))
-                .collect::<Result<_>>()?;
-        rel.applicants =
-            ids("SELECT n, person FROM maatwerk_applicants WHERE dossier = ? ORDER BY n")
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.get::<i64, _>(0)
-                            .try_into()
-                            .map_err(|_| StorageError::Corrupt {
-                                table: "maatwerk_applicants",
-                                detail: "n out of range".into(),
-                            })?,
-                        parse::<PersonId>(r.get::<&str, _>(1), "maatwerk_applicants")?,
-                    ))
-                })
-                .collect::<Result<_>>()?;
-        rel.partners =
-            ids("SELECT org FROM partners WHERE dossier = ? AND ended_at IS NULL ORDER BY org")
-                .await?
-                .iter()
-                .map(|r| parse::<OrgId>(r.get::<&str, _>(0), "partners"))
-                .collect::<Result<_>>()?;
-        rel.grants = ids("SELECT user_id, reason, granted_at, expires_at FROM grants WHERE dossier = ? ORDER BY id")
+    /// The persons of every dossier, sorted, in one query.
+    pub async fn all_persons(&self) -> Result<HashMap<DossierId, Vec<PersonId>>> {
+        let mut out: HashMap<DossierId, Vec<PersonId>> = HashMap::new();
+        for r in sqlx::query("SELECT dossier, person FROM dossier_persons ORDER BY dossier, person")
+            .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|r| {
-                Ok(Grant {
-                    user: parse(r.get::<&str, _>(0), "grants")?,
-                    reason: r.get(1),
-                    granted_at: parse_ts(r.get::<&str, _>(2), "grants")?,
-                    expires_at: parse_ts(r.get::<&str, _>(3), "grants")?,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(())
+        {
+            out.entry(parse(r.get::<&str, _>(0), "dossier_persons")?)
+                .or_default()
+                .push(parse(r.get::<&str, _>(1), "dossier_persons")?);
+        }
+        Ok(out)
     }
 
     /// Assigns a worker (idempotent).

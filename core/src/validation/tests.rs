@@ -415,10 +415,10 @@ mod property {
                 tx.put(&a, "description", "bellen")?;
             }
             (6, _, Some(goal)) => {
-                if let Some((_, actions)) = tx.get(&goal, "actions")? {
-                    if let Some((_, a)) = tx.get(&actions, 0)? {
-                        tx.put(&a, "description", "x".repeat(501))?;
-                    }
+                if let Some((_, actions)) = tx.get(&goal, "actions")?
+                    && let Some((_, a)) = tx.get(&actions, 0)?
+                {
+                    tx.put(&a, "description", "x".repeat(501))?;
                 }
             }
             (7, _, Some(goal)) => tx.put(&goal, "smuggled", true)?,
@@ -431,7 +431,7 @@ mod property {
                     tx.put(
                         &e,
                         "date",
-                        if step % 2 == 0 {
+                        if step.is_multiple_of(2) {
                             "2027-01-01"
                         } else {
                             "morgen"
