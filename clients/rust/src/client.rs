@@ -213,11 +213,11 @@ impl Client {
         let token = token.trim();
         let (claims, exp) = token_claims(token)?;
         let listing = self.fetch_listing(&url, token).await?;
-        let purged = self
+        let mut purged = self
             .store
             .set_login(&url, token, &claims, exp, now())
             .await?;
-        self.store.upsert_listing(&listing).await?;
+        purged.extend(self.store.upsert_listing(&listing, now()).await?);
         Ok(LoginReport {
             user: claims.sub.clone(),
             role: claims.role,

@@ -322,8 +322,20 @@ impl DeviceStore {
     }
 
     /// Records what the server listed: new documents get an empty row, known ones their
-    /// current access, basis, district and team.
-    pub(crate) async fn upsert_listing(&self, listing: &[DocumentInfo]) -> Result<()> {
+    /// current access, basis, district, team and whether closed. A document the server rewrote under a new id
+    /// (a replaced view) is listed with that id: the old copy is purged first, as on a
+    /// `replaced` message, and its purge record returned.
+    pub(crate) async fn upsert_listing(
+        &self,
+        listing: &[DocumentInfo],
+        now: OffsetDateTime,
+    ) -> Result<Vec<PurgeRecord>> {
+        let mut purged = Vec::new();
+        for d in listing {
+            if let Some(old) = self.find(d.dossier, &d.key).await?.filter(|o| o.id != d.id) {
+                purged.push(self.purge(&old, "replaced", now).await?);
+            }
+        }
         let mut tx = self.pool.begin().await?;
         for d in listing {
             sqlx::query(
@@ -343,7 +355,7 @@ impl DeviceStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(purged)
     }
 
     /// Every document row of the caseload (no content).

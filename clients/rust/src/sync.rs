@@ -196,7 +196,7 @@ impl Client {
         let listing = self
             .retrying(&mut retries, || self.fetch_listing(&url, &token))
             .await?;
-        self.store.upsert_listing(&listing).await?;
+        report.purged = self.store.upsert_listing(&listing, now()).await?;
         self.retrying(&mut retries, || {
             self.upload_reads(&url, &token, &profile.storage_id)
         })
@@ -498,7 +498,7 @@ impl Client {
                         ..l.info
                     };
                     self.store
-                        .upsert_listing(std::slice::from_ref(&info))
+                        .upsert_listing(std::slice::from_ref(&info), now())
                         .await?;
                     let mut fresh = Live::empty(info);
                     let data = fresh

@@ -1093,3 +1093,77 @@ async fn a_forty_dossier_caseload_syncs_from_empty_and_reconciles_twenty_offline
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_entry_moved_to_another_person_leaves_no_byte_on_the_former_subjects_device() {
+    const MOVED: &str = "SENTINEL-MOVED-91c2";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    let sanne_dir = dir.path().join("sanne");
+    let sanne = device(&server, &sanne_dir, "resident").await;
+    sync(&anna).await;
+    let id = anna
+        .add_entry(
+            dossier,
+            &new_entry(
+                EntryKind::Fact,
+                "p-sanne",
+                &format!("{MOVED} gaat niet naar school"),
+            ),
+        )
+        .await
+        .unwrap();
+    sync(&anna).await;
+    sync(&sanne).await;
+    assert!(
+        stored_texts(&sanne, &sanne_dir)
+            .await
+            .iter()
+            .any(|t| t.contains(MOVED)),
+        "control: Sanne's device held the entry while it was about her"
+    );
+
+    // The worker sees the note is about Daan, not Sanne.
+    anna.edit(dossier, &DocumentKey::Record, |e| {
+        let entries = regie_core::path::Path::parse("entries");
+        let i = e.find(&entries, &id)?;
+        e.set_list(
+            &regie_core::path::Path::parse(&format!("entries/{i}")),
+            "subjects",
+            &["p-daan".to_owned()],
+        )
+    })
+    .await
+    .unwrap();
+    sync(&anna).await;
+    let report = sync(&sanne).await;
+    assert!(
+        report.purged.iter().any(|p| p.reason == "replaced"),
+        "the old view is purged: {:?}",
+        report.purged
+    );
+    sync(&sanne).await;
+    let view = sanne
+        .open_document(
+            dossier,
+            &DocumentKey::View(PersonId::new("p-sanne").unwrap()),
+        )
+        .await
+        .unwrap()
+        .content;
+    assert_eq!(
+        view["person"]["name"], "Sanne Bakker",
+        "the new view is held: {view}"
+    );
+    assert!(
+        !stored_texts(&sanne, &sanne_dir)
+            .await
+            .iter()
+            .any(|t| t.contains(MOVED)),
+        "no trace of the moved entry in Sanne's device store"
+    );
+    server.stop().await;
+}

@@ -39,7 +39,7 @@ async fn worker_with_a_plan(dir: &Path) -> (Client, DossierId, DocumentId) {
         team: TeamId::new("team-noord").unwrap(),
         closed: false,
     };
-    client.store.upsert_listing(&[info]).await.unwrap();
+    client.store.upsert_listing(&[info], now()).await.unwrap();
     let mut plan = skeleton(DocumentKind::Plan);
     let heads = plan.get_heads();
     client
