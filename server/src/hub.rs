@@ -616,21 +616,26 @@ impl Hub {
         }
         if !new.is_empty() {
             let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
-            // I4: durable first; only then do the new heads become visible to anyone.
-            inner.last_seq = self
-                .store
-                .append_changes(slot.id, inner.last_seq, &raw)
-                .await?;
-            let mut ev = self.event(
-                handle,
-                AuditAction::Write,
-                rel.dossier,
-                &slot.key,
-                persons,
-                t,
-            );
-            ev.detail = Some(format!("{} changes", new.len()));
-            self.audit(&ev).await?;
+            // I4: durable first; only then do the new heads become visible to anyone. The
+            // write's audit row commits with it (I3).
+            inner.last_seq = if self.privacy() {
+                let mut ev = self.event(
+                    handle,
+                    AuditAction::Write,
+                    rel.dossier,
+                    &slot.key,
+                    persons,
+                    t,
+                );
+                ev.detail = Some(format!("{} changes", new.len()));
+                self.store
+                    .append_changes_audited(slot.id, inner.last_seq, &raw, &ev)
+                    .await?
+            } else {
+                self.store
+                    .append_changes(slot.id, inner.last_seq, &raw)
+                    .await?
+            };
             inner.doc = fork;
             if slot.key == DocumentKey::Record {
                 self.project_record(slot.dossier, &inner.doc, Some(&new))

@@ -462,19 +462,27 @@ impl Store {
         after_seq: i64,
         changes: &[&[u8]],
     ) -> Result<i64> {
-        let id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        let mut seq = after_seq;
-        for bytes in changes {
-            seq += 1;
-            sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES (?, ?, ?)")
-                .bind(&id)
-                .bind(seq)
-                .bind(*bytes)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let seq = insert_changes(&mut tx, id, after_seq, changes).await?;
         tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// [`Store::append_changes`] and the audit event of that write in one transaction: a change
+    /// is never stored without its audit row (I3), and a batch costs one commit, not two.
+    pub async fn append_changes_audited(
+        &self,
+        id: DocumentId,
+        after_seq: i64,
+        changes: &[&[u8]],
+        ev: &AuditEvent,
+    ) -> Result<i64> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let seq = insert_changes(&mut tx, id, after_seq, changes).await?;
+        let hash = insert_audit(&mut tx, ev, &tail).await?;
+        tx.commit().await?;
+        *tail = hash;
         Ok(seq)
     }
 
@@ -541,25 +549,8 @@ impl Store {
     /// Appends an event to the hash chain; when it returns, the event is durable.
     pub async fn append_audit(&self, ev: &AuditEvent) -> Result<()> {
         let mut tail = self.audit_tail.lock().await;
-        let hash = ev.chain_hash(&tail);
-        sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(ts(ev.at))
-            .bind(&ev.actor)
-            .bind(&ev.role)
-            .bind(&ev.on_behalf_of)
-            .bind(&ev.dossier)
-            .bind(&ev.document)
-            .bind(&ev.persons)
-            .bind(&ev.action)
-            .bind(&ev.basis)
-            .bind(&ev.outcome)
-            .bind(&ev.device)
-            .bind(&ev.detail)
-            .bind(&tail[..])
-            .bind(&hash[..])
-            .execute(&self.pool)
-            .await?;
-        *tail = hash;
+        let mut conn = self.pool.acquire().await?;
+        *tail = insert_audit(&mut conn, ev, &tail).await?;
         Ok(())
     }
 
@@ -706,6 +697,54 @@ async fn insert_dossier(
         insert_document(tx, *id, rel.dossier, key, snapshot, at).await?;
     }
     Ok(())
+}
+
+/// Appends `changes` after `after_seq`; returns the last sequence number.
+async fn insert_changes(
+    tx: &mut sqlx::SqliteConnection,
+    id: DocumentId,
+    after_seq: i64,
+    changes: &[&[u8]],
+) -> Result<i64> {
+    let id = id.to_string();
+    let mut seq = after_seq;
+    for bytes in changes {
+        seq += 1;
+        sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(seq)
+            .bind(*bytes)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(seq)
+}
+
+/// Appends `ev` to the audit chain after `tail`; returns its hash, the new tail.
+async fn insert_audit(
+    conn: &mut sqlx::SqliteConnection,
+    ev: &AuditEvent,
+    tail: &[u8],
+) -> Result<Vec<u8>> {
+    let hash = ev.chain_hash(tail);
+    sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(ts(ev.at))
+        .bind(&ev.actor)
+        .bind(&ev.role)
+        .bind(&ev.on_behalf_of)
+        .bind(&ev.dossier)
+        .bind(&ev.document)
+        .bind(&ev.persons)
+        .bind(&ev.action)
+        .bind(&ev.basis)
+        .bind(&ev.outcome)
+        .bind(&ev.device)
+        .bind(&ev.detail)
+        .bind(tail)
+        .bind(&hash[..])
+        .execute(&mut *conn)
+        .await?;
+    Ok(hash)
 }
 
 async fn insert_document(
