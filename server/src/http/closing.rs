@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::share::{denied, record_of};
+use super::share::{denied, document_at};
 use super::{ApiError, ApiResult, AppState, Caller, relate};
 
 /// `POST /api/v1/dossiers/{id}/close`.
@@ -49,7 +49,7 @@ pub(super) async fn close(
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
-    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
     match decide(
         &who,
@@ -87,7 +87,7 @@ pub(super) async fn close(
         .copied()
         .ok_or_else(ApiError::not_found)?;
     let mut parts = if body.regimes.is_empty() {
-        document::regimes(&record_of(&state, &entry, DocumentKey::Meta).await?)
+        document::regimes(&document_at(&state, &entry, DocumentKey::Meta).await?)
     } else {
         body.regimes
             .iter()

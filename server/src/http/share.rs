@@ -107,7 +107,7 @@ pub(super) fn denied(decision: Decision) -> ApiResult<()> {
 }
 
 /// The current state of the dossier's document at `key`.
-pub(super) async fn record_of(
+pub(super) async fn document_at(
     state: &AppState,
     entry: &DossierEntry,
     key: DocumentKey,
@@ -168,7 +168,7 @@ pub(super) async fn add_partner(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let mut entry = manageable(&state, &who, &id, true)?;
     let now = OffsetDateTime::now_utc();
-    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
     let items = requested_items(&body.items, triage.as_ref());
     let recipient = Recipient::Partner(body.org.clone());
@@ -181,7 +181,7 @@ pub(super) async fn add_partner(
                     "name the persons whose data is shared (subjects)",
                 ));
             }
-            let meta = record_of(&state, &entry, DocumentKey::Meta).await?;
+            let meta = document_at(&state, &entry, DocumentKey::Meta).await?;
             coverages = share::consent_coverages(
                 &document::persons(&meta),
                 &share::consents(&record),
@@ -333,7 +333,7 @@ pub(super) async fn add_maatwerk(
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let mut entry = manageable(&state, &who, &id, true)?;
     let now = OffsetDateTime::now_utc();
-    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
     let items: BTreeSet<String> = body.facts.iter().cloned().collect();
     denied(decide(
@@ -425,7 +425,7 @@ pub(super) async fn approve_weighing(
 ) -> ApiResult<StatusCode> {
     let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
     let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
-    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let weighing = share::weighing(&record, &weighing_id).ok_or_else(ApiError::not_found)?;
     let decided_by: UserId = weighing
         .decided_by
@@ -519,7 +519,7 @@ pub(super) async fn withdraw_consent(
         .get(&DocumentKey::Record)
         .copied()
         .ok_or_else(ApiError::not_found)?;
-    let record = record_of(&state, &entry, DocumentKey::Record).await?;
+    let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let no_consent = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -39,7 +39,7 @@ impl Hub {
         on: time::Date,
     ) -> Result<Vec<OrgId>, HubError> {
         let shares = self.store.consent_shares(dossier).await?;
-        let Some(mut entry) = self.dossier(dossier) else {
+        let Some(entry) = self.dossier(dossier).filter(|_| !shares.is_empty()) else {
             return Ok(Vec::new());
         };
         let (Some(record), Some(meta)) = (
@@ -48,9 +48,6 @@ impl Hub {
         ) else {
             return Ok(Vec::new());
         };
-        if shares.is_empty() {
-            return Ok(Vec::new());
-        }
         let (Some(record), Some(meta)) = (self.snapshot(record).await?, self.snapshot(meta).await?)
         else {
             return Ok(Vec::new());
@@ -84,7 +81,8 @@ impl Hub {
             self.audit(&ev).await?;
             ended.push(s.org);
         }
-        if !ended.is_empty() {
+        // Fetched again: the relationships may have changed while the consents were read.
+        if let Some(mut entry) = self.dossier(dossier).filter(|_| !ended.is_empty()) {
             let mut rel = (*entry.rel).clone();
             rel.partners.retain(|o| !ended.contains(o));
             entry.rel = Arc::new(rel);
