@@ -26,3 +26,16 @@ CREATE TABLE retired_documents (
     replaced_by TEXT NOT NULL,
     retired_at  TEXT NOT NULL
 );
+
+-- End of retention (R23, I6): the destroy-by date fixed at closing, and the proof that a
+-- dossier was destroyed — ids, counts and when, never content.
+ALTER TABLE dossiers ADD COLUMN destroy_by TEXT;
+
+CREATE TABLE destructions (
+    dossier      TEXT PRIMARY KEY,
+    destroyed_at TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    documents    INTEGER NOT NULL,
+    changes      INTEGER NOT NULL,
+    bytes        INTEGER NOT NULL
+);

@@ -37,6 +37,8 @@ pub enum AuditAction {
     Review,
     /// A signal was registered, closed or turned into a dossier (R11).
     Signal,
+    /// A dossier's data was destroyed at the end of its retention (R23, I6).
+    Destroy,
 }
 
 impl AuditAction {
@@ -56,6 +58,7 @@ impl AuditAction {
             AuditAction::AuditRead => "audit_read",
             AuditAction::Review => "review",
             AuditAction::Signal => "signal",
+            AuditAction::Destroy => "destroy",
         }
     }
 }

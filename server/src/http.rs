@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/offline-reads", post(device::offline_reads))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/destructions", get(destructions))
         .route(
             "/api/v1/dossiers/{id}/break-glass",
             post(oversight::break_glass),
@@ -686,6 +687,25 @@ async fn verify_audit(
     Ok(Json(
         json!({ "intact": v.intact(), "rows": v.rows, "first_broken_seq": v.first_broken_seq }),
     ))
+}
+
+/// `GET /api/v1/destructions`: proof of every destruction at the end of retention (I6), for
+/// the privacy officer; ids and counts, never content.
+async fn destructions(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    if who.role != Role::PrivacyOfficer {
+        return Err(ApiError::forbidden("privacy_officer_only"));
+    }
+    let ev = AuditEvent::new(
+        OffsetDateTime::now_utc(),
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::AuditRead,
+    );
+    state.hub.store().append_audit(&ev).await?;
+    Ok(Json(json!(state.hub.store().destructions().await?)))
 }
 
 async fn quarantine(

@@ -27,6 +27,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::storage::{StorageError, Store};
 
 mod replace;
+mod retention;
 mod share;
 
 /// Compact a document's appended changes into a snapshot after this many.

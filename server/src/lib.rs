@@ -98,7 +98,8 @@ pub async fn run(
     let addr = listener.local_addr()?;
     // Grants expire by the clock, not by an event: sweep once a second and revoke (R2, R28).
     let hub = state.hub.clone();
-    // Consents lapse by the calendar too: ask every consent share again once an hour (R16).
+    // Consents lapse by the calendar too: ask every consent share again once an hour (R16);
+    // and destroy the closed dossiers whose destroy-by date has come (R23, I6).
     let sweeper = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_consent_sweep: Option<std::time::Instant> = None;
@@ -110,6 +111,16 @@ pub async fn run(
                 let today = time::OffsetDateTime::now_utc().date();
                 if let Err(e) = hub.sweep_consent_shares(today).await {
                     tracing::error!(error = %e, "could not sweep consent shares");
+                }
+                match hub.destroy_due(today).await {
+                    Ok(proofs) if !proofs.is_empty() => {
+                        tracing::info!(
+                            dossiers = proofs.len(),
+                            "destroyed at the end of retention"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "could not destroy due dossiers"),
                 }
             }
         }

@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 use crate::audit::{AuditEvent, GENESIS, Verification};
 
 mod oversight;
+pub mod retention;
 pub use oversight::{AccessReview, BreakGlassRequest};
 
 /// A storage failure. Callers log it and answer with a generic error; it never carries content.

@@ -128,7 +128,7 @@ pub(super) async fn close(
             compose::write_closed(tx, &written, destroy_by)
         })
         .await?;
-    store.close_dossier(dossier, now).await?;
+    store.close_dossier(dossier, destroy_by, now).await?;
     let ended = std::mem::take(&mut Arc::make_mut(&mut entry.rel).partners);
     for org in &ended {
         store

@@ -138,13 +138,21 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a dossier closed (R18).
-    pub async fn close_dossier(&self, dossier: DossierId, at: OffsetDateTime) -> Result<()> {
-        sqlx::query("UPDATE dossiers SET status = 'closed', closed_at = ? WHERE id = ?")
-            .bind(ts(at))
-            .bind(dossier.to_string())
-            .execute(&self.pool)
-            .await?;
+    /// Marks a dossier closed (R18) with its destroy-by date, if it has one (R23).
+    pub async fn close_dossier(
+        &self,
+        dossier: DossierId,
+        destroy_by: Option<time::Date>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE dossiers SET status = 'closed', closed_at = ?, destroy_by = ? WHERE id = ?",
+        )
+        .bind(ts(at))
+        .bind(destroy_by.map(|d| d.format(regie_core::document::DATE).expect("dates format")))
+        .bind(dossier.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -522,3 +522,144 @@ async fn a_consent_that_expires_ends_the_partners_access_at_the_next_sweep() {
     assert!(told_revoked(&mut ggd, doc).await, "lapsed tomorrow");
     server.stop().await;
 }
+
+/// Every byte the server's store holds on disk, as text (main file and WAL).
+fn store_bytes(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn at_its_destroy_by_date_a_closed_dossier_is_destroyed_leaving_only_proof() {
+    const PLANTED: &str = "SENTINEL-DESTROY-5e0b";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let server = TestServer::start(&data).await;
+    let old = seed_household(&server).await;
+    let young = seed_household(&server).await;
+    let mut bram = Peer::connect(&server, &server.token("worker2"))
+        .await
+        .unwrap();
+    let record = old.doc("record");
+    bram.request(record).await;
+    assert!(
+        bram.wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
+            .await
+    );
+    bram.edit(record, |d| entry(d, "e-old", &["p-sanne"], PLANTED))
+        .await;
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    for (house, regimes) in [
+        // Refused five years after 2019: due since 2024.
+        (
+            &old,
+            json!([{ "regime": "refused_or_not_adopted", "trigger": "2019-01-01" }]),
+        ),
+        (&young, json!([{ "regime": "wmo2015" }])),
+    ] {
+        let dossier: DossierId = house.id.parse().unwrap();
+        let t = anna
+            .add_triage(
+                dossier,
+                &new_triage(TriageMoment::Afsluiting, "afsluiten", None, &[]),
+            )
+            .await
+            .unwrap();
+        sync(&anna).await;
+        let (status, body) = server
+            .api(
+                &server.token("worker"),
+                "POST",
+                &format!("/api/v1/dossiers/{}/close", house.id),
+                json!({ "triage": t, "regimes": regimes }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        store_bytes(&data).contains(PLANTED),
+        "control: the entry is on disk"
+    );
+
+    let proofs = server
+        .state
+        .hub
+        .destroy_due(OffsetDateTime::now_utc().date())
+        .await
+        .unwrap();
+    assert_eq!(proofs.len(), 1, "only the dossier whose date has come");
+    assert_eq!(proofs[0].dossier, old.id);
+    assert_eq!(proofs[0].documents as usize, old.docs.len());
+    assert!(
+        bram.settle(Duration::from_millis(300)).await.iter().any(|m| matches!(
+            m,
+            Message::Revoked { document_id, reason, .. } if *document_id == record && reason == "destroyed"
+        )),
+        "a connected device is told to purge"
+    );
+    bram.request(record).await;
+    assert!(matches!(
+        bram.next().await,
+        Some(Message::DocUnavailable { .. })
+    ));
+    assert!(
+        !store_bytes(&data).contains(PLANTED),
+        "no byte of it is left on disk"
+    );
+
+    let (status, listed) = server
+        .api(
+            &server.token("privacy_officer"),
+            "GET",
+            "/api/v1/destructions",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed[0]["dossier"], json!(old.id));
+    assert_eq!(listed[0]["reason"], "retention_ended");
+    let (status, _) = server
+        .api(
+            &server.token("worker"),
+            "GET",
+            "/api/v1/destructions",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let audit = server
+        .state
+        .hub
+        .store()
+        .audit_events(Some(old.id.parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|(_, e)| e.action == "destroy"));
+    assert_eq!(
+        server
+            .state
+            .hub
+            .store()
+            .verify_audit()
+            .await
+            .unwrap()
+            .first_broken_seq,
+        None
+    );
+
+    server.stop().await;
+    let server = TestServer::start(&data).await;
+    assert!(server.state.hub.dossier(old.id.parse().unwrap()).is_none());
+    assert!(
+        server
+            .state
+            .hub
+            .dossier(young.id.parse().unwrap())
+            .is_some()
+    );
+    server.stop().await;
+}

@@ -1,0 +1,70 @@
+//! The end of retention in the hub (R23, I6): a closed dossier whose destroy-by date has come is
+//! forgotten in memory first — so nothing can load it again — then every connection holding one
+//! of its documents is told `revoked` (`destroyed`) and the store destroys it, keeping proof
+//! without content. Devices offline at that moment purge it at their next sync, when the server
+//! answers its ids like unknown ones.
+
+use regie_sync_protocol::{DocumentId, Message};
+use time::Date;
+
+use super::{Hub, HubError, now};
+use crate::audit::{AuditAction, AuditEvent};
+use crate::storage::retention::Destruction;
+
+impl Hub {
+    /// Destroys every closed dossier whose destroy-by date is `today` or earlier; returns the
+    /// proofs.
+    pub async fn destroy_due(&self, today: Date) -> Result<Vec<Destruction>, HubError> {
+        let mut proofs = Vec::new();
+        for dossier in self.store.due_for_destruction(today).await? {
+            let t = now();
+            let documents: Vec<DocumentId> = self
+                .dossiers
+                .write()
+                .expect("not poisoned")
+                .remove(&dossier)
+                .map(|e| e.documents.into_values().collect())
+                .unwrap_or_default();
+            {
+                let mut by_doc = self.by_document.write().expect("not poisoned");
+                let mut slots = self.slots.lock().expect("not poisoned");
+                for doc in &documents {
+                    by_doc.remove(doc);
+                    slots.pop(doc);
+                }
+            }
+            let sessions: Vec<_> = self
+                .sessions
+                .read()
+                .expect("not poisoned")
+                .values()
+                .cloned()
+                .collect();
+            for handle in sessions {
+                for doc in &documents {
+                    if handle.docs.lock().expect("not poisoned").remove(doc) {
+                        handle.send(&Message::Revoked {
+                            sender_id: self.peer_id.clone(),
+                            target_id: handle.peer.clone(),
+                            document_id: *doc,
+                            reason: "destroyed".into(),
+                        });
+                    }
+                }
+            }
+            let proof = self
+                .store
+                .destroy_dossier(dossier, "retention_ended", t)
+                .await?;
+            let mut ev = AuditEvent::new(t, "regie-server", "system", AuditAction::Destroy);
+            ev.dossier = Some(dossier.to_string());
+            ev.detail = Some(format!(
+                "retention ended: {} documents, {} changes, {} bytes destroyed",
+                proof.documents, proof.changes, proof.bytes
+            ));
+            self.audit(&ev).await?;
+            proofs.push(proof);
+        }
+        Ok(proofs)
+    }
+}
