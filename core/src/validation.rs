@@ -126,6 +126,7 @@ fn object_path(doc: &Automerge, obj: &ObjectId) -> Option<Path> {
     }
 }
 
+/// The path of an object by its exported id: the props from the root down to it.
 fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path> {
     let parents = doc.parents(obj).ok()?;
     Some(Path(
@@ -143,23 +144,7 @@ fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path> {
 /// The path an operation writes: the path of its object, plus the map key it sets. Operations
 /// inside a list or text stop at the list, because no rule depends on a position.
 pub(crate) fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
-    let mut path = match obj {
-        ObjectId::Root => Path::root(),
-        ObjectId::Id(id) => {
-            let obj = doc.import_obj(&id.to_string()).ok()?;
-            let parents = doc.parents(&obj).ok()?;
-            Path(
-                parents
-                    .path()
-                    .into_iter()
-                    .map(|(_, prop)| match prop {
-                        Prop::Map(k) => Segment::Key(k),
-                        Prop::Seq(i) => Segment::Index(i),
-                    })
-                    .collect(),
-            )
-        }
-    };
+    let mut path = object_path(doc, obj)?;
     if let Key::Map(k) = key {
         path = path.child(Segment::Key(k.to_string()));
     }

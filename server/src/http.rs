@@ -673,6 +673,16 @@ async fn verify_audit(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
+    privacy_officer_reads(&state, &who).await?;
+    let v = state.hub.store().verify_audit().await?;
+    Ok(Json(
+        json!({ "intact": v.intact(), "rows": v.rows, "first_broken_seq": v.first_broken_seq }),
+    ))
+}
+
+/// Only the privacy officer reads the registers kept about the system (audit verification,
+/// quarantine, destructions), and each reading is itself on record.
+async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<()> {
     if who.role != Role::PrivacyOfficer {
         return Err(ApiError::forbidden("privacy_officer_only"));
     }
@@ -683,10 +693,7 @@ async fn verify_audit(
         AuditAction::AuditRead,
     );
     state.hub.store().append_audit(&ev).await?;
-    let v = state.hub.store().verify_audit().await?;
-    Ok(Json(
-        json!({ "intact": v.intact(), "rows": v.rows, "first_broken_seq": v.first_broken_seq }),
-    ))
+    Ok(())
 }
 
 /// `GET /api/v1/destructions`: proof of every destruction at the end of retention (I6), for
@@ -695,16 +702,7 @@ async fn destructions(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if who.role != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden("privacy_officer_only"));
-    }
-    let ev = AuditEvent::new(
-        OffsetDateTime::now_utc(),
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::AuditRead,
-    );
-    state.hub.store().append_audit(&ev).await?;
+    privacy_officer_reads(&state, &who).await?;
     Ok(Json(json!(state.hub.store().destructions().await?)))
 }
 
@@ -712,15 +710,6 @@ async fn quarantine(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if who.role != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden("privacy_officer_only"));
-    }
-    let ev = AuditEvent::new(
-        OffsetDateTime::now_utc(),
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::AuditRead,
-    );
-    state.hub.store().append_audit(&ev).await?;
+    privacy_officer_reads(&state, &who).await?;
     Ok(Json(json!(state.hub.store().quarantined().await?)))
 }
