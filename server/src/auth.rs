@@ -206,7 +206,10 @@ pub struct Authenticator {
 }
 
 struct Inner {
-    keys: Vec<VerifyingKey>,
+    /// Swapped whole when a JWKS is fetched again (key rotation at the identity provider).
+    keys: std::sync::RwLock<Arc<Vec<VerifyingKey>>>,
+    /// Where a JWKS came from and the rules its keys get, to fetch it again.
+    jwks: Option<(String, u64)>,
     /// Set for a JWKS: the token's `kid` picks the key. A PEM key or secret is used for any kid.
     by_kid: bool,
     /// Present only for an HS256 secret: minting is for demos and tests.
@@ -218,6 +221,7 @@ struct Inner {
 }
 
 /// One verification key with the validation rules (including its allowed algorithms) to use.
+#[derive(Clone)]
 struct VerifyingKey {
     kid: Option<String>,
     key: DecodingKey,
@@ -329,7 +333,10 @@ impl Authenticator {
                     kids.join(", "),
                     algs(&keys.iter().collect::<Vec<_>>())
                 );
-                Self::with_keys(keys, true, &rules, description)
+                let mut auth = Self::with_keys(keys, true, &rules, description);
+                Arc::get_mut(&mut auth.inner).expect("not shared yet").jwks =
+                    Some((location.clone(), cfg.leeway_seconds));
+                auth
             }
             (secret, pem, jwks) => {
                 let set: Vec<&str> = [
@@ -403,15 +410,29 @@ impl Authenticator {
         rules: &Rules<'_>,
         description: String,
     ) -> Self {
-        let keys = keys
-            .into_iter()
-            .map(|k| VerifyingKey {
-                validation: rules.validation(&k.algorithms),
-                kid: k.kid,
-                key: k.key,
-            })
-            .collect();
-        Self::assemble(keys, by_kid, None, rules, description)
+        Self::assemble(verifying(keys, rules), by_kid, None, rules, description)
+    }
+
+    /// Whether the keys come from a JWKS, which [`Authenticator::refresh`] fetches again.
+    pub fn refreshes(&self) -> bool {
+        self.inner.jwks.is_some()
+    }
+
+    /// Fetches the JWKS again and uses its keys from now on, so tokens signed with a key the
+    /// identity provider rotated in verify without a restart. On any error the keys in use
+    /// stay. Without a JWKS there is nothing to refresh.
+    pub async fn refresh(&self) -> Result<(), AuthError> {
+        let Some((location, leeway)) = &self.inner.jwks else {
+            return Ok(());
+        };
+        let rules = Rules {
+            issuer: self.inner.issuer.as_deref(),
+            audience: self.inner.audience.as_deref(),
+            leeway: *leeway,
+        };
+        let keys = verifying(load_jwks(location).await?, &rules);
+        *self.inner.keys.write().expect("not poisoned") = Arc::new(keys);
+        Ok(())
     }
 
     fn assemble(
@@ -423,7 +444,8 @@ impl Authenticator {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                keys,
+                keys: std::sync::RwLock::new(Arc::new(keys)),
+                jwks: None,
                 by_kid,
                 signer,
                 issuer: rules.issuer.map(str::to_owned),
@@ -501,17 +523,17 @@ impl Authenticator {
 
     /// Picks the key for a token. The algorithm must be one the key allows, so an attacker
     /// cannot make the server use, say, an RSA public key as an HMAC secret.
-    fn select_key(&self, alg: Algorithm, kid: Option<&str>) -> Result<&VerifyingKey, AuthError> {
-        let keys = &self.inner.keys;
+    fn select_key(&self, alg: Algorithm, kid: Option<&str>) -> Result<VerifyingKey, AuthError> {
+        let keys = self.inner.keys.read().expect("not poisoned").clone();
         // A PEM key or secret stands alone, and a one-key set needs no kid to pick it.
         let any_kid =
             !self.inner.by_kid || (keys.len() == 1 && (kid.is_none() || keys[0].kid.is_none()));
         let mut known = false;
-        for key in keys {
+        for key in keys.iter() {
             if any_kid || (kid.is_some() && key.kid.as_deref() == kid) {
                 known = true;
                 if key.validation.algorithms.contains(&alg) {
-                    return Ok(key);
+                    return Ok(key.clone());
                 }
             }
         }
@@ -521,6 +543,17 @@ impl Authenticator {
             AuthError::UnknownKey
         })
     }
+}
+
+/// Loaded keys with the validation rules attached.
+fn verifying(keys: Vec<LoadedKey>, rules: &Rules<'_>) -> Vec<VerifyingKey> {
+    keys.into_iter()
+        .map(|k| VerifyingKey {
+            validation: rules.validation(&k.algorithms),
+            kid: k.kid,
+            key: k.key,
+        })
+        .collect()
 }
 
 /// The payload of a minted token: Regie claims plus the standard ones.

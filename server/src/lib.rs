@@ -125,6 +125,20 @@ pub async fn run(
             }
         }
     });
+    // Identity providers rotate their signing keys: fetch the JWKS again every ten minutes.
+    let auth = state.auth.clone();
+    let refresher = auth.refreshes().then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            tick.tick().await; // The keys were loaded at start.
+            loop {
+                tick.tick().await;
+                if let Err(e) = auth.refresh().await {
+                    tracing::warn!(error = %e, "could not fetch the JWKS again; keeping the keys in use");
+                }
+            }
+        })
+    });
     let app = app(state);
     let result = match tls {
         Some((cert, key)) => {
@@ -160,6 +174,9 @@ pub async fn run(
         }
     };
     sweeper.abort();
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     result
 }
 

@@ -985,3 +985,41 @@ fn debug_output_hides_the_secret() {
 fn the_authenticator_is_clone_send_and_sync() {
     assert_send_sync_clone::<Authenticator>();
 }
+
+#[tokio::test]
+async fn a_key_rotated_into_the_jwks_verifies_after_a_refresh_and_a_broken_fetch_keeps_the_old_keys()
+ {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let write = |set: &Value| {
+        std::fs::write(file.path(), serde_json::to_vec(set).expect("json")).expect("write jwks")
+    };
+    write(&jwks_json(&["rsa-1"], |_| {}));
+    let auth = Authenticator::from_config(&AuthConfig {
+        jwks: Some(file.path().to_str().expect("utf-8 path").to_owned()),
+        ..config()
+    })
+    .await
+    .expect("JWKS authenticator");
+    assert!(auth.refreshes());
+    let p = payload(&worker());
+    let rotated = sign(Algorithm::RS256, Some("rsa-2"), &p, &signer("rsa2.key.pem"));
+    assert_eq!(
+        auth.authenticate(&rotated).unwrap_err(),
+        AuthError::UnknownKey
+    );
+
+    write(&jwks_json(&["rsa-1", "rsa-2"], |_| {}));
+    auth.refresh().await.expect("refresh");
+    assert!(
+        auth.authenticate(&rotated).is_ok(),
+        "the rotated-in key verifies"
+    );
+
+    std::fs::write(file.path(), b"not json").expect("write");
+    assert!(auth.refresh().await.is_err());
+    assert!(
+        auth.authenticate(&rotated).is_ok(),
+        "a broken fetch keeps the keys in use"
+    );
+    assert!(!demo().refreshes(), "a shared secret has nothing to fetch");
+}
