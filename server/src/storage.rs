@@ -555,6 +555,36 @@ impl Store {
         Ok(())
     }
 
+    /// Logs offline read `id` of `device` with its audit event (whose actor is the uploading
+    /// user), unless that read was logged already (a repeated upload); returns whether it was
+    /// new. One transaction for both.
+    pub async fn append_offline_read(
+        &self,
+        device: &str,
+        id: &str,
+        ev: &AuditEvent,
+    ) -> Result<bool> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let new = sqlx::query(
+            "INSERT OR IGNORE INTO offline_reads_logged (user_id, device, id) VALUES (?, ?, ?)",
+        )
+        .bind(&ev.actor)
+        .bind(device)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !new {
+            return Ok(false);
+        }
+        let hash = insert_audit(&mut tx, ev, &tail).await?;
+        tx.commit().await?;
+        *tail = hash;
+        Ok(true)
+    }
+
     /// Audit events, oldest first, optionally of one dossier.
     pub async fn audit_events(&self, dossier: Option<DossierId>) -> Result<Vec<(i64, AuditEvent)>> {
         let rows = match dossier {

@@ -85,6 +85,8 @@ pub(super) async fn offline_reads(
         refused: Vec::new(),
         clock_offset_seconds: offset.whole_seconds(),
     };
+    // A repeated upload (the answer to the first was lost) logs nothing twice.
+    let store = state.hub.store();
     for ev in body.events {
         let known = ev
             .dossier
@@ -118,12 +120,16 @@ pub(super) async fn offline_reads(
         match decide(&who, Action::Read(&key), &entry.rel, now) {
             Decision::Allow { basis, .. } => {
                 audit.basis = Some(basis_code(basis));
-                state.hub.store().append_audit(&audit).await?;
+                store
+                    .append_offline_read(&body.device, &ev.id, &audit)
+                    .await?;
                 out.accepted.push(ev.id);
             }
             Decision::Deny(reason) => {
                 audit.outcome = reason.code().into();
-                state.hub.store().append_audit(&audit).await?;
+                store
+                    .append_offline_read(&body.device, &ev.id, &audit)
+                    .await?;
                 out.refused.push(Refused {
                     id: ev.id,
                     reason: reason.code(),

@@ -1167,3 +1167,46 @@ async fn an_entry_moved_to_another_person_leaves_no_byte_on_the_former_subjects_
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_repeated_after_a_lost_answer_logs_each_offline_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let upload = json!({
+        "device": "tablet-anna",
+        "sent_at": "2026-11-22T10:00:00Z",
+        "events": [
+            { "id": "r1", "dossier": house.id, "document": "record", "opened_at": "2026-11-22T09:00:00Z" },
+            { "id": "r2", "dossier": house.id, "document": "plan", "opened_at": "2026-11-22T09:05:00Z" }
+        ]
+    });
+    for _ in 0..2 {
+        let (status, answer) = server
+            .api(
+                &server.token("worker"),
+                "POST",
+                "/api/v1/audit/offline-reads",
+                upload.clone(),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["accepted"],
+            json!(["r1", "r2"]),
+            "both times acknowledged"
+        );
+    }
+    let logged = server
+        .state
+        .hub
+        .store()
+        .audit_events(Some(house.id.parse().unwrap()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.action == "offline_read")
+        .count();
+    assert_eq!(logged, 2, "each read once, not once per upload");
+    server.stop().await;
+}
