@@ -398,16 +398,27 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Records a break-glass grant.
-    pub async fn add_grant(&self, dossier: DossierId, grant: &Grant) -> Result<()> {
+    /// Records a break-glass grant together with its emergency-access audit event, in one
+    /// transaction: a grant never exists without its record (I3), nor the record without it.
+    pub async fn add_grant(
+        &self,
+        dossier: DossierId,
+        grant: &Grant,
+        ev: &AuditEvent,
+    ) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let hash = insert_audit(&mut tx, ev, &tail).await?;
         sqlx::query("INSERT INTO grants (dossier, user_id, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(dossier.to_string())
             .bind(grant.user.as_str())
             .bind(&grant.reason)
             .bind(ts(grant.granted_at))
             .bind(ts(grant.expires_at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        *tail = hash;
         Ok(())
     }
 

@@ -289,17 +289,17 @@ async fn confirm(
     }
     let category: Category = request.category.parse().unwrap_or(Category::Other);
     let grant = grant_for(state, who, request.reason, now);
-    // I3: the emergency access is on record before the grant can be used.
+    // I3: the emergency access is on record, in the same transaction, before the grant can
+    // be used.
     let mut ev = event(who, now, AuditAction::BreakGlass);
     ev.dossier = Some(entry.rel.dossier.to_string());
     ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
     ev.basis = Some("break_glass".into());
     ev.detail = Some(category.as_str().into());
-    audit(state, &ev).await?;
     state
         .hub
         .store()
-        .add_grant(entry.rel.dossier, &grant)
+        .add_grant(entry.rel.dossier, &grant, &ev)
         .await?;
     let mut rel = (*entry.rel).clone();
     rel.grants.push(grant.clone());

@@ -194,7 +194,6 @@ async fn script_use(
     category: &str,
     reason: &str,
 ) {
-    script(server, &[glass_row(at, user, dossier, category)]).await;
     let d: DossierId = dossier.parse().unwrap();
     server
         .state
@@ -208,6 +207,7 @@ async fn script_use(
                 granted_at: at,
                 expires_at: at + time::Duration::hours(8),
             },
+            &glass_row(at, user, dossier, category),
         )
         .await
         .unwrap();
