@@ -19,6 +19,9 @@ use time::format_description::well_known::Rfc3339;
 use super::{ApiError, ApiResult, AppState, Caller};
 use crate::audit::{AuditAction, AuditEvent};
 
+/// How many statements one person keeps on one entry.
+const MAX_STATEMENTS_PER_ENTRY: usize = 100;
+
 /// The body of a statement.
 #[derive(Deserialize)]
 pub(super) struct NewStatement {
@@ -67,12 +70,22 @@ pub(super) async fn add_statement(
         .snapshot(record)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if projection::view_entry(&doc, &body.entry, &person).is_none() {
+    let Some(seen) = projection::view_entry(&doc, &body.entry, &person) else {
         // Unknown entries and entries about others look the same.
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_entry",
             "no entry with that id concerns you",
+        ));
+    };
+    // The view holds at most this many statements per entry (its schema).
+    if seen.statements.len() >= MAX_STATEMENTS_PER_ENTRY {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_statements",
+            format!(
+                "an entry keeps at most {MAX_STATEMENTS_PER_ENTRY} statements of yours; ask your worker to rectify the entry instead (R20)"
+            ),
         ));
     }
     let statement_id = format!("s-{}", uuid::Uuid::new_v4().simple());

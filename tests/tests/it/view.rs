@@ -207,3 +207,64 @@ async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_resident_keeps_at_most_a_hundred_statements_on_one_entry_and_the_record_keeps_syncing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    let mut worker = Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
+    worker.request(record).await;
+    assert!(
+        worker
+            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
+            .await
+    );
+    worker
+        .edit(record, |d| {
+            entry(d, "e1", &["p-sanne"], "Sanne mist afspraken")
+        })
+        .await;
+    let (sanne, path) = (
+        server.token("resident"),
+        format!("/api/v1/dossiers/{}/statements", house.id),
+    );
+    for i in 0..100 {
+        let (status, body) = server
+            .api(
+                &sanne,
+                "POST",
+                &path,
+                serde_json::json!({ "entry": "e1", "text": format!("nr {i}") }),
+            )
+            .await;
+        assert_eq!(status, 201, "{i}: {body}");
+    }
+    let (status, body) = server
+        .api(
+            &sanne,
+            "POST",
+            &path,
+            serde_json::json!({ "entry": "e1", "text": "nog een" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("too_many_statements"))
+    );
+    // The worker's next edit still merges: the view stays within its schema.
+    worker
+        .edit(record, |d| entry(d, "e2", &["p-sanne"], "Sanne belt terug"))
+        .await;
+    assert!(
+        worker
+            .settle(Duration::from_millis(200))
+            .await
+            .iter()
+            .all(|m| !matches!(m, regie_sync_protocol::Message::Error { .. }))
+    );
+    server.stop().await;
+}
