@@ -25,25 +25,13 @@ async fn told_revoked(peer: &mut Peer, doc: DocumentId) -> bool {
         .any(|m| matches!(m, Message::Revoked { document_id, .. } if *document_id == doc))
 }
 
-async fn partner_peer(server: &TestServer, doc: DocumentId) -> Peer {
-    let mut ggd = Peer::connect(server, &server.token("partner"))
-        .await
-        .unwrap();
-    ggd.request(doc).await;
-    assert!(
-        ggd.wait_for(doc, |d| d.get(ROOT, "assignment").unwrap().is_some())
-            .await
-    );
-    ggd
-}
-
 #[tokio::test]
 async fn the_partner_document_holds_the_workers_contact_and_the_agreed_action_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let doc = house.doc("partner/ggd");
-    let mut ggd = partner_peer(&server, doc).await;
+    let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;
     let got = regie_client::json::to_json(ggd.doc(doc));
     assert_eq!(
         got["assignment"],
@@ -66,7 +54,7 @@ async fn a_resident_withdrawing_consent_ends_the_partners_access_at_once() {
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let doc = house.doc("partner/ggd");
-    let mut ggd = partner_peer(&server, doc).await;
+    let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;
     let withdraw = format!("/api/v1/dossiers/{}/consents/c-ggd/withdraw", house.id);
 
     for outsider in ["partner", "backoffice", "zuid_worker"] {
@@ -114,7 +102,7 @@ async fn a_withdrawal_recorded_offline_on_a_tablet_ends_the_share_when_it_syncs(
     let doc = house.doc("partner/ggd");
     let anna = device(&server, &dir.path().join("anna"), "worker").await;
     sync(&anna).await;
-    let mut ggd = partner_peer(&server, doc).await;
+    let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;
     anna.withdraw_consent(dossier, "c-ggd", OffsetDateTime::now_utc().date())
         .await
         .unwrap();
@@ -253,14 +241,7 @@ async fn the_back_office_gets_only_facts_about_the_applicant_that_are_in_her_vie
     assert_eq!(status, 201, "{made}");
     let doc = DocumentId::from_url(made["url"].as_str().unwrap()).unwrap();
 
-    let mut bo = Peer::connect(&server, &server.token("backoffice"))
-        .await
-        .unwrap();
-    bo.request(doc).await;
-    assert!(
-        bo.wait_for(doc, |d| d.get(ROOT, "request").unwrap().is_some())
-            .await
-    );
+    let mut bo = Peer::open(&server, "backoffice", doc, "request").await;
     let got = regie_client::json::to_json(bo.doc(doc));
     assert_eq!(
         got["request"]["supporting_facts"],
@@ -332,16 +313,9 @@ async fn closing_needs_its_triage_then_fixes_the_destroy_by_date_ends_partners_a
     );
 
     let partner_doc = house.doc("partner/ggd");
-    let mut ggd = partner_peer(&server, partner_doc).await;
+    let mut ggd = Peer::open(&server, "partner", partner_doc, "assignment").await;
     let (plan, meta) = (house.doc("plan"), house.doc("meta"));
-    let mut bram = Peer::connect(&server, &server.token("worker2"))
-        .await
-        .unwrap();
-    bram.request(plan).await;
-    assert!(
-        bram.wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-            .await
-    );
+    let mut bram = Peer::open(&server, "worker2", plan, "goals").await;
 
     let (status, got) = server.api(&w, "POST", &close, body(&t)).await;
     assert_eq!(status, 200, "{got}");
@@ -509,7 +483,7 @@ async fn a_consent_that_expires_ends_the_partners_access_at_the_next_sweep() {
         .await;
     assert_eq!(status, 201, "shared on consent {c}: {body}");
     let doc = house.doc("partner/ggd");
-    let mut ggd = partner_peer(&server, doc).await;
+    let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;
     let hub = &server.state.hub;
     assert_eq!(
         hub.sweep_consent_shares(today).await.unwrap(),

@@ -681,15 +681,8 @@ async fn a_worker_moved_to_another_district_loses_the_old_caseload_at_the_next_c
     let zuid = dossier(&server, "zuid", "team-zuid", &["dirk"]).await;
     let zuid_id = zuid["id"].as_str().unwrap();
     let plan = doc(&zuid, "plan");
-    let mut before = Peer::connect(&server, &server.token("zuid_worker"))
-        .await
-        .unwrap();
-    before.request(plan).await;
-    assert!(
-        before
-            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-            .await
-    );
+    // Connected before the move, and kept open.
+    let _before = Peer::open(&server, "zuid_worker", plan, "goals").await;
 
     // The identity provider now says Dirk works in noord; the assignment row still exists.
     let moved = mint(

@@ -12,14 +12,7 @@ use crate::support::*;
 
 async fn write_weighing(server: &TestServer, house: &Household) {
     let record = house.doc("record");
-    let mut anna = Peer::connect(server, &server.token("worker"))
-        .await
-        .unwrap();
-    anna.request(record).await;
-    assert!(
-        anna.wait_for(record, |d| d.get(ROOT, "safety").unwrap().is_some())
-            .await
-    );
+    let mut anna = Peer::open(server, "worker", record, "safety").await;
     anna.edit(record, |d| {
         let safety = d.get(ROOT, "safety").unwrap().unwrap().1;
         let s = d.insert_object(&safety, 0, ObjType::Map).unwrap();

@@ -31,15 +31,7 @@ async fn six_hundred_changes_are_compacted_and_all_survive_a_restart() {
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
-    let mut worker = Peer::connect(&server, &server.token("worker"))
-        .await
-        .unwrap();
-    worker.request(plan).await;
-    assert!(
-        worker
-            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-            .await
-    );
+    let mut worker = Peer::open(&server, "worker", plan, "goals").await;
     type_hulpvraag(&mut worker, plan, 600).await;
     let pool = server.state.hub.store().pool().clone();
     let (upto, left): (i64, i64) = sqlx::query_as(
@@ -75,15 +67,7 @@ async fn cold_documents_are_evicted_and_load_again_intact() {
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     {
-        let mut worker = Peer::connect(&server, &server.token("worker"))
-            .await
-            .unwrap();
-        worker.request(plan).await;
-        assert!(
-            worker
-                .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-                .await
-        );
+        let mut worker = Peer::open(&server, "worker", plan, "goals").await;
         type_hulpvraag(&mut worker, plan, 3).await;
     }
     // Another device opens the other documents one by one; the plan goes cold.

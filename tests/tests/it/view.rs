@@ -16,29 +16,13 @@ async fn the_resident_sees_work_notes_about_herself_live_and_nothing_about_her_c
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
-    let mut sanne = Peer::connect(&server, &server.token("resident"))
-        .await
-        .unwrap();
-    sanne.request(view).await;
-    assert!(
-        sanne
-            .wait_for(view, |d| d.get(ROOT, "person").unwrap().is_some())
-            .await
-    );
+    let mut sanne = Peer::open(&server, "resident", view, "person").await;
     assert_eq!(
         root_text_at(sanne.doc(view), "person", "name").as_deref(),
         Some("Sanne Bakker")
     );
 
-    let mut worker = Peer::connect(&server, &server.token("worker"))
-        .await
-        .unwrap();
-    worker.request(record).await;
-    assert!(
-        worker
-            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
-            .await
-    );
+    let mut worker = Peer::open(&server, "worker", record, "entries").await;
     worker
         .edit(record, |d| {
             entry(d, "e1", &["p-sanne"], "Sanne maakt zich zorgen over geld")
@@ -124,15 +108,7 @@ async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
-    let mut worker = Peer::connect(&server, &server.token("worker"))
-        .await
-        .unwrap();
-    worker.request(record).await;
-    assert!(
-        worker
-            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
-            .await
-    );
+    let mut worker = Peer::open(&server, "worker", record, "entries").await;
     worker
         .edit(record, |d| {
             entry(d, "e1", &["p-sanne"], "Sanne houdt afspraken niet na")
@@ -214,15 +190,7 @@ async fn a_resident_keeps_at_most_a_hundred_statements_on_one_entry_and_the_reco
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let record = house.doc("record");
-    let mut worker = Peer::connect(&server, &server.token("worker"))
-        .await
-        .unwrap();
-    worker.request(record).await;
-    assert!(
-        worker
-            .wait_for(record, |d| d.get(ROOT, "entries").unwrap().is_some())
-            .await
-    );
+    let mut worker = Peer::open(&server, "worker", record, "entries").await;
     worker
         .edit(record, |d| {
             entry(d, "e1", &["p-sanne"], "Sanne mist afspraken")

@@ -157,14 +157,7 @@ async fn read_only_audiences_and_other_roles_paths_are_rejected() {
         "path_reserved"
     );
     // The back office's own field is accepted and reaches the worker.
-    let mut bo2 = Peer::connect(&server, &server.token("backoffice"))
-        .await
-        .unwrap();
-    bo2.request(maatwerk).await;
-    assert!(
-        bo2.wait_for(maatwerk, |d| d.get(ROOT, "decision").unwrap().is_some())
-            .await
-    );
+    let mut bo2 = Peer::open(&server, "backoffice", maatwerk, "decision").await;
     bo2.edit(maatwerk, put("decision", "outcome", "granted"))
         .await;
     assert!(
