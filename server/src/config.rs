@@ -72,6 +72,47 @@ pub struct ServeArgs {
     /// Breaking the glass and the resident's access view.
     #[command(flatten)]
     pub oversight: OversightArgs,
+    /// What one device may cost the server (I7).
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one device may cost the server (I7): limits on sync input, queues and rates. The
+/// defaults admit everything an honest device sends for a household's caseload.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Operations in one incoming sync message (all its changes together).
+    #[arg(long, env = "REGIE_MAX_SYNC_OPS", default_value_t = 1_000_000)]
+    pub max_sync_ops: u64,
+    /// Bytes of one incoming sync message's changes once inflated, in MiB.
+    #[arg(long, env = "REGIE_MAX_SYNC_INFLATED_MIB", default_value_t = 32)]
+    pub max_sync_inflated_mib: usize,
+    /// Bytes queued for one connection before a reader that does not keep up is closed, in MiB.
+    #[arg(long, env = "REGIE_MAX_OUTBOX_MIB", default_value_t = 16)]
+    pub max_outbox_mib: usize,
+    /// Live connections per user.
+    #[arg(long, env = "REGIE_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub max_connections_per_user: usize,
+    /// Live connections in all.
+    #[arg(long, env = "REGIE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Messages per second one connection may send, sustained (bursts of ten seconds' worth
+    /// pass); a faster device is slowed down, not disconnected.
+    #[arg(long, env = "REGIE_MESSAGES_PER_SECOND", default_value_t = 200)]
+    pub messages_per_second: u32,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        LimitArgs {
+            max_sync_ops: 1_000_000,
+            max_sync_inflated_mib: 32,
+            max_outbox_mib: 16,
+            max_connections_per_user: 16,
+            max_connections: 10_000,
+            messages_per_second: 200,
+        }
+    }
 }
 
 /// Oversight settings: how long breaking the glass lasts (R2) and what residents see of who

@@ -343,6 +343,7 @@ pub async fn run(
         tls_key: None,
         hot_documents: 10_000,
         oversight: Default::default(),
+        limits: Default::default(),
     };
     let state = crate::state(&serve).await?;
     let tokens: BTreeMap<&str, (String, Claims)> = cast()

@@ -8,83 +8,54 @@
 //! commit of a batch so that heads are never announced before their changes are durable. The
 //! dossier table and the LRU are short std locks that are never held across an await.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex as StdMutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::{Mutex as StdMutex, RwLock};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ReadDoc};
-use regie_core::id::{DocumentKey, DossierId, PersonId};
+use regie_core::id::{DocumentKey, DossierId, PersonId, UserId};
 use regie_core::policy::{Action, Decision, Mode, decide};
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
 use regie_core::validation::{Rejection, check_batch};
 use regie_core::{document, projection};
-use regie_sync_protocol::{DocumentId, Message, PeerId, encode};
+use regie_sync_protocol::{DocumentId, LimitError, Message, PeerId, check_sync_message};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, OnceCell, mpsc};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::storage::{StorageError, Store};
 
+mod connection;
+mod limits;
 mod replace;
 mod retention;
 mod share;
 
+pub use connection::{Outbox, SessionHandle, SessionId};
+pub use limits::{Limits, MAX_EPHEMERAL_BYTES, TokenBucket};
+
 /// Compact a document's appended changes into a snapshot after this many.
 const COMPACT_AFTER: i64 = 500;
+/// Peer ids whose owner is remembered; the oldest is forgotten first.
+const PEER_OWNERS_REMEMBERED: usize = 100_000;
 
-/// A connection's identity inside the hub.
-pub type SessionId = u64;
-
-/// What a session's writer task is asked to do.
-#[derive(Debug)]
-pub enum Outgoing {
-    /// Send this encoded frame.
-    Frame(Vec<u8>),
-    /// Send an `error` with this text, then close.
-    Close(String),
+/// One admitted connection, counted against the limits until dropped.
+pub struct ConnectionPermit {
+    hub: Arc<Hub>,
+    user: UserId,
 }
 
-/// A live connection as the hub sees it.
-pub struct SessionHandle {
-    /// Who is connected.
-    pub principal: Arc<Principal>,
-    /// The peer id bound at `join`.
-    pub peer: PeerId,
-    /// The client's storage id, when it has storage.
-    pub storage_id: Option<String>,
-    /// Frames to the client.
-    pub outbox: mpsc::Sender<Outgoing>,
-    /// Documents this session is syncing.
-    docs: StdMutex<HashSet<DocumentId>>,
-}
-
-impl SessionHandle {
-    /// A handle for a freshly joined connection.
-    pub fn new(
-        principal: Arc<Principal>,
-        peer: PeerId,
-        storage_id: Option<String>,
-        outbox: mpsc::Sender<Outgoing>,
-    ) -> Self {
-        SessionHandle {
-            principal,
-            peer,
-            storage_id,
-            outbox,
-            docs: StdMutex::new(HashSet::new()),
-        }
-    }
-
-    /// Queues a frame; a client too slow to drain its queue is disconnected rather than
-    /// allowed to hold up everyone else's fan-out.
-    fn send(&self, message: &Message) {
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.outbox.try_send(Outgoing::Frame(encode(message)))
-        {
-            let _ = self.outbox.try_send(Outgoing::Close(
-                "too slow: the outgoing queue is full".into(),
-            ));
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut connections = self.hub.connections.lock();
+        if let Some(n) = connections.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                connections.remove(&self.user);
+            }
         }
     }
 }
@@ -120,6 +91,8 @@ struct DocInner {
     last_seq: i64,
     snapshot_seq: i64,
     peers: HashMap<SessionId, PeerSync>,
+    /// Ephemeral messages relayed lately, and the document's relay budget.
+    ephemeral: limits::EphemeralLog,
 }
 
 /// One document in memory.
@@ -153,6 +126,8 @@ pub enum SyncOutcome {
     Unavailable,
     /// The batch was rejected and quarantined: answered with `rejected`.
     Rejected,
+    /// The message broke a limit or could not be read: the connection is being closed.
+    Refused,
 }
 
 /// The in-memory sync engine shared by all connections.
@@ -169,6 +144,12 @@ pub struct Hub {
     retired: RwLock<HashMap<DocumentId, DocumentId>>,
     sessions: RwLock<HashMap<SessionId, Arc<SessionHandle>>>,
     next_session: std::sync::atomic::AtomicU64,
+    /// Which user first used each peer id (I7: a peer id cannot be squatted).
+    peer_owners: StdMutex<lru::LruCache<PeerId, UserId>>,
+    /// Live connections per user.
+    connections: StdMutex<HashMap<UserId, usize>>,
+    /// What one device may cost.
+    limits: Limits,
     /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
     bypass: std::sync::atomic::AtomicBool,
 }
@@ -213,8 +194,24 @@ impl Hub {
             retired: RwLock::new(retired),
             sessions: RwLock::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(1),
+            peer_owners: StdMutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(PEER_OWNERS_REMEMBERED).expect("not zero"),
+            )),
+            connections: StdMutex::new(HashMap::new()),
+            limits: Limits::default(),
             bypass: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The hub with these limits instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Hub {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Turns off gating, write validation and audit, so a benchmark can measure what they cost.
@@ -239,7 +236,7 @@ impl Hub {
 
     /// Whether a document is in memory now.
     pub fn is_hot(&self, id: DocumentId) -> bool {
-        self.slots.lock().expect("not poisoned").contains(&id)
+        self.slots.lock().contains(&id)
     }
 
     /// The store behind the hub.
@@ -251,7 +248,6 @@ impl Hub {
     pub fn dossier(&self, id: DossierId) -> Option<DossierEntry> {
         self.dossiers
             .read()
-            .expect("not poisoned")
             .get(&id)
             .cloned()
     }
@@ -260,7 +256,6 @@ impl Hub {
     pub fn dossiers(&self) -> Vec<DossierEntry> {
         self.dossiers
             .read()
-            .expect("not poisoned")
             .values()
             .cloned()
             .collect()
@@ -271,19 +266,55 @@ impl Hub {
     pub async fn put_dossier(&self, entry: DossierEntry) {
         let id = entry.rel.dossier;
         {
-            let mut by_doc = self.by_document.write().expect("not poisoned");
+            let mut by_doc = self.by_document.write();
             for (key, doc) in &entry.documents {
                 by_doc.insert(*doc, (id, key.clone()));
             }
         }
         self.dossiers
             .write()
-            .expect("not poisoned")
             .insert(id, entry);
         self.enforce(Some(id)).await;
     }
 
     // ---- sessions ------------------------------------------------------------------------
+
+    /// Admits a new connection of `principal` within the connection limits; the permit counts
+    /// it until dropped.
+    pub fn admit(self: &Arc<Self>, principal: &Principal) -> Result<ConnectionPermit, String> {
+        let mut connections = self.connections.lock();
+        let total: usize = connections.values().sum();
+        if total >= self.limits.connections {
+            return Err(format!(
+                "the server is at its limit of {} connections; try again later",
+                self.limits.connections
+            ));
+        }
+        let mine = connections.entry(principal.user.clone()).or_default();
+        if *mine >= self.limits.connections_per_user {
+            return Err(format!(
+                "too many connections for this user (limit {}); close another device's connection",
+                self.limits.connections_per_user
+            ));
+        }
+        *mine += 1;
+        Ok(ConnectionPermit {
+            hub: self.clone(),
+            user: principal.user.clone(),
+        })
+    }
+
+    /// Binds `peer` to `principal`'s user unless another user used it first; false then.
+    pub fn bind_peer(&self, peer: &PeerId, principal: &Principal) -> bool {
+        let mut owners = self.peer_owners.lock();
+        match owners.get(peer) {
+            Some(owner) => *owner == principal.user,
+            None => {
+                owners.put(peer.clone(), principal.user.clone());
+                true
+            }
+        }
+    }
 
     /// Registers a joined connection.
     pub fn add_session(&self, handle: SessionHandle) -> (SessionId, Arc<SessionHandle>) {
@@ -291,28 +322,16 @@ impl Hub {
             .next_session
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let handle = Arc::new(handle);
-        self.sessions
-            .write()
-            .expect("not poisoned")
-            .insert(id, handle.clone());
+        self.sessions.write().insert(id, handle.clone());
         (id, handle)
-    }
-
-    /// Whether another user's live connection already uses `peer`.
-    pub fn peer_taken_by_other(&self, peer: &PeerId, principal: &Principal) -> bool {
-        self.sessions
-            .read()
-            .expect("not poisoned")
-            .values()
-            .any(|s| &s.peer == peer && s.principal.user != principal.user)
     }
 
     /// Forgets a connection: detaches it from its documents and persists its sync states.
     pub async fn remove_session(&self, id: SessionId) {
-        let Some(handle) = self.sessions.write().expect("not poisoned").remove(&id) else {
+        let Some(handle) = self.sessions.write().remove(&id) else {
             return;
         };
-        let docs: Vec<DocumentId> = handle.docs.lock().expect("not poisoned").drain().collect();
+        let docs: Vec<DocumentId> = handle.docs.lock().drain().collect();
         for doc in docs {
             let Some(slot) = self.cached_slot(doc) else {
                 continue;
@@ -328,6 +347,48 @@ impl Hub {
                 tracing::warn!(error = %e, "could not persist a sync state");
             }
         }
+        // Repeated refusals were counted, not audited one by one (I7): one row says how many.
+        let refusals: Vec<_> = handle.refusals.lock().drain().map(|(_, r)| r).collect();
+        for r in refusals.into_iter().filter(|r| r.more > 0) {
+            let persons = self
+                .relationships(r.dossier)
+                .map(|(_, p)| p)
+                .unwrap_or_default();
+            let mut ev = self.event(&handle, AuditAction::Deny, r.dossier, &r.key, &persons, now());
+            ev.outcome = r.reason.into();
+            ev.detail = Some(format!("refused {} more times on this connection", r.more));
+            if let Err(e) = self.audit(&ev).await {
+                tracing::error!(error = %e, "could not audit repeated refusals");
+            }
+        }
+    }
+
+    /// Refuses a sync message that breaks a limit before Automerge sees it: audited once (the
+    /// connection ends with it), then the connection is closed with an `error` naming the limit.
+    async fn refuse_input(
+        &self,
+        handle: &SessionHandle,
+        doc_id: DocumentId,
+        problem: &LimitError,
+    ) -> Result<(), HubError> {
+        let mut ev = AuditEvent::new(
+            now(),
+            handle.principal.user.as_str(),
+            handle.principal.role.as_str(),
+            AuditAction::Deny,
+        );
+        if let Some((dossier, key)) = self.locate(doc_id) {
+            let persons = self
+                .relationships(dossier)
+                .map(|(_, p)| p)
+                .unwrap_or_default();
+            ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, ev.at);
+        }
+        ev.outcome = problem.code().into();
+        ev.detail = Some("sync message refused before automerge".into());
+        self.audit(&ev).await?;
+        handle.close(problem.to_string());
+        Ok(())
     }
 
     // ---- documents -----------------------------------------------------------------------
@@ -335,7 +396,6 @@ impl Hub {
     fn cached_slot(&self, id: DocumentId) -> Option<Arc<DocSlot>> {
         self.slots
             .lock()
-            .expect("not poisoned")
             .peek(&id)
             .and_then(|cell| cell.get().cloned())
     }
@@ -347,7 +407,7 @@ impl Hub {
         key: &DocumentKey,
     ) -> Result<Arc<DocSlot>, HubError> {
         let cell = {
-            let mut slots = self.slots.lock().expect("not poisoned");
+            let mut slots = self.slots.lock();
             if let Some(cell) = slots.get(&id) {
                 cell.clone()
             } else {
@@ -398,6 +458,7 @@ impl Hub {
                         last_seq: stored.last_seq,
                         snapshot_seq,
                         peers: HashMap::new(),
+                        ephemeral: Default::default(),
                     }),
                 }))
             })
@@ -409,7 +470,6 @@ impl Hub {
     pub fn locate(&self, id: DocumentId) -> Option<(DossierId, DocumentKey)> {
         self.by_document
             .read()
-            .expect("not poisoned")
             .get(&id)
             .cloned()
     }
@@ -417,7 +477,6 @@ impl Hub {
     fn relationships(&self, dossier: DossierId) -> Option<(Arc<Relationships>, Vec<PersonId>)> {
         self.dossiers
             .read()
-            .expect("not poisoned")
             .get(&dossier)
             .map(|e| (e.rel.clone(), e.persons.clone()))
     }
@@ -431,6 +490,12 @@ impl Hub {
         doc_id: DocumentId,
         data: &[u8],
     ) -> Result<SyncOutcome, HubError> {
+        // I7: Regie reads the message and bounds its cost before any Automerge code does, and
+        // before looking the document up, so the answer says nothing about whether it exists.
+        if let Err(problem) = check_sync_message(data, &self.limits.sync) {
+            self.refuse_input(handle, doc_id, &problem).await?;
+            return Ok(SyncOutcome::Refused);
+        }
         let unavailable = || {
             handle.send(&Message::DocUnavailable {
                 sender_id: self.peer_id.clone(),
@@ -466,19 +531,19 @@ impl Hub {
         let (basis, mode) = match decision {
             Decision::Allow { basis, mode } => (basis, mode),
             Decision::Deny(reason) => {
-                let mut ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, t);
-                ev.outcome = reason.code().into();
-                self.audit(&ev).await?;
+                if handle.first_refusal(doc_id, dossier, &key, reason.code()) {
+                    let mut ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, t);
+                    ev.outcome = reason.code().into();
+                    self.audit(&ev).await?;
+                }
                 return unavailable();
             }
         };
         let message = match sync::Message::decode(data) {
             Ok(m) => m,
             Err(_) => {
-                let _ = handle.outbox.try_send(Outgoing::Close(
-                    "malformed sync data: not an automerge sync message".into(),
-                ));
-                return Ok(SyncOutcome::Synced);
+                handle.close("malformed sync data: not an automerge sync message".into());
+                return Ok(SyncOutcome::Refused);
             }
         };
         let slot = self.slot(doc_id, dossier, &key).await?;
@@ -503,7 +568,7 @@ impl Hub {
                 mode,
                 blocked: None,
             });
-            handle.docs.lock().expect("not poisoned").insert(doc_id);
+            handle.docs.lock().insert(doc_id);
         }
         {
             let DocInner { doc, peers, .. } = &mut *inner;
@@ -528,9 +593,7 @@ impl Hub {
             let DocInner { doc, peers, .. } = &mut *inner;
             let peer = peers.get_mut(&session).expect("inserted above");
             if doc.receive_sync_message(&mut peer.state, message).is_err() {
-                let _ = handle
-                    .outbox
-                    .try_send(Outgoing::Close("malformed sync message".into()));
+                handle.close("malformed sync message".into());
             }
             SyncOutcome::Synced
         } else {
@@ -703,14 +766,17 @@ impl Hub {
         Ok(())
     }
 
-    /// Sends every peer of the document what it lacks, re-authorizing each one now (I1).
+    /// Sends every peer of the document what it lacks, re-authorizing each one now (I1). A
+    /// peer whose sync state makes Automerge panic is dropped and its connection closed; the
+    /// others are served as if it had never been there.
     fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner, only: Option<SessionId>) {
         let Some((rel, _)) = self.relationships(slot.dossier) else {
             return;
         };
-        let sessions = self.sessions.read().expect("not poisoned");
+        let sessions = self.sessions.read();
         let t = now();
         let DocInner { doc, peers, .. } = inner;
+        let mut broken = Vec::new();
         for (sid, peer) in peers
             .iter_mut()
             .filter(|(sid, p)| only.is_none_or(|o| o == **sid) && p.blocked.is_none())
@@ -724,23 +790,52 @@ impl Hub {
                 // The sweep will revoke it; until then it gets nothing.
                 continue;
             }
-            if let Some(msg) = doc.generate_sync_message(&mut peer.state) {
-                handle.send(&Message::Sync {
+            let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                doc.generate_sync_message(&mut peer.state)
+            }));
+            match generated {
+                Ok(Some(msg)) => handle.send(&Message::Sync {
                     sender_id: self.peer_id.clone(),
                     target_id: handle.peer.clone(),
                     document_id: slot.id,
                     data: msg.encode(),
-                });
+                }),
+                Ok(None) => {}
+                Err(_) => {
+                    tracing::error!(document = %slot.id, "automerge panicked generating a sync message; dropping that peer");
+                    handle.close("internal error while syncing a document; reconnect".into());
+                    broken.push(*sid);
+                }
             }
+        }
+        for sid in broken {
+            peers.remove(&sid);
         }
     }
 
-    /// Relays an ephemeral message to the document's other readers, if the sender may sync it.
+    /// Relays an ephemeral message (presence) to the document's other readers, if the sender
+    /// may sync it: under the sender's alias, once per (sender, session, count), within the
+    /// connection's and the document's budgets, never back to its origin (I7). A message a
+    /// peer forwards with another sender's id (automerge-repo passes them on) is dropped.
     pub fn relay_ephemeral(&self, session: SessionId, handle: &SessionHandle, message: &Message) {
-        let Some(doc_id) = message.document_id().copied() else {
+        let Message::Ephemeral {
+            sender_id,
+            count,
+            session_id,
+            document_id,
+            data,
+            ..
+        } = message
+        else {
             return;
         };
-        let Some((dossier, key)) = self.locate(doc_id) else {
+        if sender_id != &handle.peer
+            || data.len() > MAX_EPHEMERAL_BYTES
+            || !handle.ephemeral.lock().try_take()
+        {
+            return;
+        }
+        let Some((dossier, key)) = self.locate(*document_id) else {
             return;
         };
         let Some((rel, _)) = self.relationships(dossier) else {
@@ -750,31 +845,29 @@ impl Hub {
         if !decide(&handle.principal, Action::Sync(&key), &rel, t).is_allowed() {
             return;
         }
-        let Some(slot) = self.cached_slot(doc_id) else {
+        let Some(slot) = self.cached_slot(*document_id) else {
             return;
         };
-        let Ok(inner) = slot.inner.try_lock() else {
+        let Ok(mut inner) = slot.inner.try_lock() else {
             return;
         };
-        let sessions = self.sessions.read().expect("not poisoned");
+        if !inner
+            .ephemeral
+            .admit(handle.alias.as_str(), session_id, *count)
+        {
+            return;
+        }
+        let sessions = self.sessions.read();
         for sid in inner.peers.keys().filter(|s| **s != session) {
-            if let (
-                Some(other),
-                Message::Ephemeral {
-                    count,
-                    session_id,
-                    data,
-                    ..
-                },
-            ) = (sessions.get(sid), message)
+            if let Some(other) = sessions.get(sid)
                 && decide(&other.principal, Action::Read(&key), &rel, t).is_allowed()
             {
                 other.send(&Message::Ephemeral {
-                    sender_id: handle.peer.clone(),
+                    sender_id: handle.alias.clone(),
                     target_id: other.peer.clone(),
                     count: *count,
                     session_id: session_id.clone(),
-                    document_id: doc_id,
+                    document_id: *document_id,
                     data: data.clone(),
                 });
             }
@@ -790,7 +883,6 @@ impl Hub {
         let sessions: Vec<(SessionId, Arc<SessionHandle>)> = self
             .sessions
             .read()
-            .expect("not poisoned")
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
@@ -799,7 +891,6 @@ impl Hub {
             let docs: Vec<DocumentId> = handle
                 .docs
                 .lock()
-                .expect("not poisoned")
                 .iter()
                 .copied()
                 .collect();
@@ -826,7 +917,7 @@ impl Hub {
                 if let Some(slot) = self.cached_slot(doc) {
                     slot.inner.lock().await.peers.remove(&sid);
                 }
-                handle.docs.lock().expect("not poisoned").remove(&doc);
+                handle.docs.lock().remove(&doc);
                 let mut ev = self.event(&handle, AuditAction::Revoke, dossier, &key, &persons, t);
                 ev.outcome = reason.code().into();
                 if let Err(e) = self.audit(&ev).await {

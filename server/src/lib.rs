@@ -55,7 +55,8 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         .with_context(|| format!("cannot open the store in {}", args.store.data_dir.display()))?;
     let hub = Hub::load(Arc::new(store), args.hot_documents)
         .await
-        .context("cannot load the store")?;
+        .context("cannot load the store")?
+        .with_limits((&args.limits).into());
     Ok(AppState {
         hub: Arc::new(hub),
         auth,

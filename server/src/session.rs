@@ -1,25 +1,29 @@
-//! One WebSocket connection speaking the automerge-repo protocol: the `join` handshake that binds
-//! the peer id, then a loop that hands `request`/`sync` to the hub and writes whatever the hub
-//! queues for this connection. Anything malformed gets an `error` and the connection closes;
-//! other connections are never affected.
+//! One WebSocket connection speaking the automerge-repo protocol: admission within the
+//! connection limits, the `join` handshake that binds the peer id to its user, then a loop that
+//! paces the device's messages, hands `request`/`sync` to the hub and relays `ephemeral`, while
+//! a writer task drains the connection's bounded outbox. Anything malformed or over a limit gets
+//! an `error` and the connection closes; a panic while handling one message ends that
+//! connection only; other connections are never affected (I7).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use regie_core::principal::Principal;
 use regie_sync_protocol::{
     MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, PeerMetadata, decode, encode,
 };
-use tokio::sync::mpsc;
 
-use crate::hub::{Hub, Outgoing, SessionHandle};
+use crate::hub::{Hub, SessionHandle, SyncOutcome, TokenBucket};
 
 /// How long a new connection may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames queued for one slow client before it is disconnected.
-const OUTBOX_CAPACITY: usize = 1024;
+/// How long a closing connection may take to accept its `error` and close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
 
 /// Runs a connection until the client leaves, misbehaves, its token expires (`expires_at`) or
 /// the server shuts down.
@@ -30,6 +34,10 @@ pub async fn run(
     expires_at: time::OffsetDateTime,
 ) {
     let (mut sink, mut stream) = socket.split();
+    let _permit = match hub.admit(&principal) {
+        Ok(permit) => permit,
+        Err(reason) => return close(&mut sink, &reason).await,
+    };
     let principal = Arc::new(principal);
 
     // Handshake: the first frame must be a `join` speaking protocol "1".
@@ -50,10 +58,10 @@ pub async fn run(
                 )
                 .await;
             }
-            if hub.peer_taken_by_other(&sender_id, &principal) {
+            if !hub.bind_peer(&sender_id, &principal) {
                 return close(
                     &mut sink,
-                    "this peer id belongs to another user's connection",
+                    "this peer id belongs to another user; join with a new random peer id",
                 )
                 .await;
             }
@@ -83,21 +91,36 @@ pub async fn run(
         return;
     }
 
-    let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
-    let (id, handle) = hub.add_session(SessionHandle::new(principal, peer.clone(), storage_id, tx));
+    let (handle, mut outbox) = SessionHandle::new(
+        principal,
+        peer.clone(),
+        storage_id,
+        hub.limits().outbox_bytes,
+    );
+    let (id, handle) = hub.add_session(handle);
 
     // The writer drains the outbox so that fan-out from other connections never waits on this
-    // client's socket.
+    // client's socket; a close request interrupts even a send the client does not read.
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            match out {
-                Outgoing::Frame(bytes) => {
-                    if sink.send(WsMessage::Binary(bytes.into())).await.is_err() {
+        while let Some(next) = outbox.next().await {
+            match next {
+                Ok(frame) => {
+                    let len = frame.len();
+                    let sent = tokio::select! {
+                        biased;
+                        reason = outbox.closed() => {
+                            close_within(&mut sink, &reason).await;
+                            false
+                        }
+                        sent = sink.send(WsMessage::Binary(frame.into())) => sent.is_ok(),
+                    };
+                    outbox.sent(len);
+                    if !sent {
                         break;
                     }
                 }
-                Outgoing::Close(reason) => {
-                    close(&mut sink, &reason).await;
+                Err(reason) => {
+                    close_within(&mut sink, &reason).await;
                     break;
                 }
             }
@@ -109,26 +132,33 @@ pub async fn run(
     let left = (expires_at - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
     let expiry = tokio::time::sleep(left.try_into().unwrap_or(Duration::ZERO));
     tokio::pin!(expiry);
+    let rate = hub.limits().messages_per_second;
+    let mut pace = TokenBucket::new(rate, 10.0 * rate);
     loop {
         let next = tokio::select! {
             next = next_message(&mut stream) => next,
             () = &mut expiry => Err("the token expired; reconnect with a fresh token".into()),
+            _ = handle.closed() => break,
         };
         let message = match next {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(problem) => {
-                let _ = handle.outbox.send(Outgoing::Close(problem)).await;
+                handle.close(problem);
                 break;
             }
         };
+        // A device faster than its budget waits; meanwhile nothing more of it is read.
+        if let Some(wait) = pace.take() {
+            tokio::time::sleep(wait).await;
+        }
+        if let Message::Ephemeral { .. } = message {
+            // The hub relays only what this peer sent itself; what it forwards is dropped.
+            hub.relay_ephemeral(id, &handle, &message);
+            continue;
+        }
         if message.sender_id().is_some_and(|s| s != &peer) {
-            let _ = handle
-                .outbox
-                .send(Outgoing::Close(
-                    "senderId differs from the peer id given at join".into(),
-                ))
-                .await;
+            handle.close("senderId differs from the peer id given at join".into());
             break;
         }
         match message {
@@ -138,30 +168,36 @@ pub async fn run(
             | Message::Sync {
                 document_id, data, ..
             } => {
-                if let Err(e) = hub.receive_sync(id, &handle, document_id, &data).await {
-                    tracing::error!(error = %e, "sync failed");
-                    let _ = handle
-                        .outbox
-                        .send(Outgoing::Close("internal error; try again later".into()))
-                        .await;
-                    break;
+                let work = AssertUnwindSafe(hub.receive_sync(id, &handle, document_id, &data))
+                    .catch_unwind()
+                    .await;
+                match work {
+                    Ok(Ok(SyncOutcome::Refused)) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "sync failed");
+                        handle.close("internal error; try again later".into());
+                        break;
+                    }
+                    Err(_) => {
+                        // The write path works on a fork, so the document is as it was.
+                        tracing::error!(document = %document_id, "panic while handling a sync message; connection closed");
+                        handle.close(
+                            "internal error while handling this message; the document is unchanged"
+                                .into(),
+                        );
+                        break;
+                    }
                 }
             }
-            Message::Ephemeral { .. } => hub.relay_ephemeral(id, &handle, &message),
             Message::Leave { .. } => break,
             Message::Join { .. } => {
-                let _ = handle
-                    .outbox
-                    .send(Outgoing::Close("already joined".into()))
-                    .await;
+                handle.close("already joined".into());
                 break;
             }
             // Subscriptions and heads gossip between storage peers are not offered: every client
             // talks to this server only.
             _ => {}
-        }
-        if writer.is_finished() {
-            break;
         }
     }
     hub.remove_session(id).await;
@@ -207,8 +243,13 @@ async fn next_message(
     }
 }
 
+/// Sends an `error` and a close frame, giving up on a client that does not read them.
+async fn close_within(sink: &mut Sink, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, close(sink, reason)).await;
+}
+
 /// Sends an `error` message and a close frame.
-async fn close(sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>, reason: &str) {
+async fn close(sink: &mut Sink, reason: &str) {
     let error = Message::Error {
         message: reason.to_owned(),
     };

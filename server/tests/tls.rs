@@ -32,6 +32,7 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
         tls_key: None,
         hot_documents: 10,
         oversight: Default::default(),
+        limits: Default::default(),
     };
     let state = regie_server::state(&args).await.unwrap();
     let token = state

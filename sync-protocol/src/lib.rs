@@ -71,11 +71,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bounds;
 mod codec;
 mod error;
 mod ids;
 mod message;
 
+pub use bounds::{LimitError, SyncLimits, SyncStats, check_sync_message};
 pub use codec::{MAX_MESSAGE_BYTES, decode, encode};
 pub use error::DecodeError;
 pub use ids::{DocumentId, DocumentIdError, PeerId, StorageId, URL_PREFIX};

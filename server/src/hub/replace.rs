@@ -49,32 +49,31 @@ impl Hub {
             .replace_document(view, new, dossier, &key, &fresh.save(), now())
             .await?;
         {
-            let mut by_doc = self.by_document.write().expect("not poisoned");
+            let mut by_doc = self.by_document.write();
             by_doc.remove(&view);
             by_doc.insert(new, (dossier, key.clone()));
         }
         if let Some(entry) = self
             .dossiers
             .write()
-            .expect("not poisoned")
             .get_mut(&dossier)
         {
             entry.documents.insert(key.clone(), new);
         }
         {
-            let mut retired = self.retired.write().expect("not poisoned");
+            let mut retired = self.retired.write();
             for target in retired.values_mut().filter(|t| **t == view) {
                 *target = new;
             }
             retired.insert(view, new);
         }
-        self.slots.lock().expect("not poisoned").pop(&view);
-        let sessions = self.sessions.read().expect("not poisoned");
+        self.slots.lock().pop(&view);
+        let sessions = self.sessions.read();
         for session in inner.peers.keys() {
             let Some(handle) = sessions.get(session) else {
                 continue;
             };
-            handle.docs.lock().expect("not poisoned").remove(&view);
+            handle.docs.lock().remove(&view);
             handle.send(&Message::Replaced {
                 sender_id: self.peer_id.clone(),
                 target_id: handle.peer.clone(),
@@ -88,7 +87,7 @@ impl Hub {
     /// The document that replaces retired `old`, if `who` may sync it; otherwise `None`, so
     /// the old id is answered like any unknown one.
     pub(super) fn replacement_for(&self, who: &Principal, old: DocumentId) -> Option<DocumentId> {
-        let new = *self.retired.read().expect("not poisoned").get(&old)?;
+        let new = *self.retired.read().get(&old)?;
         let (dossier, key): (_, DocumentKey) = self.locate(new)?;
         let (rel, _) = self.relationships(dossier)?;
         decide(who, Action::Sync(&key), &rel, now())

@@ -21,13 +21,12 @@ impl Hub {
             let documents: Vec<DocumentId> = self
                 .dossiers
                 .write()
-                .expect("not poisoned")
                 .remove(&dossier)
                 .map(|e| e.documents.into_values().collect())
                 .unwrap_or_default();
             {
-                let mut by_doc = self.by_document.write().expect("not poisoned");
-                let mut slots = self.slots.lock().expect("not poisoned");
+                let mut by_doc = self.by_document.write();
+                let mut slots = self.slots.lock();
                 for doc in &documents {
                     by_doc.remove(doc);
                     slots.pop(doc);
@@ -36,13 +35,12 @@ impl Hub {
             let sessions: Vec<_> = self
                 .sessions
                 .read()
-                .expect("not poisoned")
                 .values()
                 .cloned()
                 .collect();
             for handle in sessions {
                 for doc in &documents {
-                    if handle.docs.lock().expect("not poisoned").remove(doc) {
+                    if handle.docs.lock().remove(doc) {
                         handle.send(&Message::Revoked {
                             sender_id: self.peer_id.clone(),
                             target_id: handle.peer.clone(),

@@ -64,6 +64,7 @@ impl TestServer {
             tls_key: None,
             hot_documents,
             oversight,
+            limits: Default::default(),
         };
         let state = regie_server::state(&args).await.expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,467 @@
+//! Bounded cost (I7): each attack of issue 12 against a real server, made with an ordinary
+//! token. The attacker's connection ends with an `error` naming the limit, the server's peak
+//! memory stays within a stated bound, and an honest device keeps syncing the same document.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use automerge::ReadDoc;
+use automerge::transaction::Transactable;
+use regie_sync_protocol::{DocumentId, Message, PeerId};
+
+use crate::support::*;
+
+/// Peak resident memory of this process (server and test share it; nextest gives each test
+/// its own process), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("linux /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+/// What an attack may add to the process's peak memory.
+const ATTACK_BUDGET_MIB: u64 = 200;
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Sends `data` as the sync payload of a `request` for `doc` and returns the `error` text the
+/// server closed with.
+async fn attack(peer: &mut Peer, doc: DocumentId, data: Vec<u8>) -> String {
+    let m = Message::Request {
+        sender_id: peer.id.clone(),
+        target_id: PeerId::new("server"),
+        document_id: doc,
+        data,
+    };
+    peer.send(&m).await;
+    closing_error(peer).await
+}
+
+/// Reads until the server closes; the text of its `error`.
+async fn closing_error(peer: &mut Peer) -> String {
+    let mut error = None;
+    while let Some(m) = peer.next().await {
+        if let Message::Error { message } = m {
+            error = Some(message);
+        }
+    }
+    assert!(peer.closed, "the server closed the connection");
+    error.expect("an error message before the close")
+}
+
+/// An honest worker edits the plan and sees the edit acknowledged; how long that took.
+async fn honest_round_trip(server: &TestServer, plan: DocumentId, text: &str) -> Duration {
+    let started = Instant::now();
+    let mut worker = Peer::open(server, "worker", plan, "hulpvraag").await;
+    worker
+        .edit(plan, |d| {
+            d.put(automerge::ROOT, "hulpvraag", text).unwrap();
+        })
+        .await;
+    let mut reader = Peer::open(server, "worker2", plan, "hulpvraag").await;
+    assert!(
+        reader
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref() == Some(text))
+            .await,
+        "the honest edit arrived"
+    );
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_bloom_filter_asking_for_four_billion_probes_closes_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let baseline = honest_round_trip(&server, plan, "voor").await;
+    let before = peak_rss_mib();
+
+    let mut attacker = Peer::connect(&server, &server.token("resident")).await.unwrap();
+    let error = attack(&mut attacker, plan, hex("4200000100080108ffffffff0fff00")).await;
+    assert!(error.contains("bloom filter probes 4294967295"), "{error}");
+
+    let after = honest_round_trip(&server, plan, "na").await;
+    assert!(peak_rss_mib() < before + ATTACK_BUDGET_MIB);
+    assert!(
+        after < baseline * 2 + Duration::from_millis(500),
+        "{after:?} vs {baseline:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bloom_filter_with_zero_bits_per_entry_is_refused_and_the_document_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    // The resident has the plan open when the attack starts: its state must not be harmed.
+    let mut resident = Peer::open(&server, "resident", plan, "hulpvraag").await;
+
+    let mut attacker = Peer::connect(&server, &server.token("resident")).await.unwrap();
+    let error = attack(&mut attacker, plan, hex("42000001000301000100")).await;
+    assert!(error.contains("bits per entry 0"), "{error}");
+
+    honest_round_trip(&server, plan, "daarna").await;
+    assert!(
+        resident
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref() == Some("daarna"))
+            .await
+    );
+    // HTTP work touching the document still answers.
+    let (status, _) = server
+        .api(
+            &server.token("resident"),
+            "GET",
+            "/api/v1/me/documents",
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// A sync message carrying one compressed change chunk of `zeros` MiB of zeros.
+fn deflate_bomb(zeros_mib: usize) -> Vec<u8> {
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mib = vec![0u8; 1 << 20];
+    for _ in 0..zeros_mib {
+        z.write_all(&mib).unwrap();
+    }
+    let body = z.finish().unwrap();
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3, 4, 2];
+    leb(&mut chunk, body.len() as u64);
+    chunk.extend_from_slice(&body);
+    let mut m = vec![0x42, 0, 0, 0, 1];
+    leb(&mut m, chunk.len() as u64);
+    m.extend_from_slice(&chunk);
+    m
+}
+
+fn leb(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+#[tokio::test]
+async fn a_change_that_inflates_to_half_a_gigabyte_is_refused_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let partner_doc = house.doc("partner/ggd");
+    let bomb = deflate_bomb(512);
+    assert!(bomb.len() < 1 << 20, "under the frame limit: {}", bomb.len());
+    let before = peak_rss_mib();
+
+    let mut partner = Peer::open(&server, "partner", partner_doc, "status").await;
+    let m = Message::Sync {
+        sender_id: partner.id.clone(),
+        target_id: PeerId::new("server"),
+        document_id: partner_doc,
+        data: bomb,
+    };
+    partner.send(&m).await;
+    let error = closing_error(&mut partner).await;
+    assert!(error.contains("inflates beyond the limit"), "{error}");
+    assert!(peak_rss_mib() < before + ATTACK_BUDGET_MIB);
+    honest_round_trip(&server, house.doc("plan"), "nog steeds").await;
+}
+
+#[tokio::test]
+async fn a_device_asking_again_and_again_for_a_document_it_may_not_read_is_audited_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    let mut partner = Peer::connect(&server, &server.token("partner")).await.unwrap();
+    for _ in 0..500 {
+        partner.reset(record).await;
+    }
+    partner.settle(Duration::from_millis(300)).await;
+    assert_eq!(partner.unavailable(), vec![record]);
+    drop(partner);
+
+    let denials = || async {
+        server
+            .state
+            .hub
+            .store()
+            .audit_events(Some(house.id.parse().unwrap()))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, ev)| ev)
+            .filter(|ev| ev.actor == "ggd-1" && ev.action == "deny")
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let mut rows = denials().await;
+    while rows.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = denials().await;
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].detail, None);
+    assert_eq!(
+        rows[1].detail.as_deref(),
+        Some("refused 499 more times on this connection")
+    );
+}
+
+/// An ephemeral (presence) message from `peer` about `doc`.
+fn presence(peer: &Peer, doc: DocumentId, count: u64, bytes: usize) -> Message {
+    Message::Ephemeral {
+        sender_id: peer.id.clone(),
+        target_id: PeerId::new("server"),
+        count,
+        session_id: "sessie".into(),
+        document_id: doc,
+        data: vec![7; bytes],
+    }
+}
+
+#[tokio::test]
+async fn presence_is_relayed_under_an_alias_once_and_never_back_to_its_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    let mut resident = Peer::open(&server, "resident", plan, "hulpvraag").await;
+
+    let hello = presence(&worker, plan, 1, 16);
+    worker.send(&hello).await;
+    worker.send(&hello).await; // a repeat
+    let relayed = resident.settle(Duration::from_millis(300)).await;
+    let got: Vec<_> = relayed
+        .iter()
+        .filter_map(|m| match m {
+            Message::Ephemeral { sender_id, .. } => Some(sender_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 1, "relayed once: {relayed:?}");
+    assert_ne!(got[0], worker.id, "the worker's peer id is not revealed");
+
+    // The resident's automerge-repo passes it on, keeping the alias as sender: dropped, and the
+    // resident stays connected.
+    let Some(Message::Ephemeral { sender_id, .. }) = relayed
+        .iter()
+        .find(|m| matches!(m, Message::Ephemeral { .. }))
+        .cloned()
+    else {
+        unreachable!()
+    };
+    resident
+        .send(&Message::Ephemeral {
+            sender_id,
+            target_id: PeerId::new("server"),
+            count: 1,
+            session_id: "sessie".into(),
+            document_id: plan,
+            data: vec![7; 16],
+        })
+        .await;
+    let echoed = worker.settle(Duration::from_millis(300)).await;
+    assert!(
+        !echoed
+            .iter()
+            .any(|m| matches!(m, Message::Ephemeral { .. })),
+        "{echoed:?}"
+    );
+    assert!(!resident.closed && !worker.closed);
+}
+
+#[tokio::test]
+async fn a_flood_of_large_ephemeral_messages_to_a_reader_that_does_not_read_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    // This reader never reads again.
+    let _stalled = Peer::open(&server, "resident", plan, "hulpvraag").await;
+    let mut flooder = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    let before = peak_rss_mib();
+    for i in 0..256 {
+        flooder.send(&presence(&flooder, plan, i, 1 << 20)).await;
+    }
+    for i in 256..2256 {
+        flooder.send(&presence(&flooder, plan, i, 60 * 1024)).await;
+    }
+    flooder.settle(Duration::from_millis(300)).await;
+    assert!(!flooder.closed, "oversized presence is dropped, not fatal");
+    assert!(peak_rss_mib() < before + ATTACK_BUDGET_MIB);
+    honest_round_trip(&server, plan, "gewoon door").await;
+}
+
+#[tokio::test]
+async fn a_peer_id_belongs_to_the_user_who_used_it_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let owned = "peer-van-anna";
+    let anna = Peer::connect_as(&server, &server.token("worker"), owned, None)
+        .await
+        .unwrap();
+    drop(anna);
+    // Another user, even once the owner is gone, cannot take the id.
+    let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        regie_sync_protocol::encode(&Message::Join {
+            sender_id: PeerId::new(owned),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: None,
+        })
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let answer = ws.next().await.unwrap().unwrap().into_data();
+    let Ok(Message::Error { message }) = regie_sync_protocol::decode(&answer) else {
+        panic!("expected an error");
+    };
+    assert!(message.contains("belongs to another user"), "{message}");
+    // The owner comes back with it and syncs.
+    let mut anna = Peer::connect_as(&server, &server.token("worker"), owned, None)
+        .await
+        .unwrap();
+    anna.request(plan).await;
+    assert!(
+        anna.wait_for(plan, |d| d.get(automerge::ROOT, "hulpvraag").unwrap().is_some())
+            .await
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_user_limit_are_refused_with_the_limit_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let limit = server.state.hub.limits().connections_per_user;
+    let mut open = Vec::new();
+    for _ in 0..limit {
+        open.push(Peer::connect(&server, &server.token("resident")).await.unwrap());
+    }
+    let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::StreamExt;
+    let answer = ws.next().await.unwrap().unwrap().into_data();
+    let Ok(Message::Error { message }) = regie_sync_protocol::decode(&answer) else {
+        panic!("expected an error");
+    };
+    assert!(message.contains(&format!("limit {limit}")), "{message}");
+    // Another user is not affected, and a freed slot can be used again.
+    Peer::connect(&server, &server.token("worker")).await.unwrap();
+    drop(open.pop());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        use futures_util::SinkExt;
+        ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+            regie_sync_protocol::encode(&Message::Join {
+                sender_id: PeerId::new(format!("p-{}", uuid::Uuid::new_v4().simple())),
+                supported_protocol_versions: vec!["1".into()],
+                peer_metadata: None,
+            })
+            .into(),
+        ))
+        .await
+        .unwrap();
+        let answer = ws.next().await.unwrap().unwrap().into_data();
+        if matches!(
+            regie_sync_protocol::decode(&answer),
+            Ok(Message::Peer { .. })
+        ) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_honest_large_edit_still_passes_the_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    // 18,500 characters typed into the plan: as many operations in one change.
+    let long = "Een lang verslag van het huisbezoek. ".repeat(500);
+    let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    worker
+        .edit(plan, |d| {
+            let h = d.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
+            d.splice_text(&h, 0, 0, &long).unwrap();
+        })
+        .await;
+    assert!(!worker.closed);
+    let mut reader = Peer::open(&server, "worker2", plan, "hulpvraag").await;
+    assert!(
+        reader
+            .wait_for(plan, |d| root_text(d, "hulpvraag")
+                .is_some_and(|h| h.starts_with(long.as_str())))
+            .await
+    );
+}
+
+#[tokio::test]
+async fn two_unmodified_automerge_repo_clients_using_presence_stay_connected_for_a_minute() {
+    use crate::js::{ensure_node_modules, js_dir, on_path};
+    if !on_path("node") || !on_path("npm") {
+        eprintln!("SKIPPED: `node` and `npm` must be on PATH for the presence test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let js = js_dir();
+    ensure_node_modules(&js).await;
+    let url = |who: &str| format!("ws://{}/sync?token={}", server.addr, server.token(who));
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("node")
+            .args([
+                "presence.mjs".to_owned(),
+                url("worker"),
+                url("resident"),
+                house.doc("plan").to_url(),
+                "60".into(),
+            ])
+            .current_dir(&js)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the presence run ends")
+    .expect("node runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(report["disconnects"], 0, "{report}");
+    assert_eq!(report["converged"], true, "{report}");
+    let sent = report["sent"].as_u64().unwrap();
+    // Presence is best-effort but at ten a second well within every budget: nearly all arrive.
+    for heard in ["workerHeard", "residentHeard"] {
+        let n = report[heard].as_u64().unwrap();
+        assert!(n * 10 >= sent * 9 && n <= sent, "{heard}: {report}");
+    }
+}
