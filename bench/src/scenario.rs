@@ -9,6 +9,7 @@
 //! - (c) [`idle`]: N idle authenticated connections, each syncing one document; server memory.
 //! - (d) [`steady`] again with 500 devices at a fixed rate; the p99 edit-to-recipient latency.
 //! - (e) [`memory`]: cold start over 100,000 stored dossiers, memory per hot dossier.
+//! - (f) [`flood`]: (d)'s steady editing, quiet and under attack by hostile devices.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -218,6 +219,8 @@ pub struct SteadyCfg {
     pub rate: f64,
     /// Unacknowledged changes a device may have.
     pub window: usize,
+    /// Hostile devices attacking during the measured window (scenario f; 0 elsewhere).
+    pub attackers: usize,
 }
 
 /// Runs a steady-editing scenario (a or d).
@@ -394,6 +397,20 @@ async fn steady_net(
     };
     let _ = go_tx.send(Some((window, pace)));
     tokio::time::sleep_until(window.start).await;
+    let flood = Arc::new(crate::flood::FloodStats::default());
+    let bomb = Arc::new(crate::flood::deflate_bomb());
+    let mut hostile = Vec::new();
+    for i in 0..cfg.attackers {
+        let to = endpoint(&server, &layout.devices[i % n].user)?;
+        let doc = crate::flood::target(layout, i);
+        hostile.push(tokio::spawn(crate::flood::hostile(
+            to,
+            doc,
+            bomb.clone(),
+            window.end,
+            flood.clone(),
+        )));
+    }
     let s0 = ProcStats::of(&pid)?;
     let me0 = ProcStats::of("self")?;
     let w0 = wire.total();
@@ -413,6 +430,9 @@ async fn steady_net(
     let s1 = ProcStats::of(&pid)?;
     let me1 = ProcStats::of("self")?;
     let w1 = wire.total();
+    for h in hostile {
+        let _ = h.await;
+    }
     let mut total = DeviceStats::default();
     let mut failures = Vec::new();
     for t in tasks {
@@ -451,6 +471,17 @@ async fn steady_net(
     m.set("loadgen_cpu_pct", 100.0 * (me1.cpu_s - me0.cpu_s) / d);
     m.set("failed_devices", failures.len() as f64);
     m.set("problems", total.problems as f64);
+    if cfg.attackers > 0 {
+        m.set("attacks", flood.attacks.load(Ordering::Relaxed) as f64);
+        m.set(
+            "attackers_closed",
+            flood.closed.load(Ordering::Relaxed) as f64,
+        );
+        m.set(
+            "attackers_refused",
+            flood.refused.load(Ordering::Relaxed) as f64,
+        );
+    }
     if let Some(p) = total.first_problem {
         m.notes.push(format!("first problem: {p}"));
     }
@@ -463,6 +494,60 @@ async fn steady_net(
         ));
     }
     Ok(m)
+}
+
+// ---- (f): hostile devices ------------------------------------------------------------------
+
+/// Runs scenario (f): the steady workload on Regie, `quiet` and under `flood` by
+/// `cfg.attackers` hostile devices, alternating within each round.
+pub async fn flood(common: &Common, cfg: &SteadyCfg) -> anyhow::Result<Vec<Measurement>> {
+    let layout = Layout::ring(common.seed, cfg.devices, cfg.dossiers, cfg.per_device);
+    let bytes: Vec<DossierBytes> = (0..cfg.dossiers)
+        .map(|k| dossier_bytes(&layout, k, 0))
+        .collect();
+    let keys = [DocumentKey::Plan, DocumentKey::Record];
+    let mut out = Vec::new();
+    for run in 0..common.runs {
+        let mut variants = [("quiet", 0), ("flood", cfg.attackers)];
+        variants.rotate_left(run % 2);
+        for (name, attackers) in variants {
+            common.say(format!(
+                "(f) run {}/{} {name}: {} devices, {attackers} hostile",
+                run + 1,
+                common.runs,
+                cfg.devices
+            ));
+            let cfg = SteadyCfg {
+                attackers,
+                ..cfg.clone()
+            };
+            let m = steady_net(
+                common,
+                "f",
+                &cfg,
+                &layout,
+                &bytes,
+                &keys,
+                Target::Regie,
+                run,
+            )
+            .await;
+            let mut m = m.unwrap_or_else(|e| {
+                let mut m = Measurement::new("f", name, run);
+                m.notes.push(format!("failed: {e:#}"));
+                m
+            });
+            m.target = name.into();
+            common.say(format!(
+                "(f) {name}: p50 {:.1} ms, p95 {:.1} ms, peak RSS {:.0} MB",
+                m.metrics.get("lat_p50_ms").copied().unwrap_or(f64::NAN),
+                m.metrics.get("lat_p95_ms").copied().unwrap_or(f64::NAN),
+                m.metrics.get("peak_rss_mb").copied().unwrap_or(f64::NAN),
+            ));
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 // ---- (b): reconnect ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ async fn tiny_steady_run_acknowledges_changes() {
         warmup_s: 0.2,
         rate: 0.0,
         window: 2,
+        attackers: 0,
     };
     let ms = steady(&c, "a", &cfg).await.unwrap();
     assert_eq!(ms.len(), 2);

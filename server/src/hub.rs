@@ -39,6 +39,9 @@ pub use limits::{Limits, MAX_EPHEMERAL_BYTES, TokenBucket};
 
 /// Compact a document's appended changes into a snapshot after this many.
 const COMPACT_AFTER: i64 = 500;
+/// Tests only: a change with this commit message makes the write path panic mid-batch.
+#[cfg(feature = "fault-injection")]
+pub const FAULT_PANIC: &str = "regie-fault-injection: panic";
 /// Peer ids whose owner is remembered; the oldest is forgotten first.
 const PEER_OWNERS_REMEMBERED: usize = 100_000;
 
@@ -246,19 +249,12 @@ impl Hub {
 
     /// A dossier's entry.
     pub fn dossier(&self, id: DossierId) -> Option<DossierEntry> {
-        self.dossiers
-            .read()
-            .get(&id)
-            .cloned()
+        self.dossiers.read().get(&id).cloned()
     }
 
     /// Every dossier (for listings).
     pub fn dossiers(&self) -> Vec<DossierEntry> {
-        self.dossiers
-            .read()
-            .values()
-            .cloned()
-            .collect()
+        self.dossiers.read().values().cloned().collect()
     }
 
     /// Registers a new or changed dossier entry and re-checks every connection syncing its
@@ -271,9 +267,7 @@ impl Hub {
                 by_doc.insert(*doc, (id, key.clone()));
             }
         }
-        self.dossiers
-            .write()
-            .insert(id, entry);
+        self.dossiers.write().insert(id, entry);
         self.enforce(Some(id)).await;
     }
 
@@ -354,7 +348,14 @@ impl Hub {
                 .relationships(r.dossier)
                 .map(|(_, p)| p)
                 .unwrap_or_default();
-            let mut ev = self.event(&handle, AuditAction::Deny, r.dossier, &r.key, &persons, now());
+            let mut ev = self.event(
+                &handle,
+                AuditAction::Deny,
+                r.dossier,
+                &r.key,
+                &persons,
+                now(),
+            );
             ev.outcome = r.reason.into();
             ev.detail = Some(format!("refused {} more times on this connection", r.more));
             if let Err(e) = self.audit(&ev).await {
@@ -468,10 +469,7 @@ impl Hub {
 
     /// Where a document id belongs, if it exists.
     pub fn locate(&self, id: DocumentId) -> Option<(DossierId, DocumentKey)> {
-        self.by_document
-            .read()
-            .get(&id)
-            .cloned()
+        self.by_document.read().get(&id).cloned()
     }
 
     fn relationships(&self, dossier: DossierId) -> Option<(Arc<Relationships>, Vec<PersonId>)> {
@@ -492,7 +490,12 @@ impl Hub {
     ) -> Result<SyncOutcome, HubError> {
         // I7: Regie reads the message and bounds its cost before any Automerge code does, and
         // before looking the document up, so the answer says nothing about whether it exists.
-        if let Err(problem) = check_sync_message(data, &self.limits.sync) {
+        // An empty payload holds nothing to bound: it is answered as an unreadable document,
+        // or refused as malformed below.
+        if let Err(problem) = (!data.is_empty())
+            .then(|| check_sync_message(data, &self.limits.sync))
+            .transpose()
+        {
             self.refuse_input(handle, doc_id, &problem).await?;
             return Ok(SyncOutcome::Refused);
         }
@@ -643,6 +646,13 @@ impl Hub {
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
         let new: Vec<Change> = inner.doc.get_changes_added(&fork);
+        #[cfg(feature = "fault-injection")]
+        if new
+            .iter()
+            .any(|c| c.message().is_some_and(|m| m == FAULT_PANIC))
+        {
+            panic!("fault injected by a test");
+        }
         let verdict = match (received, mode, blocked) {
             // Changes waiting for dependencies the server refused stay refused, for the same reason.
             (Ok(()), _, Some(earlier)) if !fork.get_missing_deps(&[]).is_empty() => {
@@ -888,12 +898,7 @@ impl Hub {
             .collect();
         let t = now();
         for (sid, handle) in sessions {
-            let docs: Vec<DocumentId> = handle
-                .docs
-                .lock()
-                .iter()
-                .copied()
-                .collect();
+            let docs: Vec<DocumentId> = handle.docs.lock().iter().copied().collect();
             for doc in docs {
                 let Some((dossier, key)) = self.locate(doc) else {
                     continue;

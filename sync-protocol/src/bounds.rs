@@ -103,7 +103,9 @@ pub enum LimitError {
         limit: u64,
     },
     /// A Bloom filter's bit array does not have the length its parameters imply.
-    #[error("sync message refused: bloom filter has {found} bytes of bits, its parameters need {expected}")]
+    #[error(
+        "sync message refused: bloom filter has {found} bytes of bits, its parameters need {expected}"
+    )]
     BloomLength {
         /// What the parameters imply.
         expected: u64,
@@ -231,7 +233,9 @@ fn chunks(mut bytes: &[u8], limits: &SyncLimits) -> Result<SyncStats, LimitError
         }
         let mut r = Reader::new(bytes);
         if r.take(4)? != MAGIC {
-            return Err(LimitError::Malformed("a change does not start with the magic bytes"));
+            return Err(LimitError::Malformed(
+                "a change does not start with the magic bytes",
+            ));
         }
         r.take(4)?; // checksum: Automerge verifies it
         let kind = r.byte()?;

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use regie_bench::report::{self, Measurement};
 use regie_bench::scenario::{
-    Common, IdleCfg, MemoryCfg, ReconnectCfg, SteadyCfg, Target, idle, memory, raw_memory_probe,
-    reconnect, steady,
+    Common, IdleCfg, MemoryCfg, ReconnectCfg, SteadyCfg, Target, flood, idle, memory,
+    raw_memory_probe, reconnect, steady,
 };
 use regie_bench::server::Launch;
 
@@ -28,6 +28,9 @@ enum Scenario {
     D,
     /// 100,000 stored dossiers: cold start, and memory per hot dossier.
     E,
+    /// 50 honest devices editing every second, quiet and under attack by 8 hostile devices:
+    /// honest latency and server memory.
+    F,
     /// a, b, c, d and e in turn.
     All,
 }
@@ -76,6 +79,9 @@ struct Args {
     /// Unacknowledged changes a device may have in flight [a: 1, d: 64].
     #[arg(long)]
     window: Option<usize>,
+    /// Hostile devices attacking during the measured window [f: 8].
+    #[arg(long)]
+    attackers: Option<usize>,
     /// Offline edits per dossier [b: 20].
     #[arg(long)]
     edits: Option<usize>,
@@ -205,6 +211,7 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
                     warmup_s: args.warmup.unwrap_or(3.0),
                     rate: args.rate.unwrap_or(if a { 0.0 } else { 0.2 }),
                     window: args.window.unwrap_or(if a { 1 } else { 64 }),
+                    attackers: 0,
                 };
                 let name = if a { "a" } else { "d" };
                 common.say(format!("scenario ({name}): {cfg:?}"));
@@ -282,6 +289,34 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
                         "hot_load_s",
                         "rss_hot_mb",
                         "kb_per_hot_dossier",
+                    ],
+                )
+            }
+            Scenario::F => {
+                let cfg = SteadyCfg {
+                    devices: args.devices.unwrap_or(50),
+                    dossiers: args.dossiers.unwrap_or(50),
+                    per_device: 2,
+                    duration_s: args.duration.unwrap_or(20.0),
+                    warmup_s: args.warmup.unwrap_or(3.0),
+                    rate: args.rate.unwrap_or(1.0),
+                    window: args.window.unwrap_or(64),
+                    attackers: args.attackers.unwrap_or(8),
+                };
+                common.say(format!("scenario (f): {cfg:?}"));
+                (
+                    "f",
+                    flood(&common, &cfg).await?,
+                    &[
+                        "lat_p50_ms",
+                        "lat_p95_ms",
+                        "ack_p50_ms",
+                        "acked_per_s",
+                        "peak_rss_mb",
+                        "cpu_pct",
+                        "attacks",
+                        "attackers_closed",
+                        "attackers_refused",
                     ],
                 )
             }

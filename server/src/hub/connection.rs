@@ -4,9 +4,9 @@
 //! met (each document's first one audited at once, the rest counted and audited as one row when
 //! the connection ends).
 
+use parking_lot::Mutex as StdMutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use parking_lot::Mutex as StdMutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use regie_core::id::{DocumentKey, DossierId};

@@ -53,11 +53,7 @@ impl Hub {
             by_doc.remove(&view);
             by_doc.insert(new, (dossier, key.clone()));
         }
-        if let Some(entry) = self
-            .dossiers
-            .write()
-            .get_mut(&dossier)
-        {
+        if let Some(entry) = self.dossiers.write().get_mut(&dossier) {
             entry.documents.insert(key.clone(), new);
         }
         {

@@ -32,12 +32,7 @@ impl Hub {
                     slots.pop(doc);
                 }
             }
-            let sessions: Vec<_> = self
-                .sessions
-                .read()
-                .values()
-                .cloned()
-                .collect();
+            let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
             for handle in sessions {
                 for doc in &documents {
                     if handle.docs.lock().remove(doc) {

@@ -83,7 +83,10 @@ fn a_whole_document_sent_as_a_v2_message_passes_and_counts_its_operations() {
     let messages = conversation(&mut b, &mut a);
     let v2: Vec<_> = messages.iter().filter(|m| m[0] == 0x43).collect();
     assert!(!v2.is_empty(), "automerge sent a document chunk");
-    let stats: Vec<SyncStats> = v2.iter().map(|m| check(m).expect("honest v2 message")).collect();
+    let stats: Vec<SyncStats> = v2
+        .iter()
+        .map(|m| check(m).expect("honest v2 message"))
+        .collect();
     // One carries the document (its changes and operations counted), the rest only heads.
     assert!(
         stats.iter().any(|s| s.chunks == 1 && s.ops >= 50 * 24),
@@ -109,7 +112,16 @@ fn a_bloom_filter_with_zero_bits_per_entry_is_refused() {
 fn a_bloom_filter_whose_bits_do_not_match_its_parameters_is_refused() {
     // 1 entry × 10 bits needs 2 bytes; 3 are given.
     let err = check(&hex("420000010006010a07ffffff00")).unwrap_err();
-    assert!(matches!(err, LimitError::BloomLength { expected: 2, found: 3 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LimitError::BloomLength {
+                expected: 2,
+                found: 3
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,7 +230,10 @@ fn bundle_chunks_and_unknown_chunk_types_are_refused() {
 #[test]
 fn truncated_and_trailing_bytes_are_malformed() {
     assert_eq!(check(&[]).unwrap_err().code(), "malformed_sync_message");
-    assert_eq!(check(&[0x42, 1]).unwrap_err().code(), "malformed_sync_message");
+    assert_eq!(
+        check(&[0x42, 1]).unwrap_err().code(),
+        "malformed_sync_message"
+    );
     assert_eq!(
         check(&hex("42000000000201828080")).unwrap_err().code(),
         "malformed_sync_message"

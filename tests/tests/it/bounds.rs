@@ -86,7 +86,9 @@ async fn a_bloom_filter_asking_for_four_billion_probes_closes_only_that_connecti
     let baseline = honest_round_trip(&server, plan, "voor").await;
     let before = peak_rss_mib();
 
-    let mut attacker = Peer::connect(&server, &server.token("resident")).await.unwrap();
+    let mut attacker = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
     let error = attack(&mut attacker, plan, hex("4200000100080108ffffffff0fff00")).await;
     assert!(error.contains("bloom filter probes 4294967295"), "{error}");
 
@@ -107,14 +109,17 @@ async fn a_bloom_filter_with_zero_bits_per_entry_is_refused_and_the_document_sta
     // The resident has the plan open when the attack starts: its state must not be harmed.
     let mut resident = Peer::open(&server, "resident", plan, "hulpvraag").await;
 
-    let mut attacker = Peer::connect(&server, &server.token("resident")).await.unwrap();
+    let mut attacker = Peer::connect(&server, &server.token("resident"))
+        .await
+        .unwrap();
     let error = attack(&mut attacker, plan, hex("42000001000301000100")).await;
     assert!(error.contains("bits per entry 0"), "{error}");
 
     honest_round_trip(&server, plan, "daarna").await;
     assert!(
         resident
-            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref() == Some("daarna"))
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref()
+                == Some("daarna"))
             .await
     );
     // HTTP work touching the document still answers.
@@ -165,7 +170,11 @@ async fn a_change_that_inflates_to_half_a_gigabyte_is_refused_within_the_memory_
     let house = seed_household(&server).await;
     let partner_doc = house.doc("partner/ggd");
     let bomb = deflate_bomb(512);
-    assert!(bomb.len() < 1 << 20, "under the frame limit: {}", bomb.len());
+    assert!(
+        bomb.len() < 1 << 20,
+        "under the frame limit: {}",
+        bomb.len()
+    );
     let before = peak_rss_mib();
 
     let mut partner = Peer::open(&server, "partner", partner_doc, "status").await;
@@ -188,7 +197,9 @@ async fn a_device_asking_again_and_again_for_a_document_it_may_not_read_is_audit
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let record = house.doc("record");
-    let mut partner = Peer::connect(&server, &server.token("partner")).await.unwrap();
+    let mut partner = Peer::connect(&server, &server.token("partner"))
+        .await
+        .unwrap();
     for _ in 0..500 {
         partner.reset(record).await;
     }
@@ -321,7 +332,11 @@ async fn a_peer_id_belongs_to_the_user_who_used_it_first() {
         .unwrap();
     drop(anna);
     // Another user, even once the owner is gone, cannot take the id.
-    let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+    let url = format!(
+        "ws://{}/sync?token={}",
+        server.addr,
+        server.token("resident")
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     use futures_util::{SinkExt, StreamExt};
     ws.send(tokio_tungstenite::tungstenite::Message::Binary(
@@ -345,7 +360,10 @@ async fn a_peer_id_belongs_to_the_user_who_used_it_first() {
         .unwrap();
     anna.request(plan).await;
     assert!(
-        anna.wait_for(plan, |d| d.get(automerge::ROOT, "hulpvraag").unwrap().is_some())
+        anna.wait_for(plan, |d| d
+            .get(automerge::ROOT, "hulpvraag")
+            .unwrap()
+            .is_some())
             .await
     );
 }
@@ -357,9 +375,17 @@ async fn connections_beyond_the_per_user_limit_are_refused_with_the_limit_named(
     let limit = server.state.hub.limits().connections_per_user;
     let mut open = Vec::new();
     for _ in 0..limit {
-        open.push(Peer::connect(&server, &server.token("resident")).await.unwrap());
+        open.push(
+            Peer::connect(&server, &server.token("resident"))
+                .await
+                .unwrap(),
+        );
     }
-    let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+    let url = format!(
+        "ws://{}/sync?token={}",
+        server.addr,
+        server.token("resident")
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     use futures_util::StreamExt;
     let answer = ws.next().await.unwrap().unwrap().into_data();
@@ -368,11 +394,17 @@ async fn connections_beyond_the_per_user_limit_are_refused_with_the_limit_named(
     };
     assert!(message.contains(&format!("limit {limit}")), "{message}");
     // Another user is not affected, and a freed slot can be used again.
-    Peer::connect(&server, &server.token("worker")).await.unwrap();
+    Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
     drop(open.pop());
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let url = format!("ws://{}/sync?token={}", server.addr, server.token("resident"));
+        let url = format!(
+            "ws://{}/sync?token={}",
+            server.addr,
+            server.token("resident")
+        );
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         use futures_util::SinkExt;
         ws.send(tokio_tungstenite::tungstenite::Message::Binary(
@@ -464,4 +496,46 @@ async fn two_unmodified_automerge_repo_clients_using_presence_stay_connected_for
         let n = report[heard].as_u64().unwrap();
         assert!(n * 10 >= sent * 9 && n <= sent, "{heard}: {report}");
     }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_write_path_ends_one_connection_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut resident = Peer::open(&server, "resident", plan, "hulpvraag").await;
+    let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    {
+        let d = worker.doc(plan);
+        d.put(automerge::ROOT, "hulpvraag", "nooit opgeslagen")
+            .unwrap();
+        d.commit_with(
+            automerge::transaction::CommitOptions::default()
+                .with_message(regie_server::hub::FAULT_PANIC),
+        );
+    }
+    worker.push(plan).await;
+    let error = closing_error(&mut worker).await;
+    assert!(error.contains("the document is unchanged"), "{error}");
+
+    // The document, its lock and the other connection are as they were.
+    honest_round_trip(&server, plan, "na de paniek").await;
+    assert!(
+        resident
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref()
+                == Some("na de paniek"))
+            .await
+    );
+    let mut fresh = Peer::open(&server, "worker2", plan, "hulpvraag").await;
+    assert!(!fresh.saw("nooit opgeslagen"));
+    let (status, _) = server
+        .api(
+            &server.token("worker"),
+            "GET",
+            "/api/v1/me/documents",
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
 }

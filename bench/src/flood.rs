@@ -1,0 +1,173 @@
+//! Scenario (f), issue 12: hostile devices against honest ones. The steady workload of (a)/(d)
+//! runs twice per round on a fresh Regie each time — `quiet`, and `flood` with H hostile
+//! devices attacking for the whole measured window — so the honest devices' latency and the
+//! server's memory can be compared as ratios within one run. Each hostile device holds an
+//! ordinary token of the workload and cycles through the attacks of issue 12, reconnecting
+//! whenever the server closes it: Bloom filters asking for four billion probes or zero bits per
+//! entry, a compressed change of zeros that would inflate to 512 MiB, 1 MiB presence messages,
+//! and a burst of requests for a document answered over and over.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use regie_core::id::DocumentKey;
+use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+
+use crate::peer::Endpoint;
+
+/// What the hostile devices did during a run.
+#[derive(Debug, Default)]
+pub struct FloodStats {
+    /// Attack messages sent.
+    pub attacks: AtomicU64,
+    /// Times the server closed a hostile connection.
+    pub closed: AtomicU64,
+    /// Connections the server refused outright (limits).
+    pub refused: AtomicU64,
+}
+
+/// The attacks, in the order each hostile device cycles through them.
+const ATTACKS: usize = 5;
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn leb(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A sync message with one compressed change chunk of 512 MiB of zeros (about 500 KB).
+pub fn deflate_bomb() -> Vec<u8> {
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mib = vec![0u8; 1 << 20];
+    for _ in 0..512 {
+        z.write_all(&mib).expect("deflate into memory");
+    }
+    let body = z.finish().expect("deflate into memory");
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    leb(&mut chunk, body.len() as u64);
+    chunk.extend_from_slice(&body);
+    let mut m = vec![0x42, 0, 0, 0, 1];
+    leb(&mut m, chunk.len() as u64);
+    m.extend_from_slice(&chunk);
+    m
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn join(to: &Endpoint, peer: &PeerId) -> anyhow::Result<Option<Ws>> {
+    let url = format!("ws://{}{}", to.addr, to.path);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let join = Message::Join {
+        sender_id: peer.clone(),
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: None,
+    };
+    ws.send(tungstenite::Message::Binary(encode(&join).into()))
+        .await?;
+    match ws.next().await {
+        Some(Ok(tungstenite::Message::Binary(b))) => match decode(&b) {
+            Ok(Message::Peer { .. }) => Ok(Some(ws)),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// One hostile device: attacks `doc` until `stop`, reconnecting after every close.
+pub async fn hostile(
+    to: Endpoint,
+    doc: DocumentId,
+    bomb: Arc<Vec<u8>>,
+    stop: Instant,
+    stats: Arc<FloodStats>,
+) {
+    let mut round = 0usize;
+    while Instant::now() < stop {
+        let peer = PeerId::new(format!("hostile-{}", uuid::Uuid::new_v4().simple()));
+        let mut ws = match join(&to, &peer).await {
+            Ok(Some(ws)) => ws,
+            _ => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let server = PeerId::new("server");
+        let sync = |data: Vec<u8>| Message::Request {
+            sender_id: peer.clone(),
+            target_id: server.clone(),
+            document_id: doc,
+            data,
+        };
+        let attack: Vec<Message> = match round % ATTACKS {
+            0 => vec![sync(hex("4200000100080108ffffffff0fff00"))],
+            1 => vec![sync(hex("42000001000301000100"))],
+            2 => vec![Message::Sync {
+                sender_id: peer.clone(),
+                target_id: server.clone(),
+                document_id: doc,
+                data: bomb.to_vec(),
+            }],
+            3 => (0..64)
+                .map(|i| Message::Ephemeral {
+                    sender_id: peer.clone(),
+                    target_id: server.clone(),
+                    count: i,
+                    session_id: "flood".into(),
+                    document_id: doc,
+                    data: vec![7; 1 << 20],
+                })
+                .collect(),
+            _ => (0..2000).map(|_| sync(hex("4200000000"))).collect(),
+        };
+        round += 1;
+        for m in attack {
+            stats.attacks.fetch_add(1, Ordering::Relaxed);
+            if ws
+                .send(tungstenite::Message::Binary(encode(&m).into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Read (and drop) what comes back until the server closes or goes quiet.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+                Ok(Some(Ok(tungstenite::Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    stats.closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(Some(Ok(_))) => {}
+                Err(_) => break,
+            }
+            if Instant::now() >= stop {
+                break;
+            }
+        }
+    }
+}
+
+/// The document hostile device `i` attacks: the plan of one of the workload's dossiers.
+pub fn target(layout: &crate::workload::Layout, i: usize) -> DocumentId {
+    layout.doc(i % layout.dossiers.len(), &DocumentKey::Plan)
+}
