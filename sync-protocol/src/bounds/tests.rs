@@ -261,11 +261,11 @@ proptest::proptest! {
         let mut m = messages[index % messages.len()].clone();
         let i = index % m.len();
         m[i] = byte;
-        if check(&m).is_ok() {
-            if let Ok(decoded) = sync::Message::decode(&m) {
-                let mut fresh = Automerge::new();
-                let _ = fresh.receive_sync_message(&mut sync::State::new(), decoded);
-            }
+        if check(&m).is_ok()
+            && let Ok(decoded) = sync::Message::decode(&m)
+        {
+            let mut fresh = Automerge::new();
+            let _ = fresh.receive_sync_message(&mut sync::State::new(), decoded);
         }
     }
 }
