@@ -320,6 +320,18 @@ impl Hub {
         (id, handle)
     }
 
+    /// Asks every connection to close (the server is stopping) and waits, at most `patience`,
+    /// until each has detached and persisted its sync states.
+    pub async fn close_all_sessions(&self, patience: std::time::Duration) {
+        for handle in self.sessions.read().values() {
+            handle.close("the server is shutting down; reconnect in a moment".into());
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        while !self.sessions.read().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Forgets a connection: detaches it from its documents and persists its sync states.
     pub async fn remove_session(&self, id: SessionId) {
         let Some(handle) = self.sessions.write().remove(&id) else {

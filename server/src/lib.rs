@@ -140,6 +140,13 @@ pub async fn run(
             }
         })
     });
+    // Sync sessions outlive HTTP's graceful shutdown (they are upgraded connections): tell each
+    // to close and let it save its sync states before the server stops.
+    let sessions = state.hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        sessions.close_all_sessions(Duration::from_secs(5)).await;
+    };
     let app = app(state);
     let result = match tls {
         Some((cert, key)) => {

@@ -125,3 +125,43 @@ async fn a_devices_sync_state_is_kept_when_it_disconnects() {
     assert_eq!(rows, 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_every_sync_session_and_keeps_its_sync_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut tablet = Peer::connect_as(
+        &server,
+        &server.token("worker"),
+        "tablet-2",
+        Some("storage-tablet-2"),
+    )
+    .await
+    .unwrap();
+    tablet.request(plan).await;
+    assert!(
+        tablet
+            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+            .await
+    );
+    let pool = server.state.hub.store().pool().clone();
+    // The tablet stays connected while the server stops (SIGTERM does the same).
+    server.stop().await;
+    let mut said = None;
+    while let Some(m) = tablet.next().await {
+        if let regie_sync_protocol::Message::Error { message } = m {
+            said = Some(message);
+        }
+    }
+    assert!(tablet.closed);
+    assert!(said.is_some_and(|m| m.contains("shutting down")));
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sync_states WHERE user_id = 'anna' AND storage_id = 'storage-tablet-2'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1, "the sync state was saved before the server stopped");
+}
