@@ -211,3 +211,67 @@ impl SessionHandle {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regie_core::principal::{Claims, Role};
+
+    fn handle(limit: usize) -> (SessionHandle, Outbox) {
+        let principal = Principal::from_claims(&Claims {
+            sub: "sanne".into(),
+            role: Role::Resident,
+            district: None,
+            team: None,
+            org: None,
+            person: Some("p-sanne".into()),
+            citywide: false,
+        })
+        .expect("a resident");
+        SessionHandle::new(Arc::new(principal), PeerId::new("p"), None, limit)
+    }
+
+    fn bulky(bytes: usize) -> Message {
+        Message::Error {
+            message: "x".repeat(bytes),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_does_not_keep_up_is_closed_once_its_outbox_holds_the_limit() {
+        let (handle, mut outbox) = handle(4096);
+        for _ in 0..3 {
+            handle.send(&bulky(1000));
+        }
+        assert!(handle.queued_bytes() > 3000);
+        handle.send(&bulky(2000));
+        let Some(Err(reason)) = outbox.next().await else {
+            panic!("the connection is told to close first");
+        };
+        assert!(reason.starts_with("too slow"), "{reason}");
+        assert!(handle.queued_bytes() <= 4096);
+    }
+
+    #[tokio::test]
+    async fn one_frame_larger_than_the_limit_passes_when_nothing_waits() {
+        let (handle, mut outbox) = handle(1024);
+        handle.send(&bulky(5000));
+        let Some(Ok(frame)) = outbox.next().await else {
+            panic!("the frame is sent");
+        };
+        outbox.sent(frame.len());
+        assert_eq!(handle.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn repeated_refusals_of_a_document_are_audited_once_and_counted() {
+        let (handle, _outbox) = handle(1024);
+        let doc = DocumentId::from_url("automerge:2VzPLXwa4R41PB944FYJS46nvFdj").expect("id");
+        let dossier: DossierId = "00000000-0000-4000-8000-000000000001".parse().expect("id");
+        assert!(handle.first_refusal(doc, dossier, &DocumentKey::Record, "not_in_audience"));
+        for _ in 0..9 {
+            assert!(!handle.first_refusal(doc, dossier, &DocumentKey::Record, "not_in_audience"));
+        }
+        assert_eq!(handle.refusals.lock()[&doc].more, 9);
+    }
+}
