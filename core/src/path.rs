@@ -1,7 +1,11 @@
 //! A location inside a document: the chain of map keys and list indices from the root to the
-//! property an operation writes. Path-level write rules (policy) and schema errors speak in paths.
+//! property an operation writes, and how an operation of a change is located in a document.
+//! Path-level write rules (policy) and schema errors speak in paths.
 
 use std::fmt;
+
+use automerge::legacy::{Key, ObjectId};
+use automerge::{Automerge, Prop, ReadDoc};
 
 /// One step of a [`Path`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,4 +84,37 @@ impl fmt::Display for Path {
         }
         Ok(())
     }
+}
+
+/// The path of an object (the root, or wherever it sits now).
+pub(crate) fn object_path(doc: &Automerge, obj: &ObjectId) -> Option<Path> {
+    match obj {
+        ObjectId::Root => Some(Path::root()),
+        ObjectId::Id(id) => exid_path(doc, &doc.import_obj(&id.to_string()).ok()?),
+    }
+}
+
+/// The path of an object by its exported id: the props from the root down to it.
+pub(crate) fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path> {
+    let parents = doc.parents(obj).ok()?;
+    Some(Path(
+        parents
+            .path()
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                Prop::Map(k) => Segment::Key(k),
+                Prop::Seq(i) => Segment::Index(i),
+            })
+            .collect(),
+    ))
+}
+
+/// The path an operation writes: the path of its object, plus the map key it sets. Operations
+/// inside a list or text stop at the list, because no rule depends on a position.
+pub(crate) fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
+    let mut path = object_path(doc, obj)?;
+    if let Key::Map(k) = key {
+        path = path.child(Segment::Key(k.to_string()));
+    }
+    Some(path)
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::id::DocumentKey;
 use crate::path::Path;
 use crate::principal::{Principal, Role};
+pub use crate::relationship::Basis;
 use crate::relationship::Relationships;
 
 /// What the principal wants to do.
@@ -71,26 +72,6 @@ pub enum Mode {
     Read,
     /// Receive and send changes (each still checked per path).
     Write,
-}
-
-/// The relationship that makes an access legitimate; recorded in the audit log (NEN 7513).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Basis {
-    /// An assigned worker (R1).
-    Assignment,
-    /// A break-glass grant (R2).
-    BreakGlass,
-    /// A resident linked to a person in the dossier (R4, R7, R8).
-    ResidentLink,
-    /// A back-office user deciding a maatwerkvoorziening (R6).
-    Backoffice,
-    /// A member of an involved chain partner (R5).
-    PartnerInvolvement,
-    /// A team colleague entitled to break the glass (R2).
-    TeamMembership,
-    /// A functional admin registering a dossier for a team; never a reason to see content.
-    Administration,
 }
 
 /// Why something is denied: a stable code for logs, API errors and `rejected` messages.

@@ -88,7 +88,7 @@ pub fn touched_entries(record: &Automerge, changes: &[Change]) -> BTreeSet<Strin
     let mut touched = BTreeSet::new();
     for change in changes {
         for op in change.decode().operations {
-            let Some(path) = crate::validation::op_path(record, &op.obj, &op.key) else {
+            let Some(path) = crate::path::op_path(record, &op.obj, &op.key) else {
                 continue;
             };
             let (Some(Segment::Key(top)), Some(Segment::Index(i))) =

@@ -7,8 +7,27 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::id::{DistrictId, DossierId, OrgId, PersonId, TeamId, UserId};
-use crate::policy::Basis;
 use crate::principal::Principal;
+
+/// The relationship that makes an access legitimate; recorded in the audit log (NEN 7513).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// An assigned worker (R1).
+    Assignment,
+    /// A break-glass grant (R2).
+    BreakGlass,
+    /// A resident linked to a person in the dossier (R4, R7, R8).
+    ResidentLink,
+    /// A back-office user deciding a maatwerkvoorziening (R6).
+    Backoffice,
+    /// A member of an involved chain partner (R5).
+    PartnerInvolvement,
+    /// A team colleague entitled to break the glass (R2).
+    TeamMembership,
+    /// A functional admin registering a dossier for a team; never a reason to see content.
+    Administration,
+}
 
 /// A time-boxed emergency read access of a team colleague (R2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -165,7 +165,7 @@ pub fn consent_holds(coverages: &[Coverage]) -> bool {
 pub fn touches_consents(record: &automerge::Automerge, changes: &[automerge::Change]) -> bool {
     changes.iter().any(|change| {
         change.decode().operations.iter().any(|op| {
-            crate::validation::op_path(record, &op.obj, &op.key).is_some_and(|path| {
+            crate::path::op_path(record, &op.obj, &op.key).is_some_and(|path| {
                 matches!(path.0.first(), Some(crate::path::Segment::Key(k)) if k == "consents")
             })
         })

@@ -6,13 +6,13 @@
 //! and a later change cannot be kept without the earlier ones.
 
 use automerge::legacy::{Key, ObjectId};
-use automerge::{Automerge, Change, ChangeHash, Prop, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::document::{self, SchemaError};
 use crate::id::DocumentKey;
-use crate::path::{Path, Segment};
+use crate::path::{Path, Segment, exid_path, object_path};
 use crate::policy::{Action, Decision, DenyReason, decide};
 use crate::principal::Principal;
 use crate::relationship::Relationships;
@@ -116,39 +116,6 @@ pub fn check_batch(
         }
     }
     document::validate_paths(key.kind(), fork, &touched).map_err(Rejection::schema)
-}
-
-/// The path of an object (the root, or wherever it sits now).
-fn object_path(doc: &Automerge, obj: &ObjectId) -> Option<Path> {
-    match obj {
-        ObjectId::Root => Some(Path::root()),
-        ObjectId::Id(id) => exid_path(doc, &doc.import_obj(&id.to_string()).ok()?),
-    }
-}
-
-/// The path of an object by its exported id: the props from the root down to it.
-fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path> {
-    let parents = doc.parents(obj).ok()?;
-    Some(Path(
-        parents
-            .path()
-            .into_iter()
-            .map(|(_, prop)| match prop {
-                Prop::Map(k) => Segment::Key(k),
-                Prop::Seq(i) => Segment::Index(i),
-            })
-            .collect(),
-    ))
-}
-
-/// The path an operation writes: the path of its object, plus the map key it sets. Operations
-/// inside a list or text stop at the list, because no rule depends on a position.
-pub(crate) fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
-    let mut path = object_path(doc, obj)?;
-    if let Key::Map(k) = key {
-        path = path.child(Segment::Key(k.to_string()));
-    }
-    Some(path)
 }
 
 #[cfg(test)]

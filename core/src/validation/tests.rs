@@ -365,7 +365,7 @@ mod property {
             for change in server.get_changes(&skeleton_heads) {
                 let role = author[change.actor_id()];
                 for op in change.decode().operations {
-                    let path = op_path(&server, &op.obj, &op.key).expect("ops of merged changes resolve");
+                    let path = crate::path::op_path(&server, &op.obj, &op.key).expect("ops of merged changes resolve");
                     prop_assert!(
                         decide(&who(role), Action::WritePath(&key, &path), &rel(), NOW).is_allowed(),
                         "{role:?} wrote {path} in {key}"
