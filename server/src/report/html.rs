@@ -78,6 +78,18 @@ fn period_note(month: &str, timezone: &str, off_hours: &str) -> String {
     )
 }
 
+/// A note that a list is one page of a longer one, with the cursor of the next page.
+fn more(listed: usize, total: u64, next: Option<&str>) -> String {
+    match next {
+        Some(next) if (listed as u64) < total => format!(
+            "<p class=\"note\">This page lists {listed} of {total}; the next page has \
+             after={}.</p>\n",
+            escape(next)
+        ),
+        _ => String::new(),
+    }
+}
+
 fn integrity(log: &Verification) -> String {
     match log.first_broken_seq {
         None => format!("<p>Audit log intact: {} rows verified.</p>\n", log.rows),
@@ -131,6 +143,7 @@ pub fn detail_page(d: &BreakGlassDetail) -> String {
     let mut body = period_note(&d.month, d.timezone, d.off_hours_definition);
     body.push_str(&integrity(&d.log));
     let _ = writeln!(body, "<p>Team {}: {} uses.</p>", escape(&d.team), d.total);
+    body.push_str(&more(d.uses.len(), d.total as u64, d.next.as_deref()));
     let rows: Vec<Vec<String>> = d
         .uses
         .iter()
@@ -214,8 +227,14 @@ pub fn unusual_page(u: &UnusualAccess) -> String {
     let mut body = period_note(&u.month, u.timezone, u.off_hours_definition);
     body.push_str(&integrity(&u.log));
     body.push_str("<h2>Reads on an emergency grant</h2>\n");
+    body.push_str(&more(
+        u.emergency_reads.len(),
+        u.emergency_reads_total,
+        u.next.as_deref(),
+    ));
     body.push_str(&table(&ACCESS_HEAD, &access_rows(&u.emergency_reads)));
     body.push_str("<h2>Refused attempts</h2>\n");
+    body.push_str(&more(u.refused.len(), u.refused_total, u.next.as_deref()));
     body.push_str(&table(&ACCESS_HEAD, &access_rows(&u.refused)));
     let _ = writeln!(
         body,

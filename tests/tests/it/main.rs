@@ -7,6 +7,7 @@ mod support;
 
 mod audience;
 mod audit;
+mod bounds;
 mod client;
 mod extract;
 mod frame;
