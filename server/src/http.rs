@@ -765,10 +765,10 @@ async fn quarantine(
     let limit = q.limit(QUARANTINE_PAGE)?;
     let after = q.after()?;
     privacy_officer_reads(&state, &who).await?;
-    let rows = state.hub.store().quarantined_page(after, limit).await?;
-    let next = (rows.len() == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+    // One row more than the page says whether there is a next.
+    let mut rows = state.hub.store().quarantined_page(after, limit + 1).await?;
+    let next = (rows.len() > limit).then(|| rows[limit - 1].id.to_string());
+    rows.truncate(limit);
     let mut response = Json(&rows).into_response();
     if let Some(next) = next {
         // The list itself stays the body, as before paging; the cursor travels in a header.

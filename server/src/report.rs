@@ -624,16 +624,18 @@ pub struct BreakGlassDetail {
     pub uses: Vec<DetailLine>,
     /// The cursor (`after`) for the next page of `uses`, when there is one.
     pub next: Option<String>,
-    /// The hash chain's state when the report was made.
-    pub log: Verification,
+    /// The hash chain's state when the report was made; on its first page only (`null` on the
+    /// pages after it, which continue the same report).
+    pub log: Option<Verification>,
 }
 
-/// The privacy officer's named detail of `team`'s break-glass uses in `month`.
+/// The privacy officer's named detail of `team`'s break-glass uses in `month`, with the chain's
+/// state (`None` for a page that continues a report).
 pub fn detail(
     uses: &[BreakGlassUse],
     team: &str,
     month: ReportMonth,
-    log: Verification,
+    log: Option<Verification>,
 ) -> BreakGlassDetail {
     let lines: Vec<DetailLine> = of_team_in(uses, team, month)
         .map(|u| DetailLine {
@@ -745,12 +747,12 @@ pub struct UnusualAccess {
     /// The cursor (`after`) for the next page of `emergency_reads` and `refused`, when either
     /// has more.
     pub next: Option<String>,
-    /// Many dossiers opened in an hour by one user.
-    pub bursts: Vec<Burst>,
-    /// Professionals' accesses outside working hours, per user.
-    pub off_hours: Vec<OffHoursUse>,
-    /// The hash chain's state when the report was made.
-    pub log: Verification,
+    /// Many dossiers opened in an hour by one user; on the first page only (`null` after it).
+    pub bursts: Option<Vec<Burst>>,
+    /// Professionals' accesses outside working hours, per user; on the first page only.
+    pub off_hours: Option<Vec<OffHoursUse>>,
+    /// The hash chain's state when the report was made; on the first page only.
+    pub log: Option<Verification>,
 }
 
 /// Whether `e` is a professional's or resident's access to a dossier, as the patterns count them.
@@ -935,9 +937,9 @@ pub fn unusual_access(
         refused_total: refused.len() as u64,
         refused,
         next: None,
-        bursts,
-        off_hours,
-        log,
+        bursts: Some(bursts),
+        off_hours: Some(off_hours),
+        log: Some(log),
     }
 }
 

@@ -531,7 +531,14 @@ pub(super) async fn break_glass_report(
                 .skip(start)
                 .take(limit)
                 .collect();
-            let mut d = report::detail(&listed, team.as_str(), month, store.verify_audit().await?);
+            // The chain is walked for the first page: the pages after it continue that report,
+            // and walking the whole log again for each would make reading every page cost the
+            // log's length times the pages.
+            let log = match after {
+                None => Some(store.verify_audit().await?),
+                Some(_) => None,
+            };
+            let mut d = report::detail(&listed, team.as_str(), month, log);
             d.total = in_month.len();
             d.next = (start + limit < in_month.len()).then(|| in_month[start + limit - 1].to_string());
             respond(format, &d, || html::detail_page(&d))
@@ -574,10 +581,11 @@ impl ListCursor {
         }
     }
 
-    /// The cursor after a page of `limit` that listed `lines`.
+    /// The cursor after a page of `limit` lines read as `lines`, one more than the page when
+    /// there is a next.
     fn after_page(self, lines: &[(i64, AuditEvent)], limit: usize) -> ListCursor {
-        match lines.last() {
-            Some((seq, _)) if lines.len() == limit => ListCursor::After(*seq),
+        match lines.get(limit.wrapping_sub(1)) {
+            Some((seq, _)) if lines.len() > limit => ListCursor::After(*seq),
             _ => ListCursor::Done,
         }
     }
@@ -605,7 +613,8 @@ impl TwoLists {
     }
 }
 
-/// One page of a list of the unusual-access report: the lines SQL selects after the cursor.
+/// One page of a list of the unusual-access report: the lines SQL selects after the cursor, and
+/// one more when there is a next page.
 async fn list_page(
     state: &AppState,
     query: &AuditQuery,
@@ -614,8 +623,14 @@ async fn list_page(
 ) -> ApiResult<Vec<(i64, AuditEvent)>> {
     Ok(match cursor {
         ListCursor::Done => Vec::new(),
-        ListCursor::Start => state.hub.store().audit_page(query, None, limit).await?,
-        ListCursor::After(seq) => state.hub.store().audit_page(query, Some(seq), limit).await?,
+        ListCursor::Start => state.hub.store().audit_page(query, None, limit + 1).await?,
+        ListCursor::After(seq) => {
+            state
+                .hub
+                .store()
+                .audit_page(query, Some(seq), limit + 1)
+                .await?
+        }
     })
 }
 
@@ -678,33 +693,49 @@ pub(super) async fn unusual_access(
         refused: cursor.refused.after_page(&refused, limit),
     }
     .next();
-    let mut scan = PatternScan::new(threshold);
-    store
-        .scan_audit(
-            &in_month(AuditQuery {
-                actions: vec!["open", "read", "write", "export"],
-                with_dossier: true,
-                not_actors: vec!["server".into()],
-                ..AuditQuery::default()
-            }),
-            |_, e| scan.push(e),
-        )
-        .await?;
-    let (bursts, off_hours) = scan.finish();
+    // The patterns and the chain's state are the report's; they are computed for its first
+    // page, so reading every page costs the month once, not once per page.
+    let first_page = q.get("after").is_none();
+    let (bursts, off_hours, log) = if first_page {
+        let mut scan = PatternScan::new(threshold);
+        store
+            .scan_audit(
+                &in_month(AuditQuery {
+                    actions: vec!["open", "read", "write", "export"],
+                    with_dossier: true,
+                    not_actors: vec!["server".into()],
+                    ..AuditQuery::default()
+                }),
+                |_, e| scan.push(e),
+            )
+            .await?;
+        let (bursts, off_hours) = scan.finish();
+        (Some(bursts), Some(off_hours), Some(store.verify_audit().await?))
+    } else {
+        (None, None, None)
+    };
     let u = UnusualAccess {
         month: month.to_string(),
         period: month.period(),
         timezone: report::TIMEZONE,
         off_hours_definition: report::OFF_HOURS,
         burst_threshold: threshold,
-        emergency_reads: emergency.iter().map(|(_, e)| report::line(e, &teams)).collect(),
+        emergency_reads: emergency
+            .iter()
+            .take(limit)
+            .map(|(_, e)| report::line(e, &teams))
+            .collect(),
         emergency_reads_total: store.audit_count(&emergency_query).await?,
-        refused: refused.iter().map(|(_, e)| report::line(e, &teams)).collect(),
+        refused: refused
+            .iter()
+            .take(limit)
+            .map(|(_, e)| report::line(e, &teams))
+            .collect(),
         refused_total: store.audit_count(&refused_query).await?,
         next,
         bursts,
         off_hours,
-        log: store.verify_audit().await?,
+        log,
     };
     Ok(respond(format, &u, || html::unusual_page(&u)))
 }
@@ -772,21 +803,20 @@ pub(super) async fn my_access_log(
         person: Some(person.to_string()),
         ..AuditQuery::default()
     };
-    let mut lines = Vec::new();
-    let mut cursor = after;
-    let mut next = None;
     // A page of rows may hold a few that `look_line` leaves out (a refused break-glass), so
-    // pages are read until the answer is full or the log is done.
+    // pages are read until the answer is full or the log is done; one line more than the limit
+    // says whether there is a next page.
+    let mut lines: Vec<(i64, report::LookLine)> = Vec::new();
+    let mut cursor = after;
     'pages: loop {
-        let page = state.hub.store().audit_page(&query, cursor, limit).await?;
-        let full = page.len() == limit;
+        let page = state.hub.store().audit_page(&query, cursor, limit + 1).await?;
+        let full = page.len() == limit + 1;
         for (seq, e) in &page {
             cursor = Some(*seq);
             if let Some(line) = report::look_line(e, person.as_str(), who.user.as_str(), period, show)
             {
-                lines.push(line);
-                if lines.len() == limit {
-                    next = Some(seq.to_string());
+                lines.push((*seq, line));
+                if lines.len() > limit {
                     break 'pages;
                 }
             }
@@ -795,6 +825,9 @@ pub(super) async fn my_access_log(
             break;
         }
     }
+    let next = (lines.len() > limit).then(|| lines[limit - 1].0.to_string());
+    lines.truncate(limit);
+    let lines = lines.into_iter().map(|(_, line)| line).collect();
     Ok(Json(AccessLog {
         person,
         period,

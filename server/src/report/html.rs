@@ -90,7 +90,12 @@ fn more(listed: usize, total: u64, next: Option<&str>) -> String {
     }
 }
 
-fn integrity(log: &Verification) -> String {
+fn integrity(log: Option<&Verification>) -> String {
+    let Some(log) = log else {
+        return "<p class=\"note\">This page continues the report; its first page says whether \
+                the audit log is intact.</p>\n"
+            .to_owned();
+    };
     match log.first_broken_seq {
         None => format!("<p>Audit log intact: {} rows verified.</p>\n", log.rows),
         Some(seq) => format!(
@@ -141,7 +146,7 @@ pub fn summary_page(s: &BreakGlassSummary) -> String {
 /// The privacy officer's named detail page.
 pub fn detail_page(d: &BreakGlassDetail) -> String {
     let mut body = period_note(&d.month, d.timezone, d.off_hours_definition);
-    body.push_str(&integrity(&d.log));
+    body.push_str(&integrity(d.log.as_ref()));
     let _ = writeln!(body, "<p>Team {}: {} uses.</p>", escape(&d.team), d.total);
     body.push_str(&more(d.uses.len(), d.total as u64, d.next.as_deref()));
     let rows: Vec<Vec<String>> = d
@@ -225,7 +230,7 @@ const ACCESS_HEAD: [&str; 9] = [
 /// The privacy officer's unusual-access page.
 pub fn unusual_page(u: &UnusualAccess) -> String {
     let mut body = period_note(&u.month, u.timezone, u.off_hours_definition);
-    body.push_str(&integrity(&u.log));
+    body.push_str(&integrity(u.log.as_ref()));
     body.push_str("<h2>Reads on an emergency grant</h2>\n");
     body.push_str(&more(
         u.emergency_reads.len(),
@@ -244,6 +249,7 @@ pub fn unusual_page(u: &UnusualAccess) -> String {
     let rows: Vec<Vec<String>> = u
         .bursts
         .iter()
+        .flatten()
         .map(|b| {
             vec![
                 escape(&b.user),
@@ -259,6 +265,7 @@ pub fn unusual_page(u: &UnusualAccess) -> String {
     let rows: Vec<Vec<String>> = u
         .off_hours
         .iter()
+        .flatten()
         .map(|o| {
             vec![
                 escape(&o.user),

@@ -81,11 +81,42 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
-    fn push_conditions(&self, sql: &mut QueryBuilder<Sqlite>) {
-        sql.push("1");
-        if let Some(from) = self.from {
-            sql.push(" AND julianday(at) >= julianday(")
-                .push_bind(ts(from))
+    /// The `WHERE` conditions, after the row `after` when given. The lower bound of time comes
+    /// first and is one expression, the later of `from` and the cursor's instant, so that SQLite
+    /// starts its index range there: a cursor deep into a month costs a seek, not a scan.
+    fn push_conditions(&self, sql: &mut QueryBuilder<Sqlite>, after: Option<i64>) {
+        const CURSOR_AT: &str = "(SELECT julianday(at) FROM audit WHERE seq = ";
+        match (self.from, after) {
+            (Some(from), Some(after)) => {
+                sql.push("julianday(at) >= max(julianday(")
+                    .push_bind(ts(from))
+                    .push("), ")
+                    .push(CURSOR_AT)
+                    .push_bind(after)
+                    .push("))");
+            }
+            (Some(from), None) => {
+                sql.push("julianday(at) >= julianday(")
+                    .push_bind(ts(from))
+                    .push(")");
+            }
+            (None, Some(after)) => {
+                sql.push("julianday(at) >= ")
+                    .push(CURSOR_AT)
+                    .push_bind(after)
+                    .push(")");
+            }
+            (None, None) => {
+                sql.push("1");
+            }
+        }
+        if let Some(after) = after {
+            // An unknown cursor makes the instant NULL, and the page empty.
+            sql.push(" AND (julianday(at), seq) > (")
+                .push(CURSOR_AT)
+                .push_bind(after)
+                .push("), ")
+                .push_bind(after)
                 .push(")");
         }
         if let Some(to) = self.to {
@@ -210,9 +241,9 @@ impl Store {
     }
 
     /// One page of the audit rows `query` selects, in time order (to the millisecond, then log
-    /// order): at most `limit` rows (and never more than [`AUDIT_PAGE_MAX`]) after the row
-    /// `after` (a `seq` from an earlier page), or from the first. An `after` that names no row
-    /// gives an empty page.
+    /// order), after the row `after` (a `seq` from an earlier page) or from the first: at most
+    /// `limit` rows, and never more than [`AUDIT_PAGE_MAX`] plus the one row that tells a caller
+    /// whether another page follows. An `after` that names no row gives an empty page.
     pub async fn audit_page(
         &self,
         query: &AuditQuery,
@@ -220,15 +251,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(i64, AuditEvent)>> {
         let mut sql = QueryBuilder::new("SELECT * FROM audit WHERE ");
-        query.push_conditions(&mut sql);
-        if let Some(after) = after {
-            sql.push(" AND (julianday(at), seq) > ((SELECT julianday(at) FROM audit WHERE seq = ")
-                .push_bind(after)
-                .push("), ")
-                .push_bind(after)
-                .push(")");
-        }
-        let limit = limit.clamp(1, AUDIT_PAGE_MAX);
+        query.push_conditions(&mut sql, after);
+        let limit = limit.clamp(1, AUDIT_PAGE_MAX + 1);
         sql.push(" ORDER BY julianday(at), seq LIMIT ")
             .push_bind(limit as i64);
         let rows = sql.build().fetch_all(&self.pool).await?;
@@ -240,7 +264,7 @@ impl Store {
     /// How many audit rows `query` selects, counted by SQL.
     pub async fn audit_count(&self, query: &AuditQuery) -> Result<u64> {
         let mut sql = QueryBuilder::new("SELECT COUNT(*) FROM audit WHERE ");
-        query.push_conditions(&mut sql);
+        query.push_conditions(&mut sql, None);
         let n: i64 = sql.build().fetch_one(&self.pool).await?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }

@@ -472,7 +472,13 @@ async fn reports_over_a_hundred_thousand_audit_rows_answer_page_by_page_in_bound
     assert_eq!(second["emergency_reads"], json!([]));
     let (a, b) = (&first["refused"][999], &second["refused"][0]);
     assert_eq!(at(&b["at"]) - at(&a["at"]), time::Duration::milliseconds(20));
-    assert_eq!(second["off_hours"], first["off_hours"], "patterns on every page");
+    // The patterns and the chain's state belong to the first page; the rest continue it.
+    assert!(first["off_hours"].as_array().is_some_and(|o| !o.is_empty()));
+    assert_eq!(
+        (&second["bursts"], &second["off_hours"], &second["log"]),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    assert_eq!(second["refused_total"], REFUSALS);
     assert_eq!(first["log"]["first_broken_seq"], Value::Null);
     assert!(first["log"]["rows"].as_u64().unwrap() as usize > ROWS);
 
@@ -524,7 +530,7 @@ async fn reports_over_a_hundred_thousand_audit_rows_answer_page_by_page_in_bound
 }
 
 /// What reading every report over the large log may add to the test process's peak RSS.
-const RSS_GROWTH_KIB: u64 = 96 * 1024;
+const RSS_GROWTH_KIB: u64 = 64 * 1024;
 
 /// The time and peak RSS of each report over the large log, for BENCHMARKS.md: one request per
 /// report as a client would send it first, then every page where a report has pages. Not a
