@@ -221,7 +221,10 @@ pub fn router(state: AppState) -> Router {
             json(get(signal::list).post(signal::register)),
         )
         .route("/api/v1/signals/{id}/close", json(post(signal::close)))
-        .route("/api/v1/signals/{id}/dossier", json(post(signal::to_dossier)))
+        .route(
+            "/api/v1/signals/{id}/dossier",
+            json(post(signal::to_dossier)),
+        )
         .route("/sync", plain(get(sync)))
         .with_state(state);
     guard::guard(router)

@@ -1020,11 +1020,7 @@ pub fn look_line(
         .persons
         .as_deref()
         .is_some_and(|p| p.split(',').any(|p| p == person));
-    if !(access
-        && concerned
-        && e.actor != own_user
-        && e.actor != "server"
-        && period.contains(e.at))
+    if !(access && concerned && e.actor != own_user && e.actor != "server" && period.contains(e.at))
     {
         return None;
     }

@@ -169,7 +169,10 @@ mod tests {
     async fn error_of(res: reqwest::Response) -> (u16, String) {
         let status = res.status().as_u16();
         let v: serde_json::Value = res.json().await.expect("a JSON error");
-        (status, v["error"]["code"].as_str().unwrap_or_default().to_owned())
+        (
+            status,
+            v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+        )
     }
 
     #[tokio::test]
@@ -187,7 +190,11 @@ mod tests {
                 .await
                 .expect("an answer, not a dropped connection");
             assert_eq!(error_of(res).await, (500, "internal".to_owned()));
-            let res = client.get(format!("http://{addr}/ok")).send().await.unwrap();
+            let res = client
+                .get(format!("http://{addr}/ok"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 200);
             assert_eq!(res.text().await.unwrap(), "fine");
         }

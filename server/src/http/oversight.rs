@@ -540,7 +540,8 @@ pub(super) async fn break_glass_report(
             };
             let mut d = report::detail(&listed, team.as_str(), month, log);
             d.total = in_month.len();
-            d.next = (start + limit < in_month.len()).then(|| in_month[start + limit - 1].to_string());
+            d.next =
+                (start + limit < in_month.len()).then(|| in_month[start + limit - 1].to_string());
             respond(format, &d, || html::detail_page(&d))
         }
     })
@@ -605,10 +606,11 @@ impl TwoLists {
     }
 
     fn next(self) -> Option<String> {
-        (self != TwoLists {
-            emergency: ListCursor::Done,
-            refused: ListCursor::Done,
-        })
+        (self
+            != TwoLists {
+                emergency: ListCursor::Done,
+                refused: ListCursor::Done,
+            })
         .then(|| format!("{}.{}", self.emergency.text(), self.refused.text()))
     }
 }
@@ -650,7 +652,11 @@ pub(super) async fn unusual_access(
     let now = OffsetDateTime::now_utc();
     let (format, month) = (format(&q)?, month(&q, now)?);
     let limit = q.limit(UNUSUAL_PAGE)?;
-    let cursor = q.get("after").map(TwoLists::parse).transpose()?.unwrap_or_default();
+    let cursor = q
+        .get("after")
+        .map(TwoLists::parse)
+        .transpose()?
+        .unwrap_or_default();
     let threshold = match q.get("threshold") {
         None => DEFAULT_BURST,
         Some(t) => t
@@ -710,7 +716,11 @@ pub(super) async fn unusual_access(
             )
             .await?;
         let (bursts, off_hours) = scan.finish();
-        (Some(bursts), Some(off_hours), Some(store.verify_audit().await?))
+        (
+            Some(bursts),
+            Some(off_hours),
+            Some(store.verify_audit().await?),
+        )
     } else {
         (None, None, None)
     };
@@ -809,11 +819,16 @@ pub(super) async fn my_access_log(
     let mut lines: Vec<(i64, report::LookLine)> = Vec::new();
     let mut cursor = after;
     'pages: loop {
-        let page = state.hub.store().audit_page(&query, cursor, limit + 1).await?;
+        let page = state
+            .hub
+            .store()
+            .audit_page(&query, cursor, limit + 1)
+            .await?;
         let full = page.len() == limit + 1;
         for (seq, e) in &page {
             cursor = Some(*seq);
-            if let Some(line) = report::look_line(e, person.as_str(), who.user.as_str(), period, show)
+            if let Some(line) =
+                report::look_line(e, person.as_str(), who.user.as_str(), period, show)
             {
                 lines.push((*seq, line));
                 if lines.len() > limit {

@@ -138,9 +138,13 @@ fn date(name: &str, v: &str) -> ApiResult<Date> {
     };
     let b = v.as_bytes();
     let shape = b.len() == 10
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
     if !shape {
         return Err(refuse());
     }
@@ -166,10 +170,7 @@ pub(super) fn period(from: Option<Date>, to: Option<Date>) -> ApiResult<report::
     };
     Ok(report::Period {
         from: from.map(midnight).transpose()?,
-        to: to
-            .and_then(|t| t.next_day())
-            .map(midnight)
-            .transpose()?,
+        to: to.and_then(|t| t.next_day()).map(midnight).transpose()?,
     })
 }
 

@@ -308,7 +308,12 @@ fn a_burst_is_that_many_dossiers_within_one_hour_and_off_hours_are_for_professio
     assert_eq!(bursts[0].dossiers, 5);
     assert_eq!(bursts[0].from, base);
     assert_eq!(bursts[0].to, base + Duration::minutes(40));
-    let late: Vec<&str> = u.off_hours.iter().flatten().map(|o| o.user.as_str()).collect();
+    let late: Vec<&str> = u
+        .off_hours
+        .iter()
+        .flatten()
+        .map(|o| o.user.as_str())
+        .collect();
     assert_eq!(late, ["night"]);
     assert_eq!(u.refused.len(), 1);
     assert_eq!(u.refused[0].outcome, "other_district");

@@ -69,7 +69,12 @@ async fn the_access_log_from_year_zero_answers_400_invalid_date_instead_of_panic
     assert_eq!(v["period"]["from"], "0000-12-31T23:00:00Z");
     assert_eq!(v["period"]["to"], Value::Null);
     let (status, v) = server
-        .api(&sanne, "GET", &format!("{log}?from=9999-12-31"), Value::Null)
+        .api(
+            &sanne,
+            "GET",
+            &format!("{log}?from=9999-12-31"),
+            Value::Null,
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     server.stop().await;
@@ -239,8 +244,7 @@ async fn every_bad_query_parameter_answers_400_with_a_code_that_names_the_proble
 }
 
 #[tokio::test]
-async fn oversize_bodies_are_refused_with_413_body_too_large_and_malformed_ones_in_the_api_shape()
-{
+async fn oversize_bodies_are_refused_with_413_body_too_large_and_malformed_ones_in_the_api_shape() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let anna = server.token("worker");
@@ -258,7 +262,10 @@ async fn oversize_bodies_are_refused_with_413_body_too_large_and_malformed_ones_
             padded(regie_server::http::BODY_LIMIT),
         )
         .await;
-    assert_eq!((status, &v["error"]["code"]), (413, &json!("body_too_large")));
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (413, &json!("body_too_large"))
+    );
     assert!(
         v["error"]["message"]
             .as_str()
@@ -290,7 +297,10 @@ async fn oversize_bodies_are_refused_with_413_body_too_large_and_malformed_ones_
     let (status, v) = server
         .send_raw(&anna, "POST", path, "application/json", reads(3 << 20))
         .await;
-    assert_eq!((status, &v["error"]["code"]), (413, &json!("body_too_large")));
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (413, &json!("body_too_large"))
+    );
 
     let (status, v) = server
         .send_raw(
@@ -467,11 +477,17 @@ async fn reports_over_a_hundred_thousand_audit_rows_answer_page_by_page_in_bound
     assert_eq!(first["emergency_reads"].as_array().unwrap().len(), USES * 3);
     assert_eq!(first["bursts"], json!([]));
     let next = first["next"].as_str().expect("more refusals").to_owned();
-    assert!(next.starts_with("x."), "the emergency reads are complete: {next}");
+    assert!(
+        next.starts_with("x."),
+        "the emergency reads are complete: {next}"
+    );
     let second = get(&server, &fg, &format!("{path}&after={next}")).await;
     assert_eq!(second["emergency_reads"], json!([]));
     let (a, b) = (&first["refused"][999], &second["refused"][0]);
-    assert_eq!(at(&b["at"]) - at(&a["at"]), time::Duration::milliseconds(20));
+    assert_eq!(
+        at(&b["at"]) - at(&a["at"]),
+        time::Duration::milliseconds(20)
+    );
     // The patterns and the chain's state belong to the first page; the rest continue it.
     assert!(first["off_hours"].as_array().is_some_and(|o| !o.is_empty()));
     assert_eq!(

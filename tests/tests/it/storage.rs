@@ -162,8 +162,7 @@ mod bounded {
     }
 
     #[tokio::test]
-    async fn the_audit_cursor_reads_what_sql_selects_in_time_order_in_pages_of_at_most_the_limit()
-    {
+    async fn the_audit_cursor_reads_what_sql_selects_in_time_order_in_pages_of_at_most_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let (noord, _) = dossier(&store, "team-noord").await;
@@ -179,8 +178,18 @@ mod bounded {
             rows.push(open(at, "server", noord, "p-sanne"));
         }
         // Outside the period.
-        rows.push(open(base - time::Duration::seconds(1), "anna", noord, "p-sanne"));
-        rows.push(open(base + time::Duration::hours(1), "anna", noord, "p-sanne"));
+        rows.push(open(
+            base - time::Duration::seconds(1),
+            "anna",
+            noord,
+            "p-sanne",
+        ));
+        rows.push(open(
+            base + time::Duration::hours(1),
+            "anna",
+            noord,
+            "p-sanne",
+        ));
         store.append_audit_all(&rows).await.unwrap();
 
         let query = AuditQuery {
@@ -309,7 +318,11 @@ mod bounded {
         // Every rejection is still listed for review, with its reason and hashes.
         let listed = store.quarantined().await.unwrap();
         assert_eq!(listed.len(), 9);
-        assert!(listed.iter().all(|r| r.reason == "forbidden_path" && r.hashes == "abcd"));
+        assert!(
+            listed
+                .iter()
+                .all(|r| r.reason == "forbidden_path" && r.hashes == "abcd")
+        );
         assert_eq!(listed.iter().filter(|r| r.bytes_kept).count(), 4);
         let page = store.quarantined_page(Some(listed[2].id), 3).await.unwrap();
         assert_eq!(
