@@ -431,7 +431,14 @@ impl Authenticator {
             leeway: *leeway,
         };
         let keys = verifying(load_jwks(location).await?, &rules);
-        *self.inner.keys.write().expect("not poisoned") = Arc::new(keys);
+        // The lock only ever guards an `Arc` swap, which cannot be left half done, so a
+        // poisoned lock (a panic elsewhere while it was held) still holds a whole key set:
+        // carry on with it rather than fail every later request.
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
         Ok(())
     }
 
@@ -524,7 +531,12 @@ impl Authenticator {
     /// Picks the key for a token. The algorithm must be one the key allows, so an attacker
     /// cannot make the server use, say, an RSA public key as an HMAC secret.
     fn select_key(&self, alg: Algorithm, kid: Option<&str>) -> Result<VerifyingKey, AuthError> {
-        let keys = self.inner.keys.read().expect("not poisoned").clone();
+        let keys = self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         // A PEM key or secret stands alone, and a one-key set needs no kid to pick it.
         let any_kid =
             !self.inner.by_kid || (keys.len() == 1 && (kid.is_none() || keys[0].kid.is_none()));

@@ -100,6 +100,13 @@ pub struct LimitArgs {
     /// pass); a faster device is slowed down, not disconnected.
     #[arg(long, env = "REGIE_MESSAGES_PER_SECOND", default_value_t = 200)]
     pub messages_per_second: u32,
+    /// Rejected batches kept with their bytes per device and per dossier; beyond, a rejection is
+    /// recorded without its bytes.
+    #[arg(long, env = "REGIE_QUARANTINE_MAX_BATCHES", default_value_t = 64)]
+    pub quarantine_max_batches: u64,
+    /// Bytes of rejected batches kept per device and per dossier, in MiB.
+    #[arg(long, env = "REGIE_QUARANTINE_MAX_MIB", default_value_t = 16)]
+    pub quarantine_max_mib: u64,
 }
 
 impl Default for LimitArgs {
@@ -111,6 +118,8 @@ impl Default for LimitArgs {
             max_connections_per_user: 16,
             max_connections: 10_000,
             messages_per_second: 200,
+            quarantine_max_batches: 64,
+            quarantine_max_mib: 16,
         }
     }
 }

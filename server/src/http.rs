@@ -4,10 +4,14 @@
 
 mod closing;
 mod device;
+mod guard;
 mod oversight;
+mod params;
 mod share;
 mod signal;
 mod statement;
+
+pub use guard::{BODY_LIMIT, OFFLINE_READS_BODY_LIMIT};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
 use regie_core::document::{self, PersonRecord};
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
@@ -123,66 +127,107 @@ impl From<HubError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The router: `/api/v1/*` and `/sync`.
+/// The router: `/api/v1/*` and `/sync`, each route with the query parameters it takes and its
+/// body limit, all behind the guards of [`guard`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/me/documents", get(my_documents))
-        .route("/api/v1/dossiers", post(create_dossier))
-        .route("/api/v1/dossiers/{id}/assignments", post(assign))
-        .route("/api/v1/dossiers/{id}/assignments/{user}", delete(unassign))
-        .route("/api/v1/dossiers/{id}/residents", post(link_resident))
+    use guard::{BODY_LIMIT, OFFLINE_READS_BODY_LIMIT, limit_body};
+    // The query parameters each route takes besides `token` (see `params`).
+    const NONE: &[&str] = &[];
+    const REPORT: &[&str] = &["month", "tier", "format", "limit", "after"];
+    const UNUSUAL: &[&str] = &["month", "format", "threshold", "limit", "after"];
+    const ACCESS_LOG: &[&str] = &["from", "to", "limit", "after"];
+    const PAGED: &[&str] = &["limit", "after"];
+    let takes = |allowed: &'static [&'static str], route: MethodRouter<AppState>| {
+        route.route_layer(axum::middleware::from_fn_with_state(
+            allowed,
+            params::accepts,
+        ))
+    };
+    let json = |route: MethodRouter<AppState>| takes(NONE, limit_body(route, BODY_LIMIT));
+    let plain = |route: MethodRouter<AppState>| takes(NONE, route);
+    let router = Router::new()
+        .route("/api/v1/health", plain(get(health)))
+        .route("/api/v1/openapi.json", plain(get(openapi)))
+        .route("/api/v1/me/documents", plain(get(my_documents)))
+        .route("/api/v1/dossiers", json(post(create_dossier)))
+        .route("/api/v1/dossiers/{id}/assignments", json(post(assign)))
+        .route(
+            "/api/v1/dossiers/{id}/assignments/{user}",
+            plain(delete(unassign)),
+        )
+        .route("/api/v1/dossiers/{id}/residents", json(post(link_resident)))
         .route(
             "/api/v1/dossiers/{id}/residents/{person}",
-            delete(unlink_resident),
+            plain(delete(unlink_resident)),
         )
-        .route("/api/v1/dossiers/{id}/partners", post(share::add_partner))
-        .route("/api/v1/dossiers/{id}/maatwerk", post(share::add_maatwerk))
+        .route(
+            "/api/v1/dossiers/{id}/partners",
+            json(post(share::add_partner)),
+        )
+        .route(
+            "/api/v1/dossiers/{id}/maatwerk",
+            json(post(share::add_maatwerk)),
+        )
         .route(
             "/api/v1/dossiers/{id}/consents/{consent}/withdraw",
-            post(share::withdraw_consent),
+            json(post(share::withdraw_consent)),
         )
-        .route("/api/v1/dossiers/{id}/close", post(closing::close))
+        .route("/api/v1/dossiers/{id}/close", json(post(closing::close)))
         .route(
             "/api/v1/dossiers/{id}/weighings/{weighing}/approve",
-            post(share::approve_weighing),
+            json(post(share::approve_weighing)),
         )
-        .route("/api/v1/dossiers/{id}/tasks", get(share::tasks))
+        .route("/api/v1/dossiers/{id}/tasks", plain(get(share::tasks)))
         .route(
             "/api/v1/dossiers/{id}/tasks/{task}/done",
-            post(share::finish_task),
+            json(post(share::finish_task)),
         )
         .route(
             "/api/v1/dossiers/{id}/statements",
-            post(statement::add_statement),
+            json(post(statement::add_statement)),
         )
-        .route("/api/v1/audit/offline-reads", post(device::offline_reads))
-        .route("/api/v1/audit/verify", get(verify_audit))
-        .route("/api/v1/quarantine", get(quarantine))
-        .route("/api/v1/destructions", get(destructions))
+        .route(
+            "/api/v1/audit/offline-reads",
+            takes(
+                NONE,
+                limit_body(post(device::offline_reads), OFFLINE_READS_BODY_LIMIT),
+            ),
+        )
+        .route("/api/v1/audit/verify", plain(get(verify_audit)))
+        .route("/api/v1/quarantine", takes(PAGED, get(quarantine)))
+        .route("/api/v1/destructions", plain(get(destructions)))
         .route(
             "/api/v1/dossiers/{id}/break-glass",
-            post(oversight::break_glass),
+            json(post(oversight::break_glass)),
         )
         .route(
             "/api/v1/teams/{team}/break-glass-report",
-            get(oversight::break_glass_report),
+            takes(REPORT, get(oversight::break_glass_report)),
         )
         .route(
             "/api/v1/teams/{team}/access-review",
-            get(oversight::access_review).post(oversight::record_access_review),
+            json(get(oversight::access_review).post(oversight::record_access_review)),
         )
         .route(
             "/api/v1/reports/unusual-access",
-            get(oversight::unusual_access),
+            takes(UNUSUAL, get(oversight::unusual_access)),
         )
-        .route("/api/v1/me/access-log", get(oversight::my_access_log))
-        .route("/api/v1/signals", get(signal::list).post(signal::register))
-        .route("/api/v1/signals/{id}/close", post(signal::close))
-        .route("/api/v1/signals/{id}/dossier", post(signal::to_dossier))
-        .route("/sync", get(sync))
-        .with_state(state)
+        .route(
+            "/api/v1/me/access-log",
+            takes(ACCESS_LOG, get(oversight::my_access_log)),
+        )
+        .route(
+            "/api/v1/signals",
+            json(get(signal::list).post(signal::register)),
+        )
+        .route("/api/v1/signals/{id}/close", json(post(signal::close)))
+        .route(
+            "/api/v1/signals/{id}/dossier",
+            json(post(signal::to_dossier)),
+        )
+        .route("/sync", plain(get(sync)))
+        .with_state(state);
+    guard::guard(router)
 }
 
 #[derive(Deserialize)]
@@ -706,10 +751,33 @@ async fn destructions(
     Ok(Json(json!(state.hub.store().destructions().await?)))
 }
 
+/// Quarantined batches per page of `GET /api/v1/quarantine`.
+const QUARANTINE_PAGE: params::PageSize = params::PageSize {
+    default: 100,
+    max: 1000,
+};
+
+/// `GET /api/v1/quarantine`: rejected batches, newest first, a page at a time (`limit`, then
+/// `after` = the `next` of the page before); reasons and hashes, never content.
 async fn quarantine(
     State(state): State<AppState>,
     Caller(who): Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    let q = params::Params::parse(&uri, &["limit", "after"])?;
+    let limit = q.limit(QUARANTINE_PAGE)?;
+    let after = q.after()?;
     privacy_officer_reads(&state, &who).await?;
-    Ok(Json(json!(state.hub.store().quarantined().await?)))
+    // One row more than the page says whether there is a next.
+    let mut rows = state.hub.store().quarantined_page(after, limit + 1).await?;
+    let next = (rows.len() > limit).then(|| rows[limit - 1].id.to_string());
+    rows.truncate(limit);
+    let mut response = Json(&rows).into_response();
+    if let Some(next) = next {
+        // The list itself stays the body, as before paging; the cursor travels in a header.
+        if let Ok(v) = axum::http::HeaderValue::from_str(&next) {
+            response.headers_mut().insert("x-next-cursor", v);
+        }
+    }
+    Ok(response)
 }

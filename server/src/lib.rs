@@ -52,7 +52,11 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     .context("cannot set up token verification")?;
     let store = Store::open(&args.store.data_dir)
         .await
-        .with_context(|| format!("cannot open the store in {}", args.store.data_dir.display()))?;
+        .with_context(|| format!("cannot open the store in {}", args.store.data_dir.display()))?
+        .with_quarantine_cap(storage::QuarantineCap {
+            batches: args.limits.quarantine_max_batches,
+            bytes: args.limits.quarantine_max_mib * 1024 * 1024,
+        });
     let hub = Hub::load(Arc::new(store), args.hot_documents)
         .await
         .context("cannot load the store")?

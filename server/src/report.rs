@@ -8,7 +8,7 @@
 
 pub mod html;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
@@ -118,14 +118,24 @@ pub fn to_local(at: OffsetDateTime) -> OffsetDateTime {
 
 /// The instant of local midnight at the start of `date`. Midnight is never skipped or repeated
 /// in Amsterdam (clocks change at 02:00 and 03:00), so this is exact.
+///
+/// # Panics
+/// For the first day `time` can represent (-9999-01-01), whose midnight is before the first
+/// instant; use [`checked_local_midnight`] for dates that come from outside.
 pub fn local_midnight(date: Date) -> OffsetDateTime {
+    checked_local_midnight(date).expect("midnight of a date after -9999-01-01 is an instant")
+}
+
+/// [`local_midnight`], or `None` when that instant is not representable (the first day of
+/// time, whose midnight in UTC falls in the year before it).
+pub fn checked_local_midnight(date: Date) -> Option<OffsetDateTime> {
     let naive = date.midnight();
     // One hour before the instant if it is CET; the offset cannot change within the hour
     // around midnight, so probing there gives the offset at midnight itself.
-    let probe = naive.assume_utc() - Duration::hours(1);
+    let probe = naive.assume_utc().checked_sub(Duration::hours(1))?;
     naive
         .assume_offset(amsterdam_offset(probe))
-        .to_offset(UtcOffset::UTC)
+        .checked_to_offset(UtcOffset::UTC)
 }
 
 /// Whether `at` falls outside normal working hours (see [`OFF_HOURS`]).
@@ -160,9 +170,9 @@ pub struct ReportMonth {
     month: Month,
 }
 
-/// A month that is not `YYYY-MM`.
+/// A month that is not `YYYY-MM` between [`ReportMonth::FIRST`] and [`ReportMonth::LAST`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a month is YYYY-MM, e.g. 2024-03")]
+#[error("a month is YYYY-MM from 1970-01 to 9999-11, e.g. 2024-03")]
 pub struct MonthError;
 
 impl FromStr for ReportMonth {
@@ -176,10 +186,11 @@ impl FromStr for ReportMonth {
         let year: i32 = y.parse().map_err(|_| MonthError)?;
         let month =
             Month::try_from(m.parse::<u8>().map_err(|_| MonthError)?).map_err(|_| MonthError)?;
-        if year < 1970 {
+        let parsed = ReportMonth { year, month };
+        if parsed < ReportMonth::FIRST || parsed > ReportMonth::LAST {
             return Err(MonthError);
         }
-        Ok(ReportMonth { year, month })
+        Ok(parsed)
     }
 }
 
@@ -189,7 +200,31 @@ impl fmt::Display for ReportMonth {
     }
 }
 
+impl PartialOrd for ReportMonth {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ReportMonth {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.year, u8::from(self.month)).cmp(&(other.year, u8::from(other.month)))
+    }
+}
+
 impl ReportMonth {
+    /// The first month a report covers (the log holds nothing older).
+    pub const FIRST: ReportMonth = ReportMonth {
+        year: 1970,
+        month: Month::January,
+    };
+    /// The last month a report covers: its end (the first of the next month) must still be a
+    /// date, which 10000-01-01 is not.
+    pub const LAST: ReportMonth = ReportMonth {
+        year: 9999,
+        month: Month::November,
+    };
+
     /// The local month that contains `at`.
     pub fn containing(at: OffsetDateTime) -> ReportMonth {
         let local = to_local(at);
@@ -315,71 +350,166 @@ pub struct BreakGlassUse {
     /// When the grant ended, when the grant is still on record.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-    /// The documents opened under the grant.
+    /// The documents opened under the grant, oldest first; at most the reads listed per use
+    /// (see [`GrantUses::list_reads`]), all of them when `reads_total` says as much.
     pub reads: Vec<GrantRead>,
+    /// How many documents were opened under the grant.
+    pub reads_total: usize,
 }
 
 fn is_grant_read(e: &AuditEvent) -> bool {
     matches!(e.action.as_str(), "open" | "read") && e.basis.as_deref() == Some("break_glass")
 }
 
-/// Reconstructs the break-glass uses from the audit log: every allowed `break_glass` event,
-/// joined with its grant (same dossier, user and start) for the reason and end, and every read
-/// on basis `break_glass` attributed to the latest use of that user on that dossier before it.
-/// `teams` maps dossier ids to their team.
+/// Whether `e` is an allowed breaking of the glass.
+fn is_glass_broken(e: &AuditEvent) -> bool {
+    e.action == "break_glass" && e.outcome == "allowed"
+}
+
+/// The break-glass uses of a period, built from the log in pages so that memory follows the
+/// number of uses, not the length of the log: first the allowed `break_glass` events
+/// ([`GrantUses::new`]), then every read on basis `break_glass` ([`GrantUses::attribute`]),
+/// attributed to the latest use of that user on that dossier before it.
+#[derive(Debug)]
+pub struct GrantUses {
+    /// Sorted by (at, user, dossier).
+    uses: Vec<BreakGlassUse>,
+    /// The log position (`seq`) of each use's event, for cursors.
+    seqs: Vec<i64>,
+    /// Use indexes per (user, dossier), in `uses` order.
+    by_owner: HashMap<(String, String), Vec<usize>>,
+    /// How many reads are kept per use (0 for uses whose reads are only counted).
+    keep: Vec<usize>,
+}
+
+impl GrantUses {
+    /// The uses among `events` (each with its log position): every allowed `break_glass`
+    /// event, joined with its grant (same dossier, user and start) for the reason and end.
+    /// `teams` maps dossier ids to their team. Reads are counted but not listed until
+    /// [`GrantUses::list_reads`] says for which uses.
+    pub fn new<'a>(
+        events: impl IntoIterator<Item = (i64, &'a AuditEvent)>,
+        grants: &[(String, Grant)],
+        teams: &HashMap<String, String>,
+    ) -> GrantUses {
+        let mut found: Vec<(BreakGlassUse, i64)> = events
+            .into_iter()
+            .filter(|(_, e)| is_glass_broken(e))
+            .map(|(seq, e)| {
+                let dossier = e.dossier.clone().unwrap_or_default();
+                let grant = grants
+                    .iter()
+                    .find(|(d, g)| {
+                        *d == dossier && g.user.as_str() == e.actor && g.granted_at == e.at
+                    })
+                    .map(|(_, g)| g);
+                let using = BreakGlassUse {
+                    at: e.at,
+                    user: e.actor.clone(),
+                    role: e.role.clone(),
+                    team: teams
+                        .get(&dossier)
+                        .cloned()
+                        .unwrap_or_else(|| "unknown".into()),
+                    dossier,
+                    category: e
+                        .detail
+                        .as_deref()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(Category::Other),
+                    reason: grant.map(|g| g.reason.clone()),
+                    expires_at: grant.map(|g| g.expires_at),
+                    reads: Vec::new(),
+                    reads_total: 0,
+                };
+                (using, seq)
+            })
+            .collect();
+        found.sort_by(|(a, sa), (b, sb)| {
+            (a.at, &a.user, &a.dossier, sa).cmp(&(b.at, &b.user, &b.dossier, sb))
+        });
+        let (uses, seqs): (Vec<_>, Vec<_>) = found.into_iter().unzip();
+        let mut by_owner: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, u) in uses.iter().enumerate() {
+            by_owner
+                .entry((u.user.clone(), u.dossier.clone()))
+                .or_default()
+                .push(i);
+        }
+        let keep = vec![0; uses.len()];
+        GrantUses {
+            uses,
+            seqs,
+            by_owner,
+            keep,
+        }
+    }
+
+    /// The uses, in report order, with the log position of each.
+    pub fn uses(&self) -> impl Iterator<Item = (i64, &BreakGlassUse)> {
+        self.seqs.iter().copied().zip(&self.uses)
+    }
+
+    /// Lists up to `max` reads (the earliest attributed) of the uses `pick` selects; the reads
+    /// of the others are only counted.
+    pub fn list_reads(&mut self, pick: impl Fn(i64, &BreakGlassUse) -> bool, max: usize) {
+        for (i, u) in self.uses.iter().enumerate() {
+            self.keep[i] = if pick(self.seqs[i], u) { max } else { 0 };
+        }
+    }
+
+    /// Attributes `e`, if it is a read on basis `break_glass`, to the latest use of that user
+    /// on that dossier that began at or before it and had not ended. Reads may come in any
+    /// order; the ones kept are the first `max` offered, so offer them oldest first.
+    pub fn attribute(&mut self, e: &AuditEvent) {
+        if !is_grant_read(e) {
+            return;
+        }
+        let Some(dossier) = &e.dossier else {
+            return;
+        };
+        let Some(owned) = self.by_owner.get(&(e.actor.clone(), dossier.clone())) else {
+            return;
+        };
+        let owner = owned.iter().rev().copied().find(|&i| {
+            let u = &self.uses[i];
+            u.at <= e.at && u.expires_at.is_none_or(|end| e.at < end)
+        });
+        if let Some(i) = owner {
+            let u = &mut self.uses[i];
+            u.reads_total += 1;
+            if u.reads.len() < self.keep[i] {
+                u.reads.push(GrantRead {
+                    at: e.at,
+                    document: e.document.clone(),
+                });
+            }
+        }
+    }
+
+    /// The uses with their reads, oldest first.
+    pub fn finish(mut self) -> Vec<BreakGlassUse> {
+        for u in &mut self.uses {
+            u.reads.sort_by_key(|r| r.at);
+        }
+        self.uses
+    }
+}
+
+/// Reconstructs the break-glass uses from the audit log, with every read listed (see
+/// [`GrantUses`], which does the same page by page).
 pub fn break_glass_uses(
     events: &[AuditEvent],
     grants: &[(String, Grant)],
     teams: &HashMap<String, String>,
 ) -> Vec<BreakGlassUse> {
-    let mut uses: Vec<BreakGlassUse> = events
-        .iter()
-        .filter(|e| e.action == "break_glass" && e.outcome == "allowed")
-        .map(|e| {
-            let dossier = e.dossier.clone().unwrap_or_default();
-            let grant = grants
-                .iter()
-                .find(|(d, g)| *d == dossier && g.user.as_str() == e.actor && g.granted_at == e.at)
-                .map(|(_, g)| g);
-            BreakGlassUse {
-                at: e.at,
-                user: e.actor.clone(),
-                role: e.role.clone(),
-                team: teams
-                    .get(&dossier)
-                    .cloned()
-                    .unwrap_or_else(|| "unknown".into()),
-                dossier,
-                category: e
-                    .detail
-                    .as_deref()
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(Category::Other),
-                reason: grant.map(|g| g.reason.clone()),
-                expires_at: grant.map(|g| g.expires_at),
-                reads: Vec::new(),
-            }
-        })
-        .collect();
-    uses.sort_by(|a, b| (a.at, &a.user, &a.dossier).cmp(&(b.at, &b.user, &b.dossier)));
-    for e in events.iter().filter(|e| is_grant_read(e)) {
-        let owner = uses.iter_mut().rev().find(|u| {
-            u.user == e.actor
-                && e.dossier.as_ref() == Some(&u.dossier)
-                && u.at <= e.at
-                && u.expires_at.is_none_or(|end| e.at < end)
-        });
-        if let Some(u) = owner {
-            u.reads.push(GrantRead {
-                at: e.at,
-                document: e.document.clone(),
-            });
-        }
+    let positions = (0_i64..).zip(events);
+    let mut uses = GrantUses::new(positions, grants, teams);
+    uses.list_reads(|_, _| true, usize::MAX);
+    for e in events {
+        uses.attribute(e);
     }
-    for u in &mut uses {
-        u.reads.sort_by_key(|r| r.at);
-    }
-    uses
+    uses.finish()
 }
 
 /// The number of uses in one ISO week.
@@ -444,7 +574,7 @@ pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> Brea
             w.count += 1;
         }
         off_hours += usize::from(is_off_hours(u.at));
-        reads += u.reads.len();
+        reads += u.reads_total;
     }
     BreakGlassSummary {
         team: team.to_owned(),
@@ -490,18 +620,22 @@ pub struct BreakGlassDetail {
     pub off_hours_definition: &'static str,
     /// How many times the glass was broken.
     pub total: usize,
-    /// The uses, oldest first.
+    /// The uses, oldest first: all of them, or one page when the report is read in pages.
     pub uses: Vec<DetailLine>,
-    /// The hash chain's state when the report was made.
-    pub log: Verification,
+    /// The cursor (`after`) for the next page of `uses`, when there is one.
+    pub next: Option<String>,
+    /// The hash chain's state when the report was made; on its first page only (`null` on the
+    /// pages after it, which continue the same report).
+    pub log: Option<Verification>,
 }
 
-/// The privacy officer's named detail of `team`'s break-glass uses in `month`.
+/// The privacy officer's named detail of `team`'s break-glass uses in `month`, with the chain's
+/// state (`None` for a page that continues a report).
 pub fn detail(
     uses: &[BreakGlassUse],
     team: &str,
     month: ReportMonth,
-    log: Verification,
+    log: Option<Verification>,
 ) -> BreakGlassDetail {
     let lines: Vec<DetailLine> = of_team_in(uses, team, month)
         .map(|u| DetailLine {
@@ -519,6 +653,7 @@ pub fn detail(
         off_hours_definition: OFF_HOURS,
         total: lines.len(),
         uses: lines,
+        next: None,
         log,
     }
 }
@@ -599,25 +734,41 @@ pub struct UnusualAccess {
     pub off_hours_definition: &'static str,
     /// A burst is this many different dossiers or more within one hour.
     pub burst_threshold: usize,
-    /// Reads on an emergency grant rather than an assignment, link or involvement.
+    /// Reads on an emergency grant rather than an assignment, link or involvement: all of
+    /// them, or one page when the report is read in pages.
     pub emergency_reads: Vec<AccessLine>,
-    /// Refused attempts: someone asked for a dossier outside their relationships.
+    /// How many emergency reads the month has.
+    pub emergency_reads_total: u64,
+    /// Refused attempts: someone asked for a dossier outside their relationships (all, or one
+    /// page).
     pub refused: Vec<AccessLine>,
-    /// Many dossiers opened in an hour by one user.
-    pub bursts: Vec<Burst>,
-    /// Professionals' accesses outside working hours, per user.
-    pub off_hours: Vec<OffHoursUse>,
-    /// The hash chain's state when the report was made.
-    pub log: Verification,
+    /// How many refused attempts the month has.
+    pub refused_total: u64,
+    /// The cursor (`after`) for the next page of `emergency_reads` and `refused`, when either
+    /// has more.
+    pub next: Option<String>,
+    /// Many dossiers opened in an hour by one user; on the first page only (`null` after it).
+    pub bursts: Option<Vec<Burst>>,
+    /// Professionals' accesses outside working hours, per user; on the first page only.
+    pub off_hours: Option<Vec<OffHoursUse>>,
+    /// The hash chain's state when the report was made; on the first page only.
+    pub log: Option<Verification>,
 }
 
-fn is_access(e: &AuditEvent) -> bool {
+/// Whether `e` is a professional's or resident's access to a dossier, as the patterns count them.
+pub fn is_access(e: &AuditEvent) -> bool {
     e.dossier.is_some()
         && matches!(e.action.as_str(), "open" | "read" | "write" | "export")
         && e.actor != "server"
 }
 
-fn line(e: &AuditEvent, teams: &HashMap<String, String>) -> AccessLine {
+/// Whether `e` is a read on an emergency grant, as the unusual-access report lists them.
+pub fn is_emergency_read(e: &AuditEvent) -> bool {
+    is_grant_read(e)
+}
+
+/// One line of an access list.
+pub fn line(e: &AuditEvent, teams: &HashMap<String, String>) -> AccessLine {
     AccessLine {
         at: e.at,
         user: e.actor.clone(),
@@ -631,32 +782,125 @@ fn line(e: &AuditEvent, teams: &HashMap<String, String>) -> AccessLine {
     }
 }
 
-/// The bursts in one user's accesses, sorted by time: greedily, the first access from which at
-/// least `threshold` different dossiers are opened within the hour starts a burst, which takes
-/// in every access of that hour; the search resumes after it.
-fn bursts(accesses: &[&AuditEvent], threshold: usize) -> Vec<(usize, usize, usize)> {
-    let hour = Duration::hours(1);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < accesses.len() {
-        let start = accesses[i].at;
-        let mut j = i;
-        let mut seen = HashSet::new();
-        while j < accesses.len() && accesses[j].at - start < hour {
-            seen.insert(accesses[j].dossier.as_deref());
-            j += 1;
-        }
-        if seen.len() >= threshold {
-            out.push((i, j - 1, seen.len()));
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    out
+/// One user's accesses as the pattern scan follows them.
+#[derive(Debug, Default)]
+struct UserScan {
+    /// The accesses from the current candidate start of a burst onwards, all within an hour of
+    /// it: (when, interned dossier).
+    window: VecDeque<(OffsetDateTime, u32)>,
+    /// How many accesses of the window concern each dossier.
+    in_window: HashMap<u32, usize>,
+    bursts: Vec<Burst>,
+    late: usize,
+    late_dossiers: HashSet<u32>,
+    first_late: Option<OffsetDateTime>,
+    last_late: Option<OffsetDateTime>,
 }
 
-/// The unusual-access report for `month` with bursts of at least `threshold` dossiers an hour.
+impl UserScan {
+    /// Decides every candidate start whose hour has passed by `now` (all of them when `now` is
+    /// `None`): the first start from which at least `threshold` different dossiers are opened
+    /// within the hour starts a burst, which takes in every access of that hour; the search
+    /// resumes after it.
+    fn decide(&mut self, now: Option<OffsetDateTime>, threshold: usize, who: (&str, &str)) {
+        while let Some(&(start, _)) = self.window.front() {
+            if now.is_some_and(|now| now - start < Duration::hours(1)) {
+                return;
+            }
+            if self.in_window.len() >= threshold {
+                let (to, _) = *self.window.back().expect("the window has its start");
+                self.bursts.push(Burst {
+                    user: who.0.to_owned(),
+                    role: who.1.to_owned(),
+                    from: start,
+                    to,
+                    dossiers: self.in_window.len(),
+                });
+                self.window.clear();
+                self.in_window.clear();
+            } else if let Some((_, d)) = self.window.pop_front()
+                && let Some(n) = self.in_window.get_mut(&d)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.in_window.remove(&d);
+                }
+            }
+        }
+    }
+}
+
+/// The unusual patterns of a month — bursts and off-hours access — computed from accesses fed
+/// one at a time in time order, so the log is read in pages. Memory follows the number of users
+/// and dossiers and one user's accesses within an hour, never the length of the log.
+#[derive(Debug)]
+pub struct PatternScan {
+    threshold: usize,
+    dossiers: HashMap<String, u32>,
+    users: BTreeMap<(String, String), UserScan>,
+}
+
+impl PatternScan {
+    /// A scan for bursts of at least `threshold` dossiers within an hour.
+    pub fn new(threshold: usize) -> PatternScan {
+        PatternScan {
+            threshold: threshold.max(1),
+            dossiers: HashMap::new(),
+            users: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in `e` if it is an access ([`is_access`]); each user's accesses must come in time
+    /// order.
+    pub fn push(&mut self, e: &AuditEvent) {
+        if !is_access(e) {
+            return;
+        }
+        let next = u32::try_from(self.dossiers.len()).unwrap_or(u32::MAX);
+        let dossier = *self
+            .dossiers
+            .entry(e.dossier.clone().unwrap_or_default())
+            .or_insert(next);
+        let key = (e.actor.clone(), e.role.clone());
+        let user = self.users.entry(key).or_default();
+        user.decide(Some(e.at), self.threshold, (&e.actor, &e.role));
+        user.window.push_back((e.at, dossier));
+        *user.in_window.entry(dossier).or_default() += 1;
+        // Residents use the app when they like; off-hours is about professionals.
+        if e.role != "resident" && is_off_hours(e.at) {
+            user.late += 1;
+            user.late_dossiers.insert(dossier);
+            user.first_late.get_or_insert(e.at);
+            user.last_late = Some(e.at);
+        }
+    }
+
+    /// The bursts, by start and user, and the off-hours use per user.
+    pub fn finish(mut self) -> (Vec<Burst>, Vec<OffHoursUse>) {
+        let mut bursts = Vec::new();
+        let mut off_hours = Vec::new();
+        for ((user, role), scan) in &mut self.users {
+            scan.decide(None, self.threshold, (user, role));
+            bursts.append(&mut scan.bursts);
+            if let (Some(first), Some(last)) = (scan.first_late, scan.last_late) {
+                off_hours.push(OffHoursUse {
+                    user: user.clone(),
+                    role: role.clone(),
+                    accesses: scan.late,
+                    dossiers: scan.late_dossiers.len(),
+                    first,
+                    last,
+                });
+            }
+        }
+        bursts.sort_by(|a, b| (a.from, &a.user).cmp(&(b.from, &b.user)));
+        (bursts, off_hours)
+    }
+}
+
+/// The unusual-access report for `month` with bursts of at least `threshold` dossiers an hour,
+/// from a slice of events (the server reads the log in pages with [`PatternScan`] and builds
+/// the same report).
 pub fn unusual_access(
     events: &[AuditEvent],
     teams: &HashMap<String, String>,
@@ -667,67 +911,35 @@ pub fn unusual_access(
     let period = month.period();
     let mut in_month: Vec<&AuditEvent> = events.iter().filter(|e| period.contains(e.at)).collect();
     in_month.sort_by_key(|e| e.at);
-    let emergency_reads = in_month
+    let emergency_reads: Vec<AccessLine> = in_month
         .iter()
-        .filter(|e| is_grant_read(e))
+        .filter(|e| is_emergency_read(e))
         .map(|e| line(e, teams))
         .collect();
-    let refused = in_month
+    let refused: Vec<AccessLine> = in_month
         .iter()
         .filter(|e| e.action == "deny")
         .map(|e| line(e, teams))
         .collect();
-    let mut per_user: BTreeMap<(&str, &str), Vec<&AuditEvent>> = BTreeMap::new();
-    for e in in_month.iter().filter(|e| is_access(e)) {
-        per_user
-            .entry((e.actor.as_str(), e.role.as_str()))
-            .or_default()
-            .push(e);
+    let mut scan = PatternScan::new(threshold);
+    for e in &in_month {
+        scan.push(e);
     }
-    let mut found = Vec::new();
-    let mut off_hours = Vec::new();
-    for ((user, role), accesses) in &per_user {
-        for (first, last, dossiers) in bursts(accesses, threshold.max(1)) {
-            found.push(Burst {
-                user: (*user).to_owned(),
-                role: (*role).to_owned(),
-                from: accesses[first].at,
-                to: accesses[last].at,
-                dossiers,
-            });
-        }
-        // Residents use the app when they like; off-hours is about professionals.
-        if *role == "resident" {
-            continue;
-        }
-        let late: Vec<&&AuditEvent> = accesses.iter().filter(|e| is_off_hours(e.at)).collect();
-        if let (Some(first), Some(last)) = (late.first(), late.last()) {
-            off_hours.push(OffHoursUse {
-                user: (*user).to_owned(),
-                role: (*role).to_owned(),
-                accesses: late.len(),
-                dossiers: late
-                    .iter()
-                    .map(|e| e.dossier.as_deref())
-                    .collect::<HashSet<_>>()
-                    .len(),
-                first: first.at,
-                last: last.at,
-            });
-        }
-    }
-    found.sort_by(|a, b| (a.from, &a.user).cmp(&(b.from, &b.user)));
+    let (bursts, off_hours) = scan.finish();
     UnusualAccess {
         month: month.to_string(),
         period,
         timezone: TIMEZONE,
         off_hours_definition: OFF_HOURS,
         burst_threshold: threshold,
+        emergency_reads_total: emergency_reads.len() as u64,
         emergency_reads,
+        refused_total: refused.len() as u64,
         refused,
-        bursts: found,
-        off_hours,
-        log,
+        next: None,
+        bursts: Some(bursts),
+        off_hours: Some(off_hours),
+        log: Some(log),
     }
 }
 
@@ -785,36 +997,44 @@ pub fn who_looked(
 ) -> Vec<LookLine> {
     let mut out: Vec<LookLine> = events
         .iter()
-        .filter(|e| {
-            let access = match e.action.as_str() {
-                "open" | "read" | "write" | "export" => true,
-                "break_glass" => e.outcome == "allowed",
-                _ => false,
-            };
-            access
-                && e.actor != own_user
-                && e.actor != "server"
-                && period.contains(e.at)
-                && e.persons
-                    .as_deref()
-                    .is_some_and(|p| p.split(',').any(|p| p == person))
-        })
-        .filter_map(|e| {
-            Some(LookLine {
-                at: e.at,
-                date: to_local(e.at).date().to_string(),
-                dossier: e.dossier.clone()?,
-                document: e.document.clone(),
-                organisation: organisation(e),
-                role: e.role.clone(),
-                action: e.action.clone(),
-                emergency: e.action == "break_glass" || e.basis.as_deref() == Some("break_glass"),
-                worker: show_names.then(|| e.actor.clone()),
-            })
-        })
+        .filter_map(|e| look_line(e, person, own_user, period, show_names))
         .collect();
     out.sort_by(|a, b| (a.at, &a.dossier).cmp(&(b.at, &b.dossier)));
     out
+}
+
+/// `e` as a line of `person`'s "who looked" view, if it belongs there (see [`who_looked`]).
+pub fn look_line(
+    e: &AuditEvent,
+    person: &str,
+    own_user: &str,
+    period: Period,
+    show_names: bool,
+) -> Option<LookLine> {
+    let access = match e.action.as_str() {
+        "open" | "read" | "write" | "export" => true,
+        "break_glass" => e.outcome == "allowed",
+        _ => false,
+    };
+    let concerned = e
+        .persons
+        .as_deref()
+        .is_some_and(|p| p.split(',').any(|p| p == person));
+    if !(access && concerned && e.actor != own_user && e.actor != "server" && period.contains(e.at))
+    {
+        return None;
+    }
+    Some(LookLine {
+        at: e.at,
+        date: to_local(e.at).date().to_string(),
+        dossier: e.dossier.clone()?,
+        document: e.document.clone(),
+        organisation: organisation(e),
+        role: e.role.clone(),
+        action: e.action.clone(),
+        emergency: e.action == "break_glass" || e.basis.as_deref() == Some("break_glass"),
+        worker: show_names.then(|| e.actor.clone()),
+    })
 }
 
 /// Formats an instant for people: local date and time with the offset, e.g.

@@ -1,7 +1,9 @@
 //! All SQL lives here (SQLite through sqlx, migrations embedded). The store keeps dossiers and
 //! their relationships, the document index, each document's appended changes and compacted
 //! snapshot, peers' sync states, the hash-chained audit log and the quarantine. Nothing above
-//! this module knows SQL, so PostgreSQL can be added behind the same methods.
+//! this module knows SQL, so PostgreSQL can be added behind the same methods. What devices can
+//! make it hold is bounded (I7): the quarantine keeps rejected bytes only up to a cap per device
+//! and per dossier, and the audit log is read for reports in bounded pages.
 
 pub mod share;
 pub mod signal;
@@ -25,7 +27,7 @@ use crate::audit::{AuditEvent, GENESIS, Verification};
 
 mod oversight;
 pub mod retention;
-pub use oversight::{AccessReview, BreakGlassRequest};
+pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
 
 /// A storage failure. Callers log it and answer with a generic error; it never carries content.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Serializes audit appends and remembers the chain's last hash.
     audit_tail: Mutex<Vec<u8>>,
+    /// What quarantine keeps per device and per dossier.
+    quarantine_cap: QuarantineCap,
 }
 
 /// A stored document as loaded: the snapshot (if compacted) and the changes after it.
@@ -105,6 +109,35 @@ pub struct QuarantineRow {
     pub detail: String,
     /// The change hashes, comma-separated hex.
     pub hashes: String,
+    /// The size of the batch as received, in bytes.
+    pub size: i64,
+    /// Whether its bytes are kept: false when the device or the dossier had reached the
+    /// quarantine cap ([`QuarantineCap`]) and only the record was kept.
+    pub bytes_kept: bool,
+}
+
+/// How many rejected batches, and how many of their bytes, quarantine keeps per device (user
+/// and device id) and per dossier (I7). Beyond either, rejections are recorded without bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineCap {
+    /// Batches kept with their bytes.
+    pub batches: u64,
+    /// Bytes kept.
+    pub bytes: u64,
+}
+
+/// The batches quarantine keeps with their bytes per device and per dossier, by default.
+pub const QUARANTINE_MAX_BATCHES: u64 = 64;
+/// The bytes quarantine keeps per device and per dossier, by default: 16 MiB.
+pub const QUARANTINE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Default for QuarantineCap {
+    fn default() -> Self {
+        QuarantineCap {
+            batches: QUARANTINE_MAX_BATCHES,
+            bytes: QUARANTINE_MAX_BYTES,
+        }
+    }
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -156,7 +189,14 @@ impl Store {
         Ok(Store {
             pool,
             audit_tail: Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())),
+            quarantine_cap: QuarantineCap::default(),
         })
+    }
+
+    /// The store with another quarantine cap (the default is [`QuarantineCap::default`]).
+    pub fn with_quarantine_cap(mut self, cap: QuarantineCap) -> Store {
+        self.quarantine_cap = cap;
+        self
     }
 
     /// This server's storage id (announced to peers as `peerMetadata.storageId`), made once.
@@ -566,6 +606,20 @@ impl Store {
         Ok(())
     }
 
+    /// Appends events to the hash chain in order, in one transaction: all of them are durable
+    /// when it returns, or none.
+    pub async fn append_audit_all(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let mut last = tail.clone();
+        for ev in events {
+            last = insert_audit(&mut tx, ev, &last).await?;
+        }
+        tx.commit().await?;
+        *tail = last;
+        Ok(())
+    }
+
     /// Logs offline read `id` of `device` with its audit event (whose actor is the uploading
     /// user), unless that read was logged already (a repeated upload); returns whether it was
     /// new. One transaction for both.
@@ -596,7 +650,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Audit events, oldest first, optionally of one dossier.
+    /// Audit events, oldest first, optionally of one dossier. Loads them all: for tools and
+    /// tests; reports read the log in pages ([`Store::audit_page`], [`Store::scan_audit`]).
     pub async fn audit_events(&self, dossier: Option<DossierId>) -> Result<Vec<(i64, AuditEvent)>> {
         let rows = match dossier {
             Some(d) => {
@@ -616,39 +671,53 @@ impl Store {
             .collect()
     }
 
-    /// Walks the whole chain and reports the first row that does not match.
+    /// Walks the whole chain and reports the first row that does not match. The log is read
+    /// [`AUDIT_PAGE_MAX`] rows at a time in log order, so memory stays flat however long it is.
     pub async fn verify_audit(&self) -> Result<Verification> {
-        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?;
         let mut prev = GENESIS.to_vec();
         let mut checked = 0;
-        for r in &rows {
-            let seq: i64 = r.get("seq");
-            let stored_prev: Vec<u8> = r.get("prev_hash");
-            let stored: Vec<u8> = r.get("hash");
-            let ok = match audit_row(r) {
-                Ok(ev) => stored_prev == prev && ev.chain_hash(&prev) == stored,
-                Err(_) => false,
-            };
-            if !ok {
+        let mut after = 0_i64;
+        loop {
+            let rows = sqlx::query("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(AUDIT_PAGE_MAX as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in &rows {
+                let seq: i64 = r.get("seq");
+                let stored_prev: Vec<u8> = r.get("prev_hash");
+                let stored: Vec<u8> = r.get("hash");
+                let ok = match audit_row(r) {
+                    Ok(ev) => stored_prev == prev && ev.chain_hash(&prev) == stored,
+                    Err(_) => false,
+                };
+                if !ok {
+                    return Ok(Verification {
+                        rows: checked,
+                        first_broken_seq: Some(seq),
+                    });
+                }
+                checked += 1;
+                prev = stored;
+                after = seq;
+            }
+            if rows.len() < AUDIT_PAGE_MAX {
                 return Ok(Verification {
                     rows: checked,
-                    first_broken_seq: Some(seq),
+                    first_broken_seq: None,
                 });
             }
-            checked += 1;
-            prev = stored;
         }
-        Ok(Verification {
-            rows: checked,
-            first_broken_seq: None,
-        })
     }
 
     // ---- quarantine ----------------------------------------------------------------------
 
-    /// Keeps a rejected batch whole for review.
+    /// Records a rejected batch for review, and keeps its bytes while the device that sent it
+    /// (`user` and `device`) and the document's dossier are each within the quarantine cap
+    /// ([`QuarantineCap`]): beyond it the rejection is recorded with its reason, path, hashes,
+    /// time and size, but without its bytes, so a device sending rejected batches in a loop
+    /// cannot fill the disk (I7). One statement, so concurrent rejections cannot both slip
+    /// under the cap.
     #[allow(clippy::too_many_arguments)]
     pub async fn quarantine(
         &self,
@@ -662,24 +731,65 @@ impl Store {
         hashes: &str,
         changes: &[u8],
     ) -> Result<()> {
-        sqlx::query("INSERT INTO quarantine (at, user_id, device, document, reason, path, detail, hashes, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(ts(at))
-            .bind(user.as_str())
-            .bind(device)
-            .bind(doc.to_string())
-            .bind(reason)
-            .bind(path)
-            .bind(detail)
-            .bind(hashes)
-            .bind(changes)
-            .execute(&self.pool)
-            .await?;
+        let cap = self.quarantine_cap;
+        let kept: bool = sqlx::query(
+            "WITH target AS (SELECT (SELECT dossier FROM documents WHERE id = ?1) AS dossier), \
+             by_device AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM quarantine \
+                 WHERE kept = 1 AND user_id = ?2 AND device IS ?3), \
+             by_dossier AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM quarantine \
+                 WHERE kept = 1 AND dossier = (SELECT dossier FROM target)), \
+             verdict AS (SELECT by_device.n < ?4 AND by_dossier.n < ?4 \
+                 AND by_device.b + ?5 <= ?6 AND by_dossier.b + ?5 <= ?6 AS keep \
+                 FROM by_device, by_dossier) \
+             INSERT INTO quarantine (at, user_id, device, document, reason, path, detail, hashes, \
+                 changes, dossier, size, kept) \
+             SELECT ?7, ?2, ?3, ?1, ?8, ?9, ?10, ?11, \
+                 CASE WHEN verdict.keep THEN ?12 ELSE x'' END, target.dossier, ?5, verdict.keep \
+             FROM verdict, target \
+             RETURNING kept",
+        )
+        .bind(doc.to_string())
+        .bind(user.as_str())
+        .bind(device)
+        .bind(i64::try_from(cap.batches).unwrap_or(i64::MAX))
+        .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(cap.bytes).unwrap_or(i64::MAX))
+        .bind(ts(at))
+        .bind(reason)
+        .bind(path)
+        .bind(detail)
+        .bind(hashes)
+        .bind(changes)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
+        if !kept {
+            tracing::warn!(
+                user = user.as_str(),
+                device,
+                document = %doc,
+                size = changes.len(),
+                "quarantine cap reached: rejection recorded without its bytes"
+            );
+        }
         Ok(())
     }
 
     /// Quarantined batches, newest first, without their bytes.
     pub async fn quarantined(&self) -> Result<Vec<QuarantineRow>> {
-        let rows = sqlx::query("SELECT id, at, user_id, device, document, reason, path, detail, hashes FROM quarantine ORDER BY id DESC")
+        self.quarantined_page(None, usize::MAX).await
+    }
+
+    /// At most `limit` quarantined batches older than row `before` (or the newest), newest
+    /// first, without their bytes.
+    pub async fn quarantined_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<QuarantineRow>> {
+        let rows = sqlx::query("SELECT id, at, user_id, device, document, reason, path, detail, hashes, size, kept FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?")
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -694,6 +804,8 @@ impl Store {
                 path: r.get(6),
                 detail: r.get(7),
                 hashes: r.get(8),
+                size: r.get(9),
+                bytes_kept: r.get(10),
             })
             .collect())
     }

@@ -78,7 +78,24 @@ fn period_note(month: &str, timezone: &str, off_hours: &str) -> String {
     )
 }
 
-fn integrity(log: &Verification) -> String {
+/// A note that a list is one page of a longer one, with the cursor of the next page.
+fn more(listed: usize, total: u64, next: Option<&str>) -> String {
+    match next {
+        Some(next) if (listed as u64) < total => format!(
+            "<p class=\"note\">This page lists {listed} of {total}; the next page has \
+             after={}.</p>\n",
+            escape(next)
+        ),
+        _ => String::new(),
+    }
+}
+
+fn integrity(log: Option<&Verification>) -> String {
+    let Some(log) = log else {
+        return "<p class=\"note\">This page continues the report; its first page says whether \
+                the audit log is intact.</p>\n"
+            .to_owned();
+    };
     match log.first_broken_seq {
         None => format!("<p>Audit log intact: {} rows verified.</p>\n", log.rows),
         Some(seq) => format!(
@@ -129,8 +146,9 @@ pub fn summary_page(s: &BreakGlassSummary) -> String {
 /// The privacy officer's named detail page.
 pub fn detail_page(d: &BreakGlassDetail) -> String {
     let mut body = period_note(&d.month, d.timezone, d.off_hours_definition);
-    body.push_str(&integrity(&d.log));
+    body.push_str(&integrity(d.log.as_ref()));
     let _ = writeln!(body, "<p>Team {}: {} uses.</p>", escape(&d.team), d.total);
+    body.push_str(&more(d.uses.len(), d.total as u64, d.next.as_deref()));
     let rows: Vec<Vec<String>> = d
         .uses
         .iter()
@@ -212,10 +230,16 @@ const ACCESS_HEAD: [&str; 9] = [
 /// The privacy officer's unusual-access page.
 pub fn unusual_page(u: &UnusualAccess) -> String {
     let mut body = period_note(&u.month, u.timezone, u.off_hours_definition);
-    body.push_str(&integrity(&u.log));
+    body.push_str(&integrity(u.log.as_ref()));
     body.push_str("<h2>Reads on an emergency grant</h2>\n");
+    body.push_str(&more(
+        u.emergency_reads.len(),
+        u.emergency_reads_total,
+        u.next.as_deref(),
+    ));
     body.push_str(&table(&ACCESS_HEAD, &access_rows(&u.emergency_reads)));
     body.push_str("<h2>Refused attempts</h2>\n");
+    body.push_str(&more(u.refused.len(), u.refused_total, u.next.as_deref()));
     body.push_str(&table(&ACCESS_HEAD, &access_rows(&u.refused)));
     let _ = writeln!(
         body,
@@ -225,6 +249,7 @@ pub fn unusual_page(u: &UnusualAccess) -> String {
     let rows: Vec<Vec<String>> = u
         .bursts
         .iter()
+        .flatten()
         .map(|b| {
             vec![
                 escape(&b.user),
@@ -240,6 +265,7 @@ pub fn unusual_page(u: &UnusualAccess) -> String {
     let rows: Vec<Vec<String>> = u
         .off_hours
         .iter()
+        .flatten()
         .map(|o| {
             vec![
                 escape(&o.user),

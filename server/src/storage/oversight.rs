@@ -1,12 +1,12 @@
 //! Storage for oversight (R2, R9, R10): break-glass requests that were warned about and await
 //! confirmation (kept by the hash of their one-time token), recorded access reviews, and the
-//! time-window reads of the audit log, the grants and the dossiers' teams that reports are
-//! computed from.
+//! reads that reports are computed from: the audit log filtered by SQL and read in bounded
+//! pages in time order (I7), the grants and the dossiers' teams.
 
 use regie_core::id::{DossierId, TeamId, UserId};
 use regie_core::relationship::Grant;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use time::{Duration, OffsetDateTime};
 
 use super::{Result, Store, audit_row, parse, parse_ts, ts};
@@ -49,6 +49,135 @@ pub struct AccessReview {
     pub digest: String,
     /// The reviewer's note.
     pub note: Option<String>,
+}
+
+/// The most audit rows one page holds: what a report keeps of the log at any one time.
+pub const AUDIT_PAGE_MAX: usize = 1000;
+
+/// Which audit rows a report reads. SQL does the filtering, so a report reads only the rows it
+/// needs, a page at a time. Instants are compared as SQLite does, to the millisecond.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Rows at or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Rows before this instant.
+    pub to: Option<OffsetDateTime>,
+    /// Rows with any of these actions (every action when empty).
+    pub actions: Vec<&'static str>,
+    /// Rows with this outcome.
+    pub outcome: Option<&'static str>,
+    /// Rows on this legitimacy basis.
+    pub basis: Option<&'static str>,
+    /// Only rows about some dossier.
+    pub with_dossier: bool,
+    /// Only rows about one of these dossiers.
+    pub dossiers: Option<Vec<DossierId>>,
+    /// Only rows about a dossier of this team.
+    pub team: Option<TeamId>,
+    /// Not rows by these actors.
+    pub not_actors: Vec<String>,
+    /// Only rows whose persons include this one.
+    pub person: Option<String>,
+}
+
+impl AuditQuery {
+    /// The `WHERE` conditions, after the row `after` when given. The lower bound of time comes
+    /// first and is one expression, the later of `from` and the cursor's instant, so that SQLite
+    /// starts its index range there: a cursor deep into a month costs a seek, not a scan.
+    fn push_conditions(&self, sql: &mut QueryBuilder<Sqlite>, after: Option<i64>) {
+        const CURSOR_AT: &str = "(SELECT julianday(at) FROM audit WHERE seq = ";
+        match (self.from, after) {
+            (Some(from), Some(after)) => {
+                sql.push("julianday(at) >= max(julianday(")
+                    .push_bind(ts(from))
+                    .push("), ")
+                    .push(CURSOR_AT)
+                    .push_bind(after)
+                    .push("))");
+            }
+            (Some(from), None) => {
+                sql.push("julianday(at) >= julianday(")
+                    .push_bind(ts(from))
+                    .push(")");
+            }
+            (None, Some(after)) => {
+                sql.push("julianday(at) >= ")
+                    .push(CURSOR_AT)
+                    .push_bind(after)
+                    .push(")");
+            }
+            (None, None) => {
+                sql.push("1");
+            }
+        }
+        if let Some(after) = after {
+            // An unknown cursor makes the instant NULL, and the page empty.
+            sql.push(" AND (julianday(at), seq) > (")
+                .push(CURSOR_AT)
+                .push_bind(after)
+                .push("), ")
+                .push_bind(after)
+                .push(")");
+        }
+        if let Some(to) = self.to {
+            sql.push(" AND julianday(at) < julianday(")
+                .push_bind(ts(to))
+                .push(")");
+        }
+        if !self.actions.is_empty() {
+            sql.push(" AND action IN (");
+            let mut list = sql.separated(", ");
+            for action in &self.actions {
+                list.push_bind(*action);
+            }
+            sql.push(")");
+        }
+        if let Some(outcome) = self.outcome {
+            sql.push(" AND outcome = ").push_bind(outcome);
+        }
+        if let Some(basis) = self.basis {
+            sql.push(" AND basis = ").push_bind(basis);
+        }
+        if self.with_dossier {
+            sql.push(" AND dossier IS NOT NULL");
+        }
+        if let Some(dossiers) = &self.dossiers {
+            sql.push(" AND dossier IN (");
+            let mut list = sql.separated(", ");
+            for d in dossiers {
+                list.push_bind(d.to_string());
+            }
+            sql.push(")");
+        }
+        if let Some(team) = &self.team {
+            sql.push(" AND dossier IN (SELECT id FROM dossiers WHERE team = ")
+                .push_bind(team.as_str())
+                .push(")");
+        }
+        if !self.not_actors.is_empty() {
+            sql.push(" AND actor NOT IN (");
+            let mut list = sql.separated(", ");
+            for actor in &self.not_actors {
+                list.push_bind(actor.as_str());
+            }
+            sql.push(")");
+        }
+        if let Some(person) = &self.person {
+            // Persons are a comma-separated list of ids; ids hold no commas.
+            sql.push(" AND instr(',' || persons || ',', ")
+                .push_bind(format!(",{person},"))
+                .push(") > 0");
+        }
+    }
+}
+
+/// How much of the log a scan read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Rows read.
+    pub rows: u64,
+    /// Pages read, each at most [`AUDIT_PAGE_MAX`] rows.
+    pub pages: u64,
 }
 
 /// The `YYYY-MM-DD` prefix of a stored timestamp a day before or after `at`: a coarse bound that
@@ -111,25 +240,57 @@ impl Store {
         .transpose()
     }
 
-    /// Audit events with `from <= at < to`, in log order.
-    pub async fn audit_events_between(
+    /// One page of the audit rows `query` selects, in time order (to the millisecond, then log
+    /// order), after the row `after` (a `seq` from an earlier page) or from the first: at most
+    /// `limit` rows, and never more than [`AUDIT_PAGE_MAX`] plus the one row that tells a caller
+    /// whether another page follows. An `after` that names no row gives an empty page.
+    pub async fn audit_page(
         &self,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
+        query: &AuditQuery,
+        after: Option<i64>,
+        limit: usize,
     ) -> Result<Vec<(i64, AuditEvent)>> {
-        let rows = sqlx::query("SELECT * FROM audit WHERE at >= ? AND at < ? ORDER BY seq")
-            .bind(day_bound(from, -1))
-            .bind(day_bound(to, 1))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let ev = audit_row(r)?;
-            if from <= ev.at && ev.at < to {
-                out.push((r.get("seq"), ev));
+        let mut sql = QueryBuilder::new("SELECT * FROM audit WHERE ");
+        query.push_conditions(&mut sql, after);
+        let limit = limit.clamp(1, AUDIT_PAGE_MAX + 1);
+        sql.push(" ORDER BY julianday(at), seq LIMIT ")
+            .push_bind(limit as i64);
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.get("seq"), audit_row(r)?)))
+            .collect()
+    }
+
+    /// How many audit rows `query` selects, counted by SQL.
+    pub async fn audit_count(&self, query: &AuditQuery) -> Result<u64> {
+        let mut sql = QueryBuilder::new("SELECT COUNT(*) FROM audit WHERE ");
+        query.push_conditions(&mut sql, None);
+        let n: i64 = sql.build().fetch_one(&self.pool).await?.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Feeds every row `query` selects to `each`, in time order, reading [`AUDIT_PAGE_MAX`]
+    /// rows at a time so that memory does not grow with the log (I7); returns how many rows and
+    /// pages were read.
+    pub async fn scan_audit(
+        &self,
+        query: &AuditQuery,
+        mut each: impl FnMut(i64, &AuditEvent),
+    ) -> Result<Scanned> {
+        let mut scanned = Scanned::default();
+        let mut after = None;
+        loop {
+            let page = self.audit_page(query, after, AUDIT_PAGE_MAX).await?;
+            scanned.pages += 1;
+            scanned.rows += page.len() as u64;
+            for (seq, ev) in &page {
+                each(*seq, ev);
+            }
+            match page.last() {
+                Some((seq, _)) if page.len() == AUDIT_PAGE_MAX => after = Some(*seq),
+                _ => return Ok(scanned),
             }
         }
-        Ok(out)
     }
 
     /// Break-glass grants that began with `from <= granted_at < to`, with their dossier.

@@ -14,13 +14,7 @@ use crate::support::*;
 /// Peak resident memory of this process (server and test share it; nextest gives each test
 /// its own process), in MiB.
 fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("linux /proc");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
-    kib / 1024
+    rss_kib().1 / 1024
 }
 
 /// What an attack may add to the process's peak memory.

@@ -12,6 +12,7 @@ mod client;
 mod extract;
 mod frame;
 mod household;
+mod http_bounds;
 mod interop;
 mod journey;
 mod lifecycle;

@@ -165,3 +165,223 @@ async fn stopping_the_server_closes_every_sync_session_and_keeps_its_sync_state(
     .unwrap();
     assert_eq!(n, 1, "the sync state was saved before the server stopped");
 }
+
+// ---- bounded reads and stores (I7) --------------------------------------------------------
+
+mod bounded {
+    use regie_core::id::{DocumentKey, DossierId};
+    use regie_core::relationship::Relationships;
+    use regie_server::audit::{AuditAction, AuditEvent};
+    use regie_server::storage::{AUDIT_PAGE_MAX, AuditQuery, QuarantineCap, Store};
+    use regie_sync_protocol::DocumentId;
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    /// A dossier with one document, stored directly; returns both ids.
+    async fn dossier(store: &Store, team: &str) -> (DossierId, DocumentId) {
+        let id = DossierId::new_random();
+        let doc = DocumentId::new_random();
+        let rel = Relationships::new(id, "noord".parse().unwrap(), team.parse().unwrap());
+        store
+            .create_dossier(
+                &rel,
+                &[],
+                &[(doc, DocumentKey::Plan, vec![0])],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        (id, doc)
+    }
+
+    fn open(at: OffsetDateTime, actor: &str, dossier: DossierId, persons: &str) -> AuditEvent {
+        let mut e = AuditEvent::new(at, actor, "worker", AuditAction::Open);
+        e.dossier = Some(dossier.to_string());
+        e.persons = Some(persons.into());
+        e
+    }
+
+    #[tokio::test]
+    async fn the_audit_cursor_reads_what_sql_selects_in_time_order_in_pages_of_at_most_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (noord, _) = dossier(&store, "team-noord").await;
+        let (zuid, _) = dossier(&store, "team-zuid").await;
+        let base = datetime!(2024-05-01 00:00 UTC);
+        // Appended out of time order, with whole and fractional seconds side by side (as text
+        // "…:00Z" sorts after "…:00.5Z", which a text order would get wrong).
+        let mut rows = Vec::new();
+        for i in (0..500_i64).rev() {
+            let at = base + time::Duration::milliseconds(500 * i);
+            rows.push(open(at, "anna", noord, "p-sanne,p-daan"));
+            rows.push(open(at, "dirk", zuid, "p-sannes"));
+            rows.push(open(at, "server", noord, "p-sanne"));
+        }
+        // Outside the period.
+        rows.push(open(
+            base - time::Duration::seconds(1),
+            "anna",
+            noord,
+            "p-sanne",
+        ));
+        rows.push(open(
+            base + time::Duration::hours(1),
+            "anna",
+            noord,
+            "p-sanne",
+        ));
+        store.append_audit_all(&rows).await.unwrap();
+
+        let query = AuditQuery {
+            from: Some(base),
+            to: Some(base + time::Duration::minutes(10)),
+            team: Some("team-noord".parse().unwrap()),
+            not_actors: vec!["server".into()],
+            person: Some("p-sanne".into()),
+            ..AuditQuery::default()
+        };
+        let mut after = None;
+        let mut read = Vec::new();
+        loop {
+            let page = store.audit_page(&query, after, 7).await.unwrap();
+            assert!(page.len() <= 7, "a page holds at most the limit");
+            read.extend(page.iter().map(|(seq, e)| (*seq, e.clone())));
+            match page.last() {
+                Some((seq, _)) if page.len() == 7 => after = Some(*seq),
+                _ => break,
+            }
+        }
+        assert_eq!(read.len(), 500, "only anna's rows in the period");
+        assert!(read.iter().all(|(_, e)| e.actor == "anna"));
+        assert!(
+            read.windows(2).all(|w| w[0].1.at < w[1].1.at),
+            "in time order, not log order"
+        );
+        assert_eq!(store.audit_count(&query).await.unwrap(), 500);
+        // The page limit is capped, and a scan reads the same rows page by page.
+        let everything = AuditQuery::default();
+        assert_eq!(
+            store
+                .audit_page(&everything, None, usize::MAX)
+                .await
+                .unwrap()
+                .len(),
+            AUDIT_PAGE_MAX + 1,
+            "a page and the row that says another follows"
+        );
+        let mut scanned = Vec::new();
+        let counted = store
+            .scan_audit(&everything, |seq, _| scanned.push(seq))
+            .await
+            .unwrap();
+        assert_eq!(counted.rows as usize, rows.len());
+        assert_eq!(
+            counted.pages as usize,
+            (rows.len()).div_ceil(AUDIT_PAGE_MAX)
+        );
+        scanned.sort_unstable();
+        scanned.dedup();
+        assert_eq!(scanned.len(), rows.len(), "each row once");
+        // A cursor that names no row gives nothing, and the chain verifies in pages too.
+        assert!(
+            store
+                .audit_page(&query, Some(999_999), 7)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let v = store.verify_audit().await.unwrap();
+        assert_eq!((v.rows as usize, v.first_broken_seq), (rows.len(), None));
+    }
+
+    /// Bytes kept, and bytes stored, of every quarantined row, oldest first.
+    async fn kept(store: &Store) -> Vec<(bool, i64, i64)> {
+        sqlx::query_as("SELECT kept, size, length(changes) FROM quarantine ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn reject(store: &Store, user: &str, device: &str, doc: DocumentId, bytes: usize) {
+        store
+            .quarantine(
+                OffsetDateTime::now_utc(),
+                &user.parse().unwrap(),
+                Some(device),
+                doc,
+                "forbidden_path",
+                Some("/goals"),
+                "a test rejection",
+                "abcd",
+                &vec![7; bytes],
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn quarantine_beyond_the_cap_per_device_and_per_dossier_keeps_the_record_without_its_bytes()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path())
+            .await
+            .unwrap()
+            .with_quarantine_cap(QuarantineCap {
+                batches: 3,
+                bytes: 1000,
+            });
+        let (_, doc) = dossier(&store, "team-noord").await;
+        let (_, other_doc) = dossier(&store, "team-noord").await;
+        for _ in 0..5 {
+            reject(&store, "sanne", "phone", doc, 100).await;
+        }
+        // Another device of the same dossier: the dossier is full too.
+        reject(&store, "olga", "laptop", doc, 100).await;
+        // A fresh device and dossier keep bytes, but not a batch beyond the byte cap.
+        reject(&store, "olga", "laptop", other_doc, 600).await;
+        reject(&store, "olga", "laptop", other_doc, 600).await;
+        reject(&store, "olga", "laptop", other_doc, 1001).await;
+        assert_eq!(
+            kept(&store).await,
+            [
+                (true, 100, 100),
+                (true, 100, 100),
+                (true, 100, 100),
+                (false, 100, 0),
+                (false, 100, 0),
+                (false, 100, 0),
+                (true, 600, 600),
+                (false, 600, 0),
+                (false, 1001, 0),
+            ]
+        );
+        // Every rejection is still listed for review, with its reason and hashes.
+        let listed = store.quarantined().await.unwrap();
+        assert_eq!(listed.len(), 9);
+        assert!(
+            listed
+                .iter()
+                .all(|r| r.reason == "forbidden_path" && r.hashes == "abcd")
+        );
+        assert_eq!(listed.iter().filter(|r| r.bytes_kept).count(), 4);
+        let page = store.quarantined_page(Some(listed[2].id), 3).await.unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.id).collect::<Vec<_>>(),
+            listed[3..6].iter().map(|r| r.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn by_default_quarantine_keeps_sixty_four_batches_of_one_device_with_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (_, doc) = dossier(&store, "team-noord").await;
+        for _ in 0..66 {
+            reject(&store, "sanne", "phone", doc, 10).await;
+        }
+        let rows = kept(&store).await;
+        assert_eq!(rows.len(), 66);
+        assert_eq!(rows.iter().filter(|(k, _, _)| *k).count(), 64);
+        assert!(rows[64..].iter().all(|r| *r == (false, 10, 0)));
+    }
+}

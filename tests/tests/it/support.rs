@@ -115,6 +115,41 @@ impl TestServer {
         )
     }
 
+    /// Sends `body` as is with this content type (none when empty); returns the status and the
+    /// JSON body (Null when empty). For bodies `api` cannot send: oversized, malformed, not JSON.
+    pub async fn send_raw(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.addr);
+        let mut req = reqwest::Client::new()
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token)
+            .body(body);
+        if !content_type.is_empty() {
+            req = req.header("content-type", content_type);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, value)
+    }
+
+    /// Appends scripted audit rows through the storage layer in one transaction, as the hub or
+    /// the API would have written them.
+    pub async fn script_audit(&self, rows: &[regie_server::audit::AuditEvent]) {
+        self.state.hub.store().append_audit_all(rows).await.unwrap();
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -776,4 +811,29 @@ pub fn new_entry(
         text: text.into(),
         life_domain: Some("financien".into()),
     }
+}
+
+/// The resident set size of this process and its peak since the last [`reset_peak_rss`], in
+/// KiB, from `/proc/self/status` (Linux). Nextest runs each test in its own process, so there
+/// they measure one test's server and client.
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/self/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak resident set size (`VmHWM`) to the current one.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+}
+
+/// Whether this test runs in a process of its own (under nextest), where RSS means something.
+pub fn alone_in_process() -> bool {
+    std::env::var("NEXTEST_EXECUTION_MODE").is_ok_and(|m| m == "process-per-test")
 }
