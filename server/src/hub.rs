@@ -53,11 +53,13 @@ pub struct ConnectionPermit {
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        let mut connections = self.hub.connections.lock();
-        if let Some(n) = connections.get_mut(&self.user) {
+        let mut guard = self.hub.connections.lock();
+        let (total, per_user) = &mut *guard;
+        *total -= 1;
+        if let Some(n) = per_user.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
-                connections.remove(&self.user);
+                per_user.remove(&self.user);
             }
         }
     }
@@ -149,8 +151,8 @@ pub struct Hub {
     next_session: std::sync::atomic::AtomicU64,
     /// Which user first used each peer id (I7: a peer id cannot be squatted).
     peer_owners: StdMutex<lru::LruCache<PeerId, UserId>>,
-    /// Live connections per user.
-    connections: StdMutex<HashMap<UserId, usize>>,
+    /// Live connections in all and per user.
+    connections: StdMutex<(usize, HashMap<UserId, usize>)>,
     /// What one device may cost.
     limits: Limits,
     /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
@@ -200,7 +202,7 @@ impl Hub {
             peer_owners: StdMutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(PEER_OWNERS_REMEMBERED).expect("not zero"),
             )),
-            connections: StdMutex::new(HashMap::new()),
+            connections: StdMutex::new((0, HashMap::new())),
             limits: Limits::default(),
             bypass: std::sync::atomic::AtomicBool::new(false),
         })
@@ -276,15 +278,15 @@ impl Hub {
     /// Admits a new connection of `principal` within the connection limits; the permit counts
     /// it until dropped.
     pub fn admit(self: &Arc<Self>, principal: &Principal) -> Result<ConnectionPermit, String> {
-        let mut connections = self.connections.lock();
-        let total: usize = connections.values().sum();
-        if total >= self.limits.connections {
+        let mut guard = self.connections.lock();
+        let (total, per_user) = &mut *guard;
+        if *total >= self.limits.connections {
             return Err(format!(
                 "the server is at its limit of {} connections; try again later",
                 self.limits.connections
             ));
         }
-        let mine = connections.entry(principal.user.clone()).or_default();
+        let mine = per_user.entry(principal.user.clone()).or_default();
         if *mine >= self.limits.connections_per_user {
             return Err(format!(
                 "too many connections for this user (limit {}); close another device's connection",
@@ -292,6 +294,7 @@ impl Hub {
             ));
         }
         *mine += 1;
+        *total += 1;
         Ok(ConnectionPermit {
             hub: self.clone(),
             user: principal.user.clone(),
