@@ -100,8 +100,10 @@ export function replay(
     const refused = rules
       ? refusedEdits(rules, [patch])
       : [{ path: path.join("/"), reason: "rules_unknown" }]
-    if (refused.length > 0) dropped.push(...refused)
-    else keep.push(patch)
+    if (refused.length === 0) keep.push(patch)
+    for (const r of refused) {
+      if (!dropped.some(d => d.path === r.path && d.reason === r.reason)) dropped.push(r)
+    }
   }
   if (keep.length === 0) return { server, changes: [], replayed: 0, dropped }
   // A fresh actor: the replayed changes must never collide with the quarantined ones.

@@ -67,19 +67,26 @@ export function pattern(path: (string | number)[]): string {
 export function refusedEdits(rules: WriteRules, patches: Patch[]): RefusedEdit[] {
   const table = new Map(rules.paths.map(r => [r.path, r]))
   const refused: RefusedEdit[] = []
+  const seen = new Set<string>()
+  const refuse = (r: RefusedEdit) => {
+    // A new text field shows as a put and a splice at the same path: name it once.
+    const k = `${r.path}\u0000${r.reason}`
+    if (!seen.has(k)) refused.push(r)
+    seen.add(k)
+  }
   for (const patch of patches) {
     const path = patchPath(patch)
     if (!path) continue
     const concrete = path.join("/") || "/"
     if (!rules.writable) {
-      refused.push({ path: concrete, reason: rules.reason ?? "read_only_access" })
+      refuse({ path: concrete, reason: rules.reason ?? "read_only_access" })
       continue
     }
     const rule = table.get(pattern(path))
     if (!rule) {
-      refused.push({ path: concrete, reason: "not_in_schema" })
+      refuse({ path: concrete, reason: "not_in_schema" })
     } else if (!rule.allowed) {
-      refused.push({ path: concrete, reason: rule.reason ?? "path_reserved" })
+      refuse({ path: concrete, reason: rule.reason ?? "path_reserved" })
     }
   }
   return refused

@@ -13,6 +13,7 @@ mod frame;
 mod household;
 mod interop;
 mod journey;
+mod js_types;
 mod lifecycle;
 mod oversight;
 mod revocation;
