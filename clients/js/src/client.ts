@@ -225,6 +225,8 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
   #serverSyncWaiters = new Map<string, Array<() => void>>()
   #rules = new Map<string, WriteRules>()
   #purged = new Set<string>()
+  /** Documents being reset after `rejected`: nothing about them moves meanwhile. */
+  #resetting = new Set<string>()
   #replayedChanges = new Map<string, Set<string>>()
   #queues = new Map<string, Promise<void>>()
   #token: string | undefined
@@ -252,7 +254,7 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
       onRegieMessage: m => this.#onRegieMessage(m),
       onServerSync: (id, data) => this.#onServerSync(id, data),
       onUnavailable: id => this.#serially(id, () => this.#onUnavailable(id)),
-      shouldDeliver: id => !this.#purged.has(id),
+      shouldDeliver: id => !this.#purged.has(id) && !this.#resetting.has(id),
       onConnection: online => this.#onConnection(online),
       log,
     })
@@ -499,7 +501,12 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
       outcome.changes = []
       outcome.replayed = 0
     }
-    await this.#dropLocal(id)
+    this.#resetting.add(id)
+    try {
+      await this.#dropLocal(id)
+    } finally {
+      this.#resetting.delete(id)
+    }
     let fresh: DocHandle<any> | undefined
     if (outcome) {
       fresh = this.repo.import(A.save(outcome.server), { docId: id as DocumentId })
@@ -555,6 +562,7 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
 
   /** Removes a document from memory and storage (R28, I6). */
   async #purge(id: string, reason: string, opts: { keepWrapper?: boolean } = {}): Promise<void> {
+    if (this.#purged.has(id)) return
     this.#purged.add(id)
     this.#caseload.delete(id)
     await this.#store.setCaseload(this.caseload)

@@ -12,7 +12,7 @@ import { join, resolve } from "node:path"
 
 import * as A from "@automerge/automerge"
 
-import { startNodeClient, type RegieClient, type RegieClientOptions } from "../src/node.js"
+import { startNodeClient, type RegieClient, type RegieClientOptions, type TokenReason } from "../src/node.js"
 
 /** What regie-demo.json says about one role. */
 export interface DemoRole {
@@ -154,7 +154,7 @@ export async function startServer(): Promise<Server> {
 /** A client for `token` over files in a fresh (or the given) directory. */
 export async function client(
   server: Pick<Server, "base">,
-  token: string | ((reason: string) => Promise<string>),
+  token: string | ((reason: TokenReason) => Promise<string>),
   opts: Partial<RegieClientOptions> & { dir?: string } = {},
 ): Promise<{ client: RegieClient; dir: string }> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "regie-js-device-"))

@@ -13,7 +13,6 @@ mod frame;
 mod household;
 mod interop;
 mod journey;
-mod js_types;
 mod lifecycle;
 mod oversight;
 mod revocation;
