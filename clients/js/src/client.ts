@@ -237,10 +237,10 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
     super()
     const log = options.log ?? (() => {})
     this.#options = {
-      fetch: globalThis.fetch.bind(globalThis),
-      saveDebounceMs: 100,
-      log,
       ...options,
+      fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+      saveDebounceMs: options.saveDebounceMs ?? 100,
+      log,
       backoff: { initialMs: 250, maxMs: 10_000, ...options.backoff },
     }
     this.#store = new RegieStore(options.storage)
