@@ -324,7 +324,12 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
   async close(): Promise<void> {
     this.#closed = true
     await Promise.allSettled([...this.#queues.values()])
-    await this.repo.shutdown()
+    this.network.disconnect()
+    // Repo.shutdown would also flush handles that never became ready (a refused find), and throw.
+    const ready = Object.values(this.repo.handles)
+      .filter(h => h.isReady())
+      .map(h => h.documentId)
+    await this.repo.flush(ready)
   }
 
   #entry(ref: string | { dossier: string; key: string }): CaseloadEntry | undefined {
@@ -584,10 +589,23 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
   async #dropLocal(id: string): Promise<void> {
     this.#handles.delete(id)
     this.repo.delete(id as DocumentId)
-    const adapter = this.#options.storage
-    await adapter.removeRange([id])
+    await this.#removeStored(id)
     await sleep(this.#options.saveDebounceMs * 2 + 50)
-    await adapter.removeRange([id])
+    await this.#removeStored(id)
+  }
+
+  /** Removes every stored key of a document, retrying while a save races with the removal
+   * (a file written into a directory being removed fails the removal). */
+  async #removeStored(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#options.storage.removeRange([id])
+        return
+      } catch (e) {
+        if (attempt >= 10) throw e
+        await sleep(20 * attempt)
+      }
+    }
   }
 
   async #logOfflineRead(entry: CaseloadEntry): Promise<void> {

@@ -129,6 +129,8 @@ export class RegieNetworkAdapter extends NetworkAdapter {
   #wake: (() => void) | undefined
   /** Connections that came up (a test counts reconnections with it). */
   connections = 0
+  /** Protocol messages sent and received, by type (diagnostics). */
+  readonly counts = { sent: {} as Record<string, number>, received: {} as Record<string, number> }
 
   constructor(options: AdapterOptions) {
     super()
@@ -270,6 +272,8 @@ export class RegieNetworkAdapter extends NetworkAdapter {
           this.#options.log("undecodable frame from the server")
           return
         }
+        const type = String(message.type)
+        this.counts.received[type] = (this.counts.received[type] ?? 0) + 1
         switch (message.type) {
           case "peer": {
             wasUp = true
@@ -315,6 +319,12 @@ export class RegieNetworkAdapter extends NetworkAdapter {
     if (!socket || !this.#serverPeer) return
     const documentId = (message as { documentId?: string }).documentId
     if (documentId && !this.#options.shouldDeliver(documentId)) return
+    // automerge-repo gossips ephemeral messages on to its other peers under the original
+    // sender's id; the server is the only peer and already relays presence to every device of
+    // the document, so a forward would only come back to it (and a senderId that is not ours
+    // ends the session).
+    if (message.type === "ephemeral" && message.senderId !== this.peerId) return
+    this.counts.sent[message.type] = (this.counts.sent[message.type] ?? 0) + 1
     // The repo gives `data` as a Uint8Array view; cbor-x encodes it as a byte string.
     socket.send(cbor.encode(message))
   }

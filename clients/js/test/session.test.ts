@@ -85,9 +85,28 @@ test("two clients co-editing the plan with presence stay connected and converge"
         })
         await sleep(20)
       }
+      const state = () =>
+        JSON.stringify({
+          anna: { goals: a.doc()!.goals.length, hulpvraag: a.doc()!.hulpvraag.length, heads: A.getHeads(a.doc()!) },
+          sanne: { goals: s.doc()!.goals.length, hulpvraag: s.doc()!.hulpvraag.length, heads: A.getHeads(s.doc()!) },
+        })
       await waitFor("convergence", () =>
         A.getHeads(a.doc()!).sort().join() === A.getHeads(s.doc()!).sort().join(),
-      )
+      ).catch(async e => {
+        const { client: third } = await client(server, server.roles.worker2.token)
+        await connected(third)
+        const t = await third.open<PlanDocument>(planUrl(server))
+        await sleep(2000)
+        const serverHeads = A.getHeads(t.doc()!)
+        await third.close()
+        const diag = {
+          anna: { connections: anna.network.connections, online: anna.online, counts: anna.network.counts },
+          sanne: { connections: sanne.network.connections, online: sanne.online, counts: sanne.network.counts },
+        }
+        throw new Error(
+          `${e.message}: ${state()} server: ${JSON.stringify(serverHeads)} ${JSON.stringify(diag)}`,
+        )
+      })
       assert.deepEqual(A.toJS(a.doc()!), A.toJS(s.doc()!))
       assert.equal(a.doc()!.goals.filter(g => g.id.startsWith("g-s-")).length, 20)
       assert.equal(anna.network.connections, 1, "anna stayed connected")
