@@ -152,7 +152,9 @@ fn json_schema(shape: &Shape) -> Value {
                 .collect();
             json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
         }
-        Shape::List(item, max) => json!({ "type": "array", "items": json_schema(item), "maxItems": max }),
+        Shape::List(item, max) => {
+            json!({ "type": "array", "items": json_schema(item), "maxItems": max })
+        }
         Shape::Text { max } => json!({ "type": "string", "maxLength": max }),
         Shape::Enum(values) => {
             let (prefixed, plain): (Vec<&str>, Vec<&str>) =

@@ -28,9 +28,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::auth::{
-    AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token,
-};
+use crate::auth::{AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token};
 use crate::hub::{DossierEntry, Hub, HubError};
 use crate::storage::StorageError;
 

@@ -588,6 +588,9 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
    * removed again after it. */
   async #dropLocal(id: string): Promise<void> {
     this.#handles.delete(id)
+    // Nothing about the document is delivered any more (`shouldDeliver`); let the repo finish
+    // a message it is still handling, or it would sync a deleted handle again.
+    await sleep(50)
     this.repo.delete(id as DocumentId)
     await this.#removeStored(id)
     await sleep(this.#options.saveDebounceMs * 2 + 50)
