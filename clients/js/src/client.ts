@@ -128,6 +128,8 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
   #client: RegieClient
   #handle: DocHandle<T>
   #purged: string | undefined
+  /** Edits made while the document is reset after `rejected`; applied to the reset document. */
+  #queued: Array<{ fn: A.ChangeFn<T>; message?: string }> | undefined
   #relay = (p: DocHandleChangePayload<T>) => this.emit("change", p.doc)
 
   /** @internal */
@@ -161,7 +163,8 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
 
   /** The current content (undefined once purged). */
   doc(): A.Doc<T> | undefined {
-    return this.#purged ? undefined : this.#handle.doc()
+    // Undefined also for the moment a reset after `rejected` takes.
+    return this.#purged || !this.#handle.isReady() ? undefined : this.#handle.doc()
   }
 
   /** What the caller may write here, as the server last said (undefined: not known yet). */
@@ -173,6 +176,11 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
    * them throws {@link WriteRefusedError} and no change is made. `fn` runs once, on a copy. */
   change(fn: A.ChangeFn<T>, message?: string): void {
     if (this.#purged) throw new WriteRefusedError([{ path: "/", reason: `purged:${this.#purged}` }])
+    if (this.#queued) {
+      // Checked against the rules when applied, after the reset.
+      this.#queued.push({ fn, message })
+      return
+    }
     const rules = this.rules()
     if (!rules) throw new WriteRefusedError([{ path: "/", reason: "rules_unknown" }])
     const current = this.#handle.doc()
@@ -188,6 +196,27 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
     const change = A.getLastLocalChange(trial)
     if (!change || A.getHeads(trial).every(h => A.getHeads(current).includes(h))) return
     this.#handle.update(d => A.applyChanges(d, [change])[0])
+  }
+
+  /** @internal The document is being reset: edits wait for the reset document. */
+  holdEdits(): void {
+    this.#queued ??= []
+  }
+
+  /** @internal Applies the edits that waited for a reset; returns those the rules refused. */
+  releaseEdits(): RefusedEdit[] {
+    const queued = this.#queued ?? []
+    this.#queued = undefined
+    const refused: RefusedEdit[] = []
+    for (const { fn, message } of queued) {
+      try {
+        this.change(fn, message)
+      } catch (e) {
+        if (e instanceof WriteRefusedError) refused.push(...e.refused)
+        else throw e
+      }
+    }
+    return refused
   }
 
   /** @internal */
@@ -459,6 +488,8 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
 
   #onRegieMessage(m: RegieMessage): void {
     const id = m.documentId
+    // Ids and reason codes only: these messages carry no content.
+    this.#options.log(`${m.type} ${JSON.stringify(m)}`)
     switch (m.type) {
       case "rejected":
         void this.#serially(id, () => this.#onRejected(m))
@@ -506,6 +537,8 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
       outcome.changes = []
       outcome.replayed = 0
     }
+    const wrapper = this.#documents.get(id)
+    wrapper?.holdEdits()
     this.#resetting.add(id)
     try {
       await this.#dropLocal(id)
@@ -530,8 +563,8 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
       this.#handles.delete(id)
       fresh = await this.#track(entry)
     }
-    const doc = this.#documents.get(id)
-    if (doc && fresh) doc.moveTo(fresh)
+    if (wrapper && fresh) wrapper.moveTo(fresh)
+    const refusedLater = wrapper?.releaseEdits() ?? []
     this.emit("rejected", {
       documentId: id,
       url: entry.url,
@@ -541,7 +574,10 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
       detail: m.detail,
       changes: m.changes,
       replayed: outcome?.replayed ?? 0,
-      dropped: outcome?.dropped ?? [{ path: "/", reason: "no_server_version" }],
+      dropped: [
+        ...(outcome?.dropped ?? [{ path: "/", reason: "no_server_version" }]),
+        ...refusedLater,
+      ],
     })
   }
 

@@ -82,6 +82,11 @@ export async function startServer(): Promise<Server> {
   const demoFile = join(dir, "regie-demo.json")
   let exited = false
   child.on("exit", () => (exited = true))
+  // A test process that dies takes its server with it.
+  const reap = () => {
+    if (!exited) child.kill("SIGKILL")
+  }
+  process.on("exit", reap)
   await waitFor("regie-demo.json", () => {
     if (exited) throw new Error("regie-server demo exited early")
     return existsSync(demoFile)
@@ -146,6 +151,7 @@ export async function startServer(): Promise<Server> {
         while (!exited && Date.now() < deadline) await sleep(25)
         if (!exited) child.kill("SIGKILL")
       }
+      process.off("exit", reap)
       rmSync(dir, { recursive: true, force: true })
     },
   }
