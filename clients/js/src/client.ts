@@ -619,18 +619,21 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
     this.emit("purged", { documentId: id, reason })
   }
 
-  /** Deletes the repo's handle and every stored key of the document. automerge-repo saves
-   * with a debounce, so a save scheduled before the delete may still land: the keys are
-   * removed again after it. */
+  /** Deletes the repo's handle and every stored key of the document. */
   async #dropLocal(id: string): Promise<void> {
     this.#handles.delete(id)
     // Nothing about the document is delivered any more (`shouldDeliver`); let the repo finish
     // a message it is still handling, or it would sync a deleted handle again.
     await sleep(50)
     this.repo.delete(id as DocumentId)
-    await this.#removeStored(id)
+    // automerge-repo saves with a debounce, and a deleted handle's (empty) document may still be
+    // saved once after the delete: wait for that save to land, then remove every key, and check.
     await sleep(this.#options.saveDebounceMs * 2 + 50)
-    await this.#removeStored(id)
+    for (let round = 0; round < 5; round++) {
+      await this.#removeStored(id)
+      if ((await this.#options.storage.loadRange([id])).length === 0) return
+      await sleep(this.#options.saveDebounceMs)
+    }
   }
 
   /** Removes every stored key of a document, retrying while a save races with the removal
