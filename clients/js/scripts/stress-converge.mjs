@@ -28,8 +28,13 @@ for (let round = 0; round < 12; round++) {
   }
   try {
     await waitFor("conv", () => A.getHeads(a.doc()).sort().join() === A.getHeads(s.doc()).sort().join(), 8000)
-    out(`round ${round} ok`)
+    out(`round ${round} ok (storms broken: ${anna.stormsBroken + sanne.stormsBroken})`)
   } catch {
+    if (process.env.RECONNECT_ON_STALL) {
+      anna.network.dropConnection(); sanne.network.dropConnection()
+      const healed = await waitFor("conv", () => A.getHeads(a.doc()).sort().join() === A.getHeads(s.doc()).sort().join(), 8000).then(() => true, () => false)
+      out(`round ${round} after reconnect: ${healed ? "converged" : "still stalled"}`)
+    }
     out(`round ${round} STALL ` + JSON.stringify({a: A.getHeads(a.doc()), s: A.getHeads(s.doc()), ac: anna.network.counts, sc: sanne.network.counts, conn: [anna.network.connections, sanne.network.connections]}))
   }
   pa.stop(); ps.stop()

@@ -238,6 +238,10 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
 }
 
 const ONE_PER_DOC_TIMEOUT_MS = 5_000
+/** Sync messages about one document within {@link STORM_WINDOW_MS}, with the server's heads
+ * unchanged, that count as a livelock (a healthy exchange takes a handful). */
+const STORM_MESSAGES = 200
+const STORM_WINDOW_MS = 3_000
 
 /** Regie's client on automerge-repo. */
 export class RegieClient extends EventEmitter<RegieClientEvents> {
@@ -260,6 +264,9 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
   #queues = new Map<string, Promise<void>>()
   #token: string | undefined
   #closed = false
+  #storms = new Map<string, { since: number; heads: string; count: number }>()
+  /** Sync livelocks broken by reconnecting (diagnostics). */
+  stormsBroken = 0
   #uploading: Promise<void> | undefined
 
   private constructor(options: RegieClientOptions) {
@@ -466,12 +473,35 @@ export class RegieClient extends EventEmitter<RegieClientEvents> {
   }
 
   #onServerSync(documentId: string, data: Uint8Array): void {
+    let heads: string[]
     try {
-      this.#serverHeads.set(documentId, A.decodeSyncMessage(data).heads)
+      heads = A.decodeSyncMessage(data).heads
     } catch {
       return
     }
+    this.#serverHeads.set(documentId, heads)
+    this.#watchForStorm(documentId, heads)
     for (const w of this.#serverSyncWaiters.get(documentId)?.splice(0) ?? []) w()
+  }
+
+  /** A sync exchange that goes on and on while the server's heads stay the same is a livelock
+   * (seen with the hub under concurrent edits, with unmodified automerge-repo clients too): a
+   * new connection starts the exchange afresh from the stored sync state and heals it. */
+  #watchForStorm(documentId: string, heads: string[]): void {
+    const now = Date.now()
+    const key = heads.join(",")
+    const w = this.#storms.get(documentId)
+    if (!w || w.heads !== key || now - w.since > STORM_WINDOW_MS) {
+      this.#storms.set(documentId, { since: now, heads: key, count: 1 })
+      return
+    }
+    w.count += 1
+    if (w.count >= STORM_MESSAGES) {
+      this.#storms.clear()
+      this.stormsBroken += 1
+      this.#options.log(`sync livelock on ${documentId} (${w.count} messages, no progress): reconnecting`)
+      this.network.dropConnection()
+    }
   }
 
   #nextServerSync(documentId: string, ms: number): Promise<void> {

@@ -101,13 +101,10 @@ test("two clients taking turns on the plan with presence stay connected and conv
   }
 })
 
-// Convergence is marked todo while the hub has a sync livelock under concurrent edits (README,
-// "Known issues"; reproduced with the unmodified WebSocketClientAdapter too): the test still runs
-// and reports, with both heads and the message counts, but does not fail the suite. Remove the
-// todo once the hub is fixed.
-test("two clients co-editing the plan with presence stay connected and converge", {
-  todo: "hub sync livelock under concurrent edits (clients/js/README.md, Known issues)",
-}, async () => {
+// Fully concurrent edits: the hub now and then livelocks one device's sync exchange (README,
+// "Known issues"); the client breaks the livelock by reconnecting, so the test requires
+// convergence and allows reconnections only as livelock breaks, each one logged.
+test("two clients co-editing the plan concurrently with presence converge", async () => {
   const { client: anna } = await client(server, server.roles.worker.token)
   const { client: sanne } = await client(server, server.roles.resident.token)
   try {
@@ -158,8 +155,11 @@ test("two clients co-editing the plan with presence stay connected and converge"
       })
       assert.deepEqual(A.toJS(a.doc()!), A.toJS(s.doc()!))
       assert.equal(a.doc()!.goals.filter(g => g.id.startsWith("g-s-")).length, 20)
-      assert.equal(anna.network.connections, 1, "anna stayed connected")
-      assert.equal(sanne.network.connections, 1, "sanne stayed connected")
+      assert.equal(anna.network.connections, 1 + anna.stormsBroken, "anna reconnected only to break a livelock")
+      assert.equal(sanne.network.connections, 1 + sanne.stormsBroken, "sanne reconnected only to break a livelock")
+      if (anna.stormsBroken + sanne.stormsBroken > 0) {
+        console.error(`sync livelocks broken by reconnecting: ${anna.stormsBroken + sanne.stormsBroken}`)
+      }
       assert.ok(anna.online && sanne.online)
     } finally {
       pa.stop()
