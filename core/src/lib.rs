@@ -7,7 +7,8 @@
 //! from token claims), the dossier's [`relationship::Relationships`] and the time, which is always
 //! a parameter. [`validation::check_batch`] applies that policy to every operation of an incoming
 //! change batch and then checks the [`document`] schema; [`consent`] (R16) and [`retention`]
-//! (R23) are the pure rules for who consents and when data must be destroyed.
+//! (R23) are the pure rules for who consents and when data must be destroyed; [`writable`]
+//! lists what one principal may write in one document, path by path, for client libraries.
 //!
 //! This crate does no I/O and reads no clock: no tokio, no sqlx, no HTTP. The server and the
 //! client library both call it; neither re-implements it (I5).
@@ -23,3 +24,4 @@ pub mod relationship;
 pub mod retention;
 pub mod share;
 pub mod validation;
+pub mod writable;

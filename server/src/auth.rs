@@ -665,6 +665,27 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Optio
     })
 }
 
+/// The WebSocket subprotocol Regie's `/sync` speaks, echoed in the upgrade answer. A browser
+/// cannot set `Authorization` on a WebSocket, so it offers `Sec-WebSocket-Protocol: regie.v1,
+/// regie.token.<jwt>`; the server answers with `regie.v1` only, never the token.
+pub const SYNC_SUBPROTOCOL: &str = "regie.v1";
+
+/// The prefix of the subprotocol that carries the token (JWTs are base64url and dots, all of
+/// them valid subprotocol characters).
+pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "regie.token.";
+
+/// The token offered as a `regie.token.<jwt>` subprotocol in `Sec-WebSocket-Protocol`, if any.
+/// The header may be repeated and each value is a comma-separated list.
+pub fn subprotocol_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix(TOKEN_SUBPROTOCOL_PREFIX))
+        .find(|t| !t.is_empty())
+}
+
 /// Lists the algorithms of some keys, for logs.
 fn algs(keys: &[&LoadedKey]) -> String {
     let mut names: Vec<String> = keys

@@ -32,7 +32,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::auth::{AuthError, Authenticator, bearer_token};
+use crate::auth::{AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token};
 use crate::hub::{DossierEntry, Hub, HubError};
 use crate::storage::StorageError;
 
@@ -149,6 +149,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", plain(get(health)))
         .route("/api/v1/openapi.json", plain(get(openapi)))
         .route("/api/v1/me/documents", plain(get(my_documents)))
+        .route(
+            "/api/v1/me/documents/{document}/write-rules",
+            plain(get(write_rules)),
+        )
         .route("/api/v1/dossiers", json(post(create_dossier)))
         .route("/api/v1/dossiers/{id}/assignments", json(post(assign)))
         .route(
@@ -275,7 +279,9 @@ async fn sync(
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    // Header first, then the subprotocol browsers use, then the query (never logged).
     let token = bearer_token(&headers, None)
+        .or_else(|| subprotocol_token(&headers))
         .map(str::to_owned)
         .or(q.token)
         .ok_or(AuthError::Missing)?;
@@ -284,6 +290,8 @@ async fn sync(
     // Twice the protocol limit at the socket, so an oversized message is read and answered with a
     // clear `error` rather than a bare transport failure.
     Ok(ws
+        // Echo `regie.v1` if offered, never the `regie.token.<jwt>` next to it.
+        .protocols([SYNC_SUBPROTOCOL])
         .max_message_size(2 * MAX_MESSAGE_BYTES)
         .max_frame_size(2 * MAX_MESSAGE_BYTES)
         // tungstenite reserves 128 KiB per connection for reads by default; frames larger
@@ -336,6 +344,37 @@ async fn my_documents(
     ev.detail = Some(format!("listed {} documents", out.len()));
     state.hub.store().append_audit(&ev).await?;
     Ok(Json(out))
+}
+
+/// `GET /api/v1/me/documents/{document}/write-rules`: which paths of this document the caller
+/// may write now (issue 14, "what may I write?"), each answered by `decide` over the document's
+/// schema (`regie_core::writable`), so a client refuses a local edit before it becomes a change
+/// without holding a rule of its own. `document` is the document id or its `automerge:` URL. A
+/// document the caller may not read is answered like an unknown one. The answer is about the
+/// caller's own rights, not dossier content, so it is not audited.
+async fn write_rules(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(document): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = DocumentId::from_url(&document)
+        .or_else(|_| document.parse())
+        .map_err(|_| ApiError::not_found())?;
+    let (dossier, key) = state.hub.locate(id).ok_or_else(ApiError::not_found)?;
+    let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
+    let now = OffsetDateTime::now_utc();
+    if !decide(&who, Action::Read(&key), &entry.rel, now).is_allowed() {
+        return Err(ApiError::not_found());
+    }
+    let rules = regie_core::writable::write_rules(&who, &key, &entry.rel, now);
+    Ok(Json(json!({
+        "document": id.to_url(),
+        "dossier": dossier,
+        "key": key.to_string(),
+        "writable": rules.writable,
+        "reason": rules.reason,
+        "paths": rules.paths,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -1023,3 +1023,33 @@ async fn a_key_rotated_into_the_jwks_verifies_after_a_refresh_and_a_broken_fetch
     );
     assert!(!demo().refreshes(), "a shared secret has nothing to fetch");
 }
+
+#[test]
+fn subprotocol_token_reads_the_regie_token_subprotocol() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("regie.v1, regie.token.abc.def.ghi"),
+    );
+    assert_eq!(subprotocol_token(&headers), Some("abc.def.ghi"));
+
+    // Repeated headers, other protocols around it, an empty token skipped.
+    let mut headers = HeaderMap::new();
+    headers.append(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("graphql-ws,regie.token."),
+    );
+    headers.append(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("regie.token.x.y.z ,regie.v1"),
+    );
+    assert_eq!(subprotocol_token(&headers), Some("x.y.z"));
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("regie.v1"),
+    );
+    assert_eq!(subprotocol_token(&headers), None);
+    assert_eq!(subprotocol_token(&HeaderMap::new()), None);
+}

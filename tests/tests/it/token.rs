@@ -193,3 +193,88 @@ async fn a_connection_ends_when_its_token_expires_and_receives_nothing_after() {
     );
     server.stop().await;
 }
+
+/// Opens `/sync` offering these subprotocols (no `Authorization`, no `?token=`); the HTTP status
+/// of a refusal, or the protocol the server selected and the socket.
+async fn connect_with_subprotocols(
+    server: &TestServer,
+    offered: &str,
+) -> Result<
+    (
+        Option<String>,
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ),
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+    let mut request = format!("ws://{}/sync", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", offered.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, res)) => Ok((
+            res.headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            ws,
+        )),
+        Err(tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+// SPEC §5: a browser, which cannot set `Authorization` on a WebSocket, sends its token as the
+// `regie.token.<jwt>` subprotocol next to `regie.v1`; the server selects `regie.v1` only, so the
+// token never comes back in a header, and a bad token is refused before the upgrade.
+#[tokio::test]
+async fn the_token_travels_in_sec_websocket_protocol_and_is_never_echoed() {
+    use futures_util::{SinkExt, StreamExt};
+    use regie_sync_protocol::{Message, PeerId, decode, encode};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let tok = server.token("resident");
+
+    let (selected, mut ws) =
+        connect_with_subprotocols(&server, &format!("regie.v1, regie.token.{tok}"))
+            .await
+            .expect("a valid token in the subprotocol opens /sync");
+    assert_eq!(selected.as_deref(), Some("regie.v1"));
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        encode(&Message::Join {
+            sender_id: PeerId::new("browser-1"),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: None,
+        })
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("an answer to join")
+        .expect("a frame")
+        .unwrap();
+    assert!(
+        matches!(decode(&answer.into_data()).unwrap(), Message::Peer { .. }),
+        "the handshake completes"
+    );
+
+    let forged = tok[..tok.len() - 4].to_owned() + "AAAA";
+    assert_eq!(
+        connect_with_subprotocols(&server, &format!("regie.v1, regie.token.{forged}"))
+            .await
+            .err(),
+        Some(401),
+        "a forged token in the subprotocol is refused"
+    );
+    assert_eq!(
+        connect_with_subprotocols(&server, "regie.v1").await.err(),
+        Some(401),
+        "no token anywhere is refused"
+    );
+    server.stop().await;
+}

@@ -269,3 +269,74 @@ async fn changes_built_on_a_rejected_change_stay_rejected_until_the_device_reset
     );
     server.stop().await;
 }
+
+// Issue 14, "what may I write?": the server answers per document and principal which schema
+// paths the caller may write, from the policy; a document outside the caller's audience is
+// answered like an unknown one.
+#[tokio::test]
+async fn write_rules_are_the_policys_answers_per_schema_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let rules = |role: &'static str, key: &'static str| {
+        let server = &server;
+        let url = house.doc(key).to_url();
+        async move {
+            server
+                .api(
+                    &server.token(role),
+                    "GET",
+                    &format!("/api/v1/me/documents/{url}/write-rules"),
+                    Value::Null,
+                )
+                .await
+        }
+    };
+    let allowed = |body: &Value, path: &str| {
+        body["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == path)
+            .map(|r| (r["allowed"].as_bool().unwrap(), r["reason"].clone()))
+    };
+
+    let (status, sanne) = rules("resident", "plan").await;
+    assert_eq!(status, 200, "{sanne}");
+    assert_eq!(sanne["writable"], true);
+    assert_eq!(allowed(&sanne, "goals/*/title"), Some((true, Value::Null)));
+    assert_eq!(
+        allowed(&sanne, "goals/*/owner"),
+        Some((false, Value::from("path_reserved")))
+    );
+    assert_eq!(
+        allowed(&sanne, "evaluations"),
+        Some((false, Value::from("path_reserved")))
+    );
+
+    let (_, anna) = rules("worker", "plan").await;
+    assert_eq!(allowed(&anna, "goals/*/owner"), Some((true, Value::Null)));
+    let (_, meta) = rules("worker", "meta").await;
+    assert_eq!(
+        (meta["writable"].clone(), meta["reason"].clone()),
+        (Value::from(false), Value::from("server_written_document"))
+    );
+
+    // The record is not the resident's to see: the same answer as for an unknown document.
+    let (status, body) = rules("resident", "record").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let unknown = regie_sync_protocol::DocumentId::new_random().to_url();
+    let (status, _) = server
+        .api(
+            &server.token("resident"),
+            "GET",
+            &format!("/api/v1/me/documents/{unknown}/write-rules"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
