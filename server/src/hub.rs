@@ -82,7 +82,17 @@ struct PeerSync {
     /// Set when a batch from this peer was rejected: its later changes depend on the rejected
     /// ones, so nothing it sends is merged until it resets to heads the server knows (I2).
     blocked: Option<Rejection>,
+    /// Changes this peer sent whose dependencies the server lacks (a Bloom filter's false
+    /// "you have it" makes a device skip a parent). Kept for this peer alone — never in the
+    /// shared document, where another device's batch would have to answer for them — and
+    /// applied with its next batch; until then its sync messages ask for `missing`.
+    queued: Vec<Change>,
+    /// What the queued changes still wait for.
+    missing: Vec<automerge::ChangeHash>,
 }
+
+/// Changes one peer may have waiting for their dependencies.
+const QUEUED_PER_PEER: usize = 1024;
 
 fn fresh_state(mode: Mode) -> sync::State {
     match mode {
@@ -585,6 +595,8 @@ impl Hub {
                 state,
                 mode,
                 blocked: None,
+                queued: Vec::new(),
+                missing: Vec::new(),
             });
             handle.docs.lock().insert(doc_id);
         }
@@ -657,10 +669,37 @@ impl Hub {
         let peer = &inner.peers[&session];
         let mut state = peer.state.clone();
         let blocked = peer.blocked.clone();
+        let mut waiting = peer.queued.clone();
+        if !waiting.is_empty() {
+            // What this peer sent earlier may apply now; it is checked with this batch.
+            let _ = fork.apply_changes(waiting.iter().cloned());
+        }
+        let incoming = message.changes.clone();
         // Look at what a read-only peer sent, so it can be told it was refused; it is never merged.
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
         let new: Vec<Change> = inner.doc.get_changes_added(&fork);
+        let missing = fork.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            // Changes the fork could not apply stay with this peer; the fork is only the place
+            // where they were tried.
+            waiting.extend(
+                incoming
+                    .iter()
+                    .filter_map(|bytes| Change::from_bytes(bytes.to_vec()).ok()),
+            );
+            waiting.retain(|c| fork.get_change_by_hash(&c.hash()).is_none());
+            waiting.sort_by_key(Change::hash);
+            waiting.dedup_by_key(|c| c.hash());
+        } else {
+            waiting.clear();
+        }
+        if waiting.len() > QUEUED_PER_PEER {
+            handle.close(format!(
+                "sync message refused: more than {QUEUED_PER_PEER} changes wait for changes this device never sent"
+            ));
+            return Ok(SyncOutcome::Refused);
+        }
         #[cfg(feature = "fault-injection")]
         if new
             .iter()
@@ -699,6 +738,8 @@ impl Hub {
         if let Err(rejection) = verdict {
             let peer = inner.peers.get_mut(&session).expect("present");
             peer.blocked = Some(rejection.clone());
+            peer.queued.clear();
+            peer.missing.clear();
             self.reject(slot, handle, rel, persons, &new, rejection, t)
                 .await?;
             return Ok(SyncOutcome::Rejected);
@@ -725,7 +766,16 @@ impl Hub {
                     .append_changes(slot.id, inner.last_seq, &raw)
                     .await?
             };
-            inner.doc = fork;
+            if missing.is_empty() {
+                inner.doc = fork;
+            } else {
+                // The fork holds this peer's waiting changes in its queue: merge only what was
+                // checked, so the shared document never holds them.
+                inner
+                    .doc
+                    .apply_changes(new.iter().cloned())
+                    .map_err(|e| HubError::Corrupt(slot.id, e.to_string()))?;
+            }
             if slot.key == DocumentKey::Record {
                 self.project_record(slot.dossier, &inner.doc, Some(&new))
                     .await?;
@@ -740,6 +790,12 @@ impl Hub {
         let peer = inner.peers.get_mut(&session).expect("present");
         state.read_only = peer.mode == Mode::Read;
         peer.state = state;
+        peer.queued = waiting;
+        peer.missing = if peer.queued.is_empty() {
+            Vec::new()
+        } else {
+            missing
+        };
         Ok(SyncOutcome::Synced)
     }
 
@@ -819,12 +875,25 @@ impl Hub {
                 doc.generate_sync_message(&mut peer.state)
             }));
             match generated {
-                Ok(Some(msg)) => handle.send(&Message::Sync {
-                    sender_id: self.peer_id.clone(),
-                    target_id: handle.peer.clone(),
-                    document_id: slot.id,
-                    data: msg.encode(),
-                }),
+                Ok(Some(mut msg)) => {
+                    // Ask for what this peer's waiting changes depend on (Automerge would,
+                    // had they stayed in the shared document's queue).
+                    if !peer.missing.is_empty() {
+                        msg.need.extend(
+                            peer.missing
+                                .iter()
+                                .filter(|h| doc.get_change_by_hash(h).is_none()),
+                        );
+                        msg.need.sort();
+                        msg.need.dedup();
+                    }
+                    handle.send(&Message::Sync {
+                        sender_id: self.peer_id.clone(),
+                        target_id: handle.peer.clone(),
+                        document_id: slot.id,
+                        data: msg.encode(),
+                    })
+                }
                 Ok(None) => {}
                 Err(_) => {
                     tracing::error!(document = %slot.id, "automerge panicked generating a sync message; dropping that peer");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
-use regie_sync_protocol::Message;
+use regie_sync_protocol::{Message, PeerId};
 use serde_json::Value;
 
 use crate::support::*;
@@ -339,4 +339,77 @@ async fn write_rules_are_the_policys_answers_per_schema_path() {
         .await;
     assert_eq!(status, 404);
     server.stop().await;
+}
+
+/// A device's Bloom filter can wrongly say the server has a change, so the device sends only
+/// its child. The server keeps the child for that device, asks for the parent, and merges both
+/// once it arrives (before, the child was dropped with the fork and the two sides asked each
+/// other for it without end).
+#[tokio::test]
+async fn a_change_sent_before_its_parent_waits_for_it_and_the_server_asks_for_the_parent() {
+    use automerge::sync;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    let (parent, child) = {
+        let d = worker.doc(plan);
+        d.put(ROOT, "hulpvraag", "eerst dit").unwrap();
+        d.commit();
+        let parent = d.get_last_local_change().unwrap().clone();
+        d.put(ROOT, "hulpvraag", "en dan dit").unwrap();
+        d.commit();
+        (parent, d.get_last_local_change().unwrap().clone())
+    };
+    let send = |changes: Vec<automerge::Change>| sync::Message {
+        heads: vec![child.hash()],
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    };
+    let orphan = Message::Sync {
+        sender_id: worker.id.clone(),
+        target_id: PeerId::new("server"),
+        document_id: plan,
+        data: send(vec![child.clone()]).encode(),
+    };
+    worker.send(&orphan).await;
+    let mut asked = Vec::new();
+    while let Some(m) = worker.next_within(Duration::from_millis(300)).await {
+        asked.push(m);
+    }
+    let needs: Vec<_> = asked
+        .iter()
+        .filter_map(|m| match m {
+            Message::Sync { data, .. } => Some(sync::Message::decode(data).unwrap().need),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        needs.iter().any(|n| n.contains(&parent.hash())),
+        "the server asks for the parent: {needs:?}"
+    );
+    let parent_msg = Message::Sync {
+        sender_id: worker.id.clone(),
+        target_id: PeerId::new("server"),
+        document_id: plan,
+        data: send(vec![parent]).encode(),
+    };
+    worker.send(&parent_msg).await;
+    worker.settle(Duration::from_millis(300)).await;
+    let mut reader = Peer::open(&server, "worker2", plan, "hulpvraag").await;
+    assert!(
+        reader
+            .wait_for(plan, |d| root_text(d, "hulpvraag").as_deref()
+                == Some("en dan dit"))
+            .await,
+        "both changes were merged"
+    );
 }
