@@ -4,8 +4,8 @@
 //! server's memory can be compared as ratios within one run. Each hostile device holds an
 //! ordinary token of the workload and cycles through the attacks of issue 12, reconnecting
 //! whenever the server closes it: Bloom filters asking for four billion probes or zero bits per
-//! entry, a compressed change of zeros that would inflate to 512 MiB, 1 MiB presence messages,
-//! and a burst of requests for a document answered over and over.
+//! entry, a compressed change of zeros that would inflate to 512 MiB, a presence message of a
+//! megabyte, and a burst of requests for a document answered over and over.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -100,9 +100,12 @@ pub async fn hostile(
     stop: Instant,
     stats: Arc<FloodStats>,
 ) {
+    // One peer id for the device's whole life, and every attack frame encoded once, so the
+    // load generator spends its time sending, not building (it shares the cores).
+    let peer = PeerId::new(format!("hostile-{}", uuid::Uuid::new_v4().simple()));
+    let attacks = attack_frames(&peer, doc, &bomb);
     let mut round = 0usize;
     while Instant::now() < stop {
-        let peer = PeerId::new(format!("hostile-{}", uuid::Uuid::new_v4().simple()));
         let mut ws = match join(&to, &peer).await {
             Ok(Some(ws)) => ws,
             _ => {
@@ -111,39 +114,12 @@ pub async fn hostile(
                 continue;
             }
         };
-        let server = PeerId::new("server");
-        let sync = |data: Vec<u8>| Message::Request {
-            sender_id: peer.clone(),
-            target_id: server.clone(),
-            document_id: doc,
-            data,
-        };
-        let attack: Vec<Message> = match round % ATTACKS {
-            0 => vec![sync(hex("4200000100080108ffffffff0fff00"))],
-            1 => vec![sync(hex("42000001000301000100"))],
-            2 => vec![Message::Sync {
-                sender_id: peer.clone(),
-                target_id: server.clone(),
-                document_id: doc,
-                data: bomb.to_vec(),
-            }],
-            3 => (0..64)
-                .map(|i| Message::Ephemeral {
-                    sender_id: peer.clone(),
-                    target_id: server.clone(),
-                    count: i,
-                    session_id: "flood".into(),
-                    document_id: doc,
-                    data: vec![7; 1 << 20],
-                })
-                .collect(),
-            _ => (0..2000).map(|_| sync(hex("4200000000"))).collect(),
-        };
+        let frames = &attacks[round % ATTACKS];
         round += 1;
-        for m in attack {
+        for frame in frames.iter() {
             stats.attacks.fetch_add(1, Ordering::Relaxed);
             if ws
-                .send(tungstenite::Message::Binary(encode(&m).into()))
+                .send(tungstenite::Message::Binary(frame.clone()))
                 .await
                 .is_err()
             {
@@ -165,6 +141,44 @@ pub async fn hostile(
             }
         }
     }
+}
+
+/// The frames of each attack, encoded.
+fn attack_frames(peer: &PeerId, doc: DocumentId, bomb: &[u8]) -> Vec<Vec<tungstenite::Bytes>> {
+    let server = PeerId::new("server");
+    let sync = |data: Vec<u8>| Message::Request {
+        sender_id: peer.clone(),
+        target_id: server.clone(),
+        document_id: doc,
+        data,
+    };
+    let attacks: [Vec<Message>; ATTACKS] = [
+        vec![sync(hex("4200000100080108ffffffff0fff00"))],
+        vec![sync(hex("42000001000301000100"))],
+        vec![Message::Sync {
+            sender_id: peer.clone(),
+            target_id: server.clone(),
+            document_id: doc,
+            data: bomb.to_vec(),
+        }],
+        vec![Message::Ephemeral {
+            sender_id: peer.clone(),
+            target_id: server.clone(),
+            count: 0,
+            session_id: "flood".into(),
+            document_id: doc,
+            data: vec![7; 1 << 20],
+        }],
+        (0..2000).map(|_| sync(hex("4200000000"))).collect(),
+    ];
+    attacks
+        .iter()
+        .map(|a| {
+            a.iter()
+                .map(|m| tungstenite::Bytes::from(encode(m)))
+                .collect()
+        })
+        .collect()
 }
 
 /// The document hostile device `i` attacks: the plan of one of the workload's dossiers.

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub struct Measurement {
     /// `a` … `e`.
     pub scenario: String,
-    /// `regie`, `bypass`, `js` or `raw`.
+    /// `regie`, `bypass`, `js` or `raw` (`quiet` or `flood` in scenario f).
     pub target: String,
     /// The round (0-based); targets alternate within a round.
     pub run: usize,
@@ -215,7 +215,8 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
-const TARGET_ORDER: [&str; 4] = ["regie", "bypass", "js", "raw"];
+/// Table order; `quiet` and `flood` are Regie without and with hostile devices (scenario f).
+const TARGET_ORDER: [&str; 6] = ["regie", "quiet", "flood", "bypass", "js", "raw"];
 
 /// A plain-text (Markdown) table of one scenario: median [min–max] per target and metric, then
 /// each target's medians as ratios to Regie's.
@@ -257,8 +258,12 @@ pub fn table(summary: &Summary, scenario: &str, metrics: &[&str]) -> String {
         }
         out.push('\n');
     }
-    if let Some(regie) = targets.get("regie") {
-        let _ = writeln!(out, "\nRatios to Regie (median / Regie's median):\n");
+    // Ratios to Regie, or in scenario (f) to Regie without hostile devices.
+    let baseline = ["regie", "quiet"]
+        .into_iter()
+        .find_map(|b| targets.get(b).map(|t| (b, t)));
+    if let Some((name, regie)) = baseline {
+        let _ = writeln!(out, "\nRatios to {name} (median / {name}'s median):\n");
         let _ = writeln!(out, "{header}\n{rule}");
         for t in &ordered {
             let _ = write!(out, "| {t} |");

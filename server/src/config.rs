@@ -98,7 +98,7 @@ pub struct LimitArgs {
     pub max_connections: usize,
     /// Messages per second one connection may send, sustained (bursts of ten seconds' worth
     /// pass); a faster device is slowed down, not disconnected.
-    #[arg(long, env = "REGIE_MESSAGES_PER_SECOND", default_value_t = 200)]
+    #[arg(long, env = "REGIE_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub messages_per_second: u32,
     /// Rejected batches kept with their bytes per device and per dossier; beyond, a rejection is
     /// recorded without its bytes.
@@ -117,7 +117,7 @@ impl Default for LimitArgs {
             max_outbox_mib: 16,
             max_connections_per_user: 16,
             max_connections: 10_000,
-            messages_per_second: 200,
+            messages_per_second: 50,
             quarantine_max_batches: 64,
             quarantine_max_mib: 16,
         }

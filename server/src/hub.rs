@@ -42,6 +42,9 @@ const COMPACT_AFTER: i64 = 500;
 /// Tests only: a change with this commit message makes the write path panic mid-batch.
 #[cfg(feature = "fault-injection")]
 pub const FAULT_PANIC: &str = "regie-fault-injection: panic";
+/// New connections per user per second, sustained, and how many may open at once.
+const CONNECTIONS_PER_SECOND: f64 = 1.0;
+const CONNECTION_BURST: f64 = 20.0;
 /// Peer ids whose owner is remembered; the oldest is forgotten first.
 const PEER_OWNERS_REMEMBERED: usize = 100_000;
 
@@ -163,6 +166,9 @@ pub struct Hub {
     peer_owners: StdMutex<lru::LruCache<PeerId, UserId>>,
     /// Live connections in all and per user.
     connections: StdMutex<(usize, HashMap<UserId, usize>)>,
+    /// New connections each user may still open (a token bucket per user, so that
+    /// reconnecting does not refill a connection's message budget).
+    openings: StdMutex<lru::LruCache<UserId, TokenBucket>>,
     /// What one device may cost.
     limits: Limits,
     /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
@@ -213,6 +219,9 @@ impl Hub {
                 std::num::NonZeroUsize::new(PEER_OWNERS_REMEMBERED).expect("not zero"),
             )),
             connections: StdMutex::new((0, HashMap::new())),
+            openings: StdMutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(PEER_OWNERS_REMEMBERED).expect("not zero"),
+            )),
             limits: Limits::default(),
             bypass: std::sync::atomic::AtomicBool::new(false),
         })
@@ -295,6 +304,18 @@ impl Hub {
                 "the server is at its limit of {} connections; try again later",
                 self.limits.connections
             ));
+        }
+        let opened = self
+            .openings
+            .lock()
+            .get_or_insert_mut(principal.user.clone(), || {
+                TokenBucket::new(CONNECTIONS_PER_SECOND, CONNECTION_BURST)
+            })
+            .try_take();
+        if !opened {
+            return Err(
+                "too many new connections for this user; wait a moment before reconnecting".into(),
+            );
         }
         let mine = per_user.entry(principal.user.clone()).or_default();
         if *mine >= self.limits.connections_per_user {
@@ -923,10 +944,14 @@ impl Hub {
         else {
             return;
         };
-        if sender_id != &handle.peer
-            || data.len() > MAX_EPHEMERAL_BYTES
-            || !handle.ephemeral.lock().try_take()
-        {
+        if sender_id != &handle.peer || !handle.ephemeral.lock().try_take() {
+            return;
+        }
+        if data.len() > MAX_EPHEMERAL_BYTES {
+            handle.close(format!(
+                "ephemeral message refused: {} bytes exceed the limit of {MAX_EPHEMERAL_BYTES}",
+                data.len()
+            ));
             return;
         }
         let Some((dossier, key)) = self.locate(*document_id) else {

@@ -293,23 +293,26 @@ async fn presence_is_relayed_under_an_alias_once_and_never_back_to_its_sender() 
 }
 
 #[tokio::test]
-async fn a_flood_of_large_ephemeral_messages_to_a_reader_that_does_not_read_stays_bounded() {
+async fn a_flood_of_presence_to_a_reader_that_does_not_read_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     // This reader never reads again.
     let _stalled = Peer::open(&server, "resident", plan, "hulpvraag").await;
-    let mut flooder = Peer::open(&server, "worker", plan, "hulpvraag").await;
     let before = peak_rss_mib();
-    for i in 0..256 {
-        flooder.send(&presence(&flooder, plan, i, 1 << 20)).await;
-    }
-    for i in 256..2256 {
+    // A presence message of a megabyte is not presence: the connection ends, naming the limit.
+    let mut bulky = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    bulky.send(&presence(&bulky, plan, 0, 1 << 20)).await;
+    let error = closing_error(&mut bulky).await;
+    assert!(error.contains("exceed the limit of 65536"), "{error}");
+    // Hundreds within the size limit are relayed within the budgets and dropped beyond them.
+    let mut flooder = Peer::open(&server, "worker", plan, "hulpvraag").await;
+    for i in 0..600 {
         flooder.send(&presence(&flooder, plan, i, 60 * 1024)).await;
     }
     flooder.settle(Duration::from_millis(300)).await;
-    assert!(!flooder.closed, "oversized presence is dropped, not fatal");
+    assert!(!flooder.closed);
     assert!(peak_rss_mib() < before + ATTACK_BUDGET_MIB);
     honest_round_trip(&server, plan, "gewoon door").await;
 }
@@ -532,4 +535,35 @@ async fn a_panic_in_the_write_path_ends_one_connection_and_changes_nothing() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn reconnecting_again_and_again_is_slowed_down_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut refused = None;
+    for _ in 0..40 {
+        let url = format!(
+            "ws://{}/sync?token={}",
+            server.addr,
+            server.token("partner")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        use futures_util::StreamExt;
+        if let Some(Ok(frame)) = tokio::time::timeout(Duration::from_millis(200), ws.next())
+            .await
+            .ok()
+            .flatten()
+            && let Ok(Message::Error { message }) = regie_sync_protocol::decode(&frame.into_data())
+        {
+            refused = Some(message);
+            break;
+        }
+    }
+    let message = refused.expect("a burst of new connections is refused");
+    assert!(message.contains("too many new connections"), "{message}");
+    // Another user is not affected.
+    Peer::connect(&server, &server.token("worker"))
+        .await
+        .unwrap();
 }
