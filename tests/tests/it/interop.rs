@@ -1,10 +1,12 @@
 //! Interop with the real thing: an unmodified `@automerge/automerge-repo` 2.x client in Node
 //! (`tests/js/resident.mjs`, WebSocketClientAdapter, no storage) syncs with the server exactly as
-//! a resident's app would, next to a Rust worker peer.
+//! a resident's app would, next to a Rust worker peer. A second unmodified peer, the Rust `samod`
+//! repo (automerge-repo compatible, its own tokio-tungstenite dialer, in-memory storage), does the
+//! same exchange in-process.
 //!
-//! Needs `node` and `npm` on PATH (the test says so and passes vacuously without them); installs
-//! `tests/js/node_modules` with `npm install --no-audit --no-fund` when it is missing. Set
-//! `DEBUG=automerge-repo:*` to see the JS repo's own logging in the failure output.
+//! The JS test needs `node` and `npm` on PATH (it says so and passes vacuously without them);
+//! it installs `tests/js/node_modules` with `npm install --no-audit --no-fund` when it is missing.
+//! Set `DEBUG=automerge-repo:*` to see the JS repo's own logging in the failure output.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
+use futures_util::StreamExt;
 use regie_sync_protocol::DocumentId;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -25,6 +28,10 @@ use crate::support::*;
 const MARKER: &str = "WORKER-MARKER-5c1e: samen de schulden aanpakken";
 /// The title of the goal the JS client adds to the plan.
 const GOAL_TITLE: &str = "Zelf de post bijhouden (uit de JS-client)";
+/// The title of the goal the samod repo adds to the plan.
+const SAMOD_GOAL_TITLE: &str = "Zelf de post bijhouden (uit samod)";
+/// The id the samod repo gives its goal.
+const SAMOD_GOAL_ID: &str = "g-resident-samod";
 /// The id the JS client gives its goal (fixed in `resident.mjs`).
 const GOAL_ID: &str = "g-resident-js";
 /// The whole exchange, Node start-up included, must finish within this.
@@ -235,4 +242,156 @@ async fn an_unmodified_automerge_repo_client_syncs_the_plan_and_is_refused_the_r
         "interop exchange took {:?}\n--- node stderr ---\n{stderr}",
         started.elapsed()
     );
+}
+
+/// Regie's document id as samod's (the same 16 bytes).
+fn samod_id(doc: DocumentId) -> samod::DocumentId {
+    samod::DocumentId::try_from(doc.as_bytes().to_vec()).expect("16 bytes are a document id")
+}
+
+/// Waits until `pred` holds for the samod handle's document, woken by its change stream.
+async fn samod_wait(
+    handle: &samod::DocHandle,
+    pred: impl Fn(&automerge::Automerge) -> bool,
+) -> bool {
+    let mut changes = Box::pin(handle.changes());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if handle.with_document(|d| pred(d)) {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, changes.next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return handle.with_document(|d| pred(d)),
+        }
+    }
+}
+
+/// The samod exchange: what `resident.mjs` does, in Rust, against the same server.
+async fn samod_exchange(
+    server: &TestServer,
+    repo: &samod::Repo,
+    plan: DocumentId,
+    record: DocumentId,
+) -> anyhow::Result<()> {
+    let url = samod::Url::parse(&format!(
+        "ws://{}/sync?token={}",
+        server.addr,
+        server.token("resident")
+    ))?;
+    let backoff = samod::BackoffConfig {
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        max_retries: Some(3),
+    };
+    let dialer = repo
+        .dial_websocket(url, backoff)
+        .map_err(|_| anyhow!("the samod repo stopped"))?;
+    let peer = tokio::time::timeout(PATIENCE, dialer.established())
+        .await
+        .map_err(|_| anyhow!("samod's dialer did not connect within {PATIENCE:?}"))?
+        .map_err(|e| anyhow!("samod's dialer failed: {e:?}"))?;
+    eprintln!("samod connected; the server introduced itself as {peer:?}");
+
+    let handle = tokio::time::timeout(PATIENCE, repo.find(samod_id(plan)))
+        .await
+        .map_err(|_| anyhow!("samod's find of the plan did not resolve within {PATIENCE:?}"))?
+        .map_err(|_| anyhow!("the samod repo stopped"))?
+        .ok_or_else(|| anyhow!("samod found the plan unavailable"))?;
+    ensure!(
+        handle.with_document(|d| d.get(ROOT, "hulpvraag").unwrap().is_some()),
+        "samod's plan has no hulpvraag"
+    );
+
+    let mut worker = Peer::connect(server, &server.token("worker"))
+        .await
+        .map_err(|s| anyhow!("worker refused with HTTP {s}"))?;
+    worker.request(plan).await;
+    ensure!(
+        worker
+            .wait_for(plan, |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
+            .await,
+        "the worker never got the plan"
+    );
+    worker
+        .edit(plan, |d| {
+            let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+            d.splice_text(&h, 0, 0, MARKER).unwrap();
+        })
+        .await;
+    worker.settle(Duration::from_millis(200)).await;
+    ensure!(
+        samod_wait(&handle, |d| root_text(d, "hulpvraag")
+            .is_some_and(|h| h.contains(MARKER)))
+        .await,
+        "the worker's edit never reached samod; its hulpvraag is {:?}",
+        handle.with_document(|d| root_text(d, "hulpvraag"))
+    );
+
+    let found = tokio::time::timeout(PATIENCE, repo.find(samod_id(record)))
+        .await
+        .map_err(|_| anyhow!("samod's find of the record did not resolve within {PATIENCE:?}"))?
+        .map_err(|_| anyhow!("the samod repo stopped"))?;
+    if let Some(leaked) = found {
+        let texts = leaked.with_document(|d| document_texts(d));
+        return Err(anyhow!(
+            "the record reached the resident's samod repo: {texts:?}"
+        ));
+    }
+
+    // The resident's own permitted edit: a goal, as the JS client adds it (strings as text).
+    handle.with_document(|d| {
+        let mut tx = d.transaction();
+        let list = tx
+            .get(ROOT, "goals")
+            .unwrap()
+            .expect("the plan has goals")
+            .1;
+        let at = tx.length(&list);
+        let goal = tx
+            .insert_object(&list, at, automerge::ObjType::Map)
+            .unwrap();
+        for (key, value) in [("id", SAMOD_GOAL_ID), ("title", SAMOD_GOAL_TITLE)] {
+            let text = tx.put_object(&goal, key, automerge::ObjType::Text).unwrap();
+            tx.splice_text(&text, 0, 0, value).unwrap();
+        }
+        tx.commit();
+    });
+    let arrived = worker
+        .wait_for(plan, |d| {
+            goals(d)
+                .iter()
+                .any(|(id, title)| id == SAMOD_GOAL_ID && title == SAMOD_GOAL_TITLE)
+        })
+        .await;
+    ensure!(
+        arrived,
+        "samod's goal never reached the worker; the worker's plan has goals {:?}",
+        goals(worker.doc(plan))
+    );
+    ensure!(
+        root_text(worker.doc(plan), "hulpvraag").is_some_and(|h| h.contains(MARKER)),
+        "the worker's own hulpvraag edit is gone"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unmodified_samod_repo_syncs_the_plan_and_is_refused_the_record() {
+    let store = tempfile::tempdir().unwrap();
+    let server = TestServer::start(store.path()).await;
+    let house = seed_household(&server).await;
+    let repo = samod::Repo::build_tokio().load().await;
+
+    let outcome = tokio::time::timeout(
+        OVERALL,
+        samod_exchange(&server, &repo, house.doc("plan"), house.doc("record")),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow!("the samod exchange took more than {OVERALL:?}")));
+    repo.stop().await;
+    server.stop().await;
+    if let Err(e) = outcome {
+        panic!("{e:#}");
+    }
 }
