@@ -395,3 +395,47 @@ async fn an_unmodified_samod_repo_syncs_the_plan_and_is_refused_the_record() {
         panic!("{e:#}");
     }
 }
+
+/// Every role through samod sees exactly the documents it sees through the harness's peer:
+/// `find` resolves the ones its audience includes and none of the others.
+#[tokio::test]
+async fn an_unmodified_samod_repo_gets_each_roles_documents_and_no_others() {
+    let store = tempfile::tempdir().unwrap();
+    let server = TestServer::start(store.path()).await;
+    let house = seed_household(&server).await;
+    for who in ["worker", "resident", "partner", "backoffice", "zuid_worker"] {
+        let (mut expected, _, _) = probe(&server, &house, who).await;
+        expected.sort();
+        let repo = samod::Repo::build_tokio().load().await;
+        let url = samod::Url::parse(&format!(
+            "ws://{}/sync?token={}",
+            server.addr,
+            server.token(who)
+        ))
+        .unwrap();
+        let backoff = samod::BackoffConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retries: Some(3),
+        };
+        let dialer = repo.dial_websocket(url, backoff).unwrap();
+        tokio::time::timeout(PATIENCE, dialer.established())
+            .await
+            .expect("samod connects in time")
+            .expect("samod connects");
+        let mut found = Vec::new();
+        for (key, id) in &house.docs {
+            let handle = tokio::time::timeout(PATIENCE, repo.find(samod_id(*id)))
+                .await
+                .unwrap_or_else(|_| panic!("{who}: find({key}) did not resolve"))
+                .expect("the repo runs");
+            if handle.is_some() {
+                found.push(key.clone());
+            }
+        }
+        found.sort();
+        repo.stop().await;
+        assert_eq!(found, expected, "{who}");
+    }
+    server.stop().await;
+}
