@@ -69,3 +69,20 @@ fn every_seed_of_every_target_runs_cleanly() {
         replay(target, &seeds);
     }
 }
+
+/// Found by the `receive` target (FUZZING.md): a device's edit script on the plan — a real
+/// sync message, not mutated — makes `check_batch` ask `Automerge::parents` for an object that
+/// was inserted into a list and deleted, where automerge 0.12's `seek_list_opid` checks its fast
+/// lookup against its slow one with a `debug_assert_eq!` and they disagree. Release builds (the
+/// server) skip the assertion and the write path answers; debug builds panic inside automerge.
+/// An upstream issue, kept here as a reproducer and run where debug assertions are off.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "automerge 0.12 debug assertion in seek_list_opid (FUZZING.md)"
+)]
+fn a_device_edit_that_trips_automerge_s_parents_debug_check_is_answered_in_release_builds() {
+    Target::Receive.run(include_bytes!(
+        "../../regressions/receive-automerge-seek-list-opid-debug-assert"
+    ));
+}
