@@ -1,0 +1,4 @@
+//! Fuzz target `sync_message`: see `regie_fuzz_harness::sync_message` for what it feeds where and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| regie_fuzz_harness::sync_message(data));

@@ -1,0 +1,4 @@
+//! Fuzz target `token`: see `regie_fuzz_harness::token` for what it feeds where and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| regie_fuzz_harness::token(data));
