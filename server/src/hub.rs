@@ -649,7 +649,7 @@ impl Hub {
             SyncOutcome::Synced
         } else {
             self.receive_changes(
-                &slot, &mut inner, session, handle, &rel, &persons, mode, message, t,
+                &slot, &mut inner, session, handle, &rel, &persons, mode, message, data, t,
             )
             .await?
         };
@@ -684,6 +684,7 @@ impl Hub {
         persons: &[PersonId],
         mode: Mode,
         message: sync::Message,
+        data: &[u8],
         t: OffsetDateTime,
     ) -> Result<SyncOutcome, HubError> {
         let mut fork = inner.doc.clone();
@@ -695,7 +696,6 @@ impl Hub {
             // What this peer sent earlier may apply now; it is checked with this batch.
             let _ = fork.apply_changes(waiting.iter().cloned());
         }
-        let incoming = message.changes.clone();
         // Look at what a read-only peer sent, so it can be told it was refused; it is never merged.
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
@@ -704,11 +704,16 @@ impl Hub {
         if !missing.is_empty() {
             // Changes the fork could not apply stay with this peer; the fork is only the place
             // where they were tried.
-            waiting.extend(
-                incoming
-                    .iter()
-                    .filter_map(|bytes| Change::from_bytes(bytes.to_vec()).ok()),
-            );
+            // Rare (a Bloom filter's false positive): read the message's changes again rather
+            // than copy them on every batch.
+            if let Ok(incoming) = sync::Message::decode(data) {
+                waiting.extend(
+                    incoming
+                        .changes
+                        .iter()
+                        .filter_map(|bytes| Change::from_bytes(bytes.to_vec()).ok()),
+                );
+            }
             waiting.retain(|c| fork.get_change_by_hash(&c.hash()).is_none());
             waiting.sort_by_key(Change::hash);
             waiting.dedup_by_key(|c| c.hash());
