@@ -161,23 +161,7 @@ async fn exchange(server: &TestServer, plan: DocumentId, js: &mut JsPeer) -> any
     js.expect("RESIDENT_EDITED", PATIENCE).await?;
     js.finish().await?;
 
-    let arrived = worker
-        .wait_for(plan, |d| {
-            goals(d)
-                .iter()
-                .any(|(id, title)| id == GOAL_ID && title == GOAL_TITLE)
-        })
-        .await;
-    ensure!(
-        arrived,
-        "the resident's goal never reached the worker; the worker's plan has goals {:?}",
-        goals(worker.doc(plan))
-    );
-    ensure!(
-        root_text(worker.doc(plan), "hulpvraag").is_some_and(|h| h.contains(MARKER)),
-        "the worker's own hulpvraag edit is gone"
-    );
-    Ok(())
+    worker_receives_goal(&mut worker, plan, (GOAL_ID, GOAL_TITLE), "the resident").await
 }
 
 #[tokio::test]
@@ -267,17 +251,12 @@ async fn samod_wait(
     }
 }
 
-/// The samod exchange: what `resident.mjs` does, in Rust, against the same server.
-async fn samod_exchange(
-    server: &TestServer,
-    repo: &samod::Repo,
-    plan: DocumentId,
-    record: DocumentId,
-) -> anyhow::Result<()> {
+/// Connects `repo` to the server with cast member `who`'s token, by samod's own dialer.
+async fn samod_dial(server: &TestServer, repo: &samod::Repo, who: &str) -> anyhow::Result<()> {
     let url = samod::Url::parse(&format!(
         "ws://{}/sync?token={}",
         server.addr,
-        server.token("resident")
+        server.token(who)
     ))?;
     let backoff = samod::BackoffConfig {
         initial_delay: Duration::from_millis(100),
@@ -291,7 +270,43 @@ async fn samod_exchange(
         .await
         .map_err(|_| anyhow!("samod's dialer did not connect within {PATIENCE:?}"))?
         .map_err(|e| anyhow!("samod's dialer failed: {e:?}"))?;
-    eprintln!("samod connected; the server introduced itself as {peer:?}");
+    eprintln!("samod connected as {who}; the server introduced itself as {peer:?}");
+    Ok(())
+}
+
+/// Waits until the worker's plan holds the goal `(id, title)` a resident's app added, and still
+/// its own hulpvraag edit.
+async fn worker_receives_goal(
+    worker: &mut Peer,
+    plan: DocumentId,
+    (id, title): (&str, &str),
+    from: &str,
+) -> anyhow::Result<()> {
+    let arrived = worker
+        .wait_for(plan, |d| {
+            goals(d).iter().any(|(i, t)| i == id && t == title)
+        })
+        .await;
+    ensure!(
+        arrived,
+        "{from}'s goal never reached the worker; the worker's plan has goals {:?}",
+        goals(worker.doc(plan))
+    );
+    ensure!(
+        root_text(worker.doc(plan), "hulpvraag").is_some_and(|h| h.contains(MARKER)),
+        "the worker's own hulpvraag edit is gone"
+    );
+    Ok(())
+}
+
+/// The samod exchange: what `resident.mjs` does, in Rust, against the same server.
+async fn samod_exchange(
+    server: &TestServer,
+    repo: &samod::Repo,
+    plan: DocumentId,
+    record: DocumentId,
+) -> anyhow::Result<()> {
+    samod_dial(server, repo, "resident").await?;
 
     let handle = tokio::time::timeout(PATIENCE, repo.find(samod_id(plan)))
         .await
@@ -357,23 +372,13 @@ async fn samod_exchange(
         }
         tx.commit();
     });
-    let arrived = worker
-        .wait_for(plan, |d| {
-            goals(d)
-                .iter()
-                .any(|(id, title)| id == SAMOD_GOAL_ID && title == SAMOD_GOAL_TITLE)
-        })
-        .await;
-    ensure!(
-        arrived,
-        "samod's goal never reached the worker; the worker's plan has goals {:?}",
-        goals(worker.doc(plan))
-    );
-    ensure!(
-        root_text(worker.doc(plan), "hulpvraag").is_some_and(|h| h.contains(MARKER)),
-        "the worker's own hulpvraag edit is gone"
-    );
-    Ok(())
+    worker_receives_goal(
+        &mut worker,
+        plan,
+        (SAMOD_GOAL_ID, SAMOD_GOAL_TITLE),
+        "samod",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -407,22 +412,7 @@ async fn an_unmodified_samod_repo_gets_each_roles_documents_and_no_others() {
         let (mut expected, _, _) = probe(&server, &house, who).await;
         expected.sort();
         let repo = samod::Repo::build_tokio().load().await;
-        let url = samod::Url::parse(&format!(
-            "ws://{}/sync?token={}",
-            server.addr,
-            server.token(who)
-        ))
-        .unwrap();
-        let backoff = samod::BackoffConfig {
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            max_retries: Some(3),
-        };
-        let dialer = repo.dial_websocket(url, backoff).unwrap();
-        tokio::time::timeout(PATIENCE, dialer.established())
-            .await
-            .expect("samod connects in time")
-            .expect("samod connects");
+        samod_dial(&server, &repo, who).await.unwrap();
         let mut found = Vec::new();
         for (key, id) in &house.docs {
             let handle = tokio::time::timeout(PATIENCE, repo.find(samod_id(*id)))

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use automerge::{ROOT, ReadDoc, transaction::Transactable};
 
+use regie_sync_protocol::DocumentId;
+
 use crate::support::*;
 
 /// `n` edits of the plan, one change each: a character appended to the hulpvraag.
@@ -87,6 +89,20 @@ async fn cold_documents_are_evicted_and_load_again_intact() {
     server.stop().await;
 }
 
+/// The worker's tablet (peer `peer`, storage `storage`) with the plan synced.
+async fn tablet_with(server: &TestServer, plan: DocumentId, peer: &str, storage: &str) -> Peer {
+    let mut tablet = Peer::connect_as(server, &server.token("worker"), peer, Some(storage))
+        .await
+        .unwrap();
+    tablet.request(plan).await;
+    assert!(
+        tablet
+            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+            .await
+    );
+    tablet
+}
+
 #[tokio::test]
 async fn a_devices_sync_state_is_kept_when_it_disconnects() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,20 +110,7 @@ async fn a_devices_sync_state_is_kept_when_it_disconnects() {
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     {
-        let mut tablet = Peer::connect_as(
-            &server,
-            &server.token("worker"),
-            "tablet-1",
-            Some("storage-tablet-1"),
-        )
-        .await
-        .unwrap();
-        tablet.request(plan).await;
-        assert!(
-            tablet
-                .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-                .await
-        );
+        tablet_with(&server, plan, "tablet-1", "storage-tablet-1").await;
     }
     let pool = server.state.hub.store().pool().clone();
     let mut rows = 0;
@@ -132,20 +135,7 @@ async fn stopping_the_server_closes_every_sync_session_and_keeps_its_sync_state(
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
-    let mut tablet = Peer::connect_as(
-        &server,
-        &server.token("worker"),
-        "tablet-2",
-        Some("storage-tablet-2"),
-    )
-    .await
-    .unwrap();
-    tablet.request(plan).await;
-    assert!(
-        tablet
-            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
-            .await
-    );
+    let mut tablet = tablet_with(&server, plan, "tablet-2", "storage-tablet-2").await;
     let pool = server.state.hub.store().pool().clone();
     // The tablet stays connected while the server stops (SIGTERM does the same).
     server.stop().await;
