@@ -34,13 +34,6 @@ pub struct FloodStats {
 /// The attacks, in the order each hostile device cycles through them.
 const ATTACKS: usize = 5;
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
 fn leb(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let b = (n & 0x7f) as u8;
@@ -153,8 +146,10 @@ fn attack_frames(peer: &PeerId, doc: DocumentId, bomb: &[u8]) -> Vec<Vec<tungste
         data,
     };
     let attacks: [Vec<Message>; ATTACKS] = [
-        vec![sync(hex("4200000100080108ffffffff0fff00"))],
-        vec![sync(hex("42000001000301000100"))],
+        vec![sync(
+            hex::decode("4200000100080108ffffffff0fff00").expect("hex"),
+        )],
+        vec![sync(hex::decode("42000001000301000100").expect("hex"))],
         vec![Message::Sync {
             sender_id: peer.clone(),
             target_id: server.clone(),
@@ -169,7 +164,9 @@ fn attack_frames(peer: &PeerId, doc: DocumentId, bomb: &[u8]) -> Vec<Vec<tungste
             document_id: doc,
             data: vec![7; 1 << 20],
         }],
-        (0..2000).map(|_| sync(hex("4200000000"))).collect(),
+        (0..2000)
+            .map(|_| sync(hex::decode("4200000000").expect("hex")))
+            .collect(),
     ];
     attacks
         .iter()

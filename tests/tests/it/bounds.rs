@@ -20,13 +20,6 @@ fn peak_rss_mib() -> u64 {
 /// What an attack may add to the process's peak memory.
 const ATTACK_BUDGET_MIB: u64 = 200;
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 /// Sends `data` as the sync payload of a `request` for `doc` and returns the `error` text the
 /// server closed with.
 async fn attack(peer: &mut Peer, doc: DocumentId, data: Vec<u8>) -> String {
@@ -83,7 +76,12 @@ async fn a_bloom_filter_asking_for_four_billion_probes_closes_only_that_connecti
     let mut attacker = Peer::connect(&server, &server.token("resident"))
         .await
         .unwrap();
-    let error = attack(&mut attacker, plan, hex("4200000100080108ffffffff0fff00")).await;
+    let error = attack(
+        &mut attacker,
+        plan,
+        hex::decode("4200000100080108ffffffff0fff00").expect("hex"),
+    )
+    .await;
     assert!(error.contains("bloom filter probes 4294967295"), "{error}");
 
     let after = honest_round_trip(&server, plan, "na").await;
@@ -106,7 +104,12 @@ async fn a_bloom_filter_with_zero_bits_per_entry_is_refused_and_the_document_sta
     let mut attacker = Peer::connect(&server, &server.token("resident"))
         .await
         .unwrap();
-    let error = attack(&mut attacker, plan, hex("42000001000301000100")).await;
+    let error = attack(
+        &mut attacker,
+        plan,
+        hex::decode("42000001000301000100").expect("hex"),
+    )
+    .await;
     assert!(error.contains("bits per entry 0"), "{error}");
 
     honest_round_trip(&server, plan, "daarna").await;
