@@ -36,8 +36,10 @@ pub enum Action<'a> {
     Share(crate::share::ShareRequest<'a>),
     /// Approve, as the second professional, a weighing to share without consent (R17).
     ApproveWeighing {
-        /// The worker who made the weighing; they cannot approve it themselves.
-        decided_by: &'a crate::id::UserId,
+        /// The worker who made the weighing, who cannot approve it themselves; `None` asks
+        /// whether the principal may approve this dossier's weighings at all, before any
+        /// weighing is looked up.
+        decided_by: Option<&'a crate::id::UserId>,
     },
     /// Withdraw a recorded consent (R16), given by these persons.
     WithdrawConsent {
@@ -52,6 +54,37 @@ pub enum Action<'a> {
     /// Register, list or settle signals, or register a dossier, in the relationships' district
     /// and team (R11).
     Register(Registration),
+    /// Assign or unassign a worker (SPEC §1: a functional admin, or the dossier's team manager).
+    ManageAssignments,
+    /// Link or unlink a person of the dossier to a resident account (an assigned worker of an
+    /// open dossier, or a functional admin).
+    ManageResidents,
+    /// Act on the dossier as one of its assigned workers: see and settle its tasks (R17),
+    /// start a share or a maatwerk request (which `Share` then decides).
+    WorkOn,
+    /// Add an eigen verklaring to an entry about oneself (R20): a resident linked to the dossier.
+    AddStatement,
+    /// Read the break-glass report of the relationships' team at this tier (R9).
+    ReadReport(ReportTier),
+    /// List who can reach the team's dossiers (R10): its manager and the privacy officer.
+    ReviewAccess,
+    /// Record that the listing was reviewed (R10): the team's manager.
+    RecordAccessReview,
+    /// Read the registers kept about the system: the audit chain's verification, the
+    /// quarantine, the proofs of destruction and the unusual-access report.
+    ReadRegisters,
+    /// Read the log of who accessed one's own data (R9, NEN 7513 ch. 9).
+    ReadOwnAccessLog,
+}
+
+/// The two tiers of the break-glass report (R9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportTier {
+    /// Counts without names, for the team manager.
+    Summary,
+    /// Named uses, for the privacy officer.
+    Detail,
 }
 
 /// What [`Action::Register`] registers.
@@ -114,6 +147,16 @@ pub enum DenyReason {
     DossierClosed,
     /// Only a worker of the team registers its signals and dossiers (R11).
     NotTeamMember,
+    /// The question concerns another team than the manager's own.
+    OtherTeam,
+    /// Only the team's manager may do this.
+    TeamManagerOnly,
+    /// Only the privacy officer may do this (the registers, the named report tier).
+    PrivacyOfficerOnly,
+    /// Only a team manager or the privacy officer reads reports.
+    ManagersAndPrivacyOfficerOnly,
+    /// Only a resident has an access log of their own.
+    ResidentsOnly,
 }
 
 impl DenyReason {
@@ -138,6 +181,11 @@ impl DenyReason {
             DenyReason::PurposeChanged => "purpose_changed",
             DenyReason::DossierClosed => "dossier_closed",
             DenyReason::NotTeamMember => "not_team_member",
+            DenyReason::OtherTeam => "other_team",
+            DenyReason::TeamManagerOnly => "team_manager_only",
+            DenyReason::PrivacyOfficerOnly => "privacy_officer_only",
+            DenyReason::ManagersAndPrivacyOfficerOnly => "managers_and_privacy_officer_only",
+            DenyReason::ResidentsOnly => "residents_only",
         }
     }
 }
@@ -170,6 +218,11 @@ pub fn decide(
     rel: &Relationships,
     now: OffsetDateTime,
 ) -> Decision {
+    // Oversight and administration: questions about who is related and who looked, answered
+    // for roles that never see content.
+    if let Some(decision) = oversight(who, action, rel) {
+        return decision;
+    }
     // A functional admin sets dossiers up for teams (SPEC §1) without ever seeing them.
     let admin_registers =
         who.role == Role::Admin && matches!(action, Action::Register(Registration::Dossier));
@@ -202,7 +255,7 @@ pub fn decide(
         Action::Share(request) => share(who, rel, &request),
         Action::ApproveWeighing { decided_by } => {
             if who.role == Role::Worker
-                && &who.user != decided_by
+                && decided_by != Some(&who.user)
                 && who.team.as_ref() == Some(&rel.team)
             {
                 Decision::Allow {
@@ -236,7 +289,83 @@ pub fn decide(
         }
         Action::Close { triage } => close(who, rel, triage),
         Action::Register(what) => register(who, rel, what),
+        Action::ManageResidents => {
+            if who.role != Role::Worker || !rel.is_assigned(&who.user) {
+                Decision::Deny(absent(who, rel))
+            } else if rel.closed {
+                Decision::Deny(DenyReason::DossierClosed)
+            } else {
+                Decision::Allow {
+                    basis: Basis::Assignment,
+                    mode: Mode::Write,
+                }
+            }
+        }
+        Action::WorkOn => {
+            if who.role == Role::Worker && rel.is_assigned(&who.user) {
+                Decision::Allow {
+                    basis: Basis::Assignment,
+                    mode: Mode::Write,
+                }
+            } else {
+                Decision::Deny(absent(who, rel))
+            }
+        }
+        Action::AddStatement => match &who.person {
+            Some(p) if who.role == Role::Resident && rel.is_linked(p) => Decision::Allow {
+                basis: Basis::ResidentLink,
+                mode: Mode::Write,
+            },
+            _ => Decision::Deny(DenyReason::NotInAudience),
+        },
+        // Answered by `oversight` above for every role.
+        Action::ManageAssignments
+        | Action::ReadReport(_)
+        | Action::ReviewAccess
+        | Action::RecordAccessReview
+        | Action::ReadRegisters
+        | Action::ReadOwnAccessLog => Decision::Deny(DenyReason::NotInAudience),
     }
+}
+
+/// Oversight and administration questions (SPEC §1: managers see their team's reports, the
+/// privacy officer the registers and named detail, functional admins manage assignments);
+/// `None` for every other action, which [`decide`] answers on content access.
+fn oversight(who: &Principal, action: Action<'_>, rel: &Relationships) -> Option<Decision> {
+    let allow = |basis| Decision::Allow {
+        basis,
+        mode: Mode::Read,
+    };
+    let own_team = who.team.as_ref() == Some(&rel.team);
+    Some(match (action, who.role) {
+        (Action::ManageAssignments, Role::Admin) => allow(Basis::Administration),
+        (Action::ManageAssignments, Role::Manager) if own_team => allow(Basis::TeamManagement),
+        (Action::ManageAssignments, _) => Decision::Deny(DenyReason::NotInAudience),
+        (Action::ManageResidents, Role::Admin) => allow(Basis::Administration),
+        (Action::ReadReport(_), Role::Manager) if !own_team => {
+            Decision::Deny(DenyReason::OtherTeam)
+        }
+        (Action::ReadReport(ReportTier::Summary), Role::Manager) => allow(Basis::TeamManagement),
+        (Action::ReadReport(ReportTier::Detail), Role::Manager) => {
+            Decision::Deny(DenyReason::PrivacyOfficerOnly)
+        }
+        (Action::ReadReport(_), Role::PrivacyOfficer) => allow(Basis::Supervision),
+        (Action::ReadReport(_), _) => Decision::Deny(DenyReason::ManagersAndPrivacyOfficerOnly),
+        (Action::ReviewAccess, Role::Manager) if own_team => allow(Basis::TeamManagement),
+        (Action::ReviewAccess, Role::Manager) => Decision::Deny(DenyReason::OtherTeam),
+        (Action::ReviewAccess, Role::PrivacyOfficer) => allow(Basis::Supervision),
+        (Action::ReviewAccess, _) => Decision::Deny(DenyReason::TeamManagerOnly),
+        (Action::RecordAccessReview, Role::Manager) if own_team => allow(Basis::TeamManagement),
+        (Action::RecordAccessReview, Role::Manager) => Decision::Deny(DenyReason::OtherTeam),
+        (Action::RecordAccessReview, _) => Decision::Deny(DenyReason::TeamManagerOnly),
+        (Action::ReadRegisters, Role::PrivacyOfficer) => allow(Basis::Supervision),
+        (Action::ReadRegisters, _) => Decision::Deny(DenyReason::PrivacyOfficerOnly),
+        (Action::ReadOwnAccessLog, Role::Resident) if who.person.is_some() => {
+            allow(Basis::ResidentLink)
+        }
+        (Action::ReadOwnAccessLog, _) => Decision::Deny(DenyReason::ResidentsOnly),
+        _ => return None,
+    })
 }
 
 /// An assigned worker closes an open dossier on a complete triage record of the closing or

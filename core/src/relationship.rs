@@ -25,8 +25,13 @@ pub enum Basis {
     PartnerInvolvement,
     /// A team colleague entitled to break the glass (R2).
     TeamMembership,
-    /// A functional admin registering a dossier for a team; never a reason to see content.
+    /// A functional admin registering a dossier for a team or managing its assignments; never
+    /// a reason to see content.
     Administration,
+    /// The team's manager: assignments and the team's reports, never content.
+    TeamManagement,
+    /// The privacy officer (FG): registers, the audit log and named report detail.
+    Supervision,
 }
 
 /// A time-boxed emergency read access of a team colleague (R2).
@@ -93,6 +98,16 @@ impl Relationships {
         }
     }
 
+    /// What a question about a whole team (its reports, its access review) is asked against:
+    /// the team, no dossier and nobody related to one.
+    pub fn of_team(team: TeamId) -> Self {
+        Relationships::new(
+            DossierId(uuid::Uuid::nil()),
+            DistrictId::new("-").expect("a valid id"),
+            team,
+        )
+    }
+
     /// Whether `user` is one of the assigned workers.
     pub fn is_assigned(&self, user: &UserId) -> bool {
         self.assigned.contains(user)
@@ -155,7 +170,11 @@ impl Relationships {
                 }
             }
             Basis::PartnerInvolvement => rel.partners.extend(who.org.iter().cloned()),
-            Basis::Backoffice | Basis::TeamMembership | Basis::Administration => {}
+            Basis::Backoffice
+            | Basis::TeamMembership
+            | Basis::Administration
+            | Basis::TeamManagement
+            | Basis::Supervision => {}
         }
         rel
     }

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use regie_core::document::{self, PersonRecord};
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
 use regie_core::policy::{Action, Basis, Decision, Mode, Registration, decide};
-use regie_core::principal::{Principal, Role};
+use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
 use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::auth::{AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token};
+use crate::domain::{self, DomainError};
 use crate::hub::{DossierEntry, Hub, HubError};
 use crate::storage::StorageError;
 
@@ -111,10 +112,29 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound => ApiError::not_found(),
+            DomainError::Missing { code, message } => {
+                ApiError::new(StatusCode::NOT_FOUND, code, message)
+            }
+            DomainError::Invalid { code, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, message)
+            }
+            DomainError::Hub(e) => e.into(),
+        }
+    }
+}
+
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
-        if let HubError::Schema(problem) = &e {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid", problem.to_string());
+        match &e {
+            HubError::Schema(problem) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "invalid", problem.to_string());
+            }
+            HubError::NoSuchDossier(_) => return ApiError::not_found(),
+            _ => {}
         }
         tracing::error!(error = %e, "hub failure");
         ApiError::new(
@@ -473,7 +493,8 @@ fn draft_dossier(
         Decision::Deny(reason) => return Err(ApiError::forbidden(reason.code())),
     };
     rel.assigned = body.assigned;
-    if who.role == Role::Worker && !rel.assigned.contains(&who.user) {
+    // A worker registering for their own team takes the dossier on (an admin only sets it up).
+    if basis == Basis::TeamMembership && !rel.assigned.contains(&who.user) {
         rel.assigned.insert(0, who.user.clone());
     }
     let mut seen = std::collections::HashSet::new();
@@ -538,33 +559,17 @@ async fn publish_dossier(
     })
 }
 
-/// The dossier, if the caller may manage its relationships: functional admins, the team's
-/// manager, or (for `assigned_ok`) one of its assigned workers.
-fn manageable(
-    state: &AppState,
-    who: &Principal,
-    id: &str,
-    assigned_ok: bool,
-) -> ApiResult<DossierEntry> {
-    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
-    let now = OffsetDateTime::now_utc();
-    let allowed = match who.role {
-        Role::Admin => true,
-        Role::Manager => who.team.as_ref() == Some(&entry.rel.team),
-        Role::Worker if assigned_ok => {
-            decide(who, Action::Write(&DocumentKey::Plan), &entry.rel, now).is_allowed()
-                && entry.rel.is_assigned(&who.user)
-        }
-        _ => false,
-    };
-    if allowed {
-        Ok(entry)
-    } else {
-        Err(ApiError::not_found())
-    }
+#[derive(Deserialize)]
+struct UserBody {
+    user: UserId,
 }
 
+/// A dossier id from the path; one that does not parse is answered like an unknown one.
+fn dossier_id(id: &str) -> ApiResult<DossierId> {
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+/// Audits a relationship change made outside [`domain`] and takes the entry into memory.
 async fn relate(
     state: &AppState,
     who: &Principal,
@@ -584,20 +589,21 @@ async fn relate(
     Ok(())
 }
 
-async fn write_assigned(state: &AppState, entry: &DossierEntry) -> ApiResult<()> {
-    if let Some(meta) = entry.documents.get(&DocumentKey::Meta) {
-        let assigned = entry.rel.assigned.clone();
-        state
-            .hub
-            .server_write(*meta, move |tx| document::set_assigned(tx, &assigned))
-            .await?;
-    }
-    Ok(())
-}
-
-#[derive(Deserialize)]
-struct UserBody {
-    user: UserId,
+/// The dossier, if `who` may do `action` on it; answered like an unknown dossier otherwise.
+fn standing(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    action: Action<'_>,
+) -> ApiResult<DossierEntry> {
+    let now = OffsetDateTime::now_utc();
+    Ok(domain::standing(
+        &state.hub,
+        who,
+        dossier_id(id)?,
+        action,
+        now,
+    )?)
 }
 
 async fn assign(
@@ -606,19 +612,8 @@ async fn assign(
     Path(id): Path<String>,
     Json(body): Json<UserBody>,
 ) -> ApiResult<StatusCode> {
-    let mut entry = manageable(&state, &who, &id, false)?;
-    state
-        .hub
-        .store()
-        .assign(entry.rel.dossier, &body.user, OffsetDateTime::now_utc())
-        .await?;
-    let mut rel = (*entry.rel).clone();
-    if !rel.assigned.contains(&body.user) {
-        rel.assigned.push(body.user.clone());
-    }
-    entry.rel = Arc::new(rel);
-    write_assigned(&state, &entry).await?;
-    relate(&state, &who, entry, format!("assigned {}", body.user)).await?;
+    let now = OffsetDateTime::now_utc();
+    domain::assign(&state.hub, &who, dossier_id(&id)?, body.user, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -627,22 +622,13 @@ async fn unassign(
     Caller(who): Caller,
     Path((id, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let mut entry = manageable(&state, &who, &id, false)?;
+    let now = OffsetDateTime::now_utc();
+    let dossier = dossier_id(&id)?;
+    domain::standing(&state.hub, &who, dossier, Action::ManageAssignments, now)?;
     let user: UserId = user
         .parse()
         .map_err(|_| ApiError::bad_request("not a user id"))?;
-    if !state.hub.store().unassign(entry.rel.dossier, &user).await? {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_assigned",
-            "that user is not assigned to this dossier",
-        ));
-    }
-    let mut rel = (*entry.rel).clone();
-    rel.assigned.retain(|u| u != &user);
-    entry.rel = Arc::new(rel);
-    write_assigned(&state, &entry).await?;
-    relate(&state, &who, entry, format!("unassigned {user}")).await?;
+    domain::unassign(&state.hub, &who, dossier, user, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -657,71 +643,12 @@ async fn link_resident(
     Path(id): Path<String>,
     Json(body): Json<PersonBody>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = manageable(&state, &who, &id, true)?;
-    if !entry.persons.contains(&body.person) {
-        return Err(ApiError::bad_request(
-            "that person is not part of this dossier",
-        ));
-    }
     let now = OffsetDateTime::now_utc();
     let key = DocumentKey::View(body.person.clone());
-    if !entry.documents.contains_key(&key) {
-        let meta = entry.documents.get(&DocumentKey::Meta).copied();
-        let record = match meta {
-            Some(m) => state
-                .hub
-                .snapshot(m)
-                .await?
-                .map(|doc| document::persons(&doc))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let person = record
-            .into_iter()
-            .find(|p| p.id == body.person)
-            .unwrap_or(PersonRecord {
-                id: body.person.clone(),
-                name: String::new(),
-                birth_date: None,
-                gezag: Vec::new(),
-            });
-        let doc_id = DocumentId::new_random();
-        state
-            .hub
-            .store()
-            .create_document(
-                doc_id,
-                entry.rel.dossier,
-                &key,
-                &document::new_view(&person).save(),
-                now,
-            )
-            .await?;
-        entry.documents.insert(key.clone(), doc_id);
-    }
-    state
-        .hub
-        .store()
-        .link_resident(entry.rel.dossier, &body.person, now)
-        .await?;
-    let mut rel = (*entry.rel).clone();
-    if !rel.linked_persons.contains(&body.person) {
-        rel.linked_persons.push(body.person.clone());
-    }
-    entry.rel = Arc::new(rel);
-    let url = entry.documents[&key].to_url();
-    let dossier = entry.rel.dossier;
-    relate(
-        &state,
-        &who,
-        entry,
-        format!("linked resident {}", body.person),
-    )
-    .await?;
-    state.hub.refresh_views(dossier).await?;
+    let view = domain::link_resident(&state.hub, &who, dossier_id(&id)?, body.person, now).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": url })),
+        Json(json!({ "key": key.to_string(), "url": view.to_url() })),
     ))
 }
 
@@ -730,26 +657,13 @@ async fn unlink_resident(
     Caller(who): Caller,
     Path((id, person)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let mut entry = manageable(&state, &who, &id, true)?;
+    let now = OffsetDateTime::now_utc();
+    let dossier = dossier_id(&id)?;
+    domain::standing(&state.hub, &who, dossier, Action::ManageResidents, now)?;
     let person: PersonId = person
         .parse()
         .map_err(|_| ApiError::bad_request("not a person id"))?;
-    if !state
-        .hub
-        .store()
-        .unlink_resident(entry.rel.dossier, &person)
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_linked",
-            "that person is not linked",
-        ));
-    }
-    let mut rel = (*entry.rel).clone();
-    rel.linked_persons.retain(|p| p != &person);
-    entry.rel = Arc::new(rel);
-    relate(&state, &who, entry, format!("unlinked resident {person}")).await?;
+    domain::unlink_resident(&state.hub, &who, dossier, person, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -764,12 +678,24 @@ async fn verify_audit(
     ))
 }
 
+/// Whether the policy lets `who` read the registers kept about the system.
+fn registers_readable(who: &Principal) -> ApiResult<()> {
+    let nowhere = Relationships::of_team(TeamId::new("-").expect("a valid id"));
+    match decide(
+        who,
+        Action::ReadRegisters,
+        &nowhere,
+        OffsetDateTime::now_utc(),
+    ) {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny(reason) => Err(ApiError::forbidden(reason.code())),
+    }
+}
+
 /// Only the privacy officer reads the registers kept about the system (audit verification,
 /// quarantine, destructions), and each reading is itself on record.
 async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<()> {
-    if who.role != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden("privacy_officer_only"));
-    }
+    registers_readable(who)?;
     let ev = AuditEvent::new(
         OffsetDateTime::now_utc(),
         who.user.as_str(),

@@ -30,12 +30,14 @@ use crate::storage::{StorageError, Store};
 
 mod connection;
 mod limits;
+mod relate;
 mod replace;
 mod retention;
 mod share;
 
 pub use connection::{Outbox, SessionHandle, SessionId};
 pub use limits::{Limits, MAX_EPHEMERAL_BYTES, TokenBucket};
+pub use relate::Relating;
 
 /// Compact a document's appended changes into a snapshot after this many.
 const COMPACT_AFTER: i64 = 500;
@@ -133,6 +135,9 @@ pub enum HubError {
     /// A server edit built from API input would break the document's schema; nothing changed.
     #[error("{0}")]
     Schema(document::SchemaError),
+    /// The dossier is not (or no longer) known.
+    #[error("no dossier {0}")]
+    NoSuchDossier(DossierId),
 }
 
 /// What became of one incoming sync message.
@@ -173,6 +178,8 @@ pub struct Hub {
     limits: Limits,
     /// Benchmarks only: skip gating, validation and audit to measure what privacy costs.
     bypass: std::sync::atomic::AtomicBool,
+    /// Held while a relationship change is planned, committed and taken into memory.
+    relating: Mutex<()>,
 }
 
 fn now() -> OffsetDateTime {
@@ -224,6 +231,7 @@ impl Hub {
             )),
             limits: Limits::default(),
             bypass: std::sync::atomic::AtomicBool::new(false),
+            relating: Mutex::new(()),
         })
     }
 

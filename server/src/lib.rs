@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod http;
 pub mod hub;
 pub mod report;

@@ -27,7 +27,9 @@ use crate::audit::{AuditEvent, GENESIS, Verification};
 
 mod oversight;
 pub mod retention;
+mod unit;
 pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
+pub use unit::{RelationEdit, Unit};
 
 /// A storage failure. Callers log it and answer with a generic error; it never carries content.
 #[derive(Debug, thiserror::Error)]

@@ -750,3 +750,176 @@ fn a_functional_admin_registers_dossiers_for_any_team_but_never_handles_signals(
         "registering a dossier opens nothing of it"
     );
 }
+
+/// Who may ask each oversight and administration question of the dossier `dossier()` (team
+/// t1): `true` where the policy allows. SPEC §1 and I5: managers and admins manage assignments,
+/// assigned workers and admins link residents, only assigned workers see tasks.
+#[test]
+fn oversight_and_administration_are_decided_by_the_policy_as_a_table() {
+    let rel = dossier();
+    let mut other_team = dossier();
+    other_team.team = TeamId::new("t2").unwrap();
+    let members = [
+        "w1",
+        "grantee",
+        "colleague",
+        "moved",
+        "res_p1",
+        "bo",
+        "ggd",
+        "manager",
+        "fg",
+        "admin",
+    ];
+    let table: [(&str, Action<'_>, &Relationships, [bool; 10]); 13] = [
+        (
+            "assign",
+            Action::ManageAssignments,
+            &rel,
+            [
+                false, false, false, false, false, false, false, true, false, true,
+            ],
+        ),
+        (
+            "assign, other team",
+            Action::ManageAssignments,
+            &other_team,
+            [
+                false, false, false, false, false, false, false, false, false, true,
+            ],
+        ),
+        (
+            "link",
+            Action::ManageResidents,
+            &rel,
+            [
+                true, false, false, false, false, false, false, false, false, true,
+            ],
+        ),
+        (
+            "tasks",
+            Action::WorkOn,
+            &rel,
+            [
+                true, false, false, false, false, false, false, false, false, false,
+            ],
+        ),
+        (
+            "statement",
+            Action::AddStatement,
+            &rel,
+            [
+                false, false, false, false, true, false, false, false, false, false,
+            ],
+        ),
+        (
+            "summary",
+            Action::ReadReport(ReportTier::Summary),
+            &rel,
+            [
+                false, false, false, false, false, false, false, true, true, false,
+            ],
+        ),
+        (
+            "summary, other team",
+            Action::ReadReport(ReportTier::Summary),
+            &other_team,
+            [
+                false, false, false, false, false, false, false, false, true, false,
+            ],
+        ),
+        (
+            "detail",
+            Action::ReadReport(ReportTier::Detail),
+            &rel,
+            [
+                false, false, false, false, false, false, false, false, true, false,
+            ],
+        ),
+        (
+            "review",
+            Action::ReviewAccess,
+            &rel,
+            [
+                false, false, false, false, false, false, false, true, true, false,
+            ],
+        ),
+        (
+            "review, other team",
+            Action::ReviewAccess,
+            &other_team,
+            [
+                false, false, false, false, false, false, false, false, true, false,
+            ],
+        ),
+        (
+            "record review",
+            Action::RecordAccessReview,
+            &rel,
+            [
+                false, false, false, false, false, false, false, true, false, false,
+            ],
+        ),
+        (
+            "registers",
+            Action::ReadRegisters,
+            &rel,
+            [
+                false, false, false, false, false, false, false, false, true, false,
+            ],
+        ),
+        (
+            "own access log",
+            Action::ReadOwnAccessLog,
+            &rel,
+            [
+                false, false, false, false, true, false, false, false, false, false,
+            ],
+        ),
+    ];
+    for (what, action, rel, expected) in table {
+        for (member, allowed) in members.iter().zip(expected) {
+            assert_eq!(
+                decide(&cast(member), action, rel, NOW).is_allowed(),
+                allowed,
+                "{member} / {what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_closed_dossier_keeps_its_tasks_visible_but_links_no_more_residents() {
+    let mut rel = dossier();
+    rel.closed = true;
+    assert!(decide(&cast("w1"), Action::WorkOn, &rel, NOW).is_allowed());
+    assert_eq!(
+        decide(&cast("w1"), Action::ManageResidents, &rel, NOW),
+        Decision::Deny(DenyReason::DossierClosed)
+    );
+}
+
+#[test]
+fn a_manager_is_told_why_a_report_is_refused() {
+    let mut other_team = dossier();
+    other_team.team = TeamId::new("t2").unwrap();
+    let manager = cast("manager");
+    assert_eq!(
+        decide(
+            &manager,
+            Action::ReadReport(ReportTier::Summary),
+            &other_team,
+            NOW
+        ),
+        Decision::Deny(DenyReason::OtherTeam)
+    );
+    assert_eq!(
+        decide(
+            &manager,
+            Action::ReadReport(ReportTier::Detail),
+            &dossier(),
+            NOW
+        ),
+        Decision::Deny(DenyReason::PrivacyOfficerOnly)
+    );
+}

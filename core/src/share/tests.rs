@@ -257,7 +257,9 @@ fn a_weighing_is_approved_by_another_worker_of_the_team_only() {
     let approve = |who: &Principal| {
         decide(
             who,
-            Action::ApproveWeighing { decided_by: &anna },
+            Action::ApproveWeighing {
+                decided_by: Some(&anna),
+            },
             &rel(),
             datetime!(2026-11-22 10:00 UTC),
         )

@@ -16,7 +16,7 @@ use automerge::AutoCommit;
 use regie_core::document;
 use regie_core::id::{DocumentKey, DocumentKind, DossierId, UserId};
 use regie_core::path::{Path, Segment};
-use regie_core::policy::{Action, Decision, Mode, Registration, decide};
+use regie_core::policy::{Action, Decision, Mode, Registration, ReportTier, decide};
 use regie_core::principal::{Claims, Principal, Role};
 use regie_core::relationship::{Grant, Relationships};
 use time::OffsetDateTime;
@@ -106,17 +106,25 @@ fn questions(u: &mut Unstructured<'_>) -> Result<()> {
     let reason = text(u, &["", " ", "crisis"])?;
     let given_by = [id(u, PERSONS)?];
     let decided_by = id::<UserId>(u, USERS)?;
-    let action = match u.int_in_range(0..=6u8)? {
+    let action = match u.int_in_range(0..=14u8)? {
         0 => Action::Export,
         1 => Action::BreakGlass { reason: &reason },
         2 => Action::Register(Registration::Signal),
         3 => Action::Register(Registration::Dossier),
         4 => Action::ApproveWeighing {
-            decided_by: &decided_by,
+            decided_by: Some(&decided_by),
         },
         5 => Action::WithdrawConsent {
             given_by: &given_by,
         },
+        6 => Action::ManageAssignments,
+        7 => Action::ManageResidents,
+        8 => Action::WorkOn,
+        9 => Action::AddStatement,
+        10 => Action::ReadReport(ReportTier::Summary),
+        11 => Action::ReadReport(ReportTier::Detail),
+        12 => Action::ReviewAccess,
+        13 => Action::ReadRegisters,
         _ => Action::Close { triage: None },
     };
     let _ = decide(&who, action, &rel, now);

@@ -14,10 +14,11 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId};
 use regie_core::policy::{
-    Action, Decision, DenyReason, ReviewLine, access_review as review, decide,
+    Action, Decision, DenyReason, ReportTier as Tier, ReviewLine, access_review as review, decide,
 };
-use regie_core::principal::{Principal, Role};
+use regie_core::principal::Principal;
 use regie_core::relationship::Grant;
+use regie_core::relationship::Relationships;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -401,12 +402,6 @@ async fn teams(state: &AppState) -> ApiResult<HashMap<String, String>> {
         .collect())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    Summary,
-    Detail,
-}
-
 /// `GET /api/v1/teams/{team}/break-glass-report` (R9): the team manager gets the summary of
 /// their own team, the privacy officer the named detail (or the summary with `tier=summary`).
 /// The detail lists its uses a page at a time.
@@ -433,17 +428,17 @@ pub(super) async fn break_glass_report(
             ));
         }
     };
-    let tier = match who.role {
-        Role::Manager if who.team.as_ref() != Some(&team) => {
-            return Err(ApiError::forbidden("other_team"));
-        }
-        Role::Manager if asked == Some(Tier::Detail) => {
-            return Err(ApiError::forbidden("privacy_officer_only"));
-        }
-        Role::Manager => Tier::Summary,
-        Role::PrivacyOfficer => asked.unwrap_or(Tier::Detail),
-        _ => return Err(ApiError::forbidden("managers_and_privacy_officer_only")),
+    // Without `tier`, the most the caller may read.
+    let place = Relationships::of_team(team.clone());
+    let may = |tier| decide(&who, Action::ReadReport(tier), &place, now);
+    let tier = match asked {
+        Some(tier) => tier,
+        None if may(Tier::Detail).is_allowed() => Tier::Detail,
+        None => Tier::Summary,
     };
+    if let Decision::Deny(reason) = may(tier) {
+        return Err(ApiError::forbidden(reason.code()));
+    }
     let mut ev = event(&who, now, AuditAction::AuditRead);
     ev.detail = Some(format!(
         "break_glass_report team={team} month={month} tier={}",
@@ -645,9 +640,7 @@ pub(super) async fn unusual_access(
     Caller(who): Caller,
     uri: Uri,
 ) -> ApiResult<Response> {
-    if who.role != Role::PrivacyOfficer {
-        return Err(ApiError::forbidden("privacy_officer_only"));
-    }
+    super::registers_readable(&who)?;
     let q = Params::parse(&uri, &["month", "format", "threshold", "limit", "after"])?;
     let now = OffsetDateTime::now_utc();
     let (format, month) = (format(&q)?, month(&q, now)?);
@@ -771,9 +764,15 @@ pub(super) async fn my_access_log(
     Caller(who): Caller,
     uri: Uri,
 ) -> ApiResult<Json<AccessLog>> {
-    let person = match (&who.role, &who.person) {
-        (Role::Resident, Some(p)) => p.clone(),
-        _ => return Err(ApiError::forbidden("residents_only")),
+    let nowhere = Relationships::of_team(TeamId::new("-").expect("a valid id"));
+    let person = match decide(
+        &who,
+        Action::ReadOwnAccessLog,
+        &nowhere,
+        OffsetDateTime::now_utc(),
+    ) {
+        Decision::Allow { .. } => who.person.clone().expect("the policy checked it"),
+        Decision::Deny(reason) => return Err(ApiError::forbidden(reason.code())),
     };
     let q = Params::parse(&uri, &["from", "to", "limit", "after"])?;
     let period = params::period(q.date("from")?, q.date("to")?)?;
@@ -880,11 +879,18 @@ fn listing(state: &AppState, team: &TeamId, at: OffsetDateTime) -> Vec<Reviewed>
     out
 }
 
-fn may_review(who: &Principal, team: &TeamId) -> ApiResult<()> {
-    match who.role {
-        Role::Manager if who.team.as_ref() == Some(team) => Ok(()),
-        Role::Manager => Err(ApiError::forbidden("other_team")),
-        _ => Err(ApiError::forbidden("team_manager_only")),
+/// Whether `who` may review access to `team`'s dossiers (R10): its manager or the privacy
+/// officer; recording a review (`record`) is the manager's alone.
+fn may_review(who: &Principal, team: &TeamId, record: bool) -> ApiResult<()> {
+    let place = Relationships::of_team(team.clone());
+    let action = if record {
+        Action::RecordAccessReview
+    } else {
+        Action::ReviewAccess
+    };
+    match decide(who, action, &place, OffsetDateTime::now_utc()) {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny(reason) => Err(ApiError::forbidden(reason.code())),
     }
 }
 
@@ -896,9 +902,7 @@ pub(super) async fn access_review(
     Path(team): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let team = team_of(&team)?;
-    if who.role != Role::PrivacyOfficer {
-        may_review(&who, &team)?;
-    }
+    may_review(&who, &team, false)?;
     let now = OffsetDateTime::now_utc();
     let mut ev = event(&who, now, AuditAction::Read);
     ev.detail = Some(format!("access_review team={team}"));
@@ -928,7 +932,7 @@ pub(super) async fn record_access_review(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<crate::storage::AccessReview>)> {
     let team = team_of(&team)?;
-    may_review(&who, &team)?;
+    may_review(&who, &team, true)?;
     let body: ReviewBody = json_body(&body, "{\"note\"}")?.unwrap_or_default();
     let note = body
         .note

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{ApiError, ApiResult, AppState, Caller, manageable, relate};
+use super::{ApiError, ApiResult, AppState, Caller, relate, standing};
 use crate::hub::DossierEntry;
 use crate::storage::share::PartnerShareRow;
 
@@ -166,7 +166,7 @@ pub(super) async fn add_partner(
     Path(id): Path<String>,
     Json(body): Json<PartnerShare>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = manageable(&state, &who, &id, true)?;
+    let mut entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -331,7 +331,7 @@ pub(super) async fn add_maatwerk(
     Path(id): Path<String>,
     Json(body): Json<MaatwerkShare>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = manageable(&state, &who, &id, true)?;
+    let mut entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -423,8 +423,15 @@ pub(super) async fn approve_weighing(
     Caller(who): Caller,
     Path((id, weighing_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    // Whether the caller may approve this dossier's weighings at all is settled before the
+    // weighing is looked up, so outsiders cannot tell which weighings exist.
+    let entry = standing(
+        &state,
+        &who,
+        &id,
+        Action::ApproveWeighing { decided_by: None },
+    )?;
+    let id = entry.rel.dossier;
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let weighing = share::weighing(&record, &weighing_id).ok_or_else(ApiError::not_found)?;
     let decided_by: UserId = weighing
@@ -435,7 +442,7 @@ pub(super) async fn approve_weighing(
     denied(decide(
         &who,
         Action::ApproveWeighing {
-            decided_by: &decided_by,
+            decided_by: Some(&decided_by),
         },
         &entry.rel,
         now,
@@ -462,7 +469,7 @@ pub(super) async fn tasks(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let entry = manageable(&state, &who, &id, true)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn)?;
     Ok(Json(json!(
         state.hub.store().tasks(entry.rel.dossier).await?
     )))
@@ -474,7 +481,7 @@ pub(super) async fn finish_task(
     Caller(who): Caller,
     Path((id, task)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let entry = manageable(&state, &who, &id, true)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn)?;
     if state
         .hub
         .store()

@@ -7,9 +7,8 @@ use automerge::{ObjType, ROOT, ReadDoc};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use regie_core::id::{DocumentKey, DossierId};
-use regie_core::policy::{Action, decide};
-use regie_core::principal::Role;
+use regie_core::id::DocumentKey;
+use regie_core::policy::Action;
 use regie_core::projection;
 use serde::Deserialize;
 use serde_json::json;
@@ -36,24 +35,10 @@ pub(super) async fn add_statement(
     Path(id): Path<String>,
     Json(body): Json<NewStatement>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let entry = super::standing(&state, &who, &id, Action::AddStatement)?;
+    let id = entry.rel.dossier;
     let now = OffsetDateTime::now_utc();
-    let person = match (&who.role, &who.person) {
-        (Role::Resident, Some(p)) => p.clone(),
-        _ => return Err(ApiError::not_found()),
-    };
-    // The statement belongs with the resident's own view: whoever may read it may speak to it.
-    if !decide(
-        &who,
-        Action::Read(&DocumentKey::View(person.clone())),
-        &entry.rel,
-        now,
-    )
-    .is_allowed()
-    {
-        return Err(ApiError::not_found());
-    }
+    let person = who.person.clone().expect("the policy checked it");
     let text = body.text.trim().to_owned();
     if text.is_empty() || text.chars().count() > 20_000 {
         return Err(ApiError::bad_request(

@@ -1,0 +1,252 @@
+//! Domain operations, apart from HTTP: used alike by handlers, sweeps and the demo. Each one
+//! settles the caller's standing with the policy before it looks anything up (so an outsider
+//! gets one answer whether or not the dossier exists), validates its input, and commits its SQL
+//! change with the audit row in one transaction before memory and devices follow (I5, I8).
+
+use regie_core::document::{self, PersonRecord};
+use regie_core::id::{DocumentKey, DossierId, PersonId, UserId};
+use regie_core::policy::{Action, Decision, decide};
+use regie_core::principal::Principal;
+use regie_sync_protocol::DocumentId;
+use time::OffsetDateTime;
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::hub::{DossierEntry, Hub, HubError, Relating};
+use crate::storage::{RelationEdit, StorageError};
+
+/// Why an operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The dossier (or what was asked of it) does not exist, or the caller has no standing to
+    /// learn whether it does: the two look the same.
+    #[error("not found")]
+    NotFound,
+    /// The caller has standing, but the thing named in the request is not there.
+    #[error("{message}")]
+    Missing {
+        /// Stable code, e.g. `not_assigned`.
+        code: &'static str,
+        /// What to do.
+        message: &'static str,
+    },
+    /// The request itself is wrong.
+    #[error("{message}")]
+    Invalid {
+        /// Stable code.
+        code: &'static str,
+        /// What to do.
+        message: String,
+    },
+    /// The hub or the store failed, or a server-written document would break its schema.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+impl From<StorageError> for DomainError {
+    fn from(e: StorageError) -> Self {
+        DomainError::Hub(HubError::Storage(e))
+    }
+}
+
+/// The dossier, if `who` may do `action` on it; otherwise [`DomainError::NotFound`], exactly as
+/// for a dossier that does not exist.
+pub fn standing(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    action: Action<'_>,
+    at: OffsetDateTime,
+) -> Result<DossierEntry, DomainError> {
+    let entry = hub.dossier(dossier).ok_or(DomainError::NotFound)?;
+    allowed(who, &entry, action, at)?;
+    Ok(entry)
+}
+
+fn allowed(
+    who: &Principal,
+    entry: &DossierEntry,
+    action: Action<'_>,
+    at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    match decide(who, action, &entry.rel, at) {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny(_) => Err(DomainError::NotFound),
+    }
+}
+
+fn relate_event(
+    who: &Principal,
+    dossier: DossierId,
+    at: OffsetDateTime,
+    what: String,
+) -> AuditEvent {
+    let mut ev = AuditEvent::new(
+        at,
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Relate,
+    );
+    ev.dossier = Some(dossier.to_string());
+    ev.detail = Some(what);
+    ev
+}
+
+/// Assigns `user` to the dossier (a functional admin, or the team's manager); `meta` lists them.
+pub async fn assign(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    user: UserId,
+    at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    standing(hub, who, dossier, Action::ManageAssignments, at)?;
+    hub.relate::<DomainError>(dossier, at, |entry| {
+        allowed(who, entry, Action::ManageAssignments, at)?;
+        if entry.rel.is_assigned(&user) {
+            return Ok(None);
+        }
+        let mut entry = entry.clone();
+        let mut rel = (*entry.rel).clone();
+        rel.assigned.push(user.clone());
+        entry.rel = rel.into();
+        Ok(Some(Relating {
+            audit: relate_event(who, dossier, at, format!("assigned {user}")),
+            edit: RelationEdit::Assign(user),
+            entry,
+            meta_follows: true,
+            new_view: None,
+        }))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Ends `user`'s assignment; their devices are told `revoked`.
+pub async fn unassign(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    user: UserId,
+    at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    standing(hub, who, dossier, Action::ManageAssignments, at)?;
+    hub.relate::<DomainError>(dossier, at, |entry| {
+        allowed(who, entry, Action::ManageAssignments, at)?;
+        if !entry.rel.is_assigned(&user) {
+            return Err(DomainError::Missing {
+                code: "not_assigned",
+                message: "that user is not assigned to this dossier",
+            });
+        }
+        let mut entry = entry.clone();
+        let mut rel = (*entry.rel).clone();
+        rel.assigned.retain(|u| u != &user);
+        entry.rel = rel.into();
+        Ok(Some(Relating {
+            audit: relate_event(who, dossier, at, format!("unassigned {user}")),
+            edit: RelationEdit::Unassign(user),
+            entry,
+            meta_follows: true,
+            new_view: None,
+        }))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Links a person of the dossier to their resident account (an assigned worker or a functional
+/// admin), creating `view/<person>` projected from `record`; returns the view's id.
+pub async fn link_resident(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    person: PersonId,
+    at: OffsetDateTime,
+) -> Result<DocumentId, DomainError> {
+    let entry = standing(hub, who, dossier, Action::ManageResidents, at)?;
+    if !entry.persons.contains(&person) {
+        return Err(DomainError::Invalid {
+            code: "bad_request",
+            message: "that person is not part of this dossier".into(),
+        });
+    }
+    // What the view shows of the person comes from `meta`, read before the change is planned.
+    let record = match entry.documents.get(&DocumentKey::Meta) {
+        Some(&meta) => hub
+            .snapshot(meta)
+            .await?
+            .and_then(|doc| document::persons(&doc).into_iter().find(|p| p.id == person)),
+        None => None,
+    };
+    let record = record.unwrap_or(PersonRecord {
+        id: person.clone(),
+        name: String::new(),
+        birth_date: None,
+        gezag: Vec::new(),
+    });
+    let key = DocumentKey::View(person.clone());
+    let after = hub
+        .relate::<DomainError>(dossier, at, |entry| {
+            allowed(who, entry, Action::ManageResidents, at)?;
+            if entry.rel.is_linked(&person) && entry.documents.contains_key(&key) {
+                return Ok(None);
+            }
+            let mut entry = entry.clone();
+            let new_view = (!entry.documents.contains_key(&key)).then(|| {
+                let id = DocumentId::new_random();
+                entry.documents.insert(key.clone(), id);
+                (id, person.clone(), document::new_view(&record).save())
+            });
+            let mut rel = (*entry.rel).clone();
+            if !rel.is_linked(&person) {
+                rel.linked_persons.push(person.clone());
+            }
+            entry.rel = rel.into();
+            Ok(Some(Relating {
+                audit: relate_event(who, dossier, at, format!("linked resident {person}")),
+                edit: RelationEdit::Link(person.clone()),
+                entry,
+                meta_follows: false,
+                new_view,
+            }))
+        })
+        .await?;
+    after
+        .documents
+        .get(&key)
+        .copied()
+        .ok_or(DomainError::NotFound)
+}
+
+/// Removes a resident link; their devices are told `revoked`.
+pub async fn unlink_resident(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    person: PersonId,
+    at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    standing(hub, who, dossier, Action::ManageResidents, at)?;
+    hub.relate::<DomainError>(dossier, at, |entry| {
+        allowed(who, entry, Action::ManageResidents, at)?;
+        if !entry.rel.is_linked(&person) {
+            return Err(DomainError::Missing {
+                code: "not_linked",
+                message: "that person is not linked",
+            });
+        }
+        let mut entry = entry.clone();
+        let mut rel = (*entry.rel).clone();
+        rel.linked_persons.retain(|p| p != &person);
+        entry.rel = rel.into();
+        Ok(Some(Relating {
+            audit: relate_event(who, dossier, at, format!("unlinked resident {person}")),
+            edit: RelationEdit::Unlink(person),
+            entry,
+            meta_follows: false,
+            new_view: None,
+        }))
+    })
+    .await?;
+    Ok(())
+}
