@@ -450,6 +450,11 @@ pub fn new_view(person: &PersonRecord) -> AutoCommit {
     doc
 }
 
+/// The assigned workers listed in a `meta` document, in order.
+pub fn assigned(meta: &impl ReadDoc) -> Vec<String> {
+    read::strings(meta, &ROOT, "assigned")
+}
+
 /// The persons recorded in a `meta` document.
 pub fn persons(meta: &impl ReadDoc) -> Vec<PersonRecord> {
     use read::{items, list, strings, text};

@@ -29,8 +29,9 @@ pub enum Action<'a> {
     Export,
     /// Break the glass on the dossier with the given reason (R2).
     BreakGlass {
-        /// The mandatory reason.
-        reason: &'a str,
+        /// The mandatory reason; `None` asks whether the principal could break the glass here at
+        /// all, before the request's body is read.
+        reason: Option<&'a str>,
     },
     /// Share items with a recipient outside the worker's audience (R12, R16, R17).
     Share(crate::share::ShareRequest<'a>),
@@ -590,7 +591,7 @@ fn break_glass(
     who: &Principal,
     rel: &Relationships,
     now: OffsetDateTime,
-    reason: &str,
+    reason: Option<&str>,
 ) -> Decision {
     if who.role != Role::Worker {
         return Decision::Deny(DenyReason::NotTeamColleague);
@@ -601,7 +602,7 @@ fn break_glass(
     if rel.is_assigned(&who.user) || rel.grant_at(&who.user, now).is_some() {
         return Decision::Deny(DenyReason::AlreadyHasAccess);
     }
-    if reason.trim().is_empty() {
+    if reason.is_some_and(|r| r.trim().is_empty()) {
         return Decision::Deny(DenyReason::ReasonRequired);
     }
     Decision::Allow {

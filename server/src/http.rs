@@ -505,6 +505,9 @@ fn draft_dossier(
     }
     let mut docs = Vec::new();
     let mut meta = document::new_meta(&rel.district, &rel.team, &rel.assigned, &body.persons);
+    // What `meta` will hold is checked at the door: a server-written document that breaks its
+    // schema would make every later edit of it (an assignment, a closing) fail.
+    document::validate(DocumentKey::Meta.kind(), &meta).map_err(HubError::Schema)?;
     docs.push((DocumentId::new_random(), DocumentKey::Meta, meta.save()));
     for key in [DocumentKey::Plan, DocumentKey::Record] {
         docs.push((

@@ -811,7 +811,7 @@ impl Hub {
                     .map_err(|e| HubError::Corrupt(slot.id, e.to_string()))?;
             }
             if slot.key == DocumentKey::Record {
-                self.project_record(slot.dossier, &inner.doc, Some(&new))
+                self.project_record(slot.dossier, &inner.doc, Some(&new), inner.last_seq)
                     .await?;
             }
             if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
@@ -1095,22 +1095,16 @@ impl Hub {
             .await?;
         inner.doc = fork;
         if key == DocumentKey::Record {
-            self.project_record(dossier, &inner.doc, Some(&new)).await?;
+            self.project_record(dossier, &inner.doc, Some(&new), inner.last_seq)
+                .await?;
         }
         self.fan_out(&slot, &mut inner, None);
         Ok(())
     }
 
-    /// Brings every resident view of the dossier up to date with `record` after `changes`
-    /// (all entries when `None`). One way: views are written here and nowhere else (I1, R7).
-    async fn project_record(
-        &self,
-        dossier: DossierId,
-        record: &Automerge,
-        changes: Option<&[Change]>,
-    ) -> Result<(), HubError> {
-        let views: Vec<(PersonId, DocumentId)> = self
-            .dossier(dossier)
+    /// The resident views of a dossier, by person.
+    fn views(&self, dossier: DossierId) -> Vec<(PersonId, DocumentId)> {
+        self.dossier(dossier)
             .map(|e| {
                 e.documents
                     .iter()
@@ -1120,7 +1114,24 @@ impl Hub {
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Brings every resident view of the dossier up to date with `record` (as of its change
+    /// `record_seq`) after `changes` (all entries when `None`), then records that they reflect
+    /// it, so that a view left behind by a stop in between is found on start (I8). One way:
+    /// views are written here and nowhere else (I1, R7).
+    async fn project_record(
+        &self,
+        dossier: DossierId,
+        record: &Automerge,
+        changes: Option<&[Change]>,
+        record_seq: i64,
+    ) -> Result<(), HubError> {
+        let views = self.views(dossier);
+        if views.is_empty() {
+            return Ok(());
+        }
         for (person, view) in views {
             let (keep, changed) = projection::view_update(record, &person, changes);
             if self.view_loses_content(view, &keep, &changed).await? {
@@ -1133,6 +1144,9 @@ impl Hub {
             }))
             .await?;
         }
+        // Replacement may have given views new ids: mark the ones that hold now.
+        let views: Vec<DocumentId> = self.views(dossier).into_iter().map(|(_, v)| v).collect();
+        self.store.mark_projected(&views, record_seq).await?;
         Ok(())
     }
 
@@ -1144,10 +1158,23 @@ impl Hub {
         else {
             return Ok(());
         };
-        let Some(doc) = self.snapshot(record).await? else {
-            return Ok(());
+        let slot = self.slot(record, dossier, &DocumentKey::Record).await?;
+        let (doc, seq) = {
+            let inner = slot.inner.lock().await;
+            (inner.doc.clone(), inner.last_seq)
         };
-        self.project_record(dossier, &doc, None).await
+        self.project_record(dossier, &doc, None, seq).await
+    }
+
+    /// Projects again every view that reflects less of its record than the store holds: the
+    /// server stopped between a record batch's commit and its views' writes (I8). Run on start;
+    /// returns how many dossiers it brought up to date.
+    pub async fn catch_up_views(&self) -> Result<usize, HubError> {
+        let behind = self.store.views_behind().await?;
+        for dossier in &behind {
+            self.refresh_views(*dossier).await?;
+        }
+        Ok(behind.len())
     }
 
     /// A document's current state, for server-side reads (e.g. projections).

@@ -62,6 +62,16 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         .await
         .context("cannot load the store")?
         .with_limits((&args.limits).into());
+    let caught_up = hub
+        .catch_up_views()
+        .await
+        .context("cannot bring the resident views up to date")?;
+    if caught_up > 0 {
+        tracing::info!(
+            dossiers = caught_up,
+            "resident views projected again on start"
+        );
+    }
     Ok(AppState {
         hub: Arc::new(hub),
         auth,

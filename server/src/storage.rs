@@ -560,6 +560,37 @@ impl Store {
         Ok(())
     }
 
+    /// Records that `views` reflect `record` up to its change `record_seq`.
+    pub async fn mark_projected(&self, views: &[DocumentId], record_seq: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for view in views {
+            sqlx::query("INSERT INTO view_projections (view, record_seq) VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET record_seq = excluded.record_seq")
+                .bind(view.to_string())
+                .bind(record_seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The dossiers with a resident view that reflects less of `record` than it holds.
+    pub async fn views_behind(&self) -> Result<Vec<DossierId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT v.dossier FROM documents v \
+             JOIN documents r ON r.dossier = v.dossier AND r.key = 'record' \
+             LEFT JOIN view_projections p ON p.view = v.id \
+             WHERE v.key LIKE 'view/%' AND COALESCE(p.record_seq, 0) < MAX( \
+                 COALESCE((SELECT MAX(seq) FROM changes WHERE document = r.id), 0), \
+                 COALESCE((SELECT upto_seq FROM snapshots WHERE document = r.id), 0))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse(r.get::<&str, _>(0), "documents"))
+            .collect()
+    }
+
     // ---- sync states ---------------------------------------------------------------------
 
     /// The persisted sync state of `user`'s device `storage_id` for a document.

@@ -293,7 +293,9 @@ fn roles_without_dossier_access_are_denied_everything() {
         for action in [
             Action::Read(&DocumentKey::Plan),
             Action::Export,
-            Action::BreakGlass { reason: "curious" },
+            Action::BreakGlass {
+                reason: Some("curious"),
+            },
         ] {
             assert_eq!(
                 decide(&cast(name), action, &rel, NOW),
@@ -327,7 +329,16 @@ fn a_grant_holds_until_the_second_before_it_expires_and_not_at_that_second() {
 #[test]
 fn r2_breaking_the_glass_needs_a_team_colleague_and_a_reason() {
     let rel = dossier();
-    let bg = |name: &str, reason| decide(&cast(name), Action::BreakGlass { reason }, &rel, NOW);
+    let bg = |name: &str, reason| {
+        decide(
+            &cast(name),
+            Action::BreakGlass {
+                reason: Some(reason),
+            },
+            &rel,
+            NOW,
+        )
+    };
     assert_eq!(
         bg("colleague", "   "),
         Decision::Deny(DenyReason::ReasonRequired)

@@ -96,7 +96,7 @@ fn answers(who: &Principal, key: &DocumentKey, rel: &Relationships) -> Vec<Decis
         decide(
             who,
             Action::BreakGlass {
-                reason: "emergency",
+                reason: Some("emergency"),
             },
             rel,
             NOW,

@@ -108,7 +108,9 @@ fn questions(u: &mut Unstructured<'_>) -> Result<()> {
     let decided_by = id::<UserId>(u, USERS)?;
     let action = match u.int_in_range(0..=14u8)? {
         0 => Action::Export,
-        1 => Action::BreakGlass { reason: &reason },
+        1 => Action::BreakGlass {
+            reason: Some(reason.as_str()),
+        },
         2 => Action::Register(Registration::Signal),
         3 => Action::Register(Registration::Dossier),
         4 => Action::ApproveWeighing {

@@ -130,9 +130,11 @@ pub(super) async fn offline_reads(
                 store
                     .append_offline_read(&body.device, &ev.id, &audit)
                     .await?;
+                // The audit log keeps the reason; the device is told what it would be told of
+                // a dossier or document that does not exist (I5).
                 out.refused.push(Refused {
                     id: ev.id,
-                    reason: reason.code(),
+                    reason: "not_found",
                 });
             }
         }

@@ -163,9 +163,17 @@ pub(super) async fn break_glass(
 ) -> ApiResult<Response> {
     let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
     let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let now = OffsetDateTime::now_utc();
+    // Standing before the body: whoever could not break the glass here gets the answer an
+    // unknown dossier gets, however malformed their request (I5).
+    match decide(&who, Action::BreakGlass { reason: None }, &entry.rel, now) {
+        Decision::Deny(reason) if reason != DenyReason::AlreadyHasAccess => {
+            return Err(refuse(&state, &who, &entry, reason, now).await);
+        }
+        _ => {}
+    }
     let body: BreakGlassBody =
         json_body(&body, "{\"reason\", \"category\"} or {\"confirmation\"}")?.unwrap_or_default();
-    let now = OffsetDateTime::now_utc();
     match body.confirmation {
         None => warn(&state, &who, &entry, body, now).await,
         Some(token) => confirm(&state, &who, entry, &token, now).await,
@@ -191,7 +199,7 @@ async fn warn(
     now: OffsetDateTime,
 ) -> ApiResult<Response> {
     let action = Action::BreakGlass {
-        reason: &body.reason,
+        reason: Some(&body.reason),
     };
     if let Decision::Deny(reason) = decide(who, action, &entry.rel, now) {
         return Err(refuse(state, who, entry, reason, now).await);
@@ -283,7 +291,7 @@ async fn confirm(
         .ok_or_else(invalid)?;
     // Relationships may have changed since the warning: the policy decides again.
     let action = Action::BreakGlass {
-        reason: &request.reason,
+        reason: Some(&request.reason),
     };
     if let Decision::Deny(reason) = decide(who, action, &entry.rel, now) {
         return Err(refuse(state, who, &entry, reason, now).await);

@@ -17,7 +17,8 @@ use crate::storage::{RelationEdit, Unit};
 pub struct Relating {
     /// The row it writes.
     pub edit: RelationEdit,
-    /// The dossier as it will be once committed.
+    /// The dossier as it will be once committed; memory takes its relationships and the new
+    /// view from it.
     pub entry: DossierEntry,
     /// Whether `meta`'s list of assigned workers follows `entry`.
     pub meta_follows: bool,
@@ -96,8 +97,21 @@ impl Hub {
             self.fan_out(slot, inner, None);
         }
         drop(locked);
-        let entry = relating.entry;
-        self.put_dossier(entry.clone()).await;
+        // Only what this change made is taken into memory: a view replaced meanwhile by a
+        // record batch keeps its new id.
+        if let (Some((id, _, _)), Some(key)) = (&relating.new_view, &view_key) {
+            self.by_document.write().insert(*id, (dossier, key.clone()));
+        }
+        let entry = {
+            let mut dossiers = self.dossiers.write();
+            let entry = dossiers.entry(dossier).or_insert(relating.entry.clone());
+            entry.rel = relating.entry.rel.clone();
+            if let (Some((id, _, _)), Some(key)) = (&relating.new_view, view_key) {
+                entry.documents.insert(key, *id);
+            }
+            entry.clone()
+        };
+        self.enforce(Some(dossier)).await;
         if relating.new_view.is_some() {
             self.refresh_views(dossier).await?;
         }

@@ -582,7 +582,8 @@ async fn a_device_cannot_report_reads_of_documents_its_user_may_not_read() {
     assert_eq!(answer["accepted"], json!([]));
     assert_eq!(
         answer["refused"],
-        json!([{ "id": "1", "reason": "not_in_audience" }, { "id": "2", "reason": "not_found" }])
+        json!([{ "id": "1", "reason": "not_found" }, { "id": "2", "reason": "not_found" }]),
+        "a document the resident may not read is refused like an unknown one"
     );
     let (_, answer) = server
         .api(
@@ -592,7 +593,7 @@ async fn a_device_cannot_report_reads_of_documents_its_user_may_not_read() {
             body("plan"),
         )
         .await;
-    assert_eq!(answer["refused"][0]["reason"], "other_district");
+    assert_eq!(answer["refused"][0]["reason"], "not_found");
     // The claims are on record as refused, never as reads.
     let events = server
         .state

@@ -11,6 +11,7 @@ mod bounds;
 mod client;
 mod extract;
 mod frame;
+mod house;
 mod household;
 mod http_bounds;
 mod interop;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn write_weighing(server: &TestServer, house: &Household) {
+pub(crate) async fn write_weighing(server: &TestServer, house: &Household) {
     let record = house.doc("record");
     let mut anna = Peer::open(server, "worker", record, "safety").await;
     anna.edit(record, |d| {
@@ -131,7 +131,10 @@ async fn sharing_without_consent_needs_a_second_worker_and_leaves_a_task_to_info
     let (status, _) = server
         .api(&server.token("zuid_worker"), "POST", &approve, Value::Null)
         .await;
-    assert_eq!(status, 403, "nor a worker of another team");
+    assert_eq!(
+        status, 404,
+        "nor a worker of another team, who is answered as for an unknown weighing"
+    );
     let (status, _) = server
         .api(&server.token("colleague"), "POST", &approve, Value::Null)
         .await;
