@@ -111,8 +111,12 @@ struct MiniPeer {
 
 impl MiniPeer {
     async fn connect(addr: SocketAddr, doc_id: DocumentId) -> MiniPeer {
+        Self::connect_as(addr, doc_id, &worker()).await
+    }
+
+    async fn connect_as(addr: SocketAddr, doc_id: DocumentId, token: &str) -> MiniPeer {
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/sync?token={}", worker()))
+            tokio_tungstenite::connect_async(format!("ws://{addr}/sync?token={token}"))
                 .await
                 .unwrap();
         let me = PeerId::new(format!("p-{}", uuid::Uuid::new_v4().simple()));
@@ -258,6 +262,133 @@ async fn every_acknowledged_change_survives_a_sigkill() {
     assert!(
         lost.is_empty(),
         "acknowledged edits lost after SIGKILL: {lost:?} of {acked}"
+    );
+}
+
+/// The ids of the entries in a `record` or `view/<person>` (of those about `person` for a record).
+fn entry_ids(doc: &AutoCommit, person: Option<&str>) -> std::collections::BTreeSet<String> {
+    let Some((_, entries)) = doc.get(ROOT, "entries").unwrap() else {
+        return Default::default();
+    };
+    let text = |obj: &automerge::ObjId, key: &str| match doc.get(obj, key).unwrap() {
+        Some((automerge::Value::Scalar(s), _)) => s.to_str().map(str::to_owned),
+        Some((automerge::Value::Object(_), id)) => doc.text(&id).ok(),
+        None => None,
+    };
+    (0..doc.length(&entries))
+        .filter_map(|i| {
+            let e = doc.get(&entries, i).unwrap().unwrap().1;
+            let about = match (person, doc.get(&e, "subjects").unwrap()) {
+                (None, _) => true,
+                (Some(p), Some((_, subjects))) => (0..doc.length(&subjects)).any(|j| {
+                    doc.get(&subjects, j)
+                        .unwrap()
+                        .is_some_and(|(v, _)| v.to_str() == Some(p))
+                }),
+                (Some(_), None) => false,
+            };
+            about.then(|| text(&e, "id")).flatten()
+        })
+        .collect()
+}
+
+/// Pumps until nothing new arrives for a while, within a bound.
+async fn settle(peer: &mut MiniPeer) {
+    for _ in 0..100 {
+        let before = peer.doc.get_heads();
+        assert!(peer.pump(Duration::from_millis(300)).await);
+        if peer.doc.get_heads() == before && !before.is_empty() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_resident_view_holds_every_record_entry_about_her_after_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg];
+    let server = spawn(dir.path(), &args);
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("http://{}/api/v1/dossiers", server.1))
+        .bearer_auth(worker())
+        .json(&json!({
+            "district": "noord", "team": "t1",
+            "persons": [{ "id": "p-sanne", "name": "Sanne", "birth_date": "1988-03-14" },
+                        { "id": "p-daan", "name": "Daan", "birth_date": "2015-06-01" }],
+            "resident_agreed": true, "agreed_on": "2026-11-01",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dossier = created["id"].as_str().unwrap();
+    let record = DocumentId::from_url(created["documents"]["record"].as_str().unwrap()).unwrap();
+    let linked: Value = client
+        .post(format!(
+            "http://{}/api/v1/dossiers/{dossier}/residents",
+            server.1
+        ))
+        .bearer_auth(worker())
+        .json(&json!({ "person": "p-sanne" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let view = DocumentId::from_url(linked["url"].as_str().unwrap()).unwrap();
+
+    let mut peer = MiniPeer::connect(server.1, record).await;
+    while peer.doc.get(ROOT, "entries").unwrap().is_none() {
+        assert!(peer.pump(Duration::from_millis(100)).await);
+    }
+    let entries = peer.doc.get(ROOT, "entries").unwrap().unwrap().1;
+    let mut server = Some(server);
+    for i in 0..300 {
+        let at = peer.doc.length(&entries);
+        let e = peer.doc.insert_object(&entries, at, ObjType::Map).unwrap();
+        peer.doc.put(&e, "id", format!("e{i}")).unwrap();
+        peer.doc.put(&e, "kind", "opinion").unwrap();
+        peer.doc.put(&e, "category", "work_note").unwrap();
+        let s = peer.doc.put_object(&e, "subjects", ObjType::List).unwrap();
+        // Most entries are about her; some about her child, which her view must not hold.
+        peer.doc
+            .insert(&s, 0, if i % 5 == 4 { "p-daan" } else { "p-sanne" })
+            .unwrap();
+        let t = peer.doc.put_object(&e, "text", ObjType::Text).unwrap();
+        peer.doc
+            .splice_text(&t, 0, 0, &format!("notitie {i}"))
+            .unwrap();
+        peer.doc.commit();
+        peer.flush().await;
+        if !peer.pump(Duration::from_millis(2)).await {
+            break;
+        }
+        if i == 120 {
+            drop(server.take());
+        }
+    }
+
+    let server = spawn(dir.path(), &args);
+    let mut worker_peer = MiniPeer::connect(server.1, record).await;
+    settle(&mut worker_peer).await;
+    let about_her = entry_ids(&worker_peer.doc, Some("p-sanne"));
+    assert!(
+        about_her.len() > 10,
+        "too few entries committed to prove anything"
+    );
+    let resident = token(json!({ "sub": "sanne", "role": "resident", "person": "p-sanne" }));
+    let mut sanne = MiniPeer::connect_as(server.1, view, &resident).await;
+    settle(&mut sanne).await;
+    assert_eq!(
+        entry_ids(&sanne.doc, None),
+        about_her,
+        "her view holds exactly the entries the record holds about her"
     );
 }
 
