@@ -11,7 +11,7 @@ use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::hub::{DossierEntry, Hub, HubError, Relating};
+use crate::hub::{DocumentEdit, DossierEntry, Hub, HubError, Relating};
 use crate::storage::{RelationEdit, StorageError};
 
 /// Why an operation did nothing.
@@ -91,6 +91,15 @@ fn relate_event(
     ev
 }
 
+/// `meta`'s list of assigned workers, set to the one `entry` holds.
+fn meta_lists(entry: &DossierEntry) -> (DocumentKey, DocumentEdit) {
+    let assigned = entry.rel.assigned.clone();
+    (
+        DocumentKey::Meta,
+        Box::new(move |tx| document::set_assigned(tx, &assigned)),
+    )
+}
+
 /// Assigns `user` to the dossier (a functional admin, or the team's manager); `meta` lists them.
 pub async fn assign(
     hub: &Hub,
@@ -110,11 +119,11 @@ pub async fn assign(
         rel.assigned.push(user.clone());
         entry.rel = rel.into();
         Ok(Some(Relating {
-            audit: relate_event(who, dossier, at, format!("assigned {user}")),
-            edit: RelationEdit::Assign(user),
+            audit: vec![relate_event(who, dossier, at, format!("assigned {user}"))],
+            edits: vec![RelationEdit::Assign(user)],
+            edit: Some(meta_lists(&entry)),
             entry,
-            meta_follows: true,
-            new_view: None,
+            new_document: None,
         }))
     })
     .await?;
@@ -143,11 +152,11 @@ pub async fn unassign(
         rel.assigned.retain(|u| u != &user);
         entry.rel = rel.into();
         Ok(Some(Relating {
-            audit: relate_event(who, dossier, at, format!("unassigned {user}")),
-            edit: RelationEdit::Unassign(user),
+            audit: vec![relate_event(who, dossier, at, format!("unassigned {user}"))],
+            edits: vec![RelationEdit::Unassign(user)],
+            edit: Some(meta_lists(&entry)),
             entry,
-            meta_follows: true,
-            new_view: None,
+            new_document: None,
         }))
     })
     .await?;
@@ -192,10 +201,10 @@ pub async fn link_resident(
                 return Ok(None);
             }
             let mut entry = entry.clone();
-            let new_view = (!entry.documents.contains_key(&key)).then(|| {
+            let new_document = (!entry.documents.contains_key(&key)).then(|| {
                 let id = DocumentId::new_random();
                 entry.documents.insert(key.clone(), id);
-                (id, person.clone(), document::new_view(&record).save())
+                (id, key.clone(), document::new_view(&record).save())
             });
             let mut rel = (*entry.rel).clone();
             if !rel.is_linked(&person) {
@@ -203,11 +212,12 @@ pub async fn link_resident(
             }
             entry.rel = rel.into();
             Ok(Some(Relating {
-                audit: relate_event(who, dossier, at, format!("linked resident {person}")),
-                edit: RelationEdit::Link(person.clone()),
-                entry,
-                meta_follows: false,
-                new_view,
+                new_document,
+                ..Relating::rows(
+                    vec![RelationEdit::Link(person.clone())],
+                    entry,
+                    relate_event(who, dossier, at, format!("linked resident {person}")),
+                )
             }))
         })
         .await?;
@@ -239,13 +249,11 @@ pub async fn unlink_resident(
         let mut rel = (*entry.rel).clone();
         rel.linked_persons.retain(|p| p != &person);
         entry.rel = rel.into();
-        Ok(Some(Relating {
-            audit: relate_event(who, dossier, at, format!("unlinked resident {person}")),
-            edit: RelationEdit::Unlink(person),
+        Ok(Some(Relating::rows(
+            vec![RelationEdit::Unlink(person.clone())],
             entry,
-            meta_follows: false,
-            new_view: None,
-        }))
+            relate_event(who, dossier, at, format!("unlinked resident {person}")),
+        )))
     })
     .await?;
     Ok(())

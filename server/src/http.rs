@@ -572,24 +572,37 @@ fn dossier_id(id: &str) -> ApiResult<DossierId> {
     id.parse().map_err(|_| ApiError::not_found())
 }
 
-/// Audits a relationship change made outside [`domain`] and takes the entry into memory.
-async fn relate(
-    state: &AppState,
+/// The audit row of a change to `entry`'s relationships or the rows around them.
+fn relation_event(
     who: &Principal,
-    entry: DossierEntry,
+    entry: &DossierEntry,
+    at: OffsetDateTime,
     what: String,
-) -> ApiResult<()> {
+) -> AuditEvent {
     let mut ev = AuditEvent::new(
-        OffsetDateTime::now_utc(),
+        at,
         who.user.as_str(),
         who.role.as_str(),
         AuditAction::Relate,
     );
     ev.dossier = Some(entry.rel.dossier.to_string());
     ev.detail = Some(what);
-    state.hub.store().append_audit(&ev).await?;
-    state.hub.put_dossier(entry).await;
-    Ok(())
+    ev
+}
+
+/// Whether `who` may do `action` on `entry` as it stands; answered like an unknown dossier
+/// otherwise.
+fn standing_in(
+    who: &Principal,
+    entry: &DossierEntry,
+    action: Action<'_>,
+    at: OffsetDateTime,
+) -> ApiResult<()> {
+    if decide(who, action, &entry.rel, at).is_allowed() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 /// The dossier, if `who` may do `action` on it; answered like an unknown dossier otherwise.

@@ -37,7 +37,7 @@ mod share;
 
 pub use connection::{Outbox, SessionHandle, SessionId};
 pub use limits::{Limits, MAX_EPHEMERAL_BYTES, TokenBucket};
-pub use relate::Relating;
+pub use relate::{DocumentEdit, Relating};
 
 /// Compact a document's appended changes into a snapshot after this many.
 const COMPACT_AFTER: i64 = 500;

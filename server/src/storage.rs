@@ -231,21 +231,6 @@ impl Store {
         Ok(())
     }
 
-    /// Adds one document (e.g. a new `maatwerk/<n>`) to an existing dossier.
-    pub async fn create_document(
-        &self,
-        id: DocumentId,
-        dossier: DossierId,
-        key: &DocumentKey,
-        snapshot: &[u8],
-        at: OffsetDateTime,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_document(&mut tx, id, dossier, key, snapshot, at).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Replaces document `old` by `new` holding only `snapshot`, in one transaction: the old
     /// document's changes, snapshot and sync states are deleted, and `old` is retired so that
     /// it is refused forever; earlier ids retired in its favour now point to `new`.
@@ -382,86 +367,6 @@ impl Store {
                 .push(parse(r.get::<&str, _>(1), "dossier_persons")?);
         }
         Ok(out)
-    }
-
-    /// Assigns a worker (idempotent).
-    pub async fn assign(
-        &self,
-        dossier: DossierId,
-        user: &UserId,
-        at: OffsetDateTime,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)",
-        )
-        .bind(dossier.to_string())
-        .bind(user.as_str())
-        .bind(ts(at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Ends an assignment; returns whether there was one.
-    pub async fn unassign(&self, dossier: DossierId, user: &UserId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM assignments WHERE dossier = ? AND user_id = ?")
-            .bind(dossier.to_string())
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Links a person of the dossier to a resident account (idempotent).
-    pub async fn link_resident(
-        &self,
-        dossier: DossierId,
-        person: &PersonId,
-        at: OffsetDateTime,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO resident_links (dossier, person, linked_at) VALUES (?, ?, ?)",
-        )
-        .bind(dossier.to_string())
-        .bind(person.as_str())
-        .bind(ts(at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Removes a resident link; returns whether there was one.
-    pub async fn unlink_resident(&self, dossier: DossierId, person: &PersonId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM resident_links WHERE dossier = ? AND person = ?")
-            .bind(dossier.to_string())
-            .bind(person.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Records a break-glass grant together with its emergency-access audit event, in one
-    /// transaction: a grant never exists without its record (I3), nor the record without it.
-    pub async fn add_grant(
-        &self,
-        dossier: DossierId,
-        grant: &Grant,
-        ev: &AuditEvent,
-    ) -> Result<()> {
-        let mut tail = self.audit_tail.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let hash = insert_audit(&mut tx, ev, &tail).await?;
-        sqlx::query("INSERT INTO grants (dossier, user_id, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(dossier.to_string())
-            .bind(grant.user.as_str())
-            .bind(&grant.reason)
-            .bind(ts(grant.granted_at))
-            .bind(ts(grant.expires_at))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        *tail = hash;
-        Ok(())
     }
 
     // ---- documents -----------------------------------------------------------------------

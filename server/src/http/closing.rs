@@ -19,7 +19,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::share::{denied, document_at};
-use super::{ApiError, ApiResult, AppState, Caller, relate};
+use super::{ApiError, ApiResult, AppState, Caller, relation_event};
+use crate::hub::Relating;
+use crate::storage::RelationEdit;
 
 /// `POST /api/v1/dossiers/{id}/close`.
 #[derive(Deserialize)]
@@ -47,7 +49,7 @@ pub(super) async fn close(
     Json(body): Json<Closing>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let mut entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
+    let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -81,11 +83,6 @@ pub(super) async fn close(
             "finish the dossier's open tasks first (such as informing the resident of a share)",
         ));
     }
-    let meta_id = entry
-        .documents
-        .get(&DocumentKey::Meta)
-        .copied()
-        .ok_or_else(ApiError::not_found)?;
     let mut parts = if body.regimes.is_empty() {
         document::regimes(&document_at(&state, &entry, DocumentKey::Meta).await?)
     } else {
@@ -122,35 +119,45 @@ pub(super) async fn close(
     }
     let destroy_by = retention::destroy_by_dossier(&parts, &[]);
     let written = parts.clone();
-    state
-        .hub
-        .server_write(meta_id, move |tx| {
-            compose::write_closed(tx, &written, destroy_by)
-        })
-        .await?;
-    store.close_dossier(dossier, destroy_by, now).await?;
-    let ended = std::mem::take(&mut Arc::make_mut(&mut entry.rel).partners);
-    for org in &ended {
-        store
-            .end_partner(dossier, org, "dossier_closed", now)
-            .await?;
-    }
-    Arc::make_mut(&mut entry.rel).closed = true;
     let triage = triage.expect("the policy allowed it");
     let handover = (triage.moment == "overdracht")
         .then(|| json!({ "recipient": triage.recipient, "items": triage.items }));
-    relate(
-        &state,
-        &who,
-        entry,
-        format!(
-            "closed on triage {} ({}); partners ended: {}",
-            triage.id,
-            triage.moment,
-            ended.len()
-        ),
-    )
-    .await?;
+    let mut ended = Vec::new();
+    state
+        .hub
+        .relate::<ApiError>(dossier, now, |current| {
+            // Relationships may have changed since the policy was asked: it decides again.
+            denied(decide(
+                &who,
+                Action::Close {
+                    triage: Some(&triage),
+                },
+                &current.rel,
+                now,
+            ))?;
+            let mut after = current.clone();
+            let rel = Arc::make_mut(&mut after.rel);
+            ended = std::mem::take(&mut rel.partners);
+            rel.closed = true;
+            let mut edits = vec![RelationEdit::Close { destroy_by }];
+            edits.extend(ended.iter().map(|org| RelationEdit::EndPartner {
+                org: org.clone(),
+                because: "dossier_closed",
+            }));
+            let what = format!(
+                "closed on triage {} ({}); partners ended: {}",
+                triage.id,
+                triage.moment,
+                ended.len()
+            );
+            let mut plan = Relating::rows(edits, after, relation_event(&who, current, now, what));
+            plan.edit = Some((
+                DocumentKey::Meta,
+                Box::new(move |tx| compose::write_closed(tx, &written, destroy_by)),
+            ));
+            Ok(Some(plan))
+        })
+        .await?;
     let date = |d: time::Date| d.format(document::DATE).expect("dates format");
     Ok(Json(json!({
         "status": "closed",

@@ -28,9 +28,9 @@ use time::OffsetDateTime;
 use super::params::{self, PageSize, Params};
 use super::{ApiError, ApiResult, AppState, Caller};
 use crate::audit::{AuditAction, AuditEvent};
-use crate::hub::{DossierEntry, subjects};
+use crate::hub::{DossierEntry, HubError, Relating, subjects};
 use crate::report::{self, Category, GrantUses, PatternScan, ReportMonth, UnusualAccess, html};
-use crate::storage::{AuditQuery, BreakGlassRequest};
+use crate::storage::{AuditQuery, BreakGlassRequest, RelationEdit};
 
 /// How long the warning's confirmation token is accepted.
 const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(10);
@@ -268,10 +268,24 @@ async fn warn(
         .into_response())
 }
 
+/// Why a confirmed break-glass request was not granted.
+enum Refusal {
+    /// The policy refused it as the dossier stands now.
+    Denied(DenyReason),
+    /// The hub or store failed.
+    Hub(HubError),
+}
+
+impl From<HubError> for Refusal {
+    fn from(e: HubError) -> Self {
+        Refusal::Hub(e)
+    }
+}
+
 async fn confirm(
     state: &AppState,
     who: &Principal,
-    mut entry: DossierEntry,
+    entry: DossierEntry,
     token: &str,
     now: OffsetDateTime,
 ) -> ApiResult<Response> {
@@ -289,15 +303,8 @@ async fn confirm(
         .await?
         .filter(|r| now < r.expires_at)
         .ok_or_else(invalid)?;
-    // Relationships may have changed since the warning: the policy decides again.
-    let action = Action::BreakGlass {
-        reason: Some(&request.reason),
-    };
-    if let Decision::Deny(reason) = decide(who, action, &entry.rel, now) {
-        return Err(refuse(state, who, &entry, reason, now).await);
-    }
     let category: Category = request.category.parse().unwrap_or(Category::Other);
-    let grant = grant_for(state, who, request.reason, now);
+    let grant = grant_for(state, who, request.reason.clone(), now);
     // I3: the emergency access is on record, in the same transaction, before the grant can
     // be used.
     let mut ev = event(who, now, AuditAction::BreakGlass);
@@ -305,16 +312,31 @@ async fn confirm(
     ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
     ev.basis = Some("break_glass".into());
     ev.detail = Some(category.as_str().into());
-    state
+    let granted = state
         .hub
-        .store()
-        .add_grant(entry.rel.dossier, &grant, &ev)
-        .await?;
-    let mut rel = (*entry.rel).clone();
-    rel.grants.push(grant.clone());
-    entry.rel = Arc::new(rel);
+        .relate::<Refusal>(entry.rel.dossier, now, |current| {
+            // Relationships may have changed since the warning: the policy decides again.
+            let action = Action::BreakGlass {
+                reason: Some(&request.reason),
+            };
+            if let Decision::Deny(reason) = decide(who, action, &current.rel, now) {
+                return Err(Refusal::Denied(reason));
+            }
+            let mut after = current.clone();
+            Arc::make_mut(&mut after.rel).grants.push(grant.clone());
+            Ok(Some(Relating::rows(
+                vec![RelationEdit::Grant(grant.clone())],
+                after,
+                ev,
+            )))
+        })
+        .await;
+    let entry = match granted {
+        Ok(entry) => entry,
+        Err(Refusal::Denied(reason)) => return Err(refuse(state, who, &entry, reason, now).await),
+        Err(Refusal::Hub(e)) => return Err(e.into()),
+    };
     let documents = readable(who, &entry, &entry.rel, now);
-    state.hub.put_dossier(entry).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({

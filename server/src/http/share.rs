@@ -24,8 +24,10 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{ApiError, ApiResult, AppState, Caller, relate, standing};
+use super::{ApiError, ApiResult, AppState, Caller, relation_event, standing, standing_in};
 use crate::hub::DossierEntry;
+use crate::hub::Relating;
+use crate::storage::RelationEdit;
 use crate::storage::share::PartnerShareRow;
 
 /// The ground a partner share rests on.
@@ -132,33 +134,6 @@ fn requested_items(body: &[String], triage: Option<&share::Triage>) -> BTreeSet<
     }
 }
 
-/// The document at `key`, created with `initial` content when the dossier has none yet.
-async fn create_document(
-    state: &AppState,
-    entry: &mut DossierEntry,
-    key: &DocumentKey,
-    mut initial: automerge::AutoCommit,
-) -> ApiResult<DocumentId> {
-    if let Some(id) = entry.documents.get(key) {
-        return Ok(*id);
-    }
-    let id = DocumentId::new_random();
-    let snapshot = initial.save();
-    state
-        .hub
-        .store()
-        .create_document(
-            id,
-            entry.rel.dossier,
-            key,
-            &snapshot,
-            OffsetDateTime::now_utc(),
-        )
-        .await?;
-    entry.documents.insert(key.clone(), id);
-    Ok(id)
-}
-
 /// Involve a chain partner: creates `partner/<org>` for DAT-information (R5).
 pub(super) async fn add_partner(
     State(state): State<AppState>,
@@ -166,7 +141,7 @@ pub(super) async fn add_partner(
     Path(id): Path<String>,
     Json(body): Json<PartnerShare>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -253,49 +228,28 @@ pub(super) async fn add_partner(
         now,
     ))?;
     let key = DocumentKey::Partner(body.org.clone());
-    let doc = create_document(
-        &state,
-        &mut entry,
-        &key,
-        document::skeleton(DocumentKind::Partner),
-    )
-    .await?;
-    state
-        .hub
-        .store()
-        .add_partner(
-            entry.rel.dossier,
-            &PartnerShareRow {
-                org: body.org.clone(),
-                ground: match body.ground {
-                    GroundName::Consent => "consent",
-                    GroundName::FourEyes => "four_eyes",
-                }
-                .into(),
-                purpose: body.purpose.clone(),
-                items,
-                subjects: body.subjects.clone(),
-            },
-        )
-        .await?;
+    let mut edits = vec![RelationEdit::Partner(PartnerShareRow {
+        org: body.org.clone(),
+        ground: match body.ground {
+            GroundName::Consent => "consent",
+            GroundName::FourEyes => "four_eyes",
+        }
+        .into(),
+        purpose: body.purpose.clone(),
+        items,
+        subjects: body.subjects.clone(),
+    })];
     if body.ground == GroundName::FourEyes {
         // R17: the resident is told as soon as possible; the task stays open until someone has.
-        let about = format!(
-            "shared with partner:{} on weighing {} without consent",
-            body.org,
-            body.weighing.as_deref().unwrap_or("")
-        );
-        state
-            .hub
-            .store()
-            .add_task(entry.rel.dossier, "inform_resident", &about, now)
-            .await?;
+        edits.push(RelationEdit::Task {
+            kind: "inform_resident",
+            about: format!(
+                "shared with partner:{} on weighing {} without consent",
+                body.org,
+                body.weighing.as_deref().unwrap_or("")
+            ),
+        });
     }
-    let mut rel = (*entry.rel).clone();
-    if !rel.partners.contains(&body.org) {
-        rel.partners.push(body.org.clone());
-    }
-    entry.rel = Arc::new(rel);
     let what = format!(
         "shared with partner:{} on triage {} ({})",
         body.org,
@@ -306,19 +260,56 @@ pub(super) async fn add_partner(
             "four eyes"
         }
     );
-    relate(&state, &who, entry, what).await?;
-    // R5: DAT-information only — the worker's contact and the actions agreed for this partner.
+    // R5: DAT-information only — the worker's contact and the actions agreed for this partner,
+    // written into the partner's document with the share itself.
     let (contact, actions) = (body.contact, body.actions);
-    state
+    let org = body.org.clone();
+    let after = state
         .hub
-        .server_write(doc, move |tx| {
-            compose::write_assignment(tx, contact.as_ref(), &actions)
+        .relate::<ApiError>(entry.rel.dossier, now, |current| {
+            still_working_on(&who, current, now)?;
+            let mut after = current.clone();
+            let rel = Arc::make_mut(&mut after.rel);
+            if !rel.partners.contains(&org) {
+                rel.partners.push(org.clone());
+            }
+            let mut plan = Relating::rows(edits, after, relation_event(&who, current, now, what));
+            if current.documents.contains_key(&key) {
+                plan.edit = Some((
+                    key.clone(),
+                    Box::new(move |tx| compose::write_assignment(tx, contact.as_ref(), &actions)),
+                ));
+            } else {
+                let mut doc = document::skeleton(DocumentKind::Partner);
+                compose::write_assignment(&mut doc, contact.as_ref(), &actions)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                doc.commit();
+                document::validate(DocumentKind::Partner, &doc).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+                })?;
+                let id = DocumentId::new_random();
+                plan.entry.documents.insert(key.clone(), id);
+                plan.new_document = Some((id, key.clone(), doc.save()));
+            }
+            Ok(Some(plan))
         })
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": doc.to_url() })),
+        Json(json!({ "key": key.to_string(), "url": after.documents[&key].to_url() })),
     ))
+}
+
+/// Whether `who` still works on the dossier as it stands now (it may have changed while a
+/// share was being decided): still assigned, and the dossier still open.
+fn still_working_on(who: &Principal, entry: &DossierEntry, now: OffsetDateTime) -> ApiResult<()> {
+    standing_in(who, entry, Action::WorkOn, now)?;
+    if entry.rel.closed {
+        return denied(Decision::Deny(
+            regie_core::policy::DenyReason::DossierClosed,
+        ));
+    }
+    Ok(())
 }
 
 /// Prepare a maatwerk decision (R6): the worker composes `maatwerk/<n>` — request, assessed
@@ -331,7 +322,7 @@ pub(super) async fn add_maatwerk(
     Path(id): Path<String>,
     Json(body): Json<MaatwerkShare>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let mut entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -396,21 +387,36 @@ pub(super) async fn add_maatwerk(
     doc.commit();
     document::validate(DocumentKind::Maatwerk, &doc)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
-    let store = state.hub.store();
-    store
-        .set_applicant(entry.rel.dossier, n, &body.applicant)
+    let applicant = body.applicant.clone();
+    let what = format!("created {key} on triage {}", body.triage);
+    let after = state
+        .hub
+        .relate::<ApiError>(entry.rel.dossier, now, |current| {
+            still_working_on(&who, current, now)?;
+            if current.documents.contains_key(&key) {
+                // Another request took this number meanwhile.
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "try_again",
+                    "another maatwerk request was made at the same moment; send yours again",
+                ));
+            }
+            let mut after = current.clone();
+            Arc::make_mut(&mut after.rel)
+                .applicants
+                .push((n, applicant.clone()));
+            let id = DocumentId::new_random();
+            after.documents.insert(key.clone(), id);
+            let mut plan = Relating::rows(
+                vec![RelationEdit::Applicant(n, applicant)],
+                after,
+                relation_event(&who, current, now, what),
+            );
+            plan.new_document = Some((id, key.clone(), doc.save()));
+            Ok(Some(plan))
+        })
         .await?;
-    let doc = create_document(&state, &mut entry, &key, doc).await?;
-    let mut rel = (*entry.rel).clone();
-    rel.applicants.push((n, body.applicant.clone()));
-    entry.rel = Arc::new(rel);
-    relate(
-        &state,
-        &who,
-        entry,
-        format!("created {key} on triage {}", body.triage),
-    )
-    .await?;
+    let doc = after.documents[&key];
     Ok((
         StatusCode::CREATED,
         Json(json!({ "key": key.to_string(), "url": doc.to_url() })),
@@ -448,18 +454,29 @@ pub(super) async fn approve_weighing(
         now,
     ))?;
     let team = who.team.clone().ok_or_else(ApiError::not_found)?;
+    let what = format!("approved weighing {weighing_id}");
     state
         .hub
-        .store()
-        .approve_weighing(id, &weighing_id, &who.user, &team, now)
+        .relate::<ApiError>(id, now, |current| {
+            standing_in(
+                &who,
+                current,
+                Action::ApproveWeighing {
+                    decided_by: Some(&decided_by),
+                },
+                now,
+            )?;
+            Ok(Some(Relating::rows(
+                vec![RelationEdit::Approval {
+                    weighing: weighing_id,
+                    approver: who.user.clone(),
+                    team,
+                }],
+                current.clone(),
+                relation_event(&who, current, now, what),
+            )))
+        })
         .await?;
-    relate(
-        &state,
-        &who,
-        entry,
-        format!("approved weighing {weighing_id}"),
-    )
-    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -482,25 +499,36 @@ pub(super) async fn finish_task(
     Path((id, task)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let entry = standing(&state, &who, &id, Action::WorkOn)?;
-    if state
+    let now = OffsetDateTime::now_utc();
+    let open = state
         .hub
         .store()
-        .finish_task(
-            entry.rel.dossier,
-            task,
-            &who.user,
-            OffsetDateTime::now_utc(),
-        )
+        .tasks(entry.rel.dossier)
         .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
+        .iter()
+        .any(|t| t.id == task && t.done_at.is_none());
+    if !open {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_open_task",
             "no open task with that id",
-        ))
+        ));
     }
+    state
+        .hub
+        .relate::<ApiError>(entry.rel.dossier, now, |current| {
+            standing_in(&who, current, Action::WorkOn, now)?;
+            Ok(Some(Relating::rows(
+                vec![RelationEdit::FinishTask {
+                    task,
+                    by: who.user.clone(),
+                }],
+                current.clone(),
+                relation_event(&who, current, now, format!("finished task {task}")),
+            )))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/dossiers/{id}/consents/{consent}/withdraw`: an assigned worker, or a resident

@@ -12,8 +12,9 @@ use regie_core::document;
 use regie_core::id::{DocumentKey, DossierId, OrgId};
 use regie_core::share;
 
-use super::{Hub, HubError, now};
+use super::{Hub, HubError, Relating, now};
 use crate::audit::{AuditAction, AuditEvent};
+use crate::storage::RelationEdit;
 
 impl Hub {
     /// Asks every dossier with a consent share again on day `on`: consents that expired end
@@ -69,25 +70,44 @@ impl Hub {
             if holds {
                 continue;
             }
-            self.store
-                .end_partner(dossier, &s.org, "consent_no_longer_holds", t)
-                .await?;
-            let mut ev = AuditEvent::new(t, by.0, by.1, AuditAction::Relate);
-            ev.dossier = Some(dossier.to_string());
-            ev.detail = Some(format!(
-                "partner:{} share ended: consent no longer holds",
-                s.org
-            ));
-            self.audit(&ev).await?;
             ended.push(s.org);
         }
-        // Fetched again: the relationships may have changed while the consents were read.
-        if let Some(mut entry) = self.dossier(dossier).filter(|_| !ended.is_empty()) {
-            let mut rel = (*entry.rel).clone();
-            rel.partners.retain(|o| !ended.contains(o));
-            entry.rel = Arc::new(rel);
-            self.put_dossier(entry).await;
+        if ended.is_empty() {
+            return Ok(ended);
         }
+        // One change: every share that ended, with its audit rows; memory follows the commit.
+        self.relate::<HubError>(dossier, t, |current| {
+            let mut after = current.clone();
+            Arc::make_mut(&mut after.rel)
+                .partners
+                .retain(|o| !ended.contains(o));
+            let audit = ended
+                .iter()
+                .map(|org| {
+                    let mut ev = AuditEvent::new(t, by.0, by.1, AuditAction::Relate);
+                    ev.dossier = Some(dossier.to_string());
+                    ev.detail = Some(format!(
+                        "partner:{org} share ended: consent no longer holds"
+                    ));
+                    ev
+                })
+                .collect();
+            let edits = ended
+                .iter()
+                .map(|org| RelationEdit::EndPartner {
+                    org: org.clone(),
+                    because: "consent_no_longer_holds",
+                })
+                .collect();
+            Ok(Some(Relating {
+                edits,
+                entry: after,
+                edit: None,
+                new_document: None,
+                audit,
+            }))
+        })
+        .await?;
         Ok(ended)
     }
 }

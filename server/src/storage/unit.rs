@@ -1,29 +1,70 @@
-//! One state change as the store commits it (I8): a relationship row, a new document, the
-//! changes of server-written documents and the audit rows, all in one transaction or none. The
-//! caller plans the whole change first, so a refusal anywhere leaves nothing behind; and memory
-//! follows only once this returns.
+//! One state change as the store commits it (I8): the rows around a dossier's relationships
+//! (assignments, resident links, grants, partner shares, maatwerk applicants, tasks, approvals,
+//! closing), a new document, the changes of documents the server edits with it and the audit
+//! rows, all in one transaction or none. The caller plans the whole change first, so a refusal
+//! anywhere leaves nothing behind; memory follows only once this returns.
 
-use regie_core::id::{DocumentKey, DossierId, PersonId, UserId};
+use regie_core::id::{DocumentKey, DossierId, OrgId, PersonId, TeamId, UserId};
 use regie_core::relationship::Grant;
 use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
+use super::share::PartnerShareRow;
 use super::{Result, Store, insert_audit, insert_changes, insert_document, ts};
 use crate::audit::AuditEvent;
 
-/// A relationship row to write.
+/// A row a state change writes.
 #[derive(Debug, Clone)]
 pub enum RelationEdit {
-    /// Assign a worker (R1).
+    /// Assign a worker (R1); nothing when assigned already.
     Assign(UserId),
     /// End a worker's assignment.
     Unassign(UserId),
-    /// Link a person of the dossier to a resident account.
+    /// Link a person of the dossier to a resident account; nothing when linked already.
     Link(PersonId),
     /// Remove a resident link.
     Unlink(PersonId),
     /// A break-glass grant (R2).
     Grant(Grant),
+    /// Record (or renew, after it ended) a chain partner's involvement and its ground (R5, R16).
+    Partner(PartnerShareRow),
+    /// End a partner's involvement, with the reason.
+    EndPartner {
+        /// The partner.
+        org: OrgId,
+        /// Why, e.g. `consent_no_longer_holds`.
+        because: &'static str,
+    },
+    /// The applicant of `maatwerk/<n>` (R6).
+    Applicant(u32, PersonId),
+    /// An open task, e.g. `inform_resident` after a share without consent (R17).
+    Task {
+        /// What kind.
+        kind: &'static str,
+        /// What it is about: ids only, no content.
+        about: String,
+    },
+    /// Mark a task done.
+    FinishTask {
+        /// The task's row id.
+        task: i64,
+        /// Who did it.
+        by: UserId,
+    },
+    /// A second worker's approval of a weighing (R17); the first approval stands.
+    Approval {
+        /// The weighing's id in `record`.
+        weighing: String,
+        /// Who approved.
+        approver: UserId,
+        /// Their team.
+        team: TeamId,
+    },
+    /// Close the dossier (R18) with its destroy-by date, if it has one (R23).
+    Close {
+        /// The date the dossier is destroyed.
+        destroy_by: Option<time::Date>,
+    },
 }
 
 /// Everything one state change writes.
@@ -32,8 +73,8 @@ pub struct Unit<'a> {
     pub dossier: DossierId,
     /// When.
     pub at: OffsetDateTime,
-    /// The relationship row, if any.
-    pub relation: Option<&'a RelationEdit>,
+    /// Its rows, in order.
+    pub edits: &'a [RelationEdit],
     /// A document created with it (e.g. `view/<person>` on linking), with its first snapshot.
     pub new_document: Option<(DocumentId, &'a DocumentKey, &'a [u8])>,
     /// Changes appended to documents, each after the sequence number the caller holds.
@@ -49,15 +90,16 @@ impl Store {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let dossier = unit.dossier.to_string();
-        if let Some(edit) = unit.relation {
-            let at = ts(unit.at);
+        let at = ts(unit.at);
+        let list = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialize");
+        for edit in unit.edits {
             let query = match edit {
                 RelationEdit::Assign(u) => sqlx::query(
                     "INSERT OR IGNORE INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)",
                 )
                 .bind(&dossier)
                 .bind(u.as_str())
-                .bind(at),
+                .bind(&at),
                 RelationEdit::Unassign(u) => {
                     sqlx::query("DELETE FROM assignments WHERE dossier = ? AND user_id = ?")
                         .bind(&dossier)
@@ -68,7 +110,7 @@ impl Store {
                 )
                 .bind(&dossier)
                 .bind(p.as_str())
-                .bind(at),
+                .bind(&at),
                 RelationEdit::Unlink(p) => {
                     sqlx::query("DELETE FROM resident_links WHERE dossier = ? AND person = ?")
                         .bind(&dossier)
@@ -82,6 +124,62 @@ impl Store {
                 .bind(&g.reason)
                 .bind(ts(g.granted_at))
                 .bind(ts(g.expires_at)),
+                RelationEdit::Partner(share) => sqlx::query(
+                    "INSERT INTO partners (dossier, org, ground, purpose, items, subjects) VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (dossier, org) DO UPDATE SET ground = excluded.ground, purpose = excluded.purpose,
+                     items = excluded.items, subjects = excluded.subjects, ended_at = NULL, ended_because = NULL",
+                )
+                .bind(&dossier)
+                .bind(share.org.as_str())
+                .bind(&share.ground)
+                .bind(&share.purpose)
+                .bind(list(share.items.iter().map(String::as_str).collect()))
+                .bind(list(share.subjects.iter().map(PersonId::as_str).collect())),
+                RelationEdit::EndPartner { org, because } => sqlx::query(
+                    "UPDATE partners SET ended_at = ?, ended_because = ? WHERE dossier = ? AND org = ? AND ended_at IS NULL",
+                )
+                .bind(&at)
+                .bind(*because)
+                .bind(&dossier)
+                .bind(org.as_str()),
+                RelationEdit::Applicant(n, person) => {
+                    sqlx::query("INSERT INTO maatwerk_applicants (dossier, n, person) VALUES (?, ?, ?)")
+                        .bind(&dossier)
+                        .bind(i64::from(*n))
+                        .bind(person.as_str())
+                }
+                RelationEdit::Task { kind, about } => sqlx::query(
+                    "INSERT INTO tasks (dossier, kind, about, created_at) VALUES (?, ?, ?, ?)",
+                )
+                .bind(&dossier)
+                .bind(*kind)
+                .bind(about)
+                .bind(&at),
+                RelationEdit::FinishTask { task, by } => sqlx::query(
+                    "UPDATE tasks SET done_at = ?, done_by = ? WHERE id = ? AND dossier = ? AND done_at IS NULL",
+                )
+                .bind(&at)
+                .bind(by.as_str())
+                .bind(*task)
+                .bind(&dossier),
+                RelationEdit::Approval {
+                    weighing,
+                    approver,
+                    team,
+                } => sqlx::query(
+                    "INSERT OR IGNORE INTO approvals (dossier, weighing, approver, team, approved_at) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&dossier)
+                .bind(weighing)
+                .bind(approver.as_str())
+                .bind(team.as_str())
+                .bind(&at),
+                RelationEdit::Close { destroy_by } => sqlx::query(
+                    "UPDATE dossiers SET status = 'closed', closed_at = ?, destroy_by = ? WHERE id = ?",
+                )
+                .bind(&at)
+                .bind(destroy_by.map(|d| d.format(regie_core::document::DATE).expect("dates format")))
+                .bind(&dossier),
             };
             query.execute(&mut *tx).await?;
         }

@@ -387,12 +387,17 @@ async fn a_dossier_with_an_open_task_to_inform_the_resident_does_not_close() {
         .state
         .hub
         .store()
-        .add_task(
+        .commit_unit(&regie_server::storage::Unit {
             dossier,
-            "inform_resident",
-            "test",
-            OffsetDateTime::now_utc(),
-        )
+            at: OffsetDateTime::now_utc(),
+            edits: &[regie_server::storage::RelationEdit::Task {
+                kind: "inform_resident",
+                about: "test".into(),
+            }],
+            new_document: None,
+            changes: Vec::new(),
+            audit: &[],
+        })
         .await
         .unwrap();
     let anna = device(&server, &dir.path().join("anna"), "worker").await;

@@ -13,6 +13,7 @@ use regie_core::principal::{Claims, Role};
 use regie_core::relationship::Grant;
 use regie_server::audit::{AuditAction, AuditEvent};
 use regie_server::config::OversightArgs;
+use regie_server::storage::{RelationEdit, Unit};
 use regie_sync_protocol::{DocumentId, Message};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -199,16 +200,19 @@ async fn script_use(
         .state
         .hub
         .store()
-        .add_grant(
-            d,
-            &Grant {
+        .commit_unit(&Unit {
+            dossier: d,
+            at,
+            edits: &[RelationEdit::Grant(Grant {
                 user: user.parse().unwrap(),
                 reason: reason.into(),
                 granted_at: at,
                 expires_at: at + time::Duration::hours(8),
-            },
-            &glass_row(at, user, dossier, category),
-        )
+            })],
+            new_document: None,
+            changes: Vec::new(),
+            audit: &[glass_row(at, user, dossier, category)],
+        })
         .await
         .unwrap();
 }
