@@ -271,7 +271,7 @@ fn entry_ids(doc: &AutoCommit, person: Option<&str>) -> std::collections::BTreeS
         return Default::default();
     };
     let text = |obj: &automerge::ObjId, key: &str| match doc.get(obj, key).unwrap() {
-        Some((automerge::Value::Scalar(s), _)) => s.to_str().map(str::to_owned),
+        Some((automerge::Value::Scalar(s), _)) => s.as_str().map(str::to_owned),
         Some((automerge::Value::Object(_), id)) => doc.text(&id).ok(),
         None => None,
     };
@@ -283,7 +283,7 @@ fn entry_ids(doc: &AutoCommit, person: Option<&str>) -> std::collections::BTreeS
                 (Some(p), Some((_, subjects))) => (0..doc.length(&subjects)).any(|j| {
                     doc.get(&subjects, j)
                         .unwrap()
-                        .is_some_and(|(v, _)| v.to_str() == Some(p))
+                        .is_some_and(|(v, _)| v.as_str() == Some(p))
                 }),
                 (Some(_), None) => false,
             };
