@@ -324,6 +324,6 @@ pub async fn seed_regie(
             progress(d.index + 1);
         }
     }
-    store.pool().close().await;
+    store.close().await;
     Ok(())
 }

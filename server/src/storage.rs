@@ -748,9 +748,9 @@ impl Store {
             .collect())
     }
 
-    /// The raw pool, for tests that tamper with rows the way an attacker with file access would.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Closes the store: waits for its connections to finish and checkpoints the log.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 }
 

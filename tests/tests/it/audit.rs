@@ -104,7 +104,7 @@ async fn a_tampered_audit_row_is_reported_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     seed_household(&server).await;
-    let pool = server.state.hub.store().pool();
+    let pool = &database_file(dir.path()).await;
     // An attacker with file access: the append-only triggers do not stop them, the chain does.
     sqlx::query("DROP TRIGGER audit_is_append_only_update")
         .execute(pool)
@@ -138,7 +138,7 @@ async fn the_audit_log_refuses_updates_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     seed_household(&server).await;
-    let pool = server.state.hub.store().pool();
+    let pool = &database_file(dir.path()).await;
     assert!(
         sqlx::query("UPDATE audit SET actor = 'x'")
             .execute(pool)

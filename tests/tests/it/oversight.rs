@@ -1449,7 +1449,7 @@ async fn a_tampered_break_glass_row_is_reported_with_its_position_by_the_verifie
         "moeder belt",
     )
     .await;
-    let pool = server.state.hub.store().pool();
+    let pool = &database_file(dir.path()).await;
     let (seq,): (i64,) =
         sqlx::query_as("SELECT seq FROM audit WHERE action = 'break_glass' AND actor = 'carla'")
             .fetch_one(pool)

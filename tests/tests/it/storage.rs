@@ -35,7 +35,7 @@ async fn six_hundred_changes_are_compacted_and_all_survive_a_restart() {
     let plan = house.doc("plan");
     let mut worker = Peer::open(&server, "worker", plan, "goals").await;
     type_hulpvraag(&mut worker, plan, 600).await;
-    let pool = server.state.hub.store().pool().clone();
+    let pool = database_file(dir.path()).await;
     let (upto, left): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT upto_seq FROM snapshots WHERE document = ?1), (SELECT COUNT(*) FROM changes WHERE document = ?1)",
     )
@@ -112,7 +112,7 @@ async fn a_devices_sync_state_is_kept_when_it_disconnects() {
     {
         tablet_with(&server, plan, "tablet-1", "storage-tablet-1").await;
     }
-    let pool = server.state.hub.store().pool().clone();
+    let pool = database_file(dir.path()).await;
     let mut rows = 0;
     for _ in 0..50 {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sync_states WHERE user_id = 'anna' AND storage_id = 'storage-tablet-1'")
@@ -136,7 +136,7 @@ async fn stopping_the_server_closes_every_sync_session_and_keeps_its_sync_state(
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut tablet = tablet_with(&server, plan, "tablet-2", "storage-tablet-2").await;
-    let pool = server.state.hub.store().pool().clone();
+    let pool = database_file(dir.path()).await;
     // The tablet stays connected while the server stops (SIGTERM does the same).
     server.stop().await;
     let mut said = None;
@@ -165,6 +165,8 @@ mod bounded {
     use regie_server::storage::{AUDIT_PAGE_MAX, AuditQuery, QuarantineCap, Store};
     use regie_sync_protocol::DocumentId;
     use time::OffsetDateTime;
+
+    use crate::support::database_file;
     use time::macros::datetime;
 
     /// A dossier with one document, stored directly; returns both ids.
@@ -285,9 +287,9 @@ mod bounded {
     }
 
     /// Bytes kept, and bytes stored, of every quarantined row, oldest first.
-    async fn kept(store: &Store) -> Vec<(bool, i64, i64)> {
+    async fn kept(dir: &std::path::Path) -> Vec<(bool, i64, i64)> {
         sqlx::query_as("SELECT kept, size, length(changes) FROM quarantine ORDER BY id")
-            .fetch_all(store.pool())
+            .fetch_all(&database_file(dir).await)
             .await
             .unwrap()
     }
@@ -332,7 +334,7 @@ mod bounded {
         reject(&store, "olga", "laptop", other_doc, 600).await;
         reject(&store, "olga", "laptop", other_doc, 1001).await;
         assert_eq!(
-            kept(&store).await,
+            kept(dir.path()).await,
             [
                 (true, 100, 100),
                 (true, 100, 100),
@@ -369,7 +371,7 @@ mod bounded {
         for _ in 0..66 {
             reject(&store, "sanne", "phone", doc, 10).await;
         }
-        let rows = kept(&store).await;
+        let rows = kept(dir.path()).await;
         assert_eq!(rows.len(), 66);
         assert_eq!(rows.iter().filter(|(k, _, _)| *k).count(), 64);
         assert!(rows[64..].iter().all(|r| *r == (false, 10, 0)));

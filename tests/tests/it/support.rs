@@ -169,6 +169,15 @@ impl Drop for TestServer {
     }
 }
 
+/// The server's database file in `dir`, opened as someone with access to the disk would: for
+/// tests that inspect what is stored or tamper with it behind the server's back.
+pub async fn database_file(dir: &Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("regie.sqlite3"))
+        .busy_timeout(Duration::from_secs(10));
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
 /// The cast: the users the tests speak of.
 pub fn cast(who: &str) -> Claims {
     let c = |sub: &str,
