@@ -7,7 +7,7 @@ use regie_core::relationship::Grant;
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
-use super::html::{detail_page, escape, summary_page};
+use super::html::{detail_page, summary_page, unusual_page};
 use super::*;
 use crate::audit::{AuditAction, AuditEvent, Verification};
 
@@ -547,11 +547,7 @@ fn who_looked_lists_others_accesses_to_the_persons_data_in_the_period_without_na
 }
 
 #[test]
-fn html_escaping_covers_markup_and_quotes() {
-    assert_eq!(
-        escape(r#"<script>alert("x" & 'y')</script>"#),
-        "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
-    );
+fn human_and_utc_times_format_as_the_pages_show_them() {
     assert_eq!(
         human_time(datetime!(2024-07-01 05:00 UTC)),
         "2024-07-01 07:00 (+02:00)"
@@ -559,5 +555,203 @@ fn html_escaping_covers_markup_and_quotes() {
     assert_eq!(
         utc_rfc3339(datetime!(2024-07-01 07:00 +02:00)),
         "2024-07-01T05:00:00Z"
+    );
+}
+
+/// Markup planted in a field: a script element and an attribute break-out, named after the
+/// field so that each one is looked for on its own.
+fn planted(field: &str) -> String {
+    format!("<script>{field}</script>\"onload='{field}' & ")
+}
+
+/// How [`planted`] must come out: every `<`, `>`, `"` and `&` as an entity.
+fn escaped(field: &str) -> String {
+    format!("&lt;script&gt;{field}&lt;/script&gt;&quot;onload='{field}' &amp; ")
+}
+
+/// Checks that `page` holds no element but the fixed ones of the templates, no attribute but
+/// `lang`, `charset`, `class` and `colspan`, and each planted field escaped.
+fn assert_escaped(page: &str, fields: &[&str]) {
+    const TAGS: [&str; 16] = [
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "thead",
+        "tbody", "tr", "th", "td", "br",
+    ];
+    const ATTRIBUTES: [&str; 4] = ["lang=", "charset=", "class=", "colspan="];
+    let rest = page.strip_prefix("<!DOCTYPE html>").expect("the doctype");
+    for tag in rest.split('<').skip(1) {
+        let tag = &tag[..tag.find('>').expect("every tag ends")];
+        let mut parts = tag.trim_start_matches('/').split(' ');
+        let name = parts.next().unwrap_or_default();
+        assert!(TAGS.contains(&name), "element {tag:?} in {page}");
+        for attribute in parts {
+            assert!(
+                ATTRIBUTES.iter().any(|a| attribute.starts_with(a)),
+                "attribute {attribute:?} in {page}"
+            );
+        }
+    }
+    assert!(!page.contains("<script"), "{page}");
+    assert!(!page.contains("\"onload"), "{page}");
+    for field in fields {
+        assert!(
+            page.contains(&escaped(field)),
+            "{field} not escaped in {page}"
+        );
+    }
+}
+
+#[test]
+fn markup_planted_in_every_field_from_data_comes_out_escaped() {
+    let at = datetime!(2024-03-04 09:00 UTC);
+    let grant_use = BreakGlassUse {
+        at,
+        user: planted("user"),
+        role: planted("role"),
+        dossier: planted("dossier"),
+        team: planted("team"),
+        category: Category::Crisis,
+        reason: Some(planted("reason")),
+        expires_at: Some(at + Duration::hours(8)),
+        reads: vec![
+            GrantRead {
+                at,
+                document: Some(planted("read-document")),
+            },
+            GrantRead {
+                at,
+                document: Some(planted("second-read-document")),
+            },
+        ],
+        reads_total: 3,
+    };
+    let leak = |field: &str| -> &'static str { Box::leak(planted(field).into_boxed_str()) };
+    let period = "2024-03".parse::<ReportMonth>().unwrap().period();
+
+    let d = BreakGlassDetail {
+        team: planted("detail-team"),
+        month: planted("detail-month"),
+        period,
+        timezone: leak("detail-timezone"),
+        off_hours_definition: leak("detail-off-hours"),
+        total: 2,
+        uses: vec![DetailLine {
+            grant: grant_use.clone(),
+            local_time: planted("local-time"),
+            week: planted("week"),
+            off_hours: true,
+        }],
+        next: Some(planted("detail-next")),
+        log: Some(intact()),
+    };
+    assert_escaped(
+        &detail_page(&d),
+        &[
+            "detail-team",
+            "detail-month",
+            "detail-timezone",
+            "detail-off-hours",
+            "week",
+            "user",
+            "dossier",
+            "reason",
+            "read-document",
+            "second-read-document",
+            "detail-next",
+        ],
+    );
+
+    let s = BreakGlassSummary {
+        team: planted("summary-team"),
+        month: planted("summary-month"),
+        period,
+        timezone: leak("summary-timezone"),
+        off_hours_definition: leak("summary-off-hours"),
+        total: 1,
+        by_category: Category::ALL.into_iter().map(|c| (c, 1)).collect(),
+        by_week: vec![WeekCount {
+            week: planted("summary-week"),
+            count: 1,
+        }],
+        off_hours: 1,
+        reads_under_grant: 2,
+    };
+    assert_escaped(
+        &summary_page(&s),
+        &[
+            "summary-team",
+            "summary-month",
+            "summary-timezone",
+            "summary-off-hours",
+            "summary-week",
+        ],
+    );
+
+    let access = |kind: &str| AccessLine {
+        at,
+        user: planted(&format!("{kind}-user")),
+        role: planted(&format!("{kind}-role")),
+        dossier: Some(planted(&format!("{kind}-dossier"))),
+        team: Some(planted(&format!("{kind}-team"))),
+        document: Some(planted(&format!("{kind}-document"))),
+        action: planted(&format!("{kind}-action")),
+        basis: Some(planted(&format!("{kind}-basis"))),
+        outcome: planted(&format!("{kind}-outcome")),
+    };
+    let u = UnusualAccess {
+        month: planted("unusual-month"),
+        period,
+        timezone: leak("unusual-timezone"),
+        off_hours_definition: leak("unusual-off-hours"),
+        burst_threshold: 4,
+        emergency_reads: vec![access("emergency")],
+        emergency_reads_total: 2,
+        refused: vec![access("refused")],
+        refused_total: 2,
+        next: Some(planted("unusual-next")),
+        bursts: Some(vec![Burst {
+            user: planted("burst-user"),
+            role: planted("burst-role"),
+            from: at,
+            to: at + Duration::minutes(30),
+            dossiers: 5,
+        }]),
+        off_hours: Some(vec![OffHoursUse {
+            user: planted("late-user"),
+            role: planted("late-role"),
+            accesses: 3,
+            dossiers: 2,
+            first: at,
+            last: at + Duration::hours(1),
+        }]),
+        log: Some(Verification {
+            rows: 9,
+            first_broken_seq: Some(10),
+        }),
+    };
+    let mut fields = vec![
+        "unusual-month".to_owned(),
+        "unusual-timezone".into(),
+        "unusual-off-hours".into(),
+        "unusual-next".into(),
+        "burst-user".into(),
+        "burst-role".into(),
+        "late-user".into(),
+        "late-role".into(),
+    ];
+    for kind in ["emergency", "refused"] {
+        for field in [
+            "user", "role", "dossier", "team", "document", "action", "basis", "outcome",
+        ] {
+            fields.push(format!("{kind}-{field}"));
+        }
+    }
+    let page = unusual_page(&u);
+    assert_escaped(
+        &page,
+        &fields.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        page.contains("broken at row 10 (9 rows before it verified)"),
+        "{page}"
     );
 }
