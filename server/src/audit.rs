@@ -34,9 +34,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-/// The action of an audit event (NEN 7513 "event").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// The action of an audit event (NEN 7513 "event"). Its stored code (`open`, `offline_read`, …)
+/// is the variant's name in snake case, derived once for text, parsing and serde alike.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditAction {
     /// A document was opened for sync: its bytes are about to leave the server.
     Open,
@@ -66,27 +69,21 @@ pub enum AuditAction {
     Signal,
     /// A dossier's data was destroyed at the end of its retention (R23, I6).
     Destroy,
+    /// Dossier content was exported out of Regie (R19, NEN 7513 "export"); the reports count
+    /// it as an access.
+    Export,
 }
 
 impl AuditAction {
-    /// The stored name.
+    /// The stored code.
     pub fn as_str(self) -> &'static str {
-        match self {
-            AuditAction::Open => "open",
-            AuditAction::Write => "write",
-            AuditAction::Reject => "reject",
-            AuditAction::Deny => "deny",
-            AuditAction::Revoke => "revoke",
-            AuditAction::Read => "read",
-            AuditAction::OfflineRead => "offline_read",
-            AuditAction::Create => "create",
-            AuditAction::Relate => "relate",
-            AuditAction::BreakGlass => "break_glass",
-            AuditAction::AuditRead => "audit_read",
-            AuditAction::Review => "review",
-            AuditAction::Signal => "signal",
-            AuditAction::Destroy => "destroy",
-        }
+        self.into()
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -137,6 +134,11 @@ impl AuditEvent {
             device: None,
             detail: None,
         }
+    }
+
+    /// The action as the enum, when the stored code is one.
+    pub fn kind(&self) -> Option<AuditAction> {
+        self.action.parse().ok()
     }
 
     /// The chained hash of this event after `prev` in [`Encoding::CURRENT`], as a new row

@@ -13,12 +13,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use regie_core::relationship::Grant;
+use regie_core::relationship::{Basis, Grant};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset, Weekday};
 
-use crate::audit::{AuditEvent, Verification};
+use crate::audit::{AuditAction, AuditEvent, Verification};
 
 /// The time zone reports speak in.
 pub const TIMEZONE: &str = "Europe/Amsterdam";
@@ -33,9 +33,23 @@ const DAY_STARTS: u8 = 7;
 const DAY_ENDS: u8 = 19;
 
 /// Why the glass was broken, as a category for the reports (R2, R9). The free-text reason stays
-/// with the grant and reaches only the privacy officer's named detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// with the grant and reaches only the privacy officer's named detail. The code (`crisis`, …) is
+/// the variant's name in snake case, derived once for text, parsing and serde alike.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Category {
     /// An acute crisis of the household (e.g. a call from the resident or a partner).
     Crisis,
@@ -49,37 +63,24 @@ pub enum Category {
 
 impl Category {
     /// Every category, in report order.
-    pub const ALL: [Category; 4] = [
-        Category::Crisis,
-        Category::Safety,
-        Category::Continuity,
-        Category::Other,
-    ];
+    pub const ALL: &'static [Category] = <Category as strum::VariantArray>::VARIANTS;
 
     /// The stable code, e.g. `crisis`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Crisis => "crisis",
-            Category::Safety => "safety",
-            Category::Continuity => "continuity",
-            Category::Other => "other",
-        }
+        self.into()
     }
 }
 
-impl FromStr for Category {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or(())
+impl Serialize for Category {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl<'de> Deserialize<'de> for Category {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        code.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -365,12 +366,21 @@ pub struct BreakGlassUse {
 }
 
 fn is_grant_read(e: &AuditEvent) -> bool {
-    matches!(e.action.as_str(), "open" | "read") && e.basis.as_deref() == Some("break_glass")
+    matches!(e.kind(), Some(AuditAction::Open | AuditAction::Read)) && on_grant(e)
+}
+
+/// Whether `e`'s legitimacy basis is a break-glass grant, read through `Basis`'s serde codes.
+fn on_grant(e: &AuditEvent) -> bool {
+    use serde::de::IntoDeserializer;
+    let basis = |code: &str| {
+        Basis::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(code))
+    };
+    e.basis.as_deref().and_then(|b| basis(b).ok()) == Some(Basis::BreakGlass)
 }
 
 /// Whether `e` is an allowed breaking of the glass.
 fn is_glass_broken(e: &AuditEvent) -> bool {
-    e.action == "break_glass" && e.outcome == "allowed"
+    e.kind() == Some(AuditAction::BreakGlass) && e.outcome == "allowed"
 }
 
 /// The break-glass uses of a period, built from the log in pages so that memory follows the
@@ -566,7 +576,7 @@ fn of_team_in<'a>(
 /// The manager's summary of `team`'s break-glass uses in `month`.
 pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> BreakGlassSummary {
     let mut by_category: BTreeMap<Category, usize> =
-        Category::ALL.into_iter().map(|c| (c, 0)).collect();
+        Category::ALL.iter().map(|&c| (c, 0)).collect();
     let mut by_week: Vec<WeekCount> = month
         .weeks()
         .into_iter()
@@ -765,7 +775,10 @@ pub struct UnusualAccess {
 /// Whether `e` is a professional's or resident's access to a dossier, as the patterns count them.
 pub fn is_access(e: &AuditEvent) -> bool {
     e.dossier.is_some()
-        && matches!(e.action.as_str(), "open" | "read" | "write" | "export")
+        && matches!(
+            e.kind(),
+            Some(AuditAction::Open | AuditAction::Read | AuditAction::Write | AuditAction::Export)
+        )
         && e.actor != "server"
 }
 
@@ -925,7 +938,7 @@ pub fn unusual_access(
         .collect();
     let refused: Vec<AccessLine> = in_month
         .iter()
-        .filter(|e| e.action == "deny")
+        .filter(|e| e.kind() == Some(AuditAction::Deny))
         .map(|e| line(e, teams))
         .collect();
     let mut scan = PatternScan::new(threshold);
@@ -1018,9 +1031,11 @@ pub fn look_line(
     period: Period,
     show_names: bool,
 ) -> Option<LookLine> {
-    let access = match e.action.as_str() {
-        "open" | "read" | "write" | "export" => true,
-        "break_glass" => e.outcome == "allowed",
+    let access = match e.kind() {
+        Some(AuditAction::Open | AuditAction::Read | AuditAction::Write | AuditAction::Export) => {
+            true
+        }
+        Some(AuditAction::BreakGlass) => e.outcome == "allowed",
         _ => false,
     };
     let concerned = e
@@ -1039,7 +1054,7 @@ pub fn look_line(
         organisation: organisation(e),
         role: e.role.clone(),
         action: e.action.clone(),
-        emergency: e.action == "break_glass" || e.basis.as_deref() == Some("break_glass"),
+        emergency: e.kind() == Some(AuditAction::BreakGlass) || on_grant(e),
         worker: show_names.then(|| e.actor.clone()),
     })
 }

@@ -465,3 +465,39 @@ async fn an_old_data_dir_verifies_after_the_migration_and_after_new_rows() {
     tamper(6, "UPDATE audit SET encoding = 1 WHERE seq = ?").await;
     tamper(4, "UPDATE audit SET encoding = 2 WHERE seq = ?").await;
 }
+
+/// The codes are stored in every row and hashed: they may not change. Each is derived once
+/// from the variant's name and reads back as the same action through text, parsing and serde.
+#[test]
+fn action_codes_are_the_stored_ones_and_read_back() {
+    use strum::VariantArray;
+    let codes: Vec<&str> = AuditAction::VARIANTS.iter().map(|a| a.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "open",
+            "write",
+            "reject",
+            "deny",
+            "revoke",
+            "read",
+            "offline_read",
+            "create",
+            "relate",
+            "break_glass",
+            "audit_read",
+            "review",
+            "signal",
+            "destroy",
+            "export",
+        ]
+    );
+    for &a in AuditAction::VARIANTS {
+        assert_eq!(a.as_str().parse::<AuditAction>(), Ok(a));
+        assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        let e = AuditEvent::new(datetime!(2026-01-01 00:00 UTC), "u", "worker", a);
+        assert_eq!(e.kind(), Some(a));
+    }
+    assert!("Open".parse::<AuditAction>().is_err());
+    assert!("offline-read".parse::<AuditAction>().is_err());
+}

@@ -667,7 +667,7 @@ fn markup_planted_in_every_field_from_data_comes_out_escaped() {
         timezone: leak("summary-timezone"),
         off_hours_definition: leak("summary-off-hours"),
         total: 1,
-        by_category: Category::ALL.into_iter().map(|c| (c, 1)).collect(),
+        by_category: Category::ALL.iter().map(|&c| (c, 1)).collect(),
         by_week: vec![WeekCount {
             week: planted("summary-week"),
             count: 1,
@@ -754,4 +754,25 @@ fn markup_planted_in_every_field_from_data_comes_out_escaped() {
         page.contains("broken at row 10 (9 rows before it verified)"),
         "{page}"
     );
+}
+
+/// Category codes are stored in audit rows (`detail`) and asked for in the API: derived once,
+/// they read back through text, parsing and serde.
+#[test]
+fn category_codes_read_back_through_text_parsing_and_serde() {
+    let codes: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, ["crisis", "safety", "continuity", "other"]);
+    for &c in Category::ALL {
+        assert_eq!(c.as_str().parse::<Category>(), Ok(c));
+        assert_eq!(c.to_string(), c.as_str());
+        assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        assert_eq!(
+            serde_json::from_value::<Category>(c.as_str().into()).unwrap(),
+            c
+        );
+    }
+    assert!("Crisis".parse::<Category>().is_err());
+    assert!(serde_json::from_value::<Category>("panic".into()).is_err());
+    let by: BTreeMap<Category, usize> = [(Category::Safety, 2)].into_iter().collect();
+    assert_eq!(serde_json::to_string(&by).unwrap(), r#"{"safety":2}"#);
 }
