@@ -244,8 +244,11 @@ fn new_rows_after_the_old_ones_verify() {
     assert_eq!(walk(&rows[..5]), intact(5));
 }
 
+/// A named way of altering one field of an event.
+type Alteration = (&'static str, fn(&mut AuditEvent));
+
 /// Each way of altering one field of an event.
-fn alterations() -> Vec<(&'static str, fn(&mut AuditEvent))> {
+fn alterations() -> Vec<Alteration> {
     fn other(v: &mut Option<String>) {
         *v = match v.take() {
             Some(s) if s.is_empty() => None,
