@@ -740,6 +740,13 @@ impl Store {
             .collect())
     }
 
+    /// The raw pool, for this crate's unit tests that tamper with rows as someone with the file
+    /// would; nothing else sees it.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Closes the store: waits for its connections to finish and checkpoints the log.
     pub async fn close(&self) {
         self.pool.close().await;
