@@ -3,14 +3,15 @@
 //! paces the device's messages, hands `request`/`sync` to the hub and relays `ephemeral`, while
 //! a writer task drains the connection's bounded outbox. Anything malformed or over a limit gets
 //! an `error` and the connection closes; a panic while handling one message ends that
-//! connection only; other connections are never affected (I7).
+//! connection only; other connections are never affected (I7). The loop runs over any
+//! `Sink`/`Stream` of WebSocket messages, so it is tested without sockets.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use regie_core::principal::Principal;
 use regie_sync_protocol::{
     MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, PeerMetadata, decode, encode,
@@ -23,17 +24,30 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to accept its `error` and close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-type Sink = futures_util::stream::SplitSink<WebSocket, WsMessage>;
-
-/// Runs a connection until the client leaves, misbehaves, its token expires (`expires_at`) or
-/// the server shuts down.
+/// Runs a WebSocket connection until the client leaves, misbehaves, its token expires
+/// (`expires_at`) or the server shuts down.
 pub async fn run(
     socket: WebSocket,
     hub: Arc<Hub>,
     principal: Principal,
     expires_at: time::OffsetDateTime,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
+    serve(sink, stream, hub, principal, expires_at).await;
+}
+
+/// [`run`] over any pair of message sink and stream.
+pub async fn serve<K, S>(
+    mut sink: K,
+    mut stream: S,
+    hub: Arc<Hub>,
+    principal: Principal,
+    expires_at: time::OffsetDateTime,
+) where
+    K: Sink<WsMessage> + Unpin + Send + 'static,
+    K::Error: Send,
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+{
     let _permit = match hub.admit(&principal) {
         Ok(permit) => permit,
         Err(reason) => return close(&mut sink, &reason).await,
@@ -207,9 +221,10 @@ pub async fn run(
 }
 
 /// Reads the next protocol message. `Ok(None)` is a clean end; `Err` describes a violation.
-async fn next_message(
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-) -> Result<Option<Message>, String> {
+async fn next_message<S>(stream: &mut S) -> Result<Option<Message>, String>
+where
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+{
     loop {
         let frame = match stream.next().await {
             None => return Ok(None),
@@ -244,12 +259,12 @@ async fn next_message(
 }
 
 /// Sends an `error` and a close frame, giving up on a client that does not read them.
-async fn close_within(sink: &mut Sink, reason: &str) {
+async fn close_within<K: Sink<WsMessage> + Unpin>(sink: &mut K, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, close(sink, reason)).await;
 }
 
 /// Sends an `error` message and a close frame.
-async fn close(sink: &mut Sink, reason: &str) {
+async fn close<K: Sink<WsMessage> + Unpin>(sink: &mut K, reason: &str) {
     let error = Message::Error {
         message: reason.to_owned(),
     };
@@ -260,4 +275,152 @@ async fn close(sink: &mut Sink, reason: &str) {
             reason: "protocol violation".into(),
         })))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regie_core::principal::{Claims, Role};
+    use regie_sync_protocol::{DocumentId, PeerId};
+    use tokio::sync::mpsc;
+
+    /// A device on the other end of a session: what it sends, what it receives.
+    struct Device {
+        send: mpsc::UnboundedSender<Result<WsMessage, axum::Error>>,
+        receive: mpsc::UnboundedReceiver<WsMessage>,
+        session: tokio::task::JoinHandle<()>,
+    }
+
+    impl Device {
+        fn frame(&self, m: &Message) {
+            let _ = self.send.send(Ok(WsMessage::Binary(encode(m).into())));
+        }
+
+        async fn next(&mut self) -> Option<WsMessage> {
+            tokio::time::timeout(Duration::from_secs(5), self.receive.recv())
+                .await
+                .expect("the session answers within 5 s")
+        }
+
+        async fn message(&mut self) -> Message {
+            match self.next().await {
+                Some(WsMessage::Binary(b)) => decode(&b).expect("a protocol message"),
+                other => panic!("expected a binary frame, got {other:?}"),
+            }
+        }
+
+        /// Expects an `error` containing `text`, then a close frame and the session's end.
+        async fn closed_with(mut self, text: &str) {
+            match self.message().await {
+                Message::Error { message } => assert!(message.contains(text), "{message}"),
+                other => panic!("expected an error, got {other:?}"),
+            }
+            assert!(matches!(self.next().await, Some(WsMessage::Close(_))));
+            tokio::time::timeout(Duration::from_secs(5), self.session)
+                .await
+                .expect("the session ends")
+                .expect("without a panic");
+        }
+    }
+
+    async fn hub(dir: &std::path::Path) -> Arc<Hub> {
+        let store = crate::storage::Store::open(dir).await.unwrap();
+        Arc::new(Hub::load(Arc::new(store), 10).await.unwrap())
+    }
+
+    fn resident() -> Principal {
+        Principal::from_claims(&Claims {
+            sub: "sanne".into(),
+            role: Role::Resident,
+            district: None,
+            team: None,
+            org: None,
+            person: Some("p-sanne".into()),
+            citywide: false,
+        })
+        .unwrap()
+    }
+
+    /// Opens a session over channels, valid for `lifetime`.
+    fn connect(hub: &Arc<Hub>, lifetime: Duration) -> Device {
+        let (send, incoming) = mpsc::unbounded_channel();
+        let (outgoing, receive) = mpsc::unbounded_channel::<WsMessage>();
+        let stream = futures_util::stream::unfold(incoming, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        });
+        let sink = futures_util::sink::unfold(outgoing, |tx, m: WsMessage| async move {
+            tx.send(m).map_err(axum::Error::new)?;
+            Ok::<_, axum::Error>(tx)
+        });
+        let expires_at = time::OffsetDateTime::now_utc() + lifetime;
+        let session = tokio::spawn(serve(
+            Box::pin(sink),
+            Box::pin(stream),
+            hub.clone(),
+            resident(),
+            expires_at,
+        ));
+        Device {
+            send,
+            receive,
+            session,
+        }
+    }
+
+    fn join(peer: &str) -> Message {
+        Message::Join {
+            sender_id: PeerId::new(peer),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_joins_and_an_unknown_document_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path()).await;
+        let mut device = connect(&hub, Duration::from_secs(60));
+        device.frame(&join("phone-1"));
+        assert!(matches!(device.message().await, Message::Peer { .. }));
+        let doc = DocumentId::new_random();
+        device.frame(&Message::Request {
+            sender_id: PeerId::new("phone-1"),
+            target_id: hub.peer_id.clone(),
+            document_id: doc,
+            data: Vec::new(),
+        });
+        match device.message().await {
+            Message::DocUnavailable { document_id, .. } => assert_eq!(document_id, doc),
+            other => panic!("expected doc-unavailable, got {other:?}"),
+        }
+        let _ = device.send.send(Ok(WsMessage::Text("hallo".into())));
+        device.closed_with("text frames").await;
+    }
+
+    #[tokio::test]
+    async fn anything_but_join_first_closes_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path()).await;
+        let device = connect(&hub, Duration::from_secs(60));
+        device.frame(&Message::Leave {
+            sender_id: PeerId::new("phone-1"),
+        });
+        device.closed_with("first message must be join").await;
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_with_its_token_and_with_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path()).await;
+        let mut expiring = connect(&hub, Duration::from_millis(300));
+        expiring.frame(&join("phone-1"));
+        assert!(matches!(expiring.message().await, Message::Peer { .. }));
+        expiring.closed_with("token expired").await;
+
+        let mut staying = connect(&hub, Duration::from_secs(60));
+        staying.frame(&join("phone-2"));
+        assert!(matches!(staying.message().await, Message::Peer { .. }));
+        hub.close_all_sessions(Duration::from_secs(2)).await;
+        staying.closed_with("shutting down").await;
+    }
 }
