@@ -140,7 +140,10 @@ fn projection(c: &mut Criterion) {
             &history,
             |b, _| {
                 b.iter(|| {
-                    regie_core::projection::view_update(black_box(&fork), &person, Some(&new))
+                    // What the write path does per record batch: locate once, then project.
+                    let touched = regie_core::validation::touched_paths(black_box(&fork), &new);
+                    let entries = regie_core::projection::touched_entries(&fork, &touched);
+                    regie_core::projection::view_update(&fork, &person, Some(&entries))
                 })
             },
         );

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use automerge::legacy::{Key, ObjectId};
+use automerge::legacy::ObjectId;
 use automerge::{Automerge, Prop, ReadDoc};
 
 /// One step of a [`Path`].
@@ -109,11 +109,23 @@ pub(crate) fn exid_path(doc: &Automerge, obj: &automerge::ObjId) -> Option<Path>
     ))
 }
 
+/// The paths a batch touched, as `validation::check_batch` located them: each operation's path
+/// (a map key it sets, or the list or text it edits), and for an object inserted into a list
+/// its own path with its index. Projection and consent reassessment read them instead of
+/// decoding the batch again.
+pub type Touched = std::collections::HashSet<Path>;
+
 /// The path an operation writes: the path of its object, plus the map key it sets. Operations
-/// inside a list or text stop at the list, because no rule depends on a position.
-pub(crate) fn op_path(doc: &Automerge, obj: &ObjectId, key: &Key) -> Option<Path> {
+/// inside a list or text stop at the list, because no rule depends on a position. The write
+/// path locates operations in `validation::locate`, with a cache; the property tests use this.
+#[cfg(test)]
+pub(crate) fn op_path(
+    doc: &Automerge,
+    obj: &ObjectId,
+    key: &automerge::legacy::Key,
+) -> Option<Path> {
     let mut path = object_path(doc, obj)?;
-    if let Key::Map(k) = key {
+    if let automerge::legacy::Key::Map(k) = key {
         path = path.child(Segment::Key(k.to_string()));
     }
     Some(path)

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, Change, ObjType, ROOT, ReadDoc};
+use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use serde::Serialize;
 
 use crate::document::read::{items, list, strings, text};
@@ -82,35 +82,29 @@ pub fn view_entry(record: &impl ReadDoc, id: &str, person: &PersonId) -> Option<
     })
 }
 
-/// The entries a batch of `changes` (already merged into `record`) touched: entries written
-/// inside, and entries that a touched statement refers to.
-pub fn touched_entries(record: &Automerge, changes: &[Change]) -> BTreeSet<String> {
-    let mut touched = BTreeSet::new();
-    for change in changes {
-        for op in change.decode().operations {
-            let Some(path) = crate::path::op_path(record, &op.obj, &op.key) else {
-                continue;
-            };
-            let (Some(Segment::Key(top)), Some(Segment::Index(i))) =
-                (path.0.first(), path.0.get(1))
-            else {
-                continue;
-            };
-            let Some(l) = list(record, &ROOT, top) else {
-                continue;
-            };
-            let Some((_, item)) = record.get(&l, *i).ok().flatten() else {
-                continue;
-            };
-            let id = match top.as_str() {
-                "entries" => text(record, &item, "id"),
-                "statements" => text(record, &item, "entry"),
-                _ => None,
-            };
-            touched.extend(id);
-        }
+/// The entries a batch touched (its `touched` paths, located in `record` with the batch merged):
+/// entries written inside, and entries that a touched statement refers to.
+pub fn touched_entries(record: &Automerge, touched: &crate::path::Touched) -> BTreeSet<String> {
+    let mut entries = BTreeSet::new();
+    for path in touched {
+        let (Some(Segment::Key(top)), Some(Segment::Index(i))) = (path.0.first(), path.0.get(1))
+        else {
+            continue;
+        };
+        let Some(l) = list(record, &ROOT, top) else {
+            continue;
+        };
+        let Some((_, item)) = record.get(&l, *i).ok().flatten() else {
+            continue;
+        };
+        let id = match top.as_str() {
+            "entries" => text(record, &item, "id"),
+            "statements" => text(record, &item, "entry"),
+            _ => None,
+        };
+        entries.extend(id);
     }
-    touched
+    entries
 }
 
 /// Brings a view document in line with the record: removes entries not in `keep` (in record
@@ -235,11 +229,11 @@ pub fn rebuild(
 pub fn view_update(
     record: &Automerge,
     person: &PersonId,
-    changes: Option<&[Change]>,
+    touched: Option<&BTreeSet<String>>,
 ) -> (Vec<String>, Vec<ViewEntry>) {
     let keep = entries_concerning(record, person);
-    let ids: Vec<String> = match changes {
-        Some(changes) => touched_entries(record, changes).into_iter().collect(),
+    let ids: Vec<String> = match touched {
+        Some(touched) => touched.iter().cloned().collect(),
         None => keep.clone(),
     };
     let changed = ids

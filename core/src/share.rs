@@ -160,16 +160,12 @@ pub fn consent_holds(coverages: &[Coverage]) -> bool {
     !coverages.is_empty() && coverages.iter().all(Coverage::is_covered)
 }
 
-/// Whether `changes`, already merged into `record`, wrote anything under `consents` — after
-/// which every share resting on consent must be asked again (R16).
-pub fn touches_consents(record: &automerge::Automerge, changes: &[automerge::Change]) -> bool {
-    changes.iter().any(|change| {
-        change.decode().operations.iter().any(|op| {
-            crate::path::op_path(record, &op.obj, &op.key).is_some_and(|path| {
-                matches!(path.0.first(), Some(crate::path::Segment::Key(k)) if k == "consents")
-            })
-        })
-    })
+/// Whether a batch that touched these paths wrote anything under `consents` — after which every
+/// share resting on consent must be asked again (R16).
+pub fn touches_consents(touched: &crate::path::Touched) -> bool {
+    touched
+        .iter()
+        .any(|path| matches!(path.0.first(), Some(crate::path::Segment::Key(k)) if k == "consents"))
 }
 
 /// Why the consent a share needs cannot be worked out.

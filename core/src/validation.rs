@@ -54,8 +54,10 @@ impl Rejection {
     }
 }
 
+pub use crate::path::Touched;
+
 /// Checks `new_changes` (already applied to `fork`) written by `who` into document `key` of the
-/// dossier `rel` at `now`. `Ok` means the batch may be merged.
+/// dossier `rel` at `now`. `Ok` means the batch may be merged, and holds the paths it touched.
 pub fn check_batch(
     who: &Principal,
     key: &DocumentKey,
@@ -63,9 +65,9 @@ pub fn check_batch(
     now: OffsetDateTime,
     fork: &Automerge,
     new_changes: &[Change],
-) -> Result<(), Rejection> {
+) -> Result<Touched, Rejection> {
     if new_changes.is_empty() {
-        return Ok(());
+        return Ok(Touched::new());
     }
     if let Decision::Deny(reason) = decide(who, Action::Write(key), rel, now) {
         return Err(Rejection::denied(
@@ -74,20 +76,43 @@ pub fn check_batch(
             new_changes.first().map(Change::hash),
         ));
     }
+    let touched = locate(fork, new_changes, |hash, path| {
+        match decide(who, Action::WritePath(key, path), rel, now) {
+            Decision::Deny(reason) => Err(Rejection::denied(reason, Some(path), Some(hash))),
+            Decision::Allow { .. } => Ok(()),
+        }
+    })?;
+    // What the schema must look at again: everything else was valid before the batch.
+    document::validate_paths(key.kind(), fork, &touched).map_err(Rejection::schema)?;
+    Ok(touched)
+}
+
+/// The paths `changes` (already applied to `doc`) touched, for a batch no policy has to check
+/// (the server's own edits). A change whose object the document lacks touches nothing.
+pub fn touched_paths(doc: &Automerge, changes: &[Change]) -> Touched {
+    locate(doc, changes, |_, _| Ok(())).unwrap_or_default()
+}
+
+/// Locates every operation of `changes` in `doc`, hands each written path to `allow`, and
+/// returns what the batch touched.
+fn locate(
+    doc: &Automerge,
+    changes: &[Change],
+    mut allow: impl FnMut(ChangeHash, &Path) -> Result<(), Rejection>,
+) -> Result<Touched, Rejection> {
     // Each object's path is looked up once per batch (a typed sentence is one op per
     // character, all in the same text object).
     let mut object_paths: std::collections::HashMap<ObjectId, Option<Path>> =
         std::collections::HashMap::new();
-    // What the schema must look at again: everything else was valid before the batch.
-    let mut touched: std::collections::HashSet<Path> = std::collections::HashSet::new();
-    for change in new_changes {
+    let mut touched = Touched::new();
+    for change in changes {
         let hash = change.hash();
         let expanded = change.decode();
         let start = expanded.start_op.get();
         for (i, op) in expanded.operations.iter().enumerate() {
             let base = object_paths
                 .entry(op.obj.clone())
-                .or_insert_with(|| object_path(fork, &op.obj))
+                .or_insert_with(|| object_path(doc, &op.obj))
                 .clone();
             let Some(mut path) = base else {
                 return Err(Rejection {
@@ -100,22 +125,20 @@ pub fn check_batch(
             if let Key::Map(k) = &op.key {
                 path = path.child(Segment::Key(k.to_string()));
             }
-            if let Decision::Deny(reason) = decide(who, Action::WritePath(key, &path), rel, now) {
-                return Err(Rejection::denied(reason, Some(&path), Some(hash)));
-            }
+            allow(hash, &path)?;
             // A new object inserted into a list is checked at its own index.
             let check = match (&op.action, op.insert) {
-                (automerge::legacy::OpType::Make(_), true) => fork
+                (automerge::legacy::OpType::Make(_), true) => doc
                     .import_obj(&format!("{}@{}", start + i as u64, expanded.actor_id))
                     .ok()
-                    .and_then(|id| exid_path(fork, &id))
+                    .and_then(|id| exid_path(doc, &id))
                     .unwrap_or(path),
                 _ => path,
             };
             touched.insert(check);
         }
     }
-    document::validate_paths(key.kind(), fork, &touched).map_err(Rejection::schema)
+    Ok(touched)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use regie_core::id::{DocumentKey, DossierId, PersonId, UserId};
 use regie_core::policy::{Action, Decision, Mode, decide};
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
-use regie_core::validation::{Rejection, check_batch};
+use regie_core::validation::{Rejection, Touched, check_batch, touched_paths};
 use regie_core::{document, projection};
 use regie_sync_protocol::{DocumentId, LimitError, Message, PeerId, check_sync_message};
 use time::OffsetDateTime;

@@ -44,7 +44,9 @@ fn project(
     who: &str,
 ) -> usize {
     let changes = record.get_changes(base);
-    let (keep, changed) = view_update(record.document(), &person(who), Some(&changes));
+    let doc = record.document();
+    let touched = touched_entries(doc, &crate::validation::touched_paths(doc, &changes));
+    let (keep, changed) = view_update(record.document(), &person(who), Some(&touched));
     let n = changed.len();
     apply_to_view(view, &keep, &changed).unwrap();
     view.commit();

@@ -74,6 +74,7 @@ fn check(
         &fork,
         &changes,
     )
+    .map(|_| ())
 }
 
 fn add_goal(doc: &mut AutoCommit, owner: Option<&str>) {
@@ -231,7 +232,7 @@ fn an_empty_batch_is_accepted() {
             &doc.document().clone(),
             &[]
         ),
-        Ok(())
+        Ok(Default::default())
     );
 }
 

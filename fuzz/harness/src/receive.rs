@@ -83,7 +83,9 @@ fn hub(key: &DocumentKey, doc: &Automerge, state: &sync::State, bytes: &[u8]) {
         }
     }
     if *key == DocumentKey::Record {
-        let _ = share::touches_consents(&fork, &new);
+        let touched = regie_core::validation::touched_paths(&fork, &new);
+        let _ = share::touches_consents(&touched);
+        let _ = projection::touched_entries(&fork, &touched);
         let person = fixtures::PERSON.parse().expect("a valid person id");
         for id in projection::entries_concerning(&fork, &person) {
             let _ = projection::view_entry(&fork, &id, &person);

@@ -42,7 +42,9 @@ impl Hub {
             .await?;
         inner.doc = fork;
         if key == DocumentKey::Record {
-            self.project_record(dossier, &inner.doc, Some(&new), inner.last_seq)
+            let touched = touched_paths(&inner.doc, &new);
+            let entries = projection::touched_entries(&inner.doc, &touched);
+            self.project_record(dossier, &inner.doc, Some(&entries), inner.last_seq)
                 .await?;
         }
         self.fan_out(&slot, &mut inner, None);
@@ -72,7 +74,7 @@ impl Hub {
         &self,
         dossier: DossierId,
         record: &Automerge,
-        changes: Option<&[Change]>,
+        touched: Option<&std::collections::BTreeSet<String>>,
         record_seq: i64,
     ) -> Result<(), HubError> {
         let views = self.views(dossier);
@@ -80,7 +82,7 @@ impl Hub {
             return Ok(());
         }
         for (person, view) in views {
-            let (keep, changed) = projection::view_update(record, &person, changes);
+            let (keep, changed) = projection::view_update(record, &person, touched);
             if self.view_loses_content(view, &keep, &changed).await? {
                 self.replace_view(view, record, &person).await?;
                 continue;

@@ -121,13 +121,13 @@ impl Hub {
             }
         }
         let heads_before = inner.doc.get_heads();
-        let outcome = if message.changes.is_empty() {
+        let (outcome, touched) = if message.changes.is_empty() {
             let DocInner { doc, peers, .. } = &mut *inner;
             let peer = peers.get_mut(&session).expect("inserted above");
             if doc.receive_sync_message(&mut peer.state, message).is_err() {
                 handle.close("malformed sync message".into());
             }
-            SyncOutcome::Synced
+            (SyncOutcome::Synced, Touched::new())
         } else {
             self.receive_changes(
                 &slot, &mut inner, session, handle, &rel, &persons, mode, message, data, t,
@@ -138,12 +138,8 @@ impl Hub {
         // keep answering each other's empty rounds forever.
         let changed = inner.doc.get_heads() != heads_before;
         self.fan_out(&slot, &mut inner, (!changed).then_some(session));
-        let consents_changed = changed
-            && key == DocumentKey::Record
-            && regie_core::share::touches_consents(
-                &inner.doc,
-                &inner.doc.get_changes(&heads_before),
-            );
+        let consents_changed =
+            changed && key == DocumentKey::Record && regie_core::share::touches_consents(&touched);
         drop(inner);
         if consents_changed {
             let who = &handle.principal;
@@ -167,7 +163,7 @@ impl Hub {
         message: sync::Message,
         data: &[u8],
         t: OffsetDateTime,
-    ) -> Result<SyncOutcome, HubError> {
+    ) -> Result<(SyncOutcome, Touched), HubError> {
         let mut fork = inner.doc.clone();
         let peer = &inner.peers[&session];
         let mut state = peer.state.clone();
@@ -205,7 +201,7 @@ impl Hub {
             handle.close(format!(
                 "sync message refused: more than {QUEUED_PER_PEER} changes wait for changes this device never sent"
             ));
-            return Ok(SyncOutcome::Refused);
+            return Ok((SyncOutcome::Refused, Touched::new()));
         }
         #[cfg(feature = "fault-injection")]
         if new
@@ -239,18 +235,21 @@ impl Hub {
                 change: new.first().map(Change::hash),
                 detail: "this audience may read this document but not write it".into(),
             }),
-            (Ok(()), _, _) if !self.privacy() => Ok(()),
+            (Ok(()), _, _) if !self.privacy() => Ok(touched_paths(&fork, &new)),
             (Ok(()), _, _) => check_batch(&handle.principal, &slot.key, rel, t, &fork, &new),
         };
-        if let Err(rejection) = verdict {
-            let peer = inner.peers.get_mut(&session).expect("present");
-            peer.blocked = Some(rejection.clone());
-            peer.queued.clear();
-            peer.missing.clear();
-            self.reject(slot, handle, rel, persons, &new, rejection, t)
-                .await?;
-            return Ok(SyncOutcome::Rejected);
-        }
+        let touched = match verdict {
+            Ok(touched) => touched,
+            Err(rejection) => {
+                let peer = inner.peers.get_mut(&session).expect("present");
+                peer.blocked = Some(rejection.clone());
+                peer.queued.clear();
+                peer.missing.clear();
+                self.reject(slot, handle, rel, persons, &new, rejection, t)
+                    .await?;
+                return Ok((SyncOutcome::Rejected, Touched::new()));
+            }
+        };
         if !new.is_empty() {
             let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
             // I4: durable first; only then do the new heads become visible to anyone. The
@@ -284,7 +283,8 @@ impl Hub {
                     .map_err(|e| HubError::Corrupt(slot.id, e.to_string()))?;
             }
             if slot.key == DocumentKey::Record {
-                self.project_record(slot.dossier, &inner.doc, Some(&new), inner.last_seq)
+                let entries = projection::touched_entries(&inner.doc, &touched);
+                self.project_record(slot.dossier, &inner.doc, Some(&entries), inner.last_seq)
                     .await?;
             }
             if inner.last_seq - inner.snapshot_seq >= COMPACT_AFTER {
@@ -303,7 +303,7 @@ impl Hub {
         } else {
             missing
         };
-        Ok(SyncOutcome::Synced)
+        Ok((SyncOutcome::Synced, touched))
     }
 
     #[allow(clippy::too_many_arguments)]
