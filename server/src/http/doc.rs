@@ -37,7 +37,8 @@ pub(super) struct ErrorDetail {
     servers((url = "/")),
     security(("bearer" = [])),
     modifiers(&Bearer),
-    components(schemas(ErrorBody))
+    // Schemas that only query parameters name (a body's schemas come with its route).
+    components(schemas(ErrorBody, super::oversight::ReportFormat, super::oversight::ReportTier))
 )]
 pub(super) struct ApiDoc;
 

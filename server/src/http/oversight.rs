@@ -432,7 +432,7 @@ pub(super) const READS_LISTED: usize = 100;
 #[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `format` parses the parameter
 #[schema(rename_all = "snake_case")]
-enum ReportFormat {
+pub(super) enum ReportFormat {
     Json,
     Html,
 }
@@ -441,7 +441,7 @@ enum ReportFormat {
 #[derive(ToSchema)]
 #[allow(dead_code)] // a schema only
 #[schema(rename_all = "snake_case")]
-enum ReportTier {
+pub(super) enum ReportTier {
     Summary,
     Detail,
 }
