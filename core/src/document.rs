@@ -366,6 +366,7 @@ mod tests;
 
 /// A person of the household as `meta` records them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema), schema(as = Person))]
 pub struct PersonRecord {
     /// The person id.
     pub id: crate::id::PersonId,
@@ -373,6 +374,7 @@ pub struct PersonRecord {
     pub name: String,
     /// The birth date, `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(format = Date))]
     pub birth_date: Option<String>,
     /// Persons holding parental authority (gezag) over this person.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -127,8 +127,60 @@ macro_rules! name_id {
                 id.0
             }
         }
+
+        #[cfg(feature = "utoipa")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                name_schema()
+            }
+        }
+
+        #[cfg(feature = "utoipa")]
+        impl utoipa::ToSchema for $name {}
     };
 }
+
+/// The schema of a name-like id (see [`IdError::Name`]).
+#[cfg(feature = "utoipa")]
+fn name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .into()
+}
+
+/// The schema of a UUID id.
+#[cfg(feature = "utoipa")]
+fn uuid_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .into()
+}
+
+#[cfg(feature = "utoipa")]
+impl utoipa::PartialSchema for DossierId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        uuid_schema()
+    }
+}
+
+#[cfg(feature = "utoipa")]
+impl utoipa::ToSchema for DossierId {}
+
+#[cfg(feature = "utoipa")]
+impl utoipa::PartialSchema for SignalId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        uuid_schema()
+    }
+}
+
+#[cfg(feature = "utoipa")]
+impl utoipa::ToSchema for SignalId {}
 
 name_id!(
     /// A person in a dossier (a household member), and the `person` claim of a resident.

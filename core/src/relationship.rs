@@ -11,6 +11,7 @@ use crate::principal::Principal;
 
 /// The relationship that makes an access legitimate; recorded in the audit log (NEN 7513).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// An assigned worker (R1).

@@ -17,6 +17,7 @@ use crate::relationship::Relationships;
 
 /// The policy's answer for one schema path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PathRule {
     /// The path pattern, `*` standing for any list position, e.g. `goals/*/owner`. An edit is
     /// located the way `check_batch` locates an operation: map keys are part of the path, list
@@ -24,8 +25,9 @@ pub struct PathRule {
     pub path: String,
     /// Whether the principal may write there now.
     pub allowed: bool,
-    /// Why not, when not.
+    /// Why not, when not: the policy's reason code, e.g. `path_reserved`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, nullable = false))]
     pub reason: Option<DenyReason>,
 }
 

@@ -354,7 +354,8 @@ impl ChainWalk {
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// The result of walking the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = LogIntegrity)]
 pub struct Verification {
     /// How many rows were checked.
     pub rows: u64,

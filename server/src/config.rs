@@ -26,6 +26,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Verify the audit log's hash chain and report the first broken row.
     VerifyAudit(StoreArgs),
+    /// Print the OpenAPI document of the HTTP API (what `/api/v1/openapi.json` serves).
+    Openapi,
 }
 
 /// Where the store lives.

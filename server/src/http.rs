@@ -4,6 +4,7 @@
 
 mod closing;
 mod device;
+mod doc;
 mod guard;
 mod oversight;
 mod params;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
 use regie_core::document::{self, PersonRecord};
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserId};
@@ -30,6 +31,9 @@ use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::auth::{AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token};
@@ -86,11 +90,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response()
+        let body = doc::ErrorBody {
+            error: doc::ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -150,6 +156,28 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The router: `/api/v1/*` and `/sync`, each route with the query parameters it takes and its
 /// body limit, all behind the guards of [`guard`].
 pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    guard::guard(router.with_state(state))
+}
+
+/// The OpenAPI document of every route [`router`] serves, generated from the handlers'
+/// annotations and types.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// `route` with its method router wrapped by `f` (a body limit, the query parameters it takes).
+fn wrapped(
+    route: UtoipaMethodRouter<AppState>,
+    f: impl FnOnce(MethodRouter<AppState>) -> MethodRouter<AppState>,
+) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = route;
+    (schemas, paths, f(method_router))
+}
+
+/// Every route with its documentation: a handler is registered with its `#[utoipa::path]`, so
+/// the router and the document cannot disagree about which routes exist.
+fn routes() -> OpenApiRouter<AppState> {
     use guard::{BODY_LIMIT, OFFLINE_READS_BODY_LIMIT, limit_body};
     // The query parameters each route takes besides `token` (see `params`).
     const NONE: &[&str] = &[];
@@ -157,101 +185,60 @@ pub fn router(state: AppState) -> Router {
     const UNUSUAL: &[&str] = &["month", "format", "threshold", "limit", "after"];
     const ACCESS_LOG: &[&str] = &["from", "to", "limit", "after"];
     const PAGED: &[&str] = &["limit", "after"];
-    let takes = |allowed: &'static [&'static str], route: MethodRouter<AppState>| {
-        route.route_layer(axum::middleware::from_fn_with_state(
-            allowed,
-            params::accepts,
+    fn takes(
+        allowed: &'static [&'static str],
+    ) -> impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState> + Copy {
+        move |route| {
+            route.route_layer(axum::middleware::from_fn_with_state(
+                allowed,
+                params::accepts,
+            ))
+        }
+    }
+    let json = |route: MethodRouter<AppState>| takes(NONE)(limit_body(route, BODY_LIMIT));
+    let plain = takes(NONE);
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(wrapped(routes!(health), plain))
+        .routes(wrapped(routes!(openapi), plain))
+        .routes(wrapped(routes!(my_documents), plain))
+        .routes(wrapped(routes!(write_rules), plain))
+        .routes(wrapped(routes!(create_dossier), json))
+        .routes(wrapped(routes!(assign), json))
+        .routes(wrapped(routes!(unassign), plain))
+        .routes(wrapped(routes!(link_resident), json))
+        .routes(wrapped(routes!(unlink_resident), plain))
+        .routes(wrapped(routes!(share::add_partner), json))
+        .routes(wrapped(routes!(share::add_maatwerk), json))
+        .routes(wrapped(routes!(share::withdraw_consent), json))
+        .routes(wrapped(routes!(closing::close), json))
+        .routes(wrapped(routes!(share::approve_weighing), json))
+        .routes(wrapped(routes!(share::tasks), plain))
+        .routes(wrapped(routes!(share::finish_task), json))
+        .routes(wrapped(routes!(statement::add_statement), json))
+        .routes(wrapped(routes!(device::offline_reads), |route| {
+            takes(NONE)(limit_body(route, OFFLINE_READS_BODY_LIMIT))
+        }))
+        .routes(wrapped(routes!(verify_audit), plain))
+        .routes(wrapped(routes!(quarantine), takes(PAGED)))
+        .routes(wrapped(routes!(destructions), plain))
+        .routes(wrapped(routes!(oversight::break_glass), json))
+        .routes(wrapped(
+            routes!(oversight::break_glass_report),
+            takes(REPORT),
         ))
-    };
-    let json = |route: MethodRouter<AppState>| takes(NONE, limit_body(route, BODY_LIMIT));
-    let plain = |route: MethodRouter<AppState>| takes(NONE, route);
-    let router = Router::new()
-        .route("/api/v1/health", plain(get(health)))
-        .route("/api/v1/openapi.json", plain(get(openapi)))
-        .route("/api/v1/me/documents", plain(get(my_documents)))
-        .route(
-            "/api/v1/me/documents/{document}/write-rules",
-            plain(get(write_rules)),
-        )
-        .route("/api/v1/dossiers", json(post(create_dossier)))
-        .route("/api/v1/dossiers/{id}/assignments", json(post(assign)))
-        .route(
-            "/api/v1/dossiers/{id}/assignments/{user}",
-            plain(delete(unassign)),
-        )
-        .route("/api/v1/dossiers/{id}/residents", json(post(link_resident)))
-        .route(
-            "/api/v1/dossiers/{id}/residents/{person}",
-            plain(delete(unlink_resident)),
-        )
-        .route(
-            "/api/v1/dossiers/{id}/partners",
-            json(post(share::add_partner)),
-        )
-        .route(
-            "/api/v1/dossiers/{id}/maatwerk",
-            json(post(share::add_maatwerk)),
-        )
-        .route(
-            "/api/v1/dossiers/{id}/consents/{consent}/withdraw",
-            json(post(share::withdraw_consent)),
-        )
-        .route("/api/v1/dossiers/{id}/close", json(post(closing::close)))
-        .route(
-            "/api/v1/dossiers/{id}/weighings/{weighing}/approve",
-            json(post(share::approve_weighing)),
-        )
-        .route("/api/v1/dossiers/{id}/tasks", plain(get(share::tasks)))
-        .route(
-            "/api/v1/dossiers/{id}/tasks/{task}/done",
-            json(post(share::finish_task)),
-        )
-        .route(
-            "/api/v1/dossiers/{id}/statements",
-            json(post(statement::add_statement)),
-        )
-        .route(
-            "/api/v1/audit/offline-reads",
-            takes(
-                NONE,
-                limit_body(post(device::offline_reads), OFFLINE_READS_BODY_LIMIT),
-            ),
-        )
-        .route("/api/v1/audit/verify", plain(get(verify_audit)))
-        .route("/api/v1/quarantine", takes(PAGED, get(quarantine)))
-        .route("/api/v1/destructions", plain(get(destructions)))
-        .route(
-            "/api/v1/dossiers/{id}/break-glass",
-            json(post(oversight::break_glass)),
-        )
-        .route(
-            "/api/v1/teams/{team}/break-glass-report",
-            takes(REPORT, get(oversight::break_glass_report)),
-        )
-        .route(
-            "/api/v1/teams/{team}/access-review",
-            json(get(oversight::access_review).post(oversight::record_access_review)),
-        )
-        .route(
-            "/api/v1/reports/unusual-access",
-            takes(UNUSUAL, get(oversight::unusual_access)),
-        )
-        .route(
-            "/api/v1/me/access-log",
-            takes(ACCESS_LOG, get(oversight::my_access_log)),
-        )
-        .route(
-            "/api/v1/signals",
-            json(get(signal::list).post(signal::register)),
-        )
-        .route("/api/v1/signals/{id}/close", json(post(signal::close)))
-        .route(
-            "/api/v1/signals/{id}/dossier",
-            json(post(signal::to_dossier)),
-        )
-        .route("/sync", plain(get(sync)))
-        .with_state(state);
-    guard::guard(router)
+        .routes(wrapped(
+            routes!(oversight::access_review, oversight::record_access_review),
+            json,
+        ))
+        .routes(wrapped(routes!(oversight::unusual_access), takes(UNUSUAL)))
+        .routes(wrapped(
+            routes!(oversight::my_access_log),
+            takes(ACCESS_LOG),
+        ))
+        .routes(wrapped(routes!(signal::list, signal::register), json))
+        .routes(wrapped(routes!(signal::close), json))
+        .routes(wrapped(routes!(signal::to_dossier), json))
+        .routes(wrapped(routes!(sync), plain))
 }
 
 #[derive(Deserialize)]
@@ -281,18 +268,69 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
     }
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer of `GET /api/v1/health`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    summary = r#"Liveness"#,
+    security(()),
+    responses(
+        (status = 200, description = "The server is up", body = Health),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    summary = r#"This document"#,
+    security(()),
+    responses(
+        (status = 200, description = "OpenAPI 3.1", body = Object),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| {
+        openapi_document()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    });
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        document.as_str(),
     )
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync",
+    summary = r#"WebSocket upgrade: automerge-repo network protocol version 1 (binary CBOR frames) plus Regie's rejected/revoked/replaced messages"#,
+    params(
+        ("token" = Option<String>, Query, description = "The JWT, for clients that cannot set headers"),
+    ),
+    responses(
+        (status = 101, description = "Switching protocols"),
+        (status = 400, description = "bad_request: not a WebSocket upgrade request, or unknown_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 426, description = "upgrade_required: the connection cannot be upgraded", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -322,11 +360,16 @@ async fn sync(
 
 /// One document the caller may sync, with what a device needs to run the policy locally: the
 /// dossier's district and team and the basis of the caller's access.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MyDocument {
     dossier: DossierId,
+    /// `plan`, `record`, `view/<person>`, `maatwerk/<n>`, `partner/<org>` or `meta`.
+    #[schema(example = "view/p-sanne")]
     key: String,
+    /// The document's `automerge:` URL.
+    #[schema(example = "automerge:2j9Jm6ZhaGvUfwvUCNZ6pXyRMh2F")]
     url: String,
+    #[schema(value_type = doc::ModeSchema)]
     access: Mode,
     basis: Basis,
     district: DistrictId,
@@ -335,6 +378,17 @@ struct MyDocument {
     closed: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/documents",
+    summary = r#"The documents the caller may sync, with access mode (audited)"#,
+    responses(
+        (status = 200, description = "Documents", body = [MyDocument]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn my_documents(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -372,11 +426,26 @@ async fn my_documents(
 /// without holding a rule of its own. `document` is the document id or its `automerge:` URL. A
 /// document the caller may not read is answered like an unknown one. The answer is about the
 /// caller's own rights, not dossier content, so it is not audited.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/documents/{document}/write-rules",
+    summary = r#"Which paths of this document the caller may write now, each decided by the policy over the document's schema (a document the caller may not read is not_found)"#,
+    params(
+        ("document" = String, Path, description = "The document id, or its automerge: URL"),
+    ),
+    responses(
+        (status = 200, description = "Write rules", body = WriteRulesBody),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such document, or not the caller's to read", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn write_rules(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(document): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<WriteRulesBody>> {
     let id = DocumentId::from_url(&document)
         .or_else(|_| document.parse())
         .map_err(|_| ApiError::not_found())?;
@@ -387,17 +456,35 @@ async fn write_rules(
         return Err(ApiError::not_found());
     }
     let rules = regie_core::writable::write_rules(&who, &key, &entry.rel, now);
-    Ok(Json(json!({
-        "document": id.to_url(),
-        "dossier": dossier,
-        "key": key.to_string(),
-        "writable": rules.writable,
-        "reason": rules.reason,
-        "paths": rules.paths,
-    })))
+    Ok(Json(WriteRulesBody {
+        document: id.to_url(),
+        dossier,
+        key: key.to_string(),
+        writable: rules.writable,
+        reason: rules.reason,
+        paths: rules.paths,
+    }))
 }
 
-#[derive(Deserialize)]
+/// What the caller may write in one document, now.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WriteRules)]
+struct WriteRulesBody {
+    /// The document's `automerge:` URL.
+    document: String,
+    dossier: DossierId,
+    /// `plan`, `record`, `view/<person>`, `maatwerk/<n>`, `partner/<org>` or `meta`.
+    key: String,
+    /// Whether the caller may send changes to the document at all.
+    writable: bool,
+    /// The policy's reason code when not writable.
+    #[schema(value_type = Option<String>)]
+    reason: Option<regie_core::policy::DenyReason>,
+    /// Every path of the document's schema, in schema order.
+    paths: Vec<regie_core::writable::PathRule>,
+}
+
+#[derive(Deserialize, ToSchema)]
 struct NewDossier {
     district: DistrictId,
     team: TeamId,
@@ -410,15 +497,33 @@ struct NewDossier {
     resident_agreed: bool,
     /// The day they agreed, `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(format = Date)]
     agreed_on: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A dossier just created: its id and its documents' `automerge:` URLs by key.
+#[derive(Serialize, ToSchema)]
 struct CreatedDossier {
     id: DossierId,
     documents: BTreeMap<String, String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers",
+    summary = r#"Create a dossier in a district and team (admin, or a worker of that team, who is then assigned)"#,
+    request_body = NewDossier,
+    responses(
+        (status = 201, description = "Created", body = CreatedDossier),
+        (status = 403, description = "other_district, not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
+        (status = 409, description = "agreement_missing: persons are named without the resident's agreement (R11)", body = doc::ErrorBody),
+        (status = 400, description = "invalid (meta's schema refuses a person), invalid_date; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 async fn create_dossier(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -562,7 +667,7 @@ async fn publish_dossier(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UserBody {
     user: UserId,
 }
@@ -622,6 +727,25 @@ fn standing(
     )?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/assignments",
+    summary = r#"Assign a worker (admin or the team's manager)"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = UserBody,
+    responses(
+        (status = 204, description = "Assigned"),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to manage", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "invalid; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 async fn assign(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -633,6 +757,22 @@ async fn assign(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dossiers/{id}/assignments/{user}",
+    summary = r#"Unassign a worker; their connected devices are told to purge the dossier (revoked)"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("user" = String, Path, description = "The worker's user id"),
+    ),
+    responses(
+        (status = 204, description = "Unassigned"),
+        (status = 400, description = "not a user id, invalid; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to manage; not_assigned", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn unassign(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -648,26 +788,79 @@ async fn unassign(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PersonBody {
     person: PersonId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/residents",
+    summary = r#"Link a person of the dossier to their resident account (assigned worker or admin); creates view/<person>"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = PersonBody,
+    responses(
+        (status = 201, description = "Linked", body = DocumentRef),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to manage", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "bad_request: the person is not part of this dossier, unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 async fn link_resident(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
     Json(body): Json<PersonBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<DocumentRef>)> {
     let now = OffsetDateTime::now_utc();
     let key = DocumentKey::View(body.person.clone());
     let view = domain::link_resident(&state.hub, &who, dossier_id(&id)?, body.person, now).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": view.to_url() })),
+        Json(DocumentRef {
+            key: key.to_string(),
+            url: view.to_url(),
+        }),
     ))
 }
 
+/// A thing a call created, by id.
+#[derive(Serialize, ToSchema)]
+struct Created {
+    id: String,
+}
+
+/// A document a call created: its key and `automerge:` URL.
+#[derive(Serialize, ToSchema)]
+struct DocumentRef {
+    /// E.g. `view/<person>`, `partner/<org>`, `maatwerk/<n>`.
+    key: String,
+    /// The `automerge:` URL.
+    url: String,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dossiers/{id}/residents/{person}",
+    summary = r#"Unlink a resident; their devices are told to purge"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("person" = String, Path, description = "The person id"),
+    ),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 400, description = "not a person id; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to manage; not_linked", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn unlink_resident(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -683,15 +876,40 @@ async fn unlink_resident(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    summary = r#"Verify the audit log's hash chain (privacy officer; audited)"#,
+    responses(
+        (status = 200, description = "Result", body = Verified),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn verify_audit(
     State(state): State<AppState>,
     Caller(who): Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Verified>> {
     privacy_officer_reads(&state, &who).await?;
     let v = state.hub.store().verify_audit().await?;
-    Ok(Json(
-        json!({ "intact": v.intact(), "rows": v.rows, "first_broken_seq": v.first_broken_seq }),
-    ))
+    Ok(Json(Verified {
+        intact: v.intact(),
+        rows: v.rows,
+        first_broken_seq: v.first_broken_seq,
+    }))
+}
+
+/// The audit log's hash chain, walked now.
+#[derive(Serialize, ToSchema)]
+struct Verified {
+    /// Whether every row's hash and link match.
+    intact: bool,
+    /// How many rows were checked.
+    rows: u64,
+    /// The first row whose hash or link does not match, if any.
+    first_broken_seq: Option<i64>,
 }
 
 /// Whether the policy lets `who` read the registers kept about the system.
@@ -724,6 +942,18 @@ async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<(
 
 /// `GET /api/v1/destructions`: proof of every destruction at the end of retention (I6), for
 /// the privacy officer; ids and counts, never content.
+#[utoipa::path(
+    get,
+    path = "/api/v1/destructions",
+    summary = r#"Proof of every dossier destroyed at the end of its retention (privacy officer; R23, I6): dossier id, when, why, how many documents, changes and bytes — never content."#,
+    responses(
+        (status = 200, description = "Destructions, oldest first", body = [doc::DestructionProof]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn destructions(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -740,6 +970,22 @@ const QUARANTINE_PAGE: params::PageSize = params::PageSize {
 
 /// `GET /api/v1/quarantine`: rejected batches, newest first, a page at a time (`limit`, then
 /// `after` = the `next` of the page before); reasons and hashes, never content.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quarantine",
+    summary = r#"Rejected write batches with reasons, never content, newest first, a page at a time (privacy officer; audited). Quarantine keeps the bytes of at most 64 batches or 16 MiB per device and per dossier; beyond that a rejection is recorded (reason, path, hashes, time, size) with bytes_kept false."#,
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Batches per page, 1 to 1000 (invalid_limit)"),
+        ("after" = Option<i64>, Query, description = "The X-Next-Cursor of the previous page: batches older than that row (invalid_cursor)"),
+    ),
+    responses(
+        (status = 200, description = "Quarantined batches; the X-Next-Cursor header gives after for the next page, absent on the last", body = [doc::QuarantinedBatch], headers(("x-next-cursor" = String, description = "after for the next page"))),
+        (status = 400, description = "invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 async fn quarantine(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -14,5 +14,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => regie_server::serve(args, regie_server::shutdown_signal()).await,
         Command::Demo(args) => regie_server::demo::run(args, regie_server::shutdown_signal()).await,
         Command::VerifyAudit(args) => regie_server::verify_audit(args).await,
+        Command::Openapi => {
+            println!(
+                "{}",
+                regie_server::http::openapi_document().to_pretty_json()?
+            );
+            Ok(())
+        }
     }
 }

@@ -48,8 +48,10 @@ const DAY_ENDS: u8 = 19;
     strum::EnumString,
     strum::Display,
     strum::VariantArray,
+    utoipa::ToSchema,
 )]
 #[strum(serialize_all = "snake_case")]
+#[schema(rename_all = "snake_case")]
 pub enum Category {
     /// An acute crisis of the household (e.g. a call from the resident or a partner).
     Crisis,
@@ -309,7 +311,7 @@ impl ReportMonth {
 }
 
 /// A half-open period `[from, to)`; an absent bound is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     /// The first instant included (UTC).
     #[serde(with = "time::serde::rfc3339::option")]
@@ -329,7 +331,7 @@ impl Period {
 // ---- break-glass uses ---------------------------------------------------------------------
 
 /// A document read under a break-glass grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct GrantRead {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
@@ -340,7 +342,7 @@ pub struct GrantRead {
 
 /// One breaking of the glass as the log tells it, with the grant's reason and end and the reads
 /// made under it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BreakGlassUse {
     /// When the grant began.
     #[serde(with = "time::serde::rfc3339")]
@@ -532,7 +534,7 @@ pub fn break_glass_uses(
 }
 
 /// The number of uses in one ISO week.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WeekCount {
     /// The ISO week, e.g. `2024-W10`.
     pub week: String,
@@ -541,7 +543,7 @@ pub struct WeekCount {
 }
 
 /// The manager's tier (R9): counts only — no names, no dossier ids, no reasons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BreakGlassSummary {
     /// The team.
     pub team: String,
@@ -550,8 +552,10 @@ pub struct BreakGlassSummary {
     /// The month as instants.
     pub period: Period,
     /// The time zone of weeks and off-hours.
+    #[schema(value_type = String, example = "Europe/Amsterdam")]
     pub timezone: &'static str,
     /// What counts as off-hours.
+    #[schema(value_type = String)]
     pub off_hours_definition: &'static str,
     /// How many times the glass was broken.
     pub total: usize,
@@ -610,7 +614,7 @@ pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> Brea
 }
 
 /// One use in the privacy officer's named detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DetailLine {
     /// The use.
     #[serde(flatten)]
@@ -625,7 +629,7 @@ pub struct DetailLine {
 
 /// The privacy officer's tier (R9): every use with who, which dossier, why and what was read,
 /// and whether the log they come from is intact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BreakGlassDetail {
     /// The team.
     pub team: String,
@@ -634,8 +638,10 @@ pub struct BreakGlassDetail {
     /// The month as instants.
     pub period: Period,
     /// The time zone of weeks and off-hours.
+    #[schema(value_type = String, example = "Europe/Amsterdam")]
     pub timezone: &'static str,
     /// What counts as off-hours.
+    #[schema(value_type = String)]
     pub off_hours_definition: &'static str,
     /// How many times the glass was broken.
     pub total: usize,
@@ -645,6 +651,7 @@ pub struct BreakGlassDetail {
     pub next: Option<String>,
     /// The hash chain's state when the report was made; on its first page only (`null` on the
     /// pages after it, which continue the same report).
+    #[schema(value_type = Option<crate::audit::Verification>)]
     pub log: Option<Verification>,
 }
 
@@ -680,7 +687,7 @@ pub fn detail(
 // ---- unusual access -----------------------------------------------------------------------
 
 /// One access (or refused attempt) as listed in the unusual-access report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AccessLine {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
@@ -704,7 +711,7 @@ pub struct AccessLine {
 }
 
 /// Many dossiers opened by one user within an hour.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Burst {
     /// Who.
     pub user: String,
@@ -721,7 +728,7 @@ pub struct Burst {
 }
 
 /// One user's accesses outside working hours.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OffHoursUse {
     /// Who.
     pub user: String,
@@ -741,15 +748,17 @@ pub struct OffHoursUse {
 
 /// The privacy officer's report of accesses outside the normal relationship and of unusual
 /// patterns in one month.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnusualAccess {
     /// The month, `YYYY-MM`.
     pub month: String,
     /// The month as instants.
     pub period: Period,
     /// The time zone of off-hours.
+    #[schema(value_type = String)]
     pub timezone: &'static str,
     /// What counts as off-hours.
+    #[schema(value_type = String)]
     pub off_hours_definition: &'static str,
     /// A burst is this many different dossiers or more within one hour.
     pub burst_threshold: usize,
@@ -771,6 +780,7 @@ pub struct UnusualAccess {
     /// Professionals' accesses outside working hours, per user; on the first page only.
     pub off_hours: Option<Vec<OffHoursUse>>,
     /// The hash chain's state when the report was made; on the first page only.
+    #[schema(value_type = Option<crate::audit::Verification>)]
     pub log: Option<Verification>,
 }
 
@@ -968,7 +978,7 @@ pub fn unusual_access(
 // ---- who looked at my dossier -------------------------------------------------------------
 
 /// One access to a resident's dossier as the resident sees it (R9, NEN 7513 ch. 9).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LookLine {
     /// When.
     #[serde(with = "time::serde::rfc3339")]

@@ -12,6 +12,7 @@ use crate::retention::DossierPart;
 
 /// How the partner reaches the worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// The worker's name as the partner may know it.
     #[serde(default)]
@@ -26,6 +27,7 @@ pub struct Contact {
 
 /// An action the case conference assigned to one partner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PartnerAction {
     /// Its id, stable across updates.
     pub id: String,
@@ -33,6 +35,7 @@ pub struct PartnerAction {
     pub description: String,
     /// When it was agreed, `YYYY-MM-DD`.
     #[serde(default)]
+    #[cfg_attr(feature = "utoipa", schema(format = Date))]
     pub agreed_on: Option<String>,
 }
 

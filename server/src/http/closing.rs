@@ -14,40 +14,64 @@ use regie_core::id::{DocumentKey, DossierId};
 use regie_core::policy::{Action, Decision, DenyReason, decide};
 use regie_core::retention::{self, DossierPart, Regime};
 use regie_core::share;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::share::{denied, document_at};
-use super::{ApiError, ApiResult, AppState, Caller, relation_event};
+use super::{ApiError, ApiResult, AppState, Caller, doc, relation_event};
 use crate::hub::Relating;
 use crate::storage::RelationEdit;
 
 /// `POST /api/v1/dossiers/{id}/close`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct Closing {
     /// The triage record of the closing or handover.
     triage: String,
-    /// The legal regimes of the dossier's parts, when `meta` does not record them yet.
+    /// The parts' legal regimes when meta records none; a missing trigger is the closing day
+    /// (Participatiewet: the benefit's end, left open).
     #[serde(default)]
     regimes: Vec<RegimeBody>,
 }
 
 /// One part's regime and, where it is not the closing day, its trigger date.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct RegimeBody {
     regime: String,
+    /// `YYYY-MM-DD`.
     #[serde(default)]
+    #[schema(format = Date)]
     trigger: Option<String>,
 }
 
 /// Closes the dossier.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/close",
+    summary = r#"Close the dossier (assigned worker; R18, R23): needs a complete triage record of moment afsluiting or overdracht and no open tasks. Fixes the regimes' trigger dates and the destroy-by date in meta, ends every partner's access; afterwards nobody writes the dossier."#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = Closing,
+    responses(
+        (status = 200, description = "Closed", body = Closed),
+        (status = 403, description = "a refusal of the policy, e.g. triage_missing or tasks_open", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
+        (status = 409, description = "the dossier is already closed", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "invalid regime or trigger date; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn close(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
     Json(body): Json<Closing>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Closed>> {
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
     let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
@@ -120,8 +144,10 @@ pub(super) async fn close(
     let destroy_by = retention::destroy_by_dossier(&parts, &[]);
     let written = parts.clone();
     let triage = triage.expect("the policy allowed it");
-    let handover = (triage.moment == "overdracht")
-        .then(|| json!({ "recipient": triage.recipient, "items": triage.items }));
+    let handover = (triage.moment == "overdracht").then(|| Handover {
+        recipient: triage.recipient.clone(),
+        items: triage.items.clone(),
+    });
     let mut ended = Vec::new();
     state
         .hub
@@ -159,14 +185,53 @@ pub(super) async fn close(
         })
         .await?;
     let date = |d: time::Date| d.format(document::DATE).expect("dates format");
-    Ok(Json(json!({
-        "status": "closed",
-        "destroy_by": destroy_by.map(date),
-        "regimes": parts.iter().map(|p| json!({
-            "regime": p.regime.code(),
-            "trigger": p.trigger_on.map(date),
-        })).collect::<Vec<_>>(),
-        "partners_ended": ended.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "handover": handover,
-    })))
+    Ok(Json(Closed {
+        status: "closed",
+        destroy_by: destroy_by.map(date),
+        regimes: parts
+            .iter()
+            .map(|p| ClosedRegime {
+                regime: p.regime.code(),
+                trigger: p.trigger_on.map(date),
+            })
+            .collect(),
+        partners_ended: ended.iter().map(ToString::to_string).collect(),
+        handover,
+    }))
+}
+
+/// A dossier closed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Closed {
+    /// `closed`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// The day the dossier is destroyed (R23), `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    destroy_by: Option<String>,
+    /// The parts' regimes and trigger dates as fixed in meta.
+    regimes: Vec<ClosedRegime>,
+    /// The partners whose access ended.
+    partners_ended: Vec<String>,
+    /// For an overdracht: the recipient and the items that go along.
+    handover: Option<Handover>,
+}
+
+/// One part's regime as fixed at closing.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ClosedRegime {
+    #[schema(value_type = String)]
+    regime: &'static str,
+    /// `YYYY-MM-DD`; null while it is not known (a benefit's end).
+    #[schema(format = Date)]
+    trigger: Option<String>,
+}
+
+/// Who takes a dossier over and what goes along.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Handover {
+    #[schema(value_type = Option<String>)]
+    recipient: Option<String>,
+    #[schema(value_type = Vec<String>)]
+    items: std::collections::BTreeSet<String>,
 }

@@ -13,8 +13,9 @@ use regie_core::policy::{Action, Decision, decide};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult, AppState, Caller};
+use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::hub::{basis_code, subjects};
 
@@ -22,23 +23,25 @@ use crate::hub::{basis_code, subjects};
 const MAX_EVENTS: usize = 5_000;
 
 /// One upload of offline reads.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct OfflineReads {
     /// The device's storage id.
     device: String,
-    /// The device clock when it sent the upload.
+    /// The device clock when sending; the server measures the clock offset from it.
     #[serde(with = "time::serde::rfc3339")]
     sent_at: OffsetDateTime,
     /// The reads.
+    #[schema(max_items = 5000)]
     events: Vec<OfflineReadEvent>,
 }
 
 /// One local open of a document.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct OfflineReadEvent {
     /// The device's id for the event.
     id: String,
     /// The dossier.
+    #[schema(format = Uuid)]
     dossier: String,
     /// The document key (`plan`, `record`, …).
     document: String,
@@ -48,14 +51,16 @@ struct OfflineReadEvent {
 }
 
 /// A report the server did not log as a read.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct Refused {
     id: String,
+    /// E.g. `not_found`.
+    #[schema(value_type = String)]
     reason: &'static str,
 }
 
 /// Which reports were logged and which were refused.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct Logged {
     accepted: Vec<String>,
     refused: Vec<Refused>,
@@ -63,6 +68,22 @@ pub(super) struct Logged {
     clock_offset_seconds: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/audit/offline-reads",
+    summary = r#"Upload the documents a device opened while offline (I3); each is logged as an offline_read with the device and the clock offset, if the policy lets the caller read that document now"#,
+    description = r#"The body may be up to 2 MiB (5,000 events)."#,
+    request_body = OfflineReads,
+    responses(
+        (status = 200, description = "Which events were logged as reads and which were refused (refused reports about existing documents are logged with the refusal as outcome)", body = Logged),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "too many events; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn offline_reads(
     State(state): State<AppState>,
     Caller(who): Caller,

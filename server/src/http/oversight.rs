@@ -21,12 +21,12 @@ use regie_core::relationship::Grant;
 use regie_core::relationship::Relationships;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::params::{self, PageSize, Params};
-use super::{ApiError, ApiResult, AppState, Caller};
+use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::hub::{DossierEntry, HubError, Relating, subjects};
 use crate::report::{self, Category, GrantUses, PatternScan, ReportMonth, UnusualAccess, html};
@@ -76,7 +76,7 @@ fn too_long(what: &'static str) -> ApiError {
 // ---- breaking the glass -------------------------------------------------------------------
 
 /// The body of `POST /api/v1/dossiers/{id}/break-glass`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct BreakGlassBody {
     /// Why, in the colleague's words (mandatory).
     #[serde(default)]
@@ -84,7 +84,8 @@ struct BreakGlassBody {
     /// `crisis`, `safety`, `continuity` or `other` (mandatory).
     #[serde(default)]
     category: Option<String>,
-    /// The token from the warning; present only on the confirming call.
+    /// The token from the warning; good once, for 10 minutes, for the same user and dossier;
+    /// present only on the confirming call.
     #[serde(default)]
     confirmation: Option<String>,
 }
@@ -155,6 +156,25 @@ async fn refuse(
 /// `POST /api/v1/dossiers/{id}/break-glass` (R2): without `confirmation`, checks the policy,
 /// keeps the request and answers with the warning and a one-time confirmation token; with it,
 /// grants read access for the configured time, audited as an emergency access.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/break-glass",
+    summary = r#"Break the glass (R2): a team colleague (or a citywide worker) asks with a reason and category and gets a warning and a one-time confirmation token; a second call with the token grants read access to plan, record and meta for --break-glass-hours (default 8), audited as an emergency access. At the grant's end connected devices get revoked. Anyone else gets not_found (R3)."#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body(content = Option<BreakGlassBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The warning; nothing is granted yet", body = BreakGlassWarning),
+        (status = 201, description = "Granted", body = BreakGlassGranted),
+        (status = 400, description = "reason_required, category_required, reason_too_long, invalid_confirmation or bad_request; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not a team colleague in its district", body = doc::ErrorBody),
+        (status = 409, description = "already_has_access", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn break_glass(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -255,17 +275,50 @@ async fn warn(
     );
     Ok((
         StatusCode::OK,
-        Json(json!({
-            "status": "confirmation_required",
-            "warning": warning,
-            "confirmation": token,
-            "confirm_before": rfc3339(request.expires_at),
-            "category": category,
-            "documents": documents,
-            "grant_seconds": state.oversight.break_glass.as_secs_f64(),
-        })),
+        Json(BreakGlassWarning {
+            status: "confirmation_required",
+            warning,
+            confirmation: token,
+            confirm_before: rfc3339(request.expires_at),
+            category,
+            documents,
+            grant_seconds: state.oversight.break_glass.as_secs_f64(),
+        }),
     )
         .into_response())
+}
+
+/// The warning before the glass is broken; nothing is granted yet.
+#[derive(Serialize, ToSchema)]
+struct BreakGlassWarning {
+    /// `confirmation_required`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    warning: String,
+    /// The one-time token that confirms.
+    confirmation: String,
+    #[schema(format = DateTime)]
+    confirm_before: String,
+    category: Category,
+    /// The documents the grant would open.
+    documents: Vec<String>,
+    /// How long the grant would last.
+    grant_seconds: f64,
+}
+
+/// A break-glass grant.
+#[derive(Serialize, ToSchema)]
+struct BreakGlassGranted {
+    /// `granted`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    #[schema(format = DateTime)]
+    granted_at: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    category: Category,
+    /// The documents now readable, their `automerge:` URLs by key.
+    documents: BTreeMap<String, String>,
 }
 
 /// Why a confirmed break-glass request was not granted.
@@ -339,13 +392,13 @@ async fn confirm(
     let documents = readable(who, &entry, &entry.rel, now);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "status": "granted",
-            "granted_at": rfc3339(grant.granted_at),
-            "expires_at": rfc3339(grant.expires_at),
-            "category": category,
-            "documents": documents,
-        })),
+        Json(BreakGlassGranted {
+            status: "granted",
+            granted_at: rfc3339(grant.granted_at),
+            expires_at: rfc3339(grant.expires_at),
+            category,
+            documents,
+        }),
     )
         .into_response())
 }
@@ -374,6 +427,33 @@ const ACCESS_LOG_PAGE: PageSize = PageSize {
 };
 /// Reads listed per break-glass use in the detail (all are counted in `reads_total`).
 pub(super) const READS_LISTED: usize = 100;
+
+/// The `format` of a report.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: `format` parses the parameter
+#[schema(rename_all = "snake_case")]
+pub(super) enum ReportFormat {
+    Json,
+    Html,
+}
+
+/// The `tier` of the break-glass report.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+#[schema(rename_all = "snake_case")]
+pub(super) enum ReportTier {
+    Summary,
+    Detail,
+}
+
+/// The break-glass report: the summary or the detail tier.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // a schema only: `respond` serializes either tier
+#[serde(untagged)]
+enum BreakGlassReport {
+    Summary(report::BreakGlassSummary),
+    Detail(report::BreakGlassDetail),
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -435,6 +515,26 @@ async fn teams(state: &AppState) -> ApiResult<HashMap<String, String>> {
 /// `GET /api/v1/teams/{team}/break-glass-report` (R9): the team manager gets the summary of
 /// their own team, the privacy officer the named detail (or the summary with `tier=summary`).
 /// The detail lists its uses a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/break-glass-report",
+    summary = r#"Monthly break-glass report (R9): the team's manager gets the non-identifying summary; the privacy officer gets the named detail (or tier=summary). Off-hours: before 07:00 or from 19:00 Europe/Amsterdam on weekdays, and weekends. Audited."#,
+    params(
+        ("team" = regie_core::id::TeamId, Path, description = "The team"),
+        ("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM on the Europe/Amsterdam clock, from 1970-01 to 9999-11; defaults to last month (invalid_month)"),
+        ("format" = Option<ReportFormat>, Query, description = "html gives a printable, server-rendered page"),
+        ("tier" = Option<ReportTier>, Query, description = "Without it: the most the caller may read"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Uses of the detail tier per page, 1 to 1000 (invalid_limit)"),
+        ("after" = Option<String>, Query, description = "The next of the previous page of the detail tier (invalid_cursor)"),
+    ),
+    responses(
+        (status = 200, description = "The report", content((BreakGlassReport = "application/json"), (String = "text/html"))),
+        (status = 400, description = "invalid_month, invalid_tier, invalid_format, invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "other_team, privacy_officer_only or managers_and_privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn break_glass_report(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -665,6 +765,25 @@ async fn list_page(
 /// unusual patterns in a month, for the privacy officer. The two lists (emergency reads,
 /// refused attempts) come a page at a time with their totals; the patterns are computed over
 /// the whole month on every page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/unusual-access",
+    summary = r#"Accesses outside the normal relationship (emergency reads, refused attempts) and unusual patterns (many dossiers within an hour by one user, professionals' off-hours access) in a month (privacy officer; audited)"#,
+    params(
+        ("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM on the Europe/Amsterdam clock, from 1970-01 to 9999-11; defaults to last month (invalid_month)"),
+        ("format" = Option<ReportFormat>, Query, description = "html gives a printable, server-rendered page"),
+        ("threshold" = Option<u32>, Query, minimum = 2, description = "Different dossiers within one hour that make a burst"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Lines of each list (emergency_reads, refused) per page, 1 to 1000 (invalid_limit)"),
+        ("after" = Option<String>, Query, description = "The next of the previous page; continues both lists (invalid_cursor)"),
+    ),
+    responses(
+        (status = 200, description = "The report", content((UnusualAccess = "application/json"), (String = "text/html"))),
+        (status = 400, description = "invalid_month, invalid_threshold, invalid_format, invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn unusual_access(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -774,10 +893,11 @@ pub(super) async fn unusual_access(
 }
 
 /// The answer of `GET /api/v1/me/access-log`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AccessLog {
     person: PersonId,
     period: report::Period,
+    #[schema(value_type = String)]
     timezone: &'static str,
     worker_names: bool,
     accesses: Vec<report::LookLine>,
@@ -789,6 +909,24 @@ pub(super) struct AccessLog {
 /// per period: organisation, role, action, date, and whether it was an emergency access, oldest
 /// first, a page at a time. Individual workers are named only when the server runs with
 /// `--show-worker-names`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/access-log",
+    summary = r#"Who looked at my dossier (R9): accesses by others to the calling resident's data, with organisation, role, action, date and whether it was an emergency access; worker user ids only when the server runs with --show-worker-names (audited)"#,
+    params(
+        ("from" = Option<String>, Query, format = Date, description = "First local date, YYYY-MM-DD from 0001-01-01 to 9999-12-31 (invalid_date)"),
+        ("to" = Option<String>, Query, format = Date, description = "Last local date, inclusive, YYYY-MM-DD from 0001-01-01 to 9999-12-31 (invalid_date)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Accesses per page, 1 to 1000 (invalid_limit)"),
+        ("after" = Option<i64>, Query, description = "The next of the previous page (invalid_cursor)"),
+    ),
+    responses(
+        (status = 200, description = "Accesses, oldest first, one page", body = AccessLog),
+        (status = 400, description = "invalid_date, invalid_period (from after to), invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "residents_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn my_access_log(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -885,10 +1023,11 @@ pub(super) async fn my_access_log(
 // ---- access review ------------------------------------------------------------------------
 
 /// One dossier of a team in the access review.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Reviewed {
     dossier: DossierId,
     district: DistrictId,
+    #[schema(value_type = Vec<doc::ReviewLineSchema>)]
     lines: Vec<ReviewLine>,
 }
 
@@ -926,11 +1065,27 @@ fn may_review(who: &Principal, team: &TeamId, record: bool) -> ApiResult<()> {
 
 /// `GET /api/v1/teams/{team}/access-review` (R10): for the team's manager (or the privacy
 /// officer), who can reach which dossier and on what basis, and the last recorded review.
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/access-review",
+    summary = r#"Access review (R10): who can reach which of the team's dossiers and on what basis, from the policy itself, with the last recorded review (the team's manager, or the privacy officer; audited)"#,
+    params(
+        ("team" = regie_core::id::TeamId, Path, description = "The team"),
+    ),
+    responses(
+        (status = 200, description = "The listing", body = AccessReviewListing),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "other_team or team_manager_only", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn access_review(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(team): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<AccessReviewListing>> {
     let team = team_of(&team)?;
     may_review(&who, &team, false)?;
     let now = OffsetDateTime::now_utc();
@@ -939,15 +1094,26 @@ pub(super) async fn access_review(
     audit(&state, &ev).await?;
     let dossiers = listing(&state, &team, now);
     let last = state.hub.store().last_access_review(&team).await?;
-    Ok(Json(json!({
-        "team": team,
-        "at": rfc3339(now),
-        "last_review": last,
-        "dossiers": dossiers,
-    })))
+    Ok(Json(AccessReviewListing {
+        team,
+        at: rfc3339(now),
+        last_review: last,
+        dossiers,
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Who can reach which of a team's dossiers, now, and the last recorded review.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AccessReviewListing {
+    team: TeamId,
+    #[schema(format = DateTime)]
+    at: String,
+    #[schema(value_type = Option<doc::AccessReviewSchema>)]
+    last_review: Option<crate::storage::AccessReview>,
+    dossiers: Vec<Reviewed>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct ReviewBody {
     #[serde(default)]
     note: Option<String>,
@@ -955,6 +1121,23 @@ struct ReviewBody {
 
 /// `POST /api/v1/teams/{team}/access-review` (R10): the team's manager records that they
 /// reviewed the listing as it stands now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{team}/access-review",
+    summary = r#"Record that the team's manager reviewed the listing as it stands now (audited)"#,
+    params(
+        ("team" = regie_core::id::TeamId, Path, description = "The team"),
+    ),
+    request_body(content = Option<ReviewBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded", body = super::doc::AccessReviewSchema),
+        (status = 400, description = "note_too_long, or bad_request; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "other_team or team_manager_only", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn record_access_review(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -20,18 +20,18 @@ use regie_core::principal::{Principal, Role};
 use regie_core::projection;
 use regie_core::share::{self, CoverageError, Ground, Recipient, ShareRequest};
 use regie_sync_protocol::DocumentId;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult, AppState, Caller, relation_event, standing, standing_in};
+use super::{ApiError, ApiResult, AppState, Caller, doc, relation_event, standing, standing_in};
 use crate::hub::DossierEntry;
 use crate::hub::Relating;
 use crate::storage::RelationEdit;
 use crate::storage::share::PartnerShareRow;
 
 /// The ground a partner share rests on.
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum GroundName {
     /// Consent (R16).
@@ -41,16 +41,20 @@ pub(super) enum GroundName {
 }
 
 /// `POST /api/v1/dossiers/{id}/partners`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct PartnerShare {
     org: OrgId,
+    /// The id of the triage record in record.
     triage: String,
     purpose: String,
+    /// Defaults to the triage record's items.
     #[serde(default)]
     items: Vec<String>,
+    /// The persons whose data is shared (ground consent).
     #[serde(default)]
     subjects: Vec<PersonId>,
     ground: GroundName,
+    /// The id of the safety weighing (ground four_eyes).
     #[serde(default)]
     weighing: Option<String>,
     /// How the partner reaches the worker.
@@ -62,8 +66,9 @@ pub(super) struct PartnerShare {
 }
 
 /// `POST /api/v1/dossiers/{id}/maatwerk`: the extract for one decision, composed by the worker.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct MaatwerkShare {
+    /// The id of the triage record in record.
     triage: String,
     /// The person applying; the only resident who will read the extract.
     applicant: PersonId,
@@ -73,7 +78,8 @@ pub(super) struct MaatwerkShare {
     assessed_need: String,
     #[serde(default)]
     proposed_voorziening: String,
-    /// Record entries (facts the applicant has seen in their view) that support the request.
+    /// Record entries (kind fact, facts the applicant has seen in their view) that support the
+    /// request, by id.
     #[serde(default)]
     facts: Vec<String>,
 }
@@ -135,12 +141,33 @@ fn requested_items(body: &[String], triage: Option<&share::Triage>) -> BTreeSet<
 }
 
 /// Involve a chain partner: creates `partner/<org>` for DAT-information (R5).
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/partners",
+    summary = r#"Share DAT-information with a chain partner (assigned worker; R5, R12, R16, R17): needs a triage record naming partner:<org> and the items, and a ground: consent of everyone R16 requires for each subject, or four_eyes with an approved weighing (opens an inform_resident task). Creates partner/<org>. Writes the worker's contact and the agreed actions into its assignment (DAT-information only). A share on consent ends when the consent no longer holds."#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = PartnerShare,
+    responses(
+        (status = 201, description = "Created", body = super::DocumentRef),
+        (status = 403, description = "triage_missing, triage_incomplete, consent_missing, second_approval_missing, purpose_changed, dossier_closed or another refusal of the policy", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
+        (status = 409, description = "the partner already has this dossier shared, or the share conflicts with its state", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn add_partner(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
     Json(body): Json<PartnerShare>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<super::DocumentRef>)> {
     let entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
@@ -296,7 +323,10 @@ pub(super) async fn add_partner(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": after.documents[&key].to_url() })),
+        Json(super::DocumentRef {
+            key: key.to_string(),
+            url: after.documents[&key].to_url(),
+        }),
     ))
 }
 
@@ -316,12 +346,33 @@ fn still_working_on(who: &Principal, entry: &DossierEntry, now: OffsetDateTime) 
 /// need, proposed voorziening and supporting facts — on a triage record for the back office.
 /// Supporting facts are record entries of kind `fact` that concern the applicant, so they are
 /// in the applicant's own view: the back office never learns what the resident has not seen.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/maatwerk",
+    summary = r#"Compose a maatwerk extract (assigned worker; R6, R12, R14): needs a triage record naming backoffice and the supporting facts; the applicant must be linked, and each fact must be a record entry of kind fact in the applicant's view. Creates the next maatwerk/<n>, read by the back office, the assigned workers and the applicant only."#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = MaatwerkShare,
+    responses(
+        (status = 201, description = "Created", body = super::DocumentRef),
+        (status = 403, description = "a refusal of the policy, e.g. triage_missing", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
+        (status = 409, description = "the extract conflicts with the dossier's state", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn add_maatwerk(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
     Json(body): Json<MaatwerkShare>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<super::DocumentRef>)> {
     let entry = standing(&state, &who, &id, Action::WorkOn)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
@@ -419,11 +470,32 @@ pub(super) async fn add_maatwerk(
     let doc = after.documents[&key];
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "key": key.to_string(), "url": doc.to_url() })),
+        Json(super::DocumentRef {
+            key: key.to_string(),
+            url: doc.to_url(),
+        }),
     ))
 }
 
 /// `POST /api/v1/dossiers/{id}/weighings/{weighing}/approve`: the second professional (R17).
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/weighings/{weighing}/approve",
+    summary = r#"Approve a weighing to share without consent, as the second worker of the team (R17); recorded by the server, never by the document"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("weighing" = String, Path, description = "The weighing's id in record"),
+    ),
+    responses(
+        (status = 204, description = "Approved"),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "a refusal of the policy, e.g. the approver decided the weighing", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier or weighing, or not the caller's to approve", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn approve_weighing(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -481,18 +553,48 @@ pub(super) async fn approve_weighing(
 }
 
 /// `GET /api/v1/dossiers/{id}/tasks`: the dossier's tasks, for its assigned workers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dossiers/{id}/tasks",
+    summary = r#"The dossier's tasks, e.g. inform_resident after a share without consent (assigned workers)"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    responses(
+        (status = 200, description = "Tasks", body = [super::doc::TaskSchema]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn tasks(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Vec<crate::storage::share::TaskRow>>> {
     let entry = standing(&state, &who, &id, Action::WorkOn)?;
-    Ok(Json(json!(
-        state.hub.store().tasks(entry.rel.dossier).await?
-    )))
+    Ok(Json(state.hub.store().tasks(entry.rel.dossier).await?))
 }
 
 /// `POST /api/v1/dossiers/{id}/tasks/{task}/done`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/tasks/{task}/done",
+    summary = r#"Mark a task done"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("task" = i64, Path, description = "The task's id"),
+    ),
+    responses(
+        (status = 204, description = "Done"),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier or task, or not the caller's", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn finish_task(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -534,11 +636,29 @@ pub(super) async fn finish_task(
 /// `POST /api/v1/dossiers/{id}/consents/{consent}/withdraw`: an assigned worker, or a resident
 /// who gave the consent, withdraws it as of today (R16). Every partner share that rested on it
 /// ends at once: the partner's devices are told `revoked`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/consents/{consent}/withdraw",
+    summary = r#"Withdraw a consent as of today (R16): an assigned worker, or a linked resident who gave it. Every partner share resting on it ends at once (the partner's devices get revoked)."#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("consent" = String, Path, description = "The consent's id in record"),
+    ),
+    responses(
+        (status = 200, description = "Withdrawn", body = Withdrawn),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "a refusal of the policy", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier or consent, or not the caller's", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn withdraw_consent(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path((id, consent)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Withdrawn>> {
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
     let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
@@ -593,8 +713,18 @@ pub(super) async fn withdraw_consent(
     ev.document = Some("record".into());
     ev.detail = Some(format!("consent {consent} withdrawn"));
     state.hub.store().append_audit(&ev).await?;
-    Ok(Json(json!({
-        "withdrawn_on": today.format(document::DATE).expect("dates format"),
-        "partners_ended": ended.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Withdrawn {
+        withdrawn_on: today.format(document::DATE).expect("dates format"),
+        partners_ended: ended.iter().map(|o| o.to_string()).collect(),
+    }))
+}
+
+/// A consent withdrawn.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Withdrawn {
+    /// The day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    withdrawn_on: String,
+    /// The partners whose share rested on it and has ended.
+    partners_ended: Vec<String>,
 }

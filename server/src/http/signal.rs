@@ -15,12 +15,12 @@ use regie_core::policy::{Action, Basis, Decision, DenyReason, Registration, deci
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
+use utoipa::ToSchema;
 
 use super::{
-    ApiError, ApiResult, AppState, Caller, CreatedDossier, NewDossier, draft_dossier,
+    ApiError, ApiResult, AppState, Caller, CreatedDossier, NewDossier, doc, draft_dossier,
     publish_dossier,
 };
 use crate::audit::{AuditAction, AuditEvent};
@@ -45,24 +45,30 @@ const SUMMARY_MAX: usize = 2_000;
 const REASON_MAX: usize = 500;
 
 /// `POST /api/v1/signals`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct NewSignal {
+    /// What was signalled, without the person's name, e.g. "buurman meldt zorgen over gezin op
+    /// nr. 12".
     summary: String,
+    #[schema(value_type = String, example = "neighbour")]
     source: String,
 }
 
 /// `POST /api/v1/signals/{id}/close`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct CloseSignal {
     reason: String,
 }
 
 /// `POST /api/v1/signals/{id}/dossier`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct SignalDossier {
+    /// The resident agreed to registration by name.
     #[serde(default)]
     resident_agreed: bool,
+    /// The day the resident agreed to registration by name; not in the future.
     #[serde(default)]
+    #[schema(format = Date)]
     agreed_on: Option<String>,
     #[serde(default)]
     persons: Vec<PersonRecord>,
@@ -71,7 +77,9 @@ pub(super) struct SignalDossier {
 }
 
 /// An open signal as its team sees it.
-#[derive(Serialize)]
+/// An open signal (R11): a first contact recorded without a name.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Signal)]
 pub(super) struct OpenSignal {
     id: SignalId,
     district: DistrictId,
@@ -161,11 +169,27 @@ fn event(who: &Principal, now: OffsetDateTime, basis: Basis, detail: String) -> 
 }
 
 /// `POST /api/v1/signals`: records a signal without a name for the caller's team.
+#[utoipa::path(
+    post,
+    path = "/api/v1/signals",
+    summary = r#"Record a signal without a name for the caller's team (R11); district and team come from the token"#,
+    request_body = NewSignal,
+    responses(
+        (status = 201, description = "Recorded", body = RegisteredSignal),
+        (status = 403, description = "not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "summary_required, summary_too_long or invalid_source; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn register(
     State(state): State<AppState>,
     Caller(who): Caller,
     Json(body): Json<NewSignal>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<RegisteredSignal>)> {
     let now = OffsetDateTime::now_utc();
     let (district, team) = own_place(&who)?;
     let basis = handles(&who, &district, &team, now).map_err(|r| ApiError::forbidden(r.code()))?;
@@ -205,10 +229,32 @@ pub(super) async fn register(
         format!("registered signal {} from {}", signal.id, signal.source),
     );
     state.hub.store().append_audit(&ev).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": signal.id }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredSignal { id: signal.id }),
+    ))
+}
+
+/// A signal just recorded.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RegisteredSignal {
+    id: SignalId,
 }
 
 /// `GET /api/v1/signals`: the open signals of the caller's team, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/signals",
+    summary = r#"The open signals of the caller's team, oldest first (workers of that team; a district-bound worker sees only their district's)"#,
+    responses(
+        (status = 200, description = "The open signals", body = [OpenSignal]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -243,6 +289,26 @@ pub(super) async fn list(
 }
 
 /// `POST /api/v1/signals/{id}/close`: settles a signal without a dossier.
+#[utoipa::path(
+    post,
+    path = "/api/v1/signals/{id}/close",
+    summary = r#"Close an open signal of the caller's team without a dossier (R11: not every signal becomes one)"#,
+    params(
+        ("id" = regie_core::id::SignalId, Path, description = "The signal"),
+    ),
+    request_body = CloseSignal,
+    responses(
+        (status = 204, description = "Closed"),
+        (status = 404, description = "not_found: no such signal, or not of the caller's team", body = doc::ErrorBody),
+        (status = 409, description = "signal_settled: already closed or turned into a dossier", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "reason_required or reason_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn close(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -278,6 +344,27 @@ pub(super) async fn close(
 /// `POST /api/v1/signals/{id}/dossier`: registers the household by name, only on the
 /// resident's agreement; the signal becomes the dossier and its `record` gets the `aanmelding`
 /// triage record that says so.
+#[utoipa::path(
+    post,
+    path = "/api/v1/signals/{id}/dossier",
+    summary = r#"Register the household of an open signal by name, only with the resident's agreement (R11); the caller is assigned and the dossier's record gets an aanmelding triage record stating the agreement (R12)"#,
+    params(
+        ("id" = regie_core::id::SignalId, Path, description = "The signal"),
+    ),
+    request_body = SignalDossier,
+    responses(
+        (status = 201, description = "Created", body = CreatedDossier),
+        (status = 403, description = "not_team_member", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such signal, or not of the caller's team", body = doc::ErrorBody),
+        (status = 409, description = "agreement_missing (ask the resident first) or signal_settled", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "invalid_date, or meta's schema refuses a person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn to_dossier(
     State(state): State<AppState>,
     Caller(who): Caller,

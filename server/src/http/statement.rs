@@ -11,30 +11,51 @@ use regie_core::id::DocumentKey;
 use regie_core::policy::Action;
 use regie_core::projection;
 use serde::Deserialize;
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiResult, AppState, Caller};
+use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
 
 /// How many statements one person keeps on one entry.
 const MAX_STATEMENTS_PER_ENTRY: usize = 100;
 
 /// The body of a statement.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct NewStatement {
+    /// The id of the record entry.
     entry: String,
+    /// 1 to 20000 characters.
     text: String,
 }
 
 /// `POST /api/v1/dossiers/{id}/statements`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/statements",
+    summary = r#"A linked resident adds an eigen verklaring (own statement) to a record entry that concerns them (R20); it appears in their view"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = NewStatement,
+    responses(
+        (status = 201, description = "Added", body = super::Created),
+        (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 400, description = "a statement is 1 to 20000 characters; or the entry is not about the caller; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+    )
+)]
 pub(super) async fn add_statement(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(id): Path<String>,
     Json(body): Json<NewStatement>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<super::Created>)> {
     let entry = super::standing(&state, &who, &id, Action::AddStatement)?;
     let id = entry.rel.dossier;
     let now = OffsetDateTime::now_utc();
@@ -106,5 +127,8 @@ pub(super) async fn add_statement(
     ev.basis = Some("resident_link".into());
     ev.detail = Some("eigen verklaring".into());
     state.hub.store().append_audit(&ev).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": statement_id }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(super::Created { id: statement_id }),
+    ))
 }
