@@ -317,7 +317,7 @@ pub async fn seed_regie(
             .map(|doc| (doc.id, doc.key.clone(), b.get(&doc.key).to_vec()))
             .collect();
         store
-            .create_dossier(&rel, &persons, &docs, now)
+            .create_dossier(&rel, &persons, &docs, now, &[])
             .await
             .context("cannot seed a dossier")?;
         if (d.index + 1) % 10_000 == 0 {

@@ -540,27 +540,21 @@ async fn create_dossier(
             now,
         )?)
     };
-    let draft = draft_dossier(&who, body, now)?;
+    let mut draft = draft_dossier(&who, body, now)?;
+    let mut audit = vec![draft.creation_event(&who, now)];
+    if let Some(agreed_on) = agreed_on {
+        let origin = "de aanmelding bij het wijkteam";
+        audit.push(signal::write_aanmelding(
+            &who, &mut draft, origin, agreed_on, now,
+        )?);
+    }
+    // The dossier, its first documents and their audit rows: one transaction (I8).
     state
         .hub
         .store()
-        .create_dossier(&draft.rel, &draft.persons, &draft.docs, now)
+        .create_dossier(&draft.rel, &draft.persons, &draft.docs, now, &audit)
         .await?;
-    let record = draft.record();
-    let created = publish_dossier(&state, &who, draft, now).await?;
-    if let Some(agreed_on) = agreed_on {
-        let id = format!("t-aanmelding-{}", created.id.0.simple());
-        signal::write_aanmelding(
-            &state,
-            record,
-            &id,
-            "de aanmelding bij het wijkteam",
-            agreed_on,
-            &who.user,
-            now,
-        )
-        .await?;
-    }
+    let created = publish_dossier(&state, draft).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -575,13 +569,36 @@ struct DossierDraft {
 }
 
 impl DossierDraft {
-    /// The id of the drafted `record`.
-    fn record(&self) -> DocumentId {
-        self.docs
-            .iter()
+    /// Edits the drafted `record` before anything is stored, and checks it against its schema.
+    fn edit_record(
+        &mut self,
+        edit: impl FnOnce(&mut automerge::AutoCommit) -> Result<(), automerge::AutomergeError>,
+    ) -> ApiResult<()> {
+        let (_, _, bytes) = self
+            .docs
+            .iter_mut()
             .find(|(_, key, _)| *key == DocumentKey::Record)
-            .map(|(doc, _, _)| *doc)
-            .expect("a drafted dossier has a record")
+            .expect("a drafted dossier has a record");
+        let mut doc = automerge::AutoCommit::load(bytes)
+            .map_err(|e| HubError::Corrupt(DocumentId::new_random(), e.to_string()))?;
+        edit(&mut doc).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        doc.commit();
+        document::validate(DocumentKey::Record.kind(), &doc).map_err(HubError::Schema)?;
+        *bytes = doc.save();
+        Ok(())
+    }
+
+    /// The audit row of the dossier's creation.
+    fn creation_event(&self, who: &Principal, now: OffsetDateTime) -> AuditEvent {
+        let mut ev = AuditEvent::new(
+            now,
+            who.user.as_str(),
+            who.role.as_str(),
+            AuditAction::Create,
+        );
+        ev.dossier = Some(self.rel.dossier.to_string());
+        ev.basis = Some(crate::hub::basis_code(self.basis));
+        ev
     }
 }
 
@@ -631,25 +648,11 @@ fn draft_dossier(
     })
 }
 
-/// Once the draft is stored: audits the creation and hands the dossier to the hub.
-async fn publish_dossier(
-    state: &AppState,
-    who: &Principal,
-    draft: DossierDraft,
-    now: OffsetDateTime,
-) -> ApiResult<CreatedDossier> {
+/// Once the draft is stored: hands the dossier to the hub.
+async fn publish_dossier(state: &AppState, draft: DossierDraft) -> CreatedDossier {
     let id = draft.rel.dossier;
     let documents: BTreeMap<DocumentKey, DocumentId> =
         draft.docs.iter().map(|(d, k, _)| (k.clone(), *d)).collect();
-    let mut ev = AuditEvent::new(
-        now,
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::Create,
-    );
-    ev.dossier = Some(id.to_string());
-    ev.basis = Some(crate::hub::basis_code(draft.basis));
-    state.hub.store().append_audit(&ev).await?;
     state
         .hub
         .put_dossier(DossierEntry {
@@ -658,13 +661,13 @@ async fn publish_dossier(
             documents: documents.clone(),
         })
         .await;
-    Ok(CreatedDossier {
+    CreatedDossier {
         id,
         documents: documents
             .iter()
             .map(|(k, d)| (k.to_string(), d.to_url()))
             .collect(),
-    })
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -216,18 +216,22 @@ impl Store {
 
     // ---- dossiers and relationships ------------------------------------------------------
 
-    /// Creates a dossier with its persons and documents (each with its initial snapshot) in
-    /// one transaction.
+    /// Creates a dossier with its persons and documents (each with its initial snapshot) and
+    /// the audit rows of its creation, in one transaction.
     pub async fn create_dossier(
         &self,
         rel: &Relationships,
         persons: &[PersonId],
         documents: &[(DocumentId, DocumentKey, Vec<u8>)],
         at: OffsetDateTime,
+        audit: &[AuditEvent],
     ) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         insert_dossier(&mut tx, rel, persons, documents, at).await?;
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
         tx.commit().await?;
+        *tail = last;
         Ok(())
     }
 
@@ -809,6 +813,19 @@ async fn insert_changes(
             .await?;
     }
     Ok(seq)
+}
+
+/// Appends `events` in order after `tail`; returns the new tail.
+async fn insert_audit_all(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[AuditEvent],
+    tail: &[u8],
+) -> Result<Vec<u8>> {
+    let mut last = tail.to_vec();
+    for ev in events {
+        last = insert_audit(conn, ev, &last).await?;
+    }
+    Ok(last)
 }
 
 /// Appends `ev` to the audit chain after `tail`; returns its hash, the new tail.

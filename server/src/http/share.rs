@@ -692,17 +692,6 @@ pub(super) async fn withdraw_consent(
         now,
     ))?;
     let today = now.date();
-    let target = consent.clone();
-    state
-        .hub
-        .server_write(record_id, move |tx| {
-            compose::write_withdrawal(tx, &target, today).map(|_| ())
-        })
-        .await?;
-    let ended = state
-        .hub
-        .reassess_consent_shares(dossier, (who.user.as_str(), who.role.as_str()), today)
-        .await?;
     let mut ev = crate::audit::AuditEvent::new(
         now,
         who.user.as_str(),
@@ -712,7 +701,19 @@ pub(super) async fn withdraw_consent(
     ev.dossier = Some(dossier.to_string());
     ev.document = Some("record".into());
     ev.detail = Some(format!("consent {consent} withdrawn"));
-    state.hub.store().append_audit(&ev).await?;
+    let target = consent.clone();
+    state
+        .hub
+        .server_write_audited(record_id, &[ev], move |tx| {
+            compose::write_withdrawal(tx, &target, today).map(|_| ())
+        })
+        .await?;
+    // Derived from `record`: asked again now, and by the sweep on start should a stop come
+    // in between (I8).
+    let ended = state
+        .hub
+        .reassess_consent_shares(dossier, (who.user.as_str(), who.role.as_str()), today)
+        .await?;
     Ok(Json(Withdrawn {
         withdrawn_on: today.format(document::DATE).expect("dates format"),
         partners_ended: ended.iter().map(|o| o.to_string()).collect(),

@@ -20,8 +20,8 @@ use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
 
 use super::{
-    ApiError, ApiResult, AppState, Caller, CreatedDossier, NewDossier, doc, draft_dossier,
-    publish_dossier,
+    ApiError, ApiResult, AppState, Caller, CreatedDossier, DossierDraft, NewDossier, doc,
+    draft_dossier, publish_dossier,
 };
 use crate::audit::{AuditAction, AuditEvent};
 use crate::hub::basis_code;
@@ -394,47 +394,14 @@ pub(super) async fn to_dossier(
         },
         now,
     )?;
-    let conversion = Conversion {
-        signal: signal.id,
-        agreed_on,
-        by: &who.user,
-    };
-    if !state
-        .hub
-        .store()
-        .create_dossier_from_signal(&conversion, &draft.rel, &draft.persons, &draft.docs, now)
-        .await?
-    {
-        let current = state.hub.store().signal(signal.id).await?;
-        return Err(settled(current.as_ref().unwrap_or(&signal)));
-    }
-    let persons = crate::hub::subjects(&DocumentKey::Record, &draft.persons);
-    let record = draft.record();
-    let created = publish_dossier(&state, &who, draft, now).await?;
     let origin = format!(
         "het signaal van {} ({})",
         signal.registered_at.date(),
         signal.source
     );
-    let triage_id = format!("t-aanmelding-{}", signal.id.0.simple());
-    write_aanmelding(
-        &state, record, &triage_id, &origin, agreed_on, &who.user, now,
-    )
-    .await?;
-
-    let mut write = AuditEvent::new(
-        now,
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::Write,
-    );
-    write.dossier = Some(created.id.to_string());
-    write.document = Some(DocumentKey::Record.to_string());
-    write.persons = Some(persons);
-    write.basis = Some(basis_code(Basis::Assignment));
-    write.detail = Some("aanmelding triage record".into());
-    state.hub.store().append_audit(&write).await?;
-    let mut ev = event(
+    let mut draft = draft;
+    let write = write_aanmelding(&who, &mut draft, &origin, agreed_on, now)?;
+    let mut registered = event(
         &who,
         now,
         basis,
@@ -444,8 +411,31 @@ pub(super) async fn to_dossier(
             agreed_on.format(DATE).expect("dates always format")
         ),
     );
-    ev.dossier = Some(created.id.to_string());
-    state.hub.store().append_audit(&ev).await?;
+    registered.dossier = Some(draft.rel.dossier.to_string());
+    // The dossier, its first documents, the signal's end and every audit row: one transaction.
+    let audit = [draft.creation_event(&who, now), write, registered];
+    let conversion = Conversion {
+        signal: signal.id,
+        agreed_on,
+        by: &who.user,
+    };
+    if !state
+        .hub
+        .store()
+        .create_dossier_from_signal(
+            &conversion,
+            &draft.rel,
+            &draft.persons,
+            &draft.docs,
+            now,
+            &audit,
+        )
+        .await?
+    {
+        let current = state.hub.store().signal(signal.id).await?;
+        return Err(settled(current.as_ref().unwrap_or(&signal)));
+    }
+    let created = publish_dossier(&state, draft).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -479,18 +469,16 @@ pub(super) fn agreement(
     Ok(agreed_on)
 }
 
-/// Writes the `aanmelding` triage record `id` (R12) into the new dossier's `record` through the
-/// hub, so it is committed before anyone is told of it and reaches the assigned workers' devices.
-/// `origin` says where the dossier came from (a signal, or the resident at the door).
-pub(super) async fn write_aanmelding(
-    state: &AppState,
-    record: regie_sync_protocol::DocumentId,
-    id: &str,
+/// Adds the `aanmelding` triage record to the drafted `record` (R11, R12): the resident agreed
+/// on `agreed_on` to registration by name, for the support `origin` started. Returns its audit
+/// row, which commits with the dossier.
+pub(super) fn write_aanmelding(
+    who: &Principal,
+    draft: &mut DossierDraft,
     origin: &str,
     agreed_on: Date,
-    author: &UserId,
     now: OffsetDateTime,
-) -> ApiResult<()> {
+) -> ApiResult<AuditEvent> {
     let on = agreed_on.format(DATE).expect("dates always format");
     let agreed = format!("De bewoner heeft op {on} ingestemd met registratie op naam");
     let texts = [
@@ -521,30 +509,38 @@ pub(super) async fn write_aanmelding(
         ),
         ("decision", format!("Registratie op naam. {agreed}.")),
     ];
-    let id = id.to_owned();
-    let author = author.to_string();
+    let id = format!("t-aanmelding-{}", draft.rel.dossier.0.simple());
+    let author = who.user.to_string();
     let at = now.format(&Rfc3339).expect("UTC formats");
-    state
-        .hub
-        .server_write(record, move |tx| {
-            let triage = tx
-                .get(ROOT, "triage")?
-                .map(|(_, list)| list)
-                .ok_or(automerge::AutomergeError::Fail)?;
-            let at_index = tx.length(&triage);
-            let t = tx.insert_object(&triage, at_index, ObjType::Map)?;
-            tx.put(&t, "id", id.as_str())?;
-            tx.put(&t, "moment", "aanmelding")?;
-            tx.put_object(&t, "items", ObjType::List)?;
-            for (field, text) in &texts {
-                let obj = tx.put_object(&t, *field, ObjType::Text)?;
-                tx.splice_text(&obj, 0, 0, text)?;
-            }
-            tx.put(&t, "discussed_with_resident", true)?;
-            tx.put(&t, "author", author.as_str())?;
-            tx.put(&t, "at", at.as_str())?;
-            Ok(())
-        })
-        .await?;
-    Ok(())
+    draft.edit_record(|doc| {
+        let triage = doc
+            .get(ROOT, "triage")?
+            .map(|(_, list)| list)
+            .ok_or(automerge::AutomergeError::Fail)?;
+        let at_index = doc.length(&triage);
+        let t = doc.insert_object(&triage, at_index, ObjType::Map)?;
+        doc.put(&t, "id", id.as_str())?;
+        doc.put(&t, "moment", "aanmelding")?;
+        doc.put_object(&t, "items", ObjType::List)?;
+        for (field, text) in &texts {
+            let obj = doc.put_object(&t, *field, ObjType::Text)?;
+            doc.splice_text(&obj, 0, 0, text)?;
+        }
+        doc.put(&t, "discussed_with_resident", true)?;
+        doc.put(&t, "author", author.as_str())?;
+        doc.put(&t, "at", at.as_str())?;
+        Ok(())
+    })?;
+    let mut write = AuditEvent::new(
+        now,
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Write,
+    );
+    write.dossier = Some(draft.rel.dossier.to_string());
+    write.document = Some(DocumentKey::Record.to_string());
+    write.persons = Some(crate::hub::subjects(&DocumentKey::Record, &draft.persons));
+    write.basis = Some(basis_code(Basis::Assignment));
+    write.detail = Some("aanmelding triage record".into());
+    Ok(write)
 }

@@ -97,9 +97,20 @@ pub(super) async fn add_statement(
     let statement_id = format!("s-{}", uuid::Uuid::new_v4().simple());
     let at = now.format(&Rfc3339).expect("UTC formats");
     let (sid, entry_id, who_id) = (statement_id.clone(), body.entry.clone(), person.to_string());
+    let mut ev = AuditEvent::new(
+        now,
+        who.user.as_str(),
+        who.role.as_str(),
+        AuditAction::Write,
+    );
+    ev.dossier = Some(id.to_string());
+    ev.document = Some("record".into());
+    ev.persons = Some(person.to_string());
+    ev.basis = Some("resident_link".into());
+    ev.detail = Some("eigen verklaring".into());
     state
         .hub
-        .server_write(record, move |tx| {
+        .server_write_audited(record, &[ev], move |tx| {
             let list = tx
                 .get(ROOT, "statements")?
                 .map(|(_, l)| l)
@@ -115,18 +126,6 @@ pub(super) async fn add_statement(
             Ok(())
         })
         .await?;
-    let mut ev = AuditEvent::new(
-        now,
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::Write,
-    );
-    ev.dossier = Some(id.to_string());
-    ev.document = Some("record".into());
-    ev.persons = Some(person.to_string());
-    ev.basis = Some("resident_link".into());
-    ev.detail = Some("eigen verklaring".into());
-    state.hub.store().append_audit(&ev).await?;
     Ok((
         StatusCode::CREATED,
         Json(super::Created { id: statement_id }),

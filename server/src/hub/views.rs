@@ -16,6 +16,19 @@ impl Hub {
             &mut automerge::transaction::Transaction<'_>,
         ) -> Result<(), automerge::AutomergeError>,
     ) -> Result<(), HubError> {
+        self.server_write_audited(doc_id, &[], edit).await
+    }
+
+    /// [`Hub::server_write`] of an edit made for someone (a statement, a withdrawal): its audit
+    /// rows commit in the same transaction as its changes (I8).
+    pub async fn server_write_audited(
+        &self,
+        doc_id: DocumentId,
+        audit: &[AuditEvent],
+        edit: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), HubError> {
         let Some((dossier, key)) = self.locate(doc_id) else {
             return Ok(());
         };
@@ -33,13 +46,27 @@ impl Hub {
         }
         let new = inner.doc.get_changes_added(&fork);
         if new.is_empty() {
+            if !audit.is_empty() {
+                self.store.append_audit_all(audit).await?;
+            }
             return Ok(());
         }
         let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
-        inner.last_seq = self
-            .store
-            .append_changes(doc_id, inner.last_seq, &raw)
-            .await?;
+        inner.last_seq = if audit.is_empty() {
+            self.store
+                .append_changes(doc_id, inner.last_seq, &raw)
+                .await?
+        } else {
+            let unit = crate::storage::Unit {
+                dossier,
+                at: now(),
+                edits: &[],
+                new_document: None,
+                changes: vec![(doc_id, inner.last_seq, raw)],
+                audit,
+            };
+            self.store.commit_unit(&unit).await?[0]
+        };
         inner.doc = fork;
         if key == DocumentKey::Record {
             let touched = touched_paths(&inner.doc, &new);

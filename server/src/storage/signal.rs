@@ -10,7 +10,8 @@ use regie_sync_protocol::DocumentId;
 use sqlx::Row;
 use time::{Date, OffsetDateTime};
 
-use super::{Result, StorageError, Store, insert_dossier, parse, parse_ts, ts};
+use super::{Result, StorageError, Store, insert_audit_all, insert_dossier, parse, parse_ts, ts};
+use crate::audit::AuditEvent;
 
 /// Where a signal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,11 +210,13 @@ impl Store {
         persons: &[PersonId],
         documents: &[(DocumentId, DocumentKey, Vec<u8>)],
         at: OffsetDateTime,
+        audit: &[AuditEvent],
     ) -> Result<bool> {
         let agreed_on = conversion
             .agreed_on
             .format(DATE)
             .expect("dates always format");
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
             "UPDATE signals SET status = 'dossier', dossier = ?, agreed_on = ?, closed_at = ?, \
@@ -231,7 +234,9 @@ impl Store {
             return Ok(false);
         }
         insert_dossier(&mut tx, rel, persons, documents, at).await?;
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
         tx.commit().await?;
+        *tail = last;
         Ok(true)
     }
 }

@@ -180,6 +180,7 @@ mod bounded {
                 &[],
                 &[(doc, DocumentKey::Plan, vec![0])],
                 OffsetDateTime::now_utc(),
+                &[],
             )
             .await
             .unwrap();
