@@ -1,5 +1,4 @@
 //! Regie end to end: real servers on 127.0.0.1:0 over real SQLite files, real WebSocket peers.
-#![allow(unreachable_pub, dead_code)]
 //! One test binary; each module is one concern.
 
 mod js;

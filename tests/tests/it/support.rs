@@ -18,33 +18,33 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
 
-pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
-pub const ISSUER: &str = "regie-test";
-pub const AUDIENCE: &str = "regie";
+pub(crate) const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub(crate) const ISSUER: &str = "regie-test";
+pub(crate) const AUDIENCE: &str = "regie";
 /// How long a test waits for something that should happen at once on loopback.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running server.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub state: AppState,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestServer {
     /// Starts a server on a store in `dir`.
-    pub async fn start(dir: &Path) -> TestServer {
+    pub(crate) async fn start(dir: &Path) -> TestServer {
         Self::start_with(dir, 1000).await
     }
 
     /// Starts a server that keeps at most `hot_documents` documents in memory.
-    pub async fn start_with(dir: &Path, hot_documents: usize) -> TestServer {
+    pub(crate) async fn start_with(dir: &Path, hot_documents: usize) -> TestServer {
         Self::launch(dir, hot_documents, OversightArgs::default()).await
     }
 
     /// Starts a server with these oversight settings (break-glass length, worker names).
-    pub async fn start_with_oversight(dir: &Path, oversight: OversightArgs) -> TestServer {
+    pub(crate) async fn start_with_oversight(dir: &Path, oversight: OversightArgs) -> TestServer {
         Self::launch(dir, 1000, oversight).await
     }
 
@@ -87,7 +87,7 @@ impl TestServer {
     }
 
     /// A token for a cast member, valid for an hour.
-    pub fn token(&self, who: &str) -> String {
+    pub(crate) fn token(&self, who: &str) -> String {
         self.state
             .auth
             .mint(&cast(who), Duration::from_secs(3600))
@@ -95,7 +95,13 @@ impl TestServer {
     }
 
     /// Calls the HTTP API; returns the status and the JSON body (Null when empty).
-    pub async fn api(&self, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn api(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let client = reqwest::Client::new();
         let url = format!("http://{}{path}", self.addr);
         let req = client
@@ -117,7 +123,7 @@ impl TestServer {
 
     /// Sends `body` as is with this content type (none when empty); returns the status and the
     /// JSON body (Null when empty). For bodies `api` cannot send: oversized, malformed, not JSON.
-    pub async fn send_raw(
+    pub(crate) async fn send_raw(
         &self,
         token: &str,
         method: &str,
@@ -146,12 +152,12 @@ impl TestServer {
 
     /// Appends scripted audit rows through the storage layer in one transaction, as the hub or
     /// the API would have written them.
-    pub async fn script_audit(&self, rows: &[regie_server::audit::AuditEvent]) {
+    pub(crate) async fn script_audit(&self, rows: &[regie_server::audit::AuditEvent]) {
         self.state.hub.store().append_audit_all(rows).await.unwrap();
     }
 
     /// Stops the server gracefully.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -171,7 +177,7 @@ impl Drop for TestServer {
 
 /// The server's database file in `dir`, opened as someone with access to the disk would: for
 /// tests that inspect what is stored or tamper with it behind the server's back.
-pub async fn database_file(dir: &Path) -> sqlx::SqlitePool {
+pub(crate) async fn database_file(dir: &Path) -> sqlx::SqlitePool {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.join("regie.sqlite3"))
         .busy_timeout(Duration::from_secs(10));
@@ -179,7 +185,7 @@ pub async fn database_file(dir: &Path) -> sqlx::SqlitePool {
 }
 
 /// The cast: the users the tests speak of.
-pub fn cast(who: &str) -> Claims {
+pub(crate) fn cast(who: &str) -> Claims {
     let c = |sub: &str,
              role,
              district: Option<&str>,
@@ -250,20 +256,20 @@ pub fn cast(who: &str) -> Claims {
 }
 
 /// A seeded household: dossier id and document id per key.
-pub struct Household {
-    pub id: String,
-    pub docs: BTreeMap<String, DocumentId>,
+pub(crate) struct Household {
+    pub(crate) id: String,
+    pub(crate) docs: BTreeMap<String, DocumentId>,
 }
 
 impl Household {
-    pub fn doc(&self, key: &str) -> DocumentId {
+    pub(crate) fn doc(&self, key: &str) -> DocumentId {
         self.docs[key]
     }
 }
 
 /// Creates a dossier of team-noord through the API for these persons, assigned to Anna and
 /// Bram; returns its id and documents.
-pub async fn create_dossier(server: &TestServer, persons: Value) -> Household {
+pub(crate) async fn create_dossier(server: &TestServer, persons: Value) -> Household {
     let (status, created) = server
         .api(
             &server.token("worker"),
@@ -295,7 +301,7 @@ pub async fn create_dossier(server: &TestServer, persons: Value) -> Household {
 
 /// Creates a household dossier through the API: two assigned workers, a resident (Sanne) with a
 /// child (Daan), the resident linked, partner `ggd` involved, and `maatwerk/1`.
-pub async fn seed_household(server: &TestServer) -> Household {
+pub(crate) async fn seed_household(server: &TestServer) -> Household {
     let w = server.token("worker");
     let Household { id, mut docs } = create_dossier(
         server,
@@ -329,22 +335,22 @@ pub async fn seed_household(server: &TestServer) -> Household {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A minimal automerge-repo peer over a real WebSocket.
-pub struct Peer {
+pub(crate) struct Peer {
     ws: Ws,
-    pub id: PeerId,
+    pub(crate) id: PeerId,
     server: Option<PeerId>,
-    pub docs: HashMap<DocumentId, (AutoCommit, sync::State)>,
+    pub(crate) docs: HashMap<DocumentId, (AutoCommit, sync::State)>,
     /// Every protocol message received, in order.
-    pub received: Vec<Message>,
+    pub(crate) received: Vec<Message>,
     /// Set when the server closed the connection.
-    pub closed: bool,
+    pub(crate) closed: bool,
     /// Non-sync messages read while waiting for an acknowledgement, handed out by `settle`.
     stash: Vec<Message>,
 }
 
 impl Peer {
     /// Opens `/sync` with `token` and joins. Fails with the HTTP status if the upgrade is refused.
-    pub async fn connect(server: &TestServer, token: &str) -> Result<Peer, u16> {
+    pub(crate) async fn connect(server: &TestServer, token: &str) -> Result<Peer, u16> {
         Self::connect_as(
             server,
             token,
@@ -355,7 +361,7 @@ impl Peer {
     }
 
     /// Like [`Peer::connect`] with a chosen peer id and storage id.
-    pub async fn connect_as(
+    pub(crate) async fn connect_as(
         server: &TestServer,
         token: &str,
         peer: &str,
@@ -392,11 +398,11 @@ impl Peer {
         Ok(p)
     }
 
-    pub async fn send(&mut self, m: &Message) {
+    pub(crate) async fn send(&mut self, m: &Message) {
         self.send_raw(encode(m)).await;
     }
 
-    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+    pub(crate) async fn send_raw(&mut self, bytes: Vec<u8>) {
         let _ = self
             .ws
             .send(tungstenite::Message::Binary(bytes.into()))
@@ -404,11 +410,11 @@ impl Peer {
     }
 
     /// The next protocol message, or None on close or after [`PATIENCE`].
-    pub async fn next(&mut self) -> Option<Message> {
+    pub(crate) async fn next(&mut self) -> Option<Message> {
         self.next_within(PATIENCE).await
     }
 
-    pub async fn next_within(&mut self, wait: Duration) -> Option<Message> {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Message> {
         loop {
             let frame = match tokio::time::timeout(wait, self.ws.next()).await {
                 Err(_) => return None,
@@ -444,7 +450,7 @@ impl Peer {
     }
 
     /// Asks for a document (automerge-repo `request`).
-    pub async fn request(&mut self, doc: DocumentId) {
+    pub(crate) async fn request(&mut self, doc: DocumentId) {
         let (d, st) = self
             .docs
             .entry(doc)
@@ -464,7 +470,7 @@ impl Peer {
     }
 
     /// Sends whatever the document has that the server lacks.
-    pub async fn push(&mut self, doc: DocumentId) {
+    pub(crate) async fn push(&mut self, doc: DocumentId) {
         let target = self.target();
         let (d, st) = self.docs.get_mut(&doc).expect("known document");
         let msg = d.sync().generate_sync_message(st);
@@ -483,7 +489,7 @@ impl Peer {
     /// refuses it. Automerge's Bloom filter can wrongly claim the server already has a change
     /// (about 1 in 100); the server then asks for it, and only a writer that keeps listening
     /// answers — so an edit followed by another peer's `wait_for` could otherwise time out.
-    pub async fn edit(&mut self, doc: DocumentId, f: impl FnOnce(&mut AutoCommit)) {
+    pub(crate) async fn edit(&mut self, doc: DocumentId, f: impl FnOnce(&mut AutoCommit)) {
         let (d, _) = self.docs.get_mut(&doc).expect("known document");
         f(d);
         d.commit();
@@ -547,7 +553,7 @@ impl Peer {
 
     /// Handles incoming messages (applying syncs and answering them) until nothing arrives for
     /// `quiet`. Returns the non-sync messages seen.
-    pub async fn settle(&mut self, quiet: Duration) -> Vec<Message> {
+    pub(crate) async fn settle(&mut self, quiet: Duration) -> Vec<Message> {
         let mut others = std::mem::take(&mut self.stash);
         while let Some(m) = self.next_within(quiet).await {
             match m {
@@ -561,7 +567,11 @@ impl Peer {
     }
 
     /// Waits until `pred` holds for the document, syncing meanwhile.
-    pub async fn wait_for(&mut self, doc: DocumentId, pred: impl Fn(&AutoCommit) -> bool) -> bool {
+    pub(crate) async fn wait_for(
+        &mut self,
+        doc: DocumentId,
+        pred: impl Fn(&AutoCommit) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while tokio::time::Instant::now() < deadline {
             if self.docs.get(&doc).is_some_and(|(d, _)| pred(d)) {
@@ -573,14 +583,14 @@ impl Peer {
     }
 
     /// A document's local copy.
-    pub fn doc(&mut self, doc: DocumentId) -> &mut AutoCommit {
+    pub(crate) fn doc(&mut self, doc: DocumentId) -> &mut AutoCommit {
         &mut self.docs.get_mut(&doc).expect("known document").0
     }
 
     /// Whether `sentinel` occurs anywhere in what this peer received or holds: the decoded
     /// operations of every change in every sync message, every loadable document's materialized
     /// content, and the local documents.
-    pub fn saw(&mut self, sentinel: &str) -> bool {
+    pub(crate) fn saw(&mut self, sentinel: &str) -> bool {
         let mut texts = Vec::new();
         for m in &self.received {
             if let Message::Sync { data, .. } | Message::Request { data, .. } = m
@@ -599,7 +609,7 @@ impl Peer {
 }
 
 /// The strings in one sync chunk: a change chunk's operations, or a whole saved document's.
-pub fn chunk_texts(chunk: &[u8]) -> Vec<String> {
+pub(crate) fn chunk_texts(chunk: &[u8]) -> Vec<String> {
     if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
         return vec![change_text(&change)];
     }
@@ -610,7 +620,7 @@ pub fn chunk_texts(chunk: &[u8]) -> Vec<String> {
 }
 
 /// Every change's operations and the materialized content of a document, as strings.
-pub fn document_texts(doc: &Automerge) -> Vec<String> {
+pub(crate) fn document_texts(doc: &Automerge) -> Vec<String> {
     let mut out: Vec<String> = doc.get_changes(&[]).iter().map(change_text).collect();
     out.push(format!("{:?}", doc.hydrate(None)));
     out
@@ -634,12 +644,12 @@ fn change_text(change: &Change) -> String {
 }
 
 /// Reads a text-or-string field at the root of a document.
-pub fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
+pub(crate) fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
     text_at(doc, &automerge::ROOT, key)
 }
 
 /// Reads a text-or-string field of a map.
-pub fn text_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<String> {
+pub(crate) fn text_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<String> {
     let (v, id) = doc.get(obj, key).ok()??;
     match v {
         automerge::Value::Object(automerge::ObjType::Text) => doc.text(&id).ok(),
@@ -650,7 +660,7 @@ pub fn text_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<
 
 impl Peer {
     /// Sends a text frame (not part of the protocol).
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         let _ = self.ws.send(tungstenite::Message::Text(text.into())).await;
     }
 }
@@ -658,7 +668,7 @@ impl Peer {
 impl Peer {
     /// Sends the document's last local change in a hand-built sync message, the way a client
     /// that ignores the server's read-only flag would.
-    pub async fn force_push(&mut self, doc: DocumentId) {
+    pub(crate) async fn force_push(&mut self, doc: DocumentId) {
         let target = self.target();
         let (d, _) = self.docs.get_mut(&doc).expect("known document");
         let change = d
@@ -687,7 +697,7 @@ impl Peer {
 impl Peer {
     /// Drops the local copy and its sync state, and asks for the server's version again: what a
     /// device does to reset after a rejection.
-    pub async fn reset(&mut self, doc: DocumentId) {
+    pub(crate) async fn reset(&mut self, doc: DocumentId) {
         self.docs.remove(&doc);
         self.request(doc).await;
     }
@@ -696,7 +706,7 @@ impl Peer {
 impl Peer {
     /// Connects as cast member `who`, requests `doc` and waits until its root has `key` (the
     /// document's skeleton has arrived), so the caller can edit it.
-    pub async fn open(server: &TestServer, who: &str, doc: DocumentId, key: &str) -> Peer {
+    pub(crate) async fn open(server: &TestServer, who: &str, doc: DocumentId, key: &str) -> Peer {
         let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
         peer.request(doc).await;
         assert!(
@@ -708,7 +718,7 @@ impl Peer {
     }
 
     /// The documents the server has answered with `doc-unavailable` so far, without repeats.
-    pub fn unavailable(&self) -> Vec<DocumentId> {
+    pub(crate) fn unavailable(&self) -> Vec<DocumentId> {
         let mut out: Vec<DocumentId> = Vec::new();
         for m in &self.received {
             if let Message::DocUnavailable { document_id, .. } = m
@@ -721,7 +731,7 @@ impl Peer {
     }
 
     /// Whether any sync message for `doc` has arrived.
-    pub fn synced(&self, doc: DocumentId) -> bool {
+    pub(crate) fn synced(&self, doc: DocumentId) -> bool {
         self.received
             .iter()
             .any(|m| matches!(m, Message::Sync { document_id, .. } if *document_id == doc))
@@ -730,7 +740,7 @@ impl Peer {
 
 /// Connects as cast member `who`, requests every document of the household and sorts them into
 /// the keys that synced and those answered with `doc-unavailable`.
-pub async fn probe(
+pub(crate) async fn probe(
     server: &TestServer,
     house: &Household,
     who: &str,
@@ -756,7 +766,7 @@ pub async fn probe(
 }
 
 /// Appends a `record` entry (a work note, an opinion) about `subjects` with text `body`.
-pub fn entry(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) {
+pub(crate) fn entry(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) {
     use automerge::{ObjType, transaction::Transactable};
     let entries = d.get(automerge::ROOT, "entries").unwrap().unwrap().1;
     let at = d.length(&entries);
@@ -773,7 +783,7 @@ pub fn entry(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) {
 }
 
 /// The texts of the entries in a `view/<person>`, in order.
-pub fn view_texts(d: &AutoCommit) -> Vec<String> {
+pub(crate) fn view_texts(d: &AutoCommit) -> Vec<String> {
     let Some((_, entries)) = d.get(automerge::ROOT, "entries").unwrap() else {
         return Vec::new();
     };
@@ -787,7 +797,7 @@ pub fn view_texts(d: &AutoCommit) -> Vec<String> {
 }
 
 /// A complete triage record for a tablet to add (R12): argued and discussed with the resident.
-pub fn new_triage(
+pub(crate) fn new_triage(
     moment: regie_client::edit::TriageMoment,
     purpose: &str,
     recipient: Option<&str>,
@@ -808,7 +818,7 @@ pub fn new_triage(
 }
 
 /// An analysis entry about one person, for a tablet to add.
-pub fn new_entry(
+pub(crate) fn new_entry(
     kind: regie_client::edit::EntryKind,
     subject: &str,
     text: &str,
@@ -825,7 +835,7 @@ pub fn new_entry(
 /// The resident set size of this process and its peak since the last [`reset_peak_rss`], in
 /// KiB, from `/proc/self/status` (Linux). Nextest runs each test in its own process, so there
 /// they measure one test's server and client.
-pub fn rss_kib() -> (u64, u64) {
+pub(crate) fn rss_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     let field = |name: &str| {
         status
@@ -838,11 +848,11 @@ pub fn rss_kib() -> (u64, u64) {
 }
 
 /// Resets the peak resident set size (`VmHWM`) to the current one.
-pub fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
 }
 
 /// Whether this test runs in a process of its own (under nextest), where RSS means something.
-pub fn alone_in_process() -> bool {
+pub(crate) fn alone_in_process() -> bool {
     std::env::var("NEXTEST_EXECUTION_MODE").is_ok_and(|m| m == "process-per-test")
 }
