@@ -377,3 +377,136 @@ async fn a_view_left_behind_its_record_is_projected_again_on_start() {
     );
     sanne.settle(Duration::from_millis(100)).await;
 }
+
+/// The operations of the generated OpenAPI document, with the statuses each documents.
+async fn operations(server: &TestServer) -> Vec<(String, String, BTreeSet<u16>)> {
+    let (status, doc) = server
+        .api("", "GET", "/api/v1/openapi.json", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let documented = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            out.push((method.to_uppercase(), path.clone(), documented));
+        }
+    }
+    out
+}
+
+/// `path` with its placeholders filled: `{id}` and `{document}`, `{team}` by the given values,
+/// the others by plausible ids that name nothing.
+fn fill(path: &str, id: &str, document: &str, team: &str) -> String {
+    path.replace("{id}", id)
+        .replace("{document}", document)
+        .replace("{team}", team)
+        .replace("{user}", "nobody-here")
+        .replace("{person}", "p-nobody")
+        .replace("{weighing}", "w-none")
+        .replace("{consent}", "c-none")
+        .replace("{task}", "999999")
+}
+
+#[tokio::test]
+async fn every_route_answers_as_documented_and_alike_for_unknown_and_forbidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let own = seed_household(&server).await;
+    // Another district's dossier and signal, made by its own team.
+    let dirk = server.token("zuid_worker");
+    let (status, other) = server
+        .api(
+            &dirk,
+            "POST",
+            "/api/v1/dossiers",
+            json!({ "district": "zuid", "team": "team-zuid", "persons": [{ "id": "p-zuid", "name": "Zoë" }], "resident_agreed": true, "agreed_on": "2026-11-01" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let (status, signal) = server
+        .api(
+            &dirk,
+            "POST",
+            "/api/v1/signals",
+            json!({ "summary": "zorgen", "source": "neighbour" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{signal}");
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let other_plan = other["documents"]["plan"].as_str().unwrap().to_owned();
+    let unknown_doc = regie_sync_protocol::DocumentId::new_random().to_url();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let operations = operations(&server).await;
+    let mut checked = 0;
+    for who in [
+        "worker",
+        "colleague",
+        "resident",
+        "backoffice",
+        "partner",
+        "manager",
+        "privacy_officer",
+        "admin",
+    ] {
+        let token = server.token(who);
+        for (method, path, documented) in &operations {
+            if path == "/sync" {
+                continue;
+            }
+            let body = if method == "POST" {
+                json!({})
+            } else {
+                Value::Null
+            };
+            let call = |target: String| {
+                let (token, method, body) = (token.clone(), method.clone(), body.clone());
+                let server = &server;
+                async move {
+                    let (status, answer) = server.api(&token, &method, &target, body).await;
+                    (status, answer["error"]["code"].clone())
+                }
+            };
+            let id_of_other = if path.starts_with("/api/v1/signals/") {
+                signal["id"].as_str().unwrap()
+            } else {
+                other_id.as_str()
+            };
+            let forbidden = call(fill(path, id_of_other, &other_plan, "team-zuid")).await;
+            let missing = call(fill(path, &unknown, &unknown_doc, "team-nergens")).await;
+            let mine = call(fill(
+                path,
+                &own.id,
+                own.docs["plan"].to_url().as_str(),
+                "team-noord",
+            ))
+            .await;
+            for (what, (status, code)) in [
+                ("forbidden", &forbidden),
+                ("unknown", &missing),
+                ("own", &mine),
+            ] {
+                assert!(
+                    documented.contains(status),
+                    "{who} {method} {path} ({what}) answered {status} {code}, documented {documented:?}"
+                );
+            }
+            // A functional admin manages every dossier's assignments and residents: standing
+            // there is real, so the answers may differ.
+            let standing =
+                who == "admin" && (path.contains("/assignments") || path.contains("/residents"));
+            if !standing {
+                assert_eq!(
+                    forbidden, missing,
+                    "{who} {method} {path}: another's dossier answered unlike an unknown one"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "{checked} route × role pairs");
+}
