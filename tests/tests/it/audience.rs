@@ -47,8 +47,7 @@ async fn plant_sentinel(server: &TestServer, house: &Household) {
 
 #[tokio::test]
 async fn each_role_syncs_exactly_the_documents_the_spec_gives_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let all: Vec<String> = house.docs.keys().cloned().collect();
     let expect = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
@@ -80,8 +79,7 @@ async fn each_role_syncs_exactly_the_documents_the_spec_gives_it() {
 
 #[tokio::test]
 async fn the_document_listing_matches_what_each_role_may_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let (_, listing) = server
         .api(
@@ -116,8 +114,7 @@ async fn the_document_listing_matches_what_each_role_may_sync() {
 
 #[tokio::test]
 async fn an_unknown_document_and_a_forbidden_one_get_the_same_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let mut resident = Peer::connect(&server, &server.token("resident"))
         .await
@@ -140,8 +137,7 @@ async fn an_unknown_document_and_a_forbidden_one_get_the_same_answer() {
 
 #[tokio::test]
 async fn a_sentinel_in_the_record_reaches_no_resident_backoffice_or_partner_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     // Outsiders connect and request everything before and after the sentinel is planted.
     let mut outsiders = Vec::new();
@@ -176,8 +172,7 @@ async fn a_sentinel_in_the_record_reaches_no_resident_backoffice_or_partner_conn
 
 #[tokio::test]
 async fn a_workers_edit_reaches_the_other_worker_without_asking() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut a = Peer::connect(&server, &server.token("worker"))

@@ -11,8 +11,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn every_access_is_on_record_and_the_chain_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::connect_as(

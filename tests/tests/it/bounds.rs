@@ -66,8 +66,7 @@ async fn honest_round_trip(server: &TestServer, plan: DocumentId, text: &str) ->
 
 #[tokio::test]
 async fn a_bloom_filter_asking_for_four_billion_probes_closes_only_that_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let baseline = honest_round_trip(&server, plan, "voor").await;
@@ -94,8 +93,7 @@ async fn a_bloom_filter_asking_for_four_billion_probes_closes_only_that_connecti
 
 #[tokio::test]
 async fn a_bloom_filter_with_zero_bits_per_entry_is_refused_and_the_document_stays_usable() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     // The resident has the plan open when the attack starts: its state must not be harmed.
@@ -162,8 +160,7 @@ fn leb(out: &mut Vec<u8>, mut n: u64) {
 
 #[tokio::test]
 async fn a_change_that_inflates_to_half_a_gigabyte_is_refused_within_the_memory_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let partner_doc = house.doc("partner/ggd");
     let bomb = deflate_bomb(512);
@@ -190,8 +187,7 @@ async fn a_change_that_inflates_to_half_a_gigabyte_is_refused_within_the_memory_
 
 #[tokio::test]
 async fn a_device_asking_again_and_again_for_a_document_it_may_not_read_is_audited_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let record = house.doc("record");
     let mut partner = Peer::connect(&server, &server.token("partner"))
@@ -245,8 +241,7 @@ fn presence(peer: &Peer, doc: DocumentId, count: u64, bytes: usize) -> Message {
 
 #[tokio::test]
 async fn presence_is_relayed_under_an_alias_once_and_never_back_to_its_sender() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
@@ -297,8 +292,7 @@ async fn presence_is_relayed_under_an_alias_once_and_never_back_to_its_sender() 
 
 #[tokio::test]
 async fn a_flood_of_presence_to_a_reader_that_does_not_read_stays_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     // This reader never reads again.
@@ -322,8 +316,7 @@ async fn a_flood_of_presence_to_a_reader_that_does_not_read_stays_bounded() {
 
 #[tokio::test]
 async fn a_peer_id_belongs_to_the_user_who_used_it_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let owned = "peer-van-anna";
@@ -370,8 +363,7 @@ async fn a_peer_id_belongs_to_the_user_who_used_it_first() {
 
 #[tokio::test]
 async fn connections_beyond_the_per_user_limit_are_refused_with_the_limit_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let limit = server.state.hub.limits().connections_per_user;
     let mut open = Vec::new();
     for _ in 0..limit {
@@ -431,8 +423,7 @@ async fn connections_beyond_the_per_user_limit_are_refused_with_the_limit_named(
 
 #[tokio::test]
 async fn an_honest_large_edit_still_passes_the_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     // 18,500 characters typed into the plan: as many operations in one change.
@@ -461,8 +452,7 @@ async fn two_unmodified_automerge_repo_clients_using_presence_stay_connected_for
         eprintln!("SKIPPED: `node` and `npm` must be on PATH for the presence test");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let js = js_dir();
     ensure_node_modules(&js).await;
@@ -500,8 +490,7 @@ async fn two_unmodified_automerge_repo_clients_using_presence_stay_connected_for
 
 #[tokio::test]
 async fn a_panic_in_the_write_path_ends_one_connection_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut resident = Peer::open(&server, "resident", plan, "hulpvraag").await;
@@ -542,8 +531,7 @@ async fn a_panic_in_the_write_path_ends_one_connection_and_changes_nothing() {
 
 #[tokio::test]
 async fn reconnecting_again_and_again_is_slowed_down_per_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let mut refused = None;
     for _ in 0..40 {
         let url = format!(

@@ -557,8 +557,7 @@ async fn offline_reads_appear_in_the_server_audit_log_after_reconnect() {
 
 #[tokio::test]
 async fn a_device_cannot_report_reads_of_documents_its_user_may_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let body = |document: &str| {
         json!({
@@ -1171,8 +1170,7 @@ async fn an_entry_moved_to_another_person_leaves_no_byte_on_the_former_subjects_
 
 #[tokio::test]
 async fn an_upload_repeated_after_a_lost_answer_logs_each_offline_read_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let upload = json!({
         "device": "tablet-anna",

@@ -150,8 +150,7 @@ async fn write_extracts(server: &TestServer, house: &Household) {
 
 #[tokio::test]
 async fn the_back_office_and_a_partner_get_their_extract_and_nothing_of_the_record_plan_or_meta() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let keys: Vec<String> = house.docs.keys().cloned().collect();
     let all_but =

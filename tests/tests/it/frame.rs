@@ -23,8 +23,7 @@ async fn expect_error_and_close(peer: &mut Peer, what: &str) -> String {
 
 #[tokio::test]
 async fn bad_frames_close_only_the_connection_that_sent_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut good = Peer::connect(&server, &server.token("worker"))
@@ -130,8 +129,7 @@ fn encode_cbor_array() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_join_without_protocol_1_is_refused_with_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let url = format!("ws://{}/sync?token={}", server.addr, server.token("worker"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let join = Message::Join {
@@ -158,8 +156,7 @@ async fn a_join_without_protocol_1_is_refused_with_an_error() {
 
 #[tokio::test]
 async fn a_join_claiming_another_users_peer_id_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let _anna = Peer::connect_as(&server, &server.token("worker"), "tablet-of-anna", None)
         .await
         .unwrap();

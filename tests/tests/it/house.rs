@@ -26,8 +26,7 @@ async fn answers(
 
 #[tokio::test]
 async fn a_manager_neither_sees_nor_settles_tasks_nor_links_residents_but_assigns_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let id = &house.id;
     let refused = answers(
@@ -78,8 +77,7 @@ async fn a_manager_neither_sees_nor_settles_tasks_nor_links_residents_but_assign
 
 #[tokio::test]
 async fn outsiders_get_the_same_answer_whether_or_not_a_dossier_or_weighing_exists() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     crate::share::write_weighing(&server, &house).await;
     let real = &house.id;
@@ -169,8 +167,7 @@ async fn outsiders_get_the_same_answer_whether_or_not_a_dossier_or_weighing_exis
 
 #[tokio::test]
 async fn a_dossier_whose_meta_would_break_its_schema_is_refused_at_the_door() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let worker = server.token("worker");
     for person in [
         json!({ "id": "p-x", "name": "Sanne", "birth_date": "14-03-1988" }),
@@ -414,8 +411,7 @@ fn fill(path: &str, id: &str, document: &str, team: &str) -> String {
 
 #[tokio::test]
 async fn every_route_answers_as_documented_and_alike_for_unknown_and_forbidden() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let own = seed_household(&server).await;
     // Another district's dossier and signal, made by its own team.
     let dirk = server.token("zuid_worker");

@@ -144,8 +144,7 @@ async fn member(server: &TestServer, house: &Household, who: &str, person: &str)
 
 #[tokio::test]
 async fn each_member_of_a_two_parent_household_sees_exactly_the_entries_about_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = family(&server).await;
 
     // Each member connects before anything is recorded and asks for their own view and for
@@ -218,8 +217,7 @@ async fn each_member_of_a_two_parent_household_sees_exactly_the_entries_about_th
 
 #[tokio::test]
 async fn moving_an_entry_from_one_child_to_the_other_updates_both_views_in_one_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = family(&server).await;
     let mut worker = record_entries(&server, &house).await;
     let (v1, v2) = (house.doc("view/p-kind1"), house.doc("view/p-kind2"));

@@ -34,8 +34,7 @@ async fn refused(server: &TestServer, token: &str, paths: &[&str], expected: &st
 
 #[tokio::test]
 async fn the_access_log_from_year_zero_answers_400_invalid_date_instead_of_panicking() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     seed_household(&server).await;
     let sanne = server.token("resident");
     let log = "/api/v1/me/access-log";
@@ -82,8 +81,7 @@ async fn the_access_log_from_year_zero_answers_400_invalid_date_instead_of_panic
 
 #[tokio::test]
 async fn every_bad_query_parameter_answers_400_with_a_code_that_names_the_problem() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     seed_household(&server).await;
     let sanne = server.token("resident");
     let fg = server.token("privacy_officer");
@@ -245,8 +243,7 @@ async fn every_bad_query_parameter_answers_400_with_a_code_that_names_the_proble
 
 #[tokio::test]
 async fn oversize_bodies_are_refused_with_413_body_too_large_and_malformed_ones_in_the_api_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let anna = server.token("worker");
     let padded = |bytes: usize| {
         let mut body = json!({ "district": "noord", "team": "team-noord" });
@@ -425,8 +422,7 @@ fn at(v: &Value) -> OffsetDateTime {
 
 #[tokio::test]
 async fn reports_over_a_hundred_thousand_audit_rows_answer_page_by_page_in_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     for chunk in flooded_may(&house.id).chunks(10_000) {
         server.script_audit(chunk).await;
@@ -556,8 +552,7 @@ const RSS_GROWTH_KIB: u64 = 64 * 1024;
 #[tokio::test]
 #[ignore = "a measurement for BENCHMARKS.md"]
 async fn measure_reports_over_a_hundred_thousand_audit_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     for chunk in flooded_may(&house.id).chunks(10_000) {
         server.script_audit(chunk).await;

@@ -27,8 +27,7 @@ async fn told_revoked(peer: &mut Peer, doc: DocumentId) -> bool {
 
 #[tokio::test]
 async fn the_partner_document_holds_the_workers_contact_and_the_agreed_action_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let doc = house.doc("partner/ggd");
     let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;
@@ -50,8 +49,7 @@ async fn the_partner_document_holds_the_workers_contact_and_the_agreed_action_an
 
 #[tokio::test]
 async fn a_resident_withdrawing_consent_ends_the_partners_access_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let doc = house.doc("partner/ggd");
     let mut ggd = Peer::open(&server, "partner", doc, "assignment").await;

@@ -270,8 +270,7 @@ fn assert_well_formed(html: &str) {
 
 #[tokio::test]
 async fn breaking_the_glass_without_a_reason_or_a_category_is_refused_and_opens_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let carla = server.token("colleague");
     for body in [
@@ -322,8 +321,7 @@ async fn breaking_the_glass_without_a_reason_or_a_category_is_refused_and_opens_
 #[tokio::test]
 async fn breaking_the_glass_warns_first_and_the_confirmation_grants_read_only_access_audited_as_an_emergency()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let carla = server.token("colleague");
     let (status, warned) = break_glass(
@@ -493,14 +491,14 @@ async fn breaking_the_glass_warns_first_and_the_confirmation_grants_read_only_ac
 #[tokio::test]
 async fn at_the_end_of_the_grant_the_colleagues_device_is_told_to_purge_the_dossier() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with_oversight(
-        dir.path(),
-        OversightArgs {
+    let server = TestServer::builder()
+        .dir(dir.path())
+        .oversight(OversightArgs {
             break_glass: Duration::from_secs(3),
             ..OversightArgs::default()
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
     let house = seed_household(&server).await;
     let carla = server.token("colleague");
     let mut device = Peer::connect(&server, &carla).await.unwrap();
@@ -540,8 +538,7 @@ async fn at_the_end_of_the_grant_the_colleagues_device_is_told_to_purge_the_doss
 
 #[tokio::test]
 async fn other_teams_and_other_districts_cannot_break_the_glass_and_a_citywide_worker_can() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let body = json!({ "reason": "melding van school", "category": "safety" });
     let other_team = mint(
@@ -613,8 +610,7 @@ fn listed_dossiers(listing: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn my_documents_and_the_sync_never_offer_another_districts_dossier() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let zuid = dossier(&server, "zuid", "team-zuid", &["dirk"]).await;
     let zuid_id = zuid["id"].as_str().unwrap();
@@ -680,8 +676,7 @@ async fn my_documents_and_the_sync_never_offer_another_districts_dossier() {
 
 #[tokio::test]
 async fn a_worker_moved_to_another_district_loses_the_old_caseload_at_the_next_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let zuid = dossier(&server, "zuid", "team-zuid", &["dirk"]).await;
     let zuid_id = zuid["id"].as_str().unwrap();
     let plan = doc(&zuid, "plan");
@@ -720,8 +715,7 @@ async fn a_worker_moved_to_another_district_loses_the_old_caseload_at_the_next_c
 #[tokio::test]
 async fn the_monthly_break_glass_report_counts_a_scripted_month_exactly_and_the_manager_tier_names_no_one()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let h1 = house.id.clone();
     let second = dossier(&server, "noord", "team-noord", &["anna"]).await;
@@ -985,8 +979,7 @@ async fn the_monthly_break_glass_report_counts_a_scripted_month_exactly_and_the_
 
 #[tokio::test]
 async fn the_unusual_access_report_lists_emergency_reads_refusals_bursts_and_off_hours_access() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let h = house.id.clone();
     let base = datetime!(2024-05-07 08:00 UTC); // Tuesday 10:00 CEST
@@ -1201,8 +1194,7 @@ fn scripted_june(h: &str) -> (Vec<AuditEvent>, usize) {
 
 #[tokio::test]
 async fn a_residents_who_looked_view_lists_exactly_the_scripted_accesses_without_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let (rows, _) = scripted_june(&house.id);
     script(&server, &rows).await;
@@ -1308,14 +1300,14 @@ async fn a_residents_who_looked_view_lists_exactly_the_scripted_accesses_without
 #[tokio::test]
 async fn worker_names_appear_in_the_who_looked_view_only_when_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with_oversight(
-        dir.path(),
-        OversightArgs {
+    let server = TestServer::builder()
+        .dir(dir.path())
+        .oversight(OversightArgs {
             show_worker_names: true,
             ..OversightArgs::default()
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
     let house = seed_household(&server).await;
     let (rows, seen) = scripted_june(&house.id);
     script(&server, &rows).await;
@@ -1343,8 +1335,7 @@ async fn worker_names_appear_in_the_who_looked_view_only_when_configured() {
 
 #[tokio::test]
 async fn a_team_manager_reviews_who_can_reach_which_dossier_and_why_and_records_the_review() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     dossier(&server, "zuid", "team-zuid", &["dirk"]).await;
     break_the_glass(&server, &server.token("colleague"), &house.id).await;
@@ -1482,8 +1473,7 @@ async fn a_tampered_break_glass_row_is_reported_with_its_position_by_the_verifie
 
 #[tokio::test]
 async fn every_oversight_route_is_in_the_openapi_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let (status, doc) = server
         .api(
             &server.token("worker"),

@@ -11,8 +11,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn an_unassigned_worker_is_told_to_purge_and_receives_nothing_more() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let (plan, record) = (house.doc("plan"), house.doc("record"));
     let mut anna = Peer::connect(&server, &server.token("worker"))
@@ -83,8 +82,7 @@ async fn an_unassigned_worker_is_told_to_purge_and_receives_nothing_more() {
 
 #[tokio::test]
 async fn an_unlinked_resident_loses_the_plan_and_their_view() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let mut sanne = Peer::connect(&server, &server.token("resident"))
         .await

@@ -59,8 +59,7 @@ pub(crate) async fn write_weighing(server: &TestServer, house: &Household) {
 
 #[tokio::test]
 async fn a_share_needs_a_triage_record_and_the_consent_r16_requires() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let w = server.token("worker");
     let partners = format!("/api/v1/dossiers/{}/partners", house.id);
@@ -112,8 +111,7 @@ async fn a_share_needs_a_triage_record_and_the_consent_r16_requires() {
 
 #[tokio::test]
 async fn sharing_without_consent_needs_a_second_worker_and_leaves_a_task_to_inform_the_resident() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     write_weighing(&server, &house).await;
     let w = server.token("worker");
@@ -283,8 +281,7 @@ const CONSENT_CASES: [ConsentCase; 11] = [
 #[tokio::test]
 async fn who_must_consent_follows_the_childs_age_on_the_day_of_the_share() {
     let cases = CONSENT_CASES;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let orgs: Vec<&str> = cases.iter().map(|c| c.0).collect();
     let house = birthday_household(&server, &orgs).await;
 
@@ -352,8 +349,7 @@ async fn who_must_consent_follows_the_childs_age_on_the_day_of_the_share() {
 
 #[tokio::test]
 async fn an_incomplete_triage_or_items_beyond_it_stop_a_share_on_both_paths() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let record = house.doc("record");
     let mut anna = Peer::open(&server, "worker", record, "triage").await;

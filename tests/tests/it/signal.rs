@@ -72,8 +72,7 @@ async fn audit(server: &TestServer) -> Vec<regie_server::audit::AuditEvent> {
 
 #[tokio::test]
 async fn a_signal_without_a_name_is_listed_for_its_own_team_and_nobody_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let id = register(&server, "worker", SUMMARY).await;
 
     let (status, body) = server
@@ -134,8 +133,7 @@ async fn a_signal_without_a_name_is_listed_for_its_own_team_and_nobody_else() {
 
 #[tokio::test]
 async fn a_signal_is_closed_without_a_dossier_and_stays_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let id = register(&server, "worker", SUMMARY).await;
     let w2 = server.token("worker2");
 
@@ -176,8 +174,7 @@ async fn a_signal_is_closed_without_a_dossier_and_stays_closed() {
 
 #[tokio::test]
 async fn registering_by_name_without_the_residents_agreement_is_refused_and_creates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let id = register(&server, "worker", SUMMARY).await;
 
     let (status, body) = server
@@ -205,8 +202,7 @@ async fn registering_by_name_without_the_residents_agreement_is_refused_and_crea
 
 #[tokio::test]
 async fn with_the_residents_agreement_the_signal_becomes_a_dossier_whose_record_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let id = register(&server, "worker", SUMMARY).await;
 
     let (status, created) = server
@@ -294,8 +290,7 @@ async fn with_the_residents_agreement_the_signal_becomes_a_dossier_whose_record_
 
 #[tokio::test]
 async fn registering_signals_and_dossiers_from_them_is_on_record_without_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let closed = register(&server, "worker", "SENTINEL-signal-summary").await;
     let kept = register(&server, "worker", SUMMARY).await;
     listed(&server, "worker2").await;
@@ -361,8 +356,7 @@ async fn registering_signals_and_dossiers_from_them_is_on_record_without_the_sum
 
 #[tokio::test]
 async fn a_signal_needs_a_summary_a_known_source_and_agreement_on_a_real_day() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let w = server.token("worker");
     for body in [
         json!({ "summary": "   ", "source": "neighbour" }),
@@ -389,8 +383,7 @@ async fn a_signal_needs_a_summary_a_known_source_and_agreement_on_a_real_day() {
 
 #[tokio::test]
 async fn every_signal_route_is_in_the_openapi_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let (status, doc) = server
         .api(
             &server.token("worker"),
@@ -415,8 +408,7 @@ async fn every_signal_route_is_in_the_openapi_document() {
 
 #[tokio::test]
 async fn registering_by_name_directly_also_needs_the_agreement_and_records_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let w = server.token("worker");
     let mut body = by_name(false);
     body["district"] = json!("noord");

@@ -65,7 +65,11 @@ async fn six_hundred_changes_are_compacted_and_all_survive_a_restart() {
 #[tokio::test]
 async fn cold_documents_are_evicted_and_load_again_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(dir.path(), 2).await;
+    let server = TestServer::builder()
+        .dir(dir.path())
+        .hot_documents(2)
+        .start()
+        .await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     {

@@ -30,31 +30,52 @@ pub(crate) struct TestServer {
     pub(crate) state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The store's directory, when the server owns it: held only to be removed with the server.
+    _owned: Option<tempfile::TempDir>,
 }
 
-impl TestServer {
-    /// Starts a server on a store in `dir`.
-    pub(crate) async fn start(dir: &Path) -> TestServer {
-        Self::start_with(dir, 1000).await
+/// How to start a [`TestServer`]: in its own temporary directory unless told another.
+#[derive(Default)]
+pub(crate) struct Builder {
+    dir: Option<std::path::PathBuf>,
+    hot_documents: Option<usize>,
+    oversight: OversightArgs,
+}
+
+impl Builder {
+    /// A store in `dir` (which outlives the server, e.g. to start another on it).
+    pub(crate) fn dir(mut self, dir: &Path) -> Builder {
+        self.dir = Some(dir.to_path_buf());
+        self
     }
 
-    /// Starts a server that keeps at most `hot_documents` documents in memory.
-    pub(crate) async fn start_with(dir: &Path, hot_documents: usize) -> TestServer {
-        Self::launch(dir, hot_documents, OversightArgs::default()).await
+    /// At most `n` documents in memory.
+    pub(crate) fn hot_documents(mut self, n: usize) -> Builder {
+        self.hot_documents = Some(n);
+        self
     }
 
-    /// Starts a server with these oversight settings (break-glass length, worker names).
-    pub(crate) async fn start_with_oversight(dir: &Path, oversight: OversightArgs) -> TestServer {
-        Self::launch(dir, 1000, oversight).await
+    /// These oversight settings (break-glass length, worker names).
+    pub(crate) fn oversight(mut self, oversight: OversightArgs) -> Builder {
+        self.oversight = oversight;
+        self
     }
 
-    async fn launch(dir: &Path, hot_documents: usize, oversight: OversightArgs) -> TestServer {
+    /// Starts the server.
+    pub(crate) async fn start(self) -> TestServer {
         regie_server::install_crypto_provider();
+        let owned = match self.dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().unwrap()),
+        };
+        let dir = match (&self.dir, &owned) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(owned)) => owned.path().to_path_buf(),
+            (None, None) => unreachable!("one of the two is set"),
+        };
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
-            store: StoreArgs {
-                data_dir: dir.to_path_buf(),
-            },
+            store: StoreArgs { data_dir: dir },
             jwt_secret: Some(SECRET.into()),
             jwt_public_key: None,
             jwks: None,
@@ -62,8 +83,8 @@ impl TestServer {
             jwt_audience: Some(AUDIENCE.into()),
             tls_cert: None,
             tls_key: None,
-            hot_documents,
-            oversight,
+            hot_documents: self.hot_documents.unwrap_or(1000),
+            oversight: self.oversight,
             limits: Default::default(),
         };
         let state = regie_server::state(&args).await.expect("server state");
@@ -83,7 +104,25 @@ impl TestServer {
             state,
             stop: Some(stop),
             task: Some(task),
+            _owned: owned,
         }
+    }
+}
+
+impl TestServer {
+    /// How to start one.
+    pub(crate) fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Starts a server in a temporary directory of its own.
+    pub(crate) async fn new() -> TestServer {
+        Self::builder().start().await
+    }
+
+    /// Starts a server on a store in `dir`.
+    pub(crate) async fn start(dir: &Path) -> TestServer {
+        Self::builder().dir(dir).start().await
     }
 
     /// A token for a cast member, valid for an hour.

@@ -27,8 +27,7 @@ fn claims(exp: i64, nbf: i64, iss: &str, aud: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn bad_tokens_are_refused_before_the_websocket_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let t = now();
     let b64 = |v: serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -104,8 +103,7 @@ async fn bad_tokens_are_refused_before_the_websocket_opens() {
 
 #[tokio::test]
 async fn a_missing_token_gets_a_message_that_says_how_to_send_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let res = reqwest::get(format!("http://{}/api/v1/me/documents", server.addr))
         .await
         .unwrap();
@@ -123,8 +121,7 @@ async fn a_missing_token_gets_a_message_that_says_how_to_send_one() {
 
 #[tokio::test]
 async fn a_connection_ends_when_its_token_expires_and_receives_nothing_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let short = server
@@ -234,8 +231,7 @@ async fn connect_with_subprotocols(
 async fn the_token_travels_in_sec_websocket_protocol_and_is_never_echoed() {
     use futures_util::{SinkExt, StreamExt};
     use regie_sync_protocol::{Message, PeerId, decode, encode};
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let tok = server.token("resident");
 
     let (selected, mut ws) =

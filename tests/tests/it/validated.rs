@@ -473,8 +473,7 @@ async fn check(server: &TestServer, doc: DocumentId, row: &Row) -> Option<Value>
 
 #[tokio::test]
 async fn every_document_kind_and_role_has_an_allowed_and_a_forbidden_edit() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     for row in TABLE {
         check(&server, house.doc(row.doc), row).await;

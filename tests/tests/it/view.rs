@@ -12,8 +12,7 @@ const SENTINEL: &str = "SENTINEL-daan-only-4b1e";
 
 #[tokio::test]
 async fn the_resident_sees_work_notes_about_herself_live_and_nothing_about_her_child() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
     let mut sanne = Peer::open(&server, "resident", view, "person").await;
@@ -51,8 +50,7 @@ async fn the_resident_sees_work_notes_about_herself_live_and_nothing_about_her_c
 
 #[tokio::test]
 async fn a_resident_linked_later_gets_a_view_of_what_was_already_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let mut worker = Peer::connect(&server, &server.token("worker"))
         .await
@@ -104,8 +102,7 @@ fn root_text_at(d: &automerge::AutoCommit, obj: &str, key: &str) -> Option<Strin
 
 #[tokio::test]
 async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let (record, view) = (house.doc("record"), house.doc("view/p-sanne"));
     let mut worker = Peer::open(&server, "worker", record, "entries").await;
@@ -186,8 +183,7 @@ async fn an_eigen_verklaring_is_kept_with_the_entry_and_shown_only_to_its_author
 
 #[tokio::test]
 async fn a_resident_keeps_at_most_a_hundred_statements_on_one_entry_and_the_record_keeps_syncing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let record = house.doc("record");
     let mut worker = Peer::open(&server, "worker", record, "entries").await;

@@ -18,8 +18,7 @@ fn rejection(others: &[Message]) -> Option<(String, Option<String>)> {
 
 #[tokio::test]
 async fn a_resident_setting_a_worker_field_is_rejected_quarantined_and_not_relayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::connect(&server, &server.token("worker"))
@@ -71,8 +70,7 @@ async fn a_resident_setting_a_worker_field_is_rejected_quarantined_and_not_relay
 
 #[tokio::test]
 async fn a_resident_goal_without_an_owner_is_merged_and_relayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::connect(&server, &server.token("worker"))
@@ -111,8 +109,7 @@ async fn a_resident_goal_without_an_owner_is_merged_and_relayed() {
 
 #[tokio::test]
 async fn read_only_audiences_and_other_roles_paths_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let maatwerk = house.doc("maatwerk/1");
     let mut sanne = Peer::connect(&server, &server.token("resident"))
@@ -173,8 +170,7 @@ async fn read_only_audiences_and_other_roles_paths_are_rejected() {
 
 #[tokio::test]
 async fn changes_built_on_a_rejected_change_stay_rejected_until_the_device_resets() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::connect(&server, &server.token("worker"))
@@ -275,8 +271,7 @@ async fn changes_built_on_a_rejected_change_stay_rejected_until_the_device_reset
 // answered like an unknown one.
 #[tokio::test]
 async fn write_rules_are_the_policys_answers_per_schema_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let rules = |role: &'static str, key: &'static str| {
         let server = &server;
@@ -348,8 +343,7 @@ async fn write_rules_are_the_policys_answers_per_schema_path() {
 #[tokio::test]
 async fn a_change_sent_before_its_parent_waits_for_it_and_the_server_asks_for_the_parent() {
     use automerge::sync;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+    let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
     let mut worker = Peer::open(&server, "worker", plan, "hulpvraag").await;
