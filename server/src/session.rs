@@ -376,6 +376,136 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_device_hears_of_a_change_before_the_group_commit_made_it_durable() {
+        use automerge::ReadDoc;
+        use automerge::sync::SyncDoc;
+        use automerge::transaction::Transactable;
+        use regie_core::id::{DocumentKey, DossierId};
+        use std::time::Instant;
+
+        let dir = tempfile::tempdir().unwrap();
+        let committed: Arc<parking_lot::Mutex<Vec<(DocumentId, i64, Instant)>>> =
+            Default::default();
+        let seen = committed.clone();
+        let store = crate::storage::Store::open(dir.path())
+            .await
+            .unwrap()
+            .with_commit_observer(Arc::new(move |made: &[(DocumentId, i64)]| {
+                let now = Instant::now();
+                seen.lock()
+                    .extend(made.iter().map(|(doc, seq)| (*doc, *seq, now)));
+            }));
+        let plan = DocumentId::new_random();
+        let mut rel = regie_core::relationship::Relationships::new(
+            DossierId::new_random(),
+            "noord".parse().unwrap(),
+            "t1".parse().unwrap(),
+        );
+        rel.assigned = vec!["anna".parse().unwrap()];
+        let mut doc = regie_core::document::skeleton(DocumentKey::Plan.kind());
+        store
+            .create_dossier(
+                &rel,
+                &[],
+                &[(plan, DocumentKey::Plan, doc.save())],
+                time::OffsetDateTime::now_utc(),
+                &[],
+            )
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::load(Arc::new(store), 10).await.unwrap());
+        let (send, incoming) = mpsc::unbounded_channel();
+        let (outgoing, mut receive) = mpsc::unbounded_channel::<WsMessage>();
+        let stream = futures_util::stream::unfold(incoming, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        });
+        let sink = futures_util::sink::unfold(outgoing, |tx, m: WsMessage| async move {
+            tx.send(m).map_err(axum::Error::new)?;
+            Ok::<_, axum::Error>(tx)
+        });
+        let anna = Principal::from_claims(&Claims {
+            sub: "anna".into(),
+            role: Role::Worker,
+            district: Some("noord".into()),
+            team: Some("t1".into()),
+            org: None,
+            person: None,
+            citywide: false,
+        })
+        .unwrap();
+        let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(60);
+        tokio::spawn(serve(
+            Box::pin(sink),
+            Box::pin(stream),
+            hub.clone(),
+            anna,
+            expires,
+        ));
+        let frame = |m: &Message| {
+            let _ = send.send(Ok(WsMessage::Binary(encode(m).into())));
+        };
+        let me = PeerId::new("tablet-1");
+        frame(&join("tablet-1"));
+        // Edits streamed in; every heads announcement is checked against the commits made so far.
+        let mut state = automerge::sync::State::new();
+        let mut hashes = Vec::new();
+        let mut announced = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for i in 0..40 {
+            let h = doc.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
+            doc.splice_text(&h, i, 0, "x").unwrap();
+            hashes.push(doc.commit().unwrap());
+            if let Some(m) = doc.sync().generate_sync_message(&mut state) {
+                let data = m.encode();
+                frame(&if i == 0 {
+                    Message::Request {
+                        sender_id: me.clone(),
+                        target_id: hub.peer_id.clone(),
+                        document_id: plan,
+                        data,
+                    }
+                } else {
+                    Message::Sync {
+                        sender_id: me.clone(),
+                        target_id: hub.peer_id.clone(),
+                        document_id: plan,
+                        data,
+                    }
+                });
+            }
+            while let Ok(Some(WsMessage::Binary(b))) =
+                tokio::time::timeout(Duration::from_millis(5), receive.recv()).await
+            {
+                let Ok(Message::Sync { data, .. }) = decode(&b) else {
+                    continue;
+                };
+                let heard = Instant::now();
+                let m = automerge::sync::Message::decode(&data).unwrap();
+                // The device's changes are a chain: heads naming the k-th acknowledge the first k.
+                // Each change is one sequence number, so k must not exceed what was durable then.
+                if let Some(k) = hashes.iter().rposition(|h| m.heads.contains(h)) {
+                    announced += 1;
+                    let durable = committed
+                        .lock()
+                        .iter()
+                        .filter(|(_, _, at)| *at <= heard)
+                        .map(|(_, seq, _)| *seq)
+                        .max()
+                        .unwrap_or(0);
+                    assert!(
+                        (k as i64) < durable,
+                        "change {} acknowledged while only {durable} were durable",
+                        k + 1
+                    );
+                }
+                let _ = doc.sync().receive_sync_message(&mut state, m);
+            }
+            assert!(Instant::now() < deadline);
+        }
+        assert!(announced > 0, "the server acknowledged something");
+    }
+
+    #[tokio::test]
     async fn a_device_joins_and_an_unknown_document_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let hub = hub(dir.path()).await;

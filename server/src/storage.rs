@@ -25,9 +25,11 @@ use tokio::sync::Mutex;
 
 use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verification};
 
+mod group;
 mod oversight;
 pub mod retention;
 mod unit;
+pub use group::CommitObserver;
 pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
 pub use unit::{RelationEdit, Unit};
 
@@ -64,7 +66,9 @@ type Result<T> = std::result::Result<T, StorageError>;
 pub struct Store {
     pool: SqlitePool,
     /// Serializes audit appends and remembers the chain's last hash.
-    audit_tail: Mutex<Vec<u8>>,
+    audit_tail: std::sync::Arc<Mutex<Vec<u8>>>,
+    /// The group committer of the write path.
+    commits: tokio::sync::mpsc::UnboundedSender<group::Pending>,
     /// What quarantine keeps per device and per dossier.
     quarantine_cap: QuarantineCap,
 }
@@ -172,9 +176,10 @@ impl Store {
             .filename(dir.join("regie.sqlite3"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL survives a process crash (SIGKILL) without losing a commit;
-            // only an OS crash or power cut can lose the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit returns only once the log is on the disk, so an acknowledged change
+            // survives a power cut too (I4); the write path's group commit pays for it once
+            // per group, not per batch.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Deleted content (a replaced view's history) is overwritten, not left in free pages.
             .pragma("secure_delete", "ON")
@@ -188,11 +193,20 @@ impl Store {
             .fetch_optional(&pool)
             .await?
             .map(|r| r.get(0));
+        let audit_tail = std::sync::Arc::new(Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())));
         Ok(Store {
+            commits: group::start(pool.clone(), audit_tail.clone(), None),
             pool,
-            audit_tail: Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())),
+            audit_tail,
             quarantine_cap: QuarantineCap::default(),
         })
+    }
+
+    /// The store, telling `observer` of every group commit once it is durable (for tests that
+    /// check no acknowledgement precedes its commit).
+    pub fn with_commit_observer(mut self, observer: CommitObserver) -> Store {
+        self.commits = group::start(self.pool.clone(), self.audit_tail.clone(), Some(observer));
+        self
     }
 
     /// The store with another quarantine cap (the default is [`QuarantineCap::default`]).
@@ -418,21 +432,19 @@ impl Store {
         })
     }
 
-    /// Appends changes after `after_seq` in one transaction; when it returns, they are durable.
+    /// Appends changes after `after_seq`; when it returns, they are durable. They commit with
+    /// whatever other batches are waiting at that moment (group commit).
     pub async fn append_changes(
         &self,
         id: DocumentId,
         after_seq: i64,
         changes: &[&[u8]],
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let seq = insert_changes(&mut tx, id, after_seq, changes).await?;
-        tx.commit().await?;
-        Ok(seq)
+        self.group_commit(id, after_seq, changes, None).await
     }
 
-    /// [`Store::append_changes`] and the audit event of that write in one transaction: a change
-    /// is never stored without its audit row (I3), and a batch costs one commit, not two.
+    /// [`Store::append_changes`] and the audit event of that write in the same transaction: a
+    /// change is never stored without its audit row (I3).
     pub async fn append_changes_audited(
         &self,
         id: DocumentId,
@@ -440,13 +452,27 @@ impl Store {
         changes: &[&[u8]],
         ev: &AuditEvent,
     ) -> Result<i64> {
-        let mut tail = self.audit_tail.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let seq = insert_changes(&mut tx, id, after_seq, changes).await?;
-        let hash = insert_audit(&mut tx, ev, &tail).await?;
-        tx.commit().await?;
-        *tail = hash;
-        Ok(seq)
+        self.group_commit(id, after_seq, changes, Some(ev.clone()))
+            .await
+    }
+
+    async fn group_commit(
+        &self,
+        doc: DocumentId,
+        after_seq: i64,
+        changes: &[&[u8]],
+        audit: Option<AuditEvent>,
+    ) -> Result<i64> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let pending = group::Pending {
+            doc,
+            after_seq,
+            changes: changes.iter().map(|c| c.to_vec()).collect(),
+            audit,
+            done,
+        };
+        self.commits.send(pending).map_err(|_| group::gone())?;
+        answer.await.map_err(|_| group::gone())?
     }
 
     /// Replaces the changes up to `upto_seq` by `snapshot` (an Automerge `save()` that contains

@@ -291,6 +291,68 @@ mod bounded {
         assert_eq!((v.rows as usize, v.first_broken_seq), (rows.len(), None));
     }
 
+    #[tokio::test]
+    async fn a_batch_that_cannot_commit_fails_alone_and_the_batches_grouped_with_it_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (dossier, doc) = dossier(&store, "team-noord").await;
+        let (_, other) = dossier_of(&store, dossier, DocumentKey::Record).await;
+        let at = OffsetDateTime::now_utc();
+        let write = |d: DocumentId| {
+            let mut e = AuditEvent::new(at, "anna", "worker", AuditAction::Write);
+            e.dossier = Some(dossier.to_string());
+            e.document = Some(d.to_string());
+            e
+        };
+        assert_eq!(
+            store
+                .append_changes_audited(doc, 0, &[b"one"], &write(doc))
+                .await
+                .unwrap(),
+            1
+        );
+        // Sent together, so the committer takes them into one group: the first claims a
+        // sequence number that is taken; the others are fine.
+        let (w1, w2, w3) = (write(doc), write(other), write(doc));
+        let (stale, fine, also) = tokio::join!(
+            store.append_changes_audited(doc, 0, &[b"stale"], &w1),
+            store.append_changes_audited(other, 0, &[b"a", b"b"], &w2),
+            store.append_changes_audited(doc, 1, &[b"two"], &w3),
+        );
+        assert!(
+            stale.is_err(),
+            "a batch on a taken sequence number is refused"
+        );
+        assert_eq!((fine.unwrap(), also.unwrap()), (2, 2));
+        let stored = store.load_document(doc).await.unwrap();
+        assert_eq!(stored.changes, vec![b"one".to_vec(), b"two".to_vec()]);
+        // The refused batch left no audit row, and the chain is whole.
+        let rows = store.audit_events(Some(dossier)).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(store.verify_audit().await.unwrap().intact());
+    }
+
+    /// A second document of `dossier`, stored directly.
+    async fn dossier_of(
+        store: &Store,
+        dossier: DossierId,
+        key: DocumentKey,
+    ) -> (DossierId, DocumentId) {
+        let doc = DocumentId::new_random();
+        store
+            .commit_unit(&regie_server::storage::Unit {
+                dossier,
+                at: OffsetDateTime::now_utc(),
+                edits: &[],
+                new_document: Some((doc, &key, &[0])),
+                changes: Vec::new(),
+                audit: &[],
+            })
+            .await
+            .unwrap();
+        (dossier, doc)
+    }
+
     /// Bytes kept, and bytes stored, of every quarantined row, oldest first.
     async fn kept(dir: &std::path::Path) -> Vec<(bool, i64, i64)> {
         sqlx::query_as("SELECT kept, size, length(changes) FROM quarantine ORDER BY id")
