@@ -4,7 +4,8 @@
 // personal goes into a URL or the console.
 
 import * as A from "@automerge/automerge"
-import { startBrowserClient, WriteRefusedError, type RegieClient, type RegieDocument } from "@regie/client/browser"
+import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb"
+import { RegieClient, WriteRefusedError, type RegieDocument, type WebSocketFactory } from "@regie/client/browser"
 import type { CaseloadEntry, RejectedEvent, RefusedEdit } from "@regie/client/browser"
 
 export interface Claims {
@@ -26,6 +27,8 @@ export interface Session {
 
 const SESSION_KEY = "regie.session"
 const SYNC_KEY = "regie.sync"
+/** Databases whose deletion was blocked (a connection still open); deleted at the next start. */
+const DOOMED_KEY = "regie.doomed"
 
 /** Reads a JWT's claims without verifying it (the server verifies); undefined if unreadable. */
 export function readClaims(token: string): Claims | undefined {
@@ -63,11 +66,22 @@ export async function newSession(token: string): Promise<Session | undefined> {
   return s
 }
 
-function deleteDatabase(name: string): Promise<void> {
+/** Deletes a database; true once it is gone, false if an open connection blocks it. */
+function deleteDatabase(name: string): Promise<boolean> {
   return new Promise(resolve => {
     const req = indexedDB.deleteDatabase(name)
-    req.onsuccess = req.onerror = req.onblocked = () => resolve()
+    req.onsuccess = () => resolve(true)
+    req.onerror = req.onblocked = () => resolve(false)
   })
+}
+
+/** At start, before any database opens: finish deletions a logout could not complete. */
+export async function finishDeletions(): Promise<void> {
+  const doomed: string[] = JSON.parse(localStorage.getItem(DOOMED_KEY) ?? "[]")
+  const left: string[] = []
+  for (const name of doomed) if (!(await deleteDatabase(name))) left.push(name)
+  if (left.length > 0) localStorage.setItem(DOOMED_KEY, JSON.stringify(left))
+  else localStorage.removeItem(DOOMED_KEY)
 }
 
 /** A refused edit, local (the write rules) or from the server (`rejected`). */
@@ -87,6 +101,7 @@ type Listener = () => void
 export class Sync {
   readonly client: RegieClient
   readonly session: Session
+  readonly storage: IndexedDBStorageAdapter
   #listeners = new Set<Listener>()
   #serverHeads = new Map<string, string[]>()
   #docs = new Map<string, RegieDocument<any>>()
@@ -97,9 +112,10 @@ export class Sync {
   #nextId = 1
   #tick: ReturnType<typeof setTimeout> | undefined
 
-  private constructor(client: RegieClient, session: Session) {
+  private constructor(client: RegieClient, session: Session, storage: IndexedDBStorageAdapter) {
     this.client = client
     this.session = session
+    this.storage = storage
     const saved = JSON.parse(localStorage.getItem(SYNC_KEY) ?? "{}")
     this.lastSync = typeof saved.lastSync === "number" ? saved.lastSync : undefined
     for (const [id, heads] of Object.entries(saved.heads ?? {})) this.#serverHeads.set(id, heads as string[])
@@ -140,13 +156,15 @@ export class Sync {
   }
 
   static async start(session: Session, server = location.origin): Promise<Sync> {
-    const client = await startBrowserClient({
+    const storage = new IndexedDBStorageAdapter(session.database)
+    const client = await RegieClient.start({
       server,
-      database: session.database,
+      storage,
+      WebSocket: globalThis.WebSocket as unknown as WebSocketFactory,
       token: async () => session.token,
       backoff: { initialMs: 250, maxMs: 3_000 },
     })
-    return new Sync(client, session)
+    return new Sync(client, session, storage)
   }
 
   subscribe(l: Listener): () => void {
@@ -258,12 +276,22 @@ export class Sync {
   async close(): Promise<void> {
     await this.client.close()
   }
+
+  /** Stops syncing and closes the database connection, so the database can be deleted. */
+  async closeDatabase(): Promise<void> {
+    await this.close().catch(() => {})
+    // The adapter has no close(); its connection is a (TypeScript-private) field.
+    ;(await (this.storage as unknown as { dbPromise: Promise<IDBDatabase> }).dbPromise).close()
+  }
 }
 
 /** Logout: stop syncing, then delete the database, the session and the sync bookkeeping. */
 export async function logout(sync: Sync | undefined, session: Session): Promise<void> {
-  if (sync) await sync.close().catch(() => {})
+  if (sync) await sync.closeDatabase()
   localStorage.removeItem(SESSION_KEY)
   localStorage.removeItem(SYNC_KEY)
-  await deleteDatabase(session.database)
+  if (!(await deleteDatabase(session.database))) {
+    localStorage.setItem(DOOMED_KEY, JSON.stringify([session.database]))
+    location.reload()
+  }
 }
