@@ -1,7 +1,7 @@
 // Small shared pieces: hooks over the Sync object and documents, the sync bar, refusals.
 import { useEffect, useState } from "preact/hooks"
 import type { ComponentChildren } from "preact"
-import type * as A from "@automerge/automerge"
+import * as A from "@automerge/automerge"
 import type { CaseloadEntry, RegieDocument } from "@regie/client/browser"
 
 import { reasonText, t } from "./i18n"
@@ -12,6 +12,26 @@ export function useSync(sync: Sync): number {
   const [n, setN] = useState(0)
   useEffect(() => sync.subscribe(() => setN(x => x + 1)), [sync])
   return n
+}
+
+const plainCache = new WeakMap<object, unknown>()
+
+/** The document as plain data for rendering: Automerge 3 reads scalar strings (those the server
+ * writes with `put`) as `ImmutableString`; the app shows and compares plain strings. */
+export function plain<T>(doc: A.Doc<T>): T {
+  const hit = plainCache.get(doc as object)
+  if (hit) return hit as T
+  const walk = (v: unknown): unknown => {
+    if (A.isImmutableString(v)) return v.toString()
+    if (Array.isArray(v)) return v.map(walk)
+    if (v && typeof v === "object" && !(v instanceof Date) && !(v instanceof Uint8Array)) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+    }
+    return v
+  }
+  const out = walk(doc) as T
+  plainCache.set(doc as object, out)
+  return out
 }
 
 /** Opens a caseload document; `[doc, content]`, both undefined while loading. */
@@ -43,7 +63,8 @@ export function useDoc<T>(sync: Sync, entry: CaseloadEntry | undefined): [RegieD
       off()
     }
   }, [sync, entry?.url])
-  return [doc, doc?.doc()]
+  const content = doc?.doc()
+  return [doc, content ? (plain(content) as A.Doc<T>) : undefined]
 }
 
 export function newId(prefix: string): string {

@@ -202,7 +202,7 @@ test("after unassignment the worker's IndexedDB holds no byte of the dossier", a
     const needles = [sentinel, server.dossier, ...ids]
     // The scan finds what is there: the sentinel and the dossier are on the device now.
     await waitFor("the sentinel in IndexedDB", async () =>
-      (await scanIndexedDB(bram, [sentinel])).some(h => h.includes("decoded operations") || h.includes("materialized")),
+      (await scanIndexedDB(bram, [sentinel])).some(h => h.includes("materialized document")),
     )
 
     const res = await server.api(

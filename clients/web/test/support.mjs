@@ -219,10 +219,11 @@ function binaries(v, out = []) {
 }
 
 /** Where any of `needles` occurs in the page's IndexedDB: in keys and values as JSON, in raw
- * bytes, in the materialized Automerge document of any binary that loads, and in the decoded
- * operations of its changes. */
+ * bytes, and — each document's chunks (snapshots, then incremental saves) loaded together, as
+ * automerge-repo would — in the materialized Automerge document and the decoded operations. */
 export async function scanIndexedDB(p, needles) {
   const hits = []
+  const chunks = new Map()
   for (const rec of await dumpIndexedDB(p)) {
     const where = `${rec.db}/${rec.store}/${JSON.stringify(rec.key)}`
     const json = JSON.stringify([rec.key, rec.value])
@@ -231,18 +232,29 @@ export async function scanIndexedDB(p, needles) {
     }
     for (const bytes of binaries(rec.value)) {
       for (const n of needles) if (bytes.includes(Buffer.from(n))) hits.push(`${where}: ${n} in raw bytes`)
-      let doc
+      if (Array.isArray(rec.key) && (rec.key[1] === "snapshot" || rec.key[1] === "incremental")) {
+        const id = `${rec.db}/${rec.key[0]}`
+        const list = chunks.get(id) ?? []
+        list.push({ kind: rec.key[1], bytes })
+        chunks.set(id, list)
+      }
+    }
+  }
+  for (const [id, list] of chunks) {
+    list.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "snapshot" ? -1 : 1))
+    let doc = A.init()
+    for (const { bytes } of list) {
       try {
-        doc = A.loadIncremental(A.init(), new Uint8Array(bytes))
+        doc = A.loadIncremental(doc, new Uint8Array(bytes))
       } catch {
-        continue
+        hits.push(`${id}: a chunk that does not load`)
       }
-      const materialized = JSON.stringify(A.toJS(doc))
-      const ops = A.getAllChanges(doc).map(c => JSON.stringify(A.decodeChange(c).ops)).join("")
-      for (const n of needles) {
-        if (materialized.includes(n)) hits.push(`${where}: ${n} in a materialized document`)
-        if (ops.includes(n)) hits.push(`${where}: ${n} in decoded operations`)
-      }
+    }
+    const materialized = JSON.stringify(A.toJS(doc))
+    const ops = A.getAllChanges(doc).map(c => JSON.stringify(A.decodeChange(c).ops)).join("")
+    for (const n of needles) {
+      if (materialized.includes(n)) hits.push(`${id}: ${n} in the materialized document`)
+      if (ops.includes(n)) hits.push(`${id}: ${n} in decoded operations`)
     }
   }
   return hits
