@@ -1,8 +1,8 @@
 // Regie's service worker: caches the app shell (the bundle's files, no data) so the app opens
 // without a connection. Dossier data lives in IndexedDB, never here: API and sync requests are
 // not intercepted. The build fills in the version and the list of files.
-const VERSION = "fc7e7aa15cdaf30b"
-const SHELL = ["/","/assets/automerge_wasm_bg-LjMxZKTS.wasm","/assets/index-BVr69l_S.js","/assets/index-DVcoxGiO.css","/icon.svg","/manifest.webmanifest"]
+const VERSION = "0002749612e61788"
+const SHELL = ["/","/assets/automerge_wasm_bg-LjMxZKTS.wasm","/assets/index-BKOnoNOr.css","/assets/index-cqCXoFQd.js","/icon.svg","/manifest.webmanifest"]
 const CACHE = `regie-shell-${VERSION}`
 
 self.addEventListener("install", event => {

@@ -111,6 +111,10 @@ export class Sync {
   lastSync: number | undefined
   #nextId = 1
   #tick: ReturnType<typeof setTimeout> | undefined
+  /** The caseload is asked for again every minute while online (the server sends no event for
+   * a new assignment). */
+  #refresher = setInterval(() => void this.refresh(), 60_000)
+  #closed = false
 
   private constructor(client: RegieClient, session: Session, storage: IndexedDBStorageAdapter) {
     this.client = client
@@ -129,7 +133,10 @@ export class Sync {
         this.#changed()
       }
     })
-    client.on("connection", () => this.#changed())
+    client.on("connection", online => {
+      this.#changed()
+      if (online) void this.#prefetch()
+    })
     client.on("caseload", () => this.#changed())
     client.on("rejected", (e: RejectedEvent) => {
       this.refusals.push({
@@ -174,10 +181,12 @@ export class Sync {
 
   #changed(): void {
     // Coalesce bursts of sync messages into one render.
-    if (this.#tick) return
+    if (this.#tick || this.#closed) return
     this.#tick = setTimeout(() => {
       this.#tick = undefined
-      if (this.online && this.pending() === 0 && this.#docs.size > 0) this.lastSync = Date.now()
+      // After logout nothing may be written again.
+      if (this.#closed) return
+      if (this.online && this.pending() === 0) this.lastSync = Date.now()
       localStorage.setItem(
         SYNC_KEY,
         JSON.stringify({ lastSync: this.lastSync, heads: Object.fromEntries(this.#serverHeads) }),
@@ -206,6 +215,23 @@ export class Sync {
       n += A.getChanges(A.view(doc, heads), doc).length
     }
     return n
+  }
+
+  /** Opens every caseload document once online, so it and its write rules are on the device: a
+   * dossier never opened online can then still be read and edited offline. */
+  async #prefetch(): Promise<void> {
+    for (const entry of this.caseload) {
+      if (!this.online) return
+      await this.open(entry).catch(() => {})
+    }
+  }
+
+  /** Asks the server for the caseload again (new assignments, grants) and fetches what is new. */
+  async refresh(): Promise<void> {
+    if (!this.online) return
+    await this.client.refreshCaseload().catch(() => {})
+    await this.#prefetch()
+    this.#changed()
   }
 
   /** Opens (once) a caseload document and re-renders on each of its changes. */
@@ -274,6 +300,8 @@ export class Sync {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#refresher)
     await this.client.close()
   }
 

@@ -32,6 +32,9 @@ export function WorkerFace({ sync }: { sync: Sync }) {
     <>
       <section aria-labelledby="caseload-title">
         <h2 id="caseload-title">{t("caseload.title")}</h2>
+        <button type="button" disabled={!sync.online} onClick={() => void sync.refresh()}>
+          {t("caseload.refresh")}
+        </button>
         {dossiers.size === 0 ? (
           <p>{t("caseload.empty")}</p>
         ) : (
@@ -465,7 +468,7 @@ function BreakGlass({ sync }: { sync: Sync }) {
               if (r) {
                 setGranted(true)
                 setReason("")
-                await sync.client.refreshCaseload().catch(() => {})
+                await sync.refresh()
               }
             }}
           >

@@ -143,11 +143,34 @@ test("offline: edits and record entries survive a reload without a server and re
     await worker.locator("#entry-text").waitFor()
     await worker.getByRole("tab", { name: "Plan" }).click()
 
+    // A second dossier, never opened on this tablet while online.
+    const created = await server.api(server.roles.worker.token, "POST", "/api/v1/dossiers", {
+      district: "noord",
+      team: "wijkteam-noord",
+      assigned: ["anna.visser"],
+      persons: [{ id: "p-twee", name: "Bewoner Twee", birth_date: "1970-01-01" }],
+      resident_agreed: true,
+      agreed_on: new Date().toISOString().slice(0, 10),
+    })
+    assert.ok(created.status < 300, JSON.stringify(created.body))
+    await worker.getByRole("button", { name: /Terug naar de caseload/ }).click()
+    await worker.getByRole("button", { name: "Caseload vernieuwen" }).click()
+    await waitFor("the new dossier in the caseload", async () => (await worker.getByTestId("caseload-row").count()) === 2)
+    await worker.getByText("Bewoner Twee").waitFor()
+    await settled(worker)
+
     await server.stop()
     stopped = true
     await waitFor("the app to notice it is offline", async () =>
       (await syncText(worker, "sync-online")).startsWith("Geen verbinding"),
     )
+    const unopened = uniqueSentinel("never-opened-online")
+    await worker.getByTestId("caseload-row").filter({ hasText: "Bewoner Twee" }).getByRole("button", { name: "Openen" }).click()
+    await worker.locator("#hulpvraag").fill(unopened)
+    assert.equal(await worker.getByTestId("refusal").count(), 0, "its write rules were on the tablet")
+    await worker.getByRole("button", { name: /Terug naar de caseload/ }).click()
+    await worker.getByTestId("caseload-row").filter({ hasText: "Sanne Bakker" }).getByRole("button", { name: "Openen" }).click()
+    await worker.locator("#hulpvraag").waitFor()
     const plan = uniqueSentinel("offline-plan")
     await worker.locator("#hulpvraag").fill(`Offline bijgewerkt ${plan}`)
     await worker.getByRole("tab", { name: "Verslaglegging" }).click()
@@ -163,7 +186,8 @@ test("offline: edits and record entries survive a reload without a server and re
 
     // Reload without a server: the shell comes from the service worker, the data from IndexedDB.
     await worker.reload()
-    await openFirstDossier(worker)
+    await worker.getByTestId("caseload-row").filter({ hasText: "Sanne Bakker" }).getByRole("button", { name: "Openen" }).click({ timeout: 20_000 })
+    await worker.locator("#hulpvraag").waitFor()
     assert.ok((await worker.locator("#hulpvraag").inputValue()).includes(plan), "the offline plan edit after reload")
     assert.match(await syncText(worker, "sync-online"), /^Geen verbinding/)
     await worker.getByRole("tab", { name: "Verslaglegging" }).click()
@@ -180,6 +204,17 @@ test("offline: edits and record entries survive a reload without a server and re
     )
     await other.getByRole("tab", { name: "Verslaglegging" }).click()
     for (const text of entries) await other.getByText(text).waitFor({ timeout: 20_000 })
+    // The dossier edited offline without having been opened online reached the server too.
+    const again = await page(b, TABLET)
+    try {
+      await login(again, server, "worker")
+      await again.getByTestId("caseload-row").filter({ hasText: "Bewoner Twee" }).getByRole("button", { name: "Openen" }).click({ timeout: 20_000 })
+      await waitFor("the never-opened dossier's offline edit on a fresh tablet", async () =>
+        (await again.locator("#hulpvraag").inputValue()) === unopened,
+      )
+    } finally {
+      await again.context().close()
+    }
   } finally {
     if (stopped) await server.start()
     await worker.context().close()
@@ -236,7 +271,7 @@ test("logout deletes the IndexedDB database", async () => {
     await p.locator("button[data-login]").first().waitFor()
     const dbs = await p.evaluate(async () => (await indexedDB.databases()).map(d => d.name))
     assert.deepEqual(dbs.filter(n => n?.startsWith("regie-")), [])
-    assert.equal(await p.evaluate(() => localStorage.length), 0)
+    assert.deepEqual(await p.evaluate(() => Object.keys(localStorage)), [])
   } finally {
     await p.context().close()
   }

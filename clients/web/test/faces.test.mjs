@@ -29,9 +29,14 @@ async function audit(p, name) {
   const result = await p.evaluate(async () => {
     // eslint-disable-next-line no-undef
     const r = await axe.run(document, { resultTypes: ["violations"] })
-    return r.violations.map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5) }))
+    return {
+      passes: r.passes.length,
+      violations: r.violations.map(v => ({ id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5) })),
+    }
   })
-  const serious = result.filter(v => v.impact === "serious" || v.impact === "critical")
+  assert.ok(result.passes > 10, `${name}: axe-core ran its rules (${result.passes} passed)`)
+  if (result.violations.length > 0) console.error(`${name}: minor axe findings: ${JSON.stringify(result.violations)}`)
+  const serious = result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
   assert.deepEqual(serious, [], `${name}: axe-core found serious violations: ${JSON.stringify(serious, null, 1)}`)
   return result
 }
