@@ -165,7 +165,8 @@ function Report({ sync, title, path }: { sync: Sync; title: MessageKey; path: st
         {t("reports.load")}
       </button>
       {data !== undefined && (
-        <div class="report-body">
+        // Focusable, so a keyboard can scroll a wide report.
+        <div class="report-body" tabIndex={0} role="region" aria-label={t("reports.data", { title: t(title) })}>
           <Show value={data} />
         </div>
       )}

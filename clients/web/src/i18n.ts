@@ -208,6 +208,7 @@ const nl = {
   "reports.verify": "Controle auditlog",
   "reports.load": "Ophalen",
   "reports.empty": "Geen gegevens.",
+  "reports.data": "Gegevens: {title}",
 }
 
 export type MessageKey = keyof typeof nl
@@ -299,6 +300,7 @@ const en: Partial<Record<MessageKey, string>> = {
   "maatwerk.save": "Save decision",
   "reports.title": "Reports",
   "reports.intro": "Read-only: these reports hold no dossier content.",
+  "reports.data": "Data: {title}",
   "bg.title": "Emergency access (break the glass)",
   "bg.request": "Request access",
   "bg.confirm": "I confirm: open access now",
