@@ -105,7 +105,11 @@ async fn the_server_serves_the_app_shell_that_the_service_worker_caches() {
     assert_eq!(headers["cache-control"], "no-cache");
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'self'") && csp.contains("connect-src 'self'"));
-    assert!(String::from_utf8(body).unwrap().contains("<div id=\"app\">"));
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("<div id=\"app\">")
+    );
 
     // Every file the service worker caches is served, with the right type.
     let (status, headers, sw) = get(router.clone(), "/sw.js").await;
@@ -222,7 +226,14 @@ fn the_bundle_rebuilds_byte_for_byte_from_its_sources() {
     let out = tempfile::tempdir().unwrap();
     let mut build = Command::new("npx");
     build
-        .args(["vite", "build", "--logLevel", "warn", "--emptyOutDir", "--outDir"])
+        .args([
+            "vite",
+            "build",
+            "--logLevel",
+            "warn",
+            "--emptyOutDir",
+            "--outDir",
+        ])
         .arg(out.path())
         .current_dir(root.join("clients/web"));
     let (ok, log) = run(build, Duration::from_secs(300));
@@ -255,23 +266,39 @@ fn the_bundle_rebuilds_byte_for_byte_from_its_sources() {
     }
 }
 
-#[test]
-fn the_web_app_works_in_headless_chromium_against_the_real_server() {
+/// Runs one browser test file of `clients/web/test` against this build's `regie-server`.
+fn browser_tests(file: &str) {
     if !have("node and npm", on_path("node") && on_path("npm")) {
         return;
     }
     let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !have(&format!("Chromium ({chromium})"), Path::new(&chromium).is_file()) {
+    if !have(
+        &format!("Chromium ({chromium})"),
+        Path::new(&chromium).is_file(),
+    ) {
         return;
     }
     let root = root();
     npm_install(&root);
-    let mut test = Command::new("npm");
-    test.args(["test", "-w", "@regie/web"])
-        .current_dir(&root)
+    let mut test = Command::new("node");
+    test.args(["--test", "--test-concurrency=1", file])
+        .current_dir(root.join("clients/web"))
         .env("REGIE_SERVER_BIN", env!("CARGO_BIN_EXE_regie-server"))
         .env("CHROMIUM_BIN", &chromium);
     let (ok, out) = run(test, Duration::from_secs(600));
-    assert!(ok, "the web app's browser tests failed:\n{out}");
+    assert!(ok, "the web app's browser tests ({file}) failed:\n{out}");
     eprintln!("{out}");
+}
+
+/// Co-editing, offline with a reload and reconciliation, a refused edit, the purge after
+/// unassignment, logout.
+#[test]
+fn the_web_app_works_in_headless_chromium_against_the_real_server() {
+    browser_tests("test/app.test.mjs");
+}
+
+/// Every face at tablet and phone width: screenshots and axe-core.
+#[test]
+fn every_face_is_accessible_at_tablet_and_phone_width() {
+    browser_tests("test/faces.test.mjs");
 }
