@@ -49,7 +49,8 @@ async function loadReports(p) {
   for (const r of reports) {
     await r.getByRole("button", { name: "Ophalen" }).click()
     await r.locator(".report-body, .error").first().waitFor({ timeout: 20_000 })
-    assert.equal(await r.locator(".error").count(), 0, (await r.locator(".error").textContent().catch(() => "")) ?? "")
+    const errors = await r.locator(".error").allTextContents()
+    assert.deepEqual(errors, [], `a report answered with an error: ${errors.join("; ")}`)
   }
 }
 
