@@ -321,6 +321,14 @@ pub async fn record_sharing_decisions(
     Ok(())
 }
 
+/// The cast as the web app's demo login lists it: label, user, role and token.
+fn demo_logins(tokens: &BTreeMap<&str, (String, Claims)>) -> Value {
+    tokens
+        .iter()
+        .map(|(label, (token, c))| json!({ "label": label, "user": c.sub, "role": c.role, "token": token }))
+        .collect()
+}
+
 /// `regie-server demo`.
 pub async fn run(
     args: DemoArgs,
@@ -382,6 +390,7 @@ pub async fn run(
         );
     }
     let out = json!({ "server": format!("http://{addr}"), "sync": format!("ws://{addr}/sync"), "roles": roles });
+    crate::webapp::set_demo_logins(demo_logins(&tokens));
     std::fs::write("regie-demo.json", serde_json::to_string_pretty(&out)?)
         .context("cannot write regie-demo.json")?;
     println!("\nWrote regie-demo.json. Ctrl-C stops the server; the store stays in ./regie-data.");

@@ -19,6 +19,7 @@ pub mod hub;
 pub mod report;
 pub mod session;
 pub mod storage;
+pub mod webapp;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ use crate::storage::Store;
 
 /// The whole application as a router, testable without a socket.
 pub fn app(state: AppState) -> Router {
-    http::router(state)
+    http::router(state).merge(webapp::router())
 }
 
 /// Opens the store, loads the hub and sets up authentication as `args` say.
