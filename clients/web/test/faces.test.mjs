@@ -44,6 +44,8 @@ async function audit(p, name) {
 
 /** Loads every report of the page; each must answer (no error). */
 async function loadReports(p) {
+  // Reports need the connection; on a loaded machine the WebSocket may still be opening.
+  await p.getByTestId("sync-online").filter({ hasText: /^Verbonden$/ }).waitFor({ timeout: 30_000 })
   const reports = await p.getByTestId("report").all()
   assert.ok(reports.length >= 2, "the face has reports")
   for (const r of reports) {
