@@ -78,7 +78,6 @@ pub enum ConfigError {
 pub struct Loaded {
     /// The configuration.
     pub cli: Cli,
-    command: clap::Command,
     matches: ArgMatches,
     file: Option<(PathBuf, Vec<String>)>,
 }
@@ -104,7 +103,6 @@ where
     let cli = Cli::from_arg_matches(&matches)?;
     Ok(Loaded {
         cli,
-        command,
         matches,
         file,
     })
@@ -236,13 +234,18 @@ impl Loaded {
     /// the configuration file, each line saying where its value came from; secrets masked.
     pub fn report(&self) -> String {
         let (name, matches) = self.matches.subcommand().unwrap_or(("", &self.matches));
-        let command = self
-            .command
+        // In the order of `--help` (the file's keys were moved to the end by setting them).
+        let pristine = Cli::command();
+        let own = pristine
             .find_subcommand(name)
-            .unwrap_or(&self.command);
+            .map(|c| c.get_arguments().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let global = pristine.get_arguments().filter(|a| a.is_global_set()).cloned();
         let mut out = String::from("# The effective configuration of `regie-server serve`.\n");
-        for arg in command.get_arguments() {
-            let Some(long) = arg.get_long() else { continue };
+        for arg in own.iter().cloned().chain(global) {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
             if matches!(long, "help" | "version") {
                 continue;
             }
