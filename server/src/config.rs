@@ -30,7 +30,13 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     /// How log lines are written (to standard error): `text`, or `json`, one object a line with
     /// its request or connection span, for log shippers. `RUST_LOG` filters them (default `info`).
-    #[arg(long, env = "REGIE_LOG_FORMAT", global = true, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "REGIE_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -101,11 +107,7 @@ where
     };
     let matches = command.try_get_matches_from_mut(args)?;
     let cli = Cli::from_arg_matches(&matches)?;
-    Ok(Loaded {
-        cli,
-        matches,
-        file,
-    })
+    Ok(Loaded { cli, matches, file })
 }
 
 /// The file named by the last `--config` on the command line, else by `REGIE_CONFIG`.
@@ -221,7 +223,9 @@ fn apply_file(
             let id = arg.get_id().clone();
             command = match sub {
                 None => command.mut_arg(id, |a| a.default_value(text)),
-                Some(sub) => command.mut_subcommand(sub, |c| c.mut_arg(id, |a| a.default_value(text))),
+                Some(sub) => {
+                    command.mut_subcommand(sub, |c| c.mut_arg(id, |a| a.default_value(text)))
+                }
             };
         }
         keys.push(key);
@@ -240,7 +244,10 @@ impl Loaded {
             .find_subcommand(name)
             .map(|c| c.get_arguments().cloned().collect::<Vec<_>>())
             .unwrap_or_default();
-        let global = pristine.get_arguments().filter(|a| a.is_global_set()).cloned();
+        let global = pristine
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .cloned();
         let mut out = String::from("# The effective configuration of `regie-server serve`.\n");
         for arg in own.iter().cloned().chain(global) {
             let Some(long) = arg.get_long() else {
@@ -254,7 +261,9 @@ impl Loaded {
                 Some(ValueSource::CommandLine) => format!("flag --{long}"),
                 Some(ValueSource::EnvVariable) => format!(
                     "environment {}",
-                    arg.get_env().map(|e| e.to_string_lossy()).unwrap_or_default()
+                    arg.get_env()
+                        .map(|e| e.to_string_lossy())
+                        .unwrap_or_default()
                 ),
                 Some(ValueSource::DefaultValue) => match &self.file {
                     Some((path, keys)) if keys.iter().any(|k| k == long) => {

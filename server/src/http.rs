@@ -213,7 +213,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let (hot, known, queued) = state.hub.occupancy();
     crate::metrics::set_state(hot, known.saturating_sub(hot), queued);
     (
-        [(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
         crate::metrics::render(),
     )
         .into_response()

@@ -274,7 +274,12 @@ impl Hub {
     pub fn occupancy(&self) -> (usize, usize, usize) {
         let hot = self.slots.lock().len();
         let known = self.by_document.read().len();
-        let queued = self.sessions.read().values().map(|s| s.queued_bytes()).sum();
+        let queued = self
+            .sessions
+            .read()
+            .values()
+            .map(|s| s.queued_bytes())
+            .sum();
         (hot, known, queued)
     }
 

@@ -91,7 +91,9 @@ pub async fn serve(
     let ServeCommand { serve: args, ops } = command;
     install_crypto_provider();
     if args.tls_cert.is_some() != args.tls_key.is_some() {
-        anyhow::bail!("set both --tls-cert and --tls-key (REGIE_TLS_CERT, REGIE_TLS_KEY), or neither");
+        anyhow::bail!(
+            "set both --tls-cert and --tls-key (REGIE_TLS_CERT, REGIE_TLS_KEY), or neither"
+        );
     }
     let state = state(&args).await?;
     let bind = |addr: std::net::SocketAddr| async move {

@@ -199,7 +199,10 @@ pub struct ConnectionGauge(&'static str);
 
 /// Counts a sync connection of `role` as live until the returned guard is dropped.
 pub fn connection_opened(role: &'static str) -> ConnectionGauge {
-    METRICS.connections_opened.get_or_create(&[("role", role)]).inc();
+    METRICS
+        .connections_opened
+        .get_or_create(&[("role", role)])
+        .inc();
     METRICS.connections.get_or_create(&[("role", role)]).inc();
     ConnectionGauge(role)
 }
@@ -212,7 +215,10 @@ impl Drop for ConnectionGauge {
 
 /// A protocol message of `kind` and `bytes` received from a device.
 pub fn message_received(kind: &'static str, bytes: usize) {
-    METRICS.messages_received.get_or_create(&[("type", kind)]).inc();
+    METRICS
+        .messages_received
+        .get_or_create(&[("type", kind)])
+        .inc();
     METRICS.bytes_received.inc_by(bytes as u64);
 }
 
@@ -296,7 +302,11 @@ pub fn jwks_refresh_failed() {
 pub fn http_request(route: &'static str, method: &'static str, status: u16, started: Instant) {
     METRICS
         .http_requests
-        .get_or_create(&[("route", route), ("method", method), ("status", status_str(status))])
+        .get_or_create(&[
+            ("route", route),
+            ("method", method),
+            ("status", status_str(status)),
+        ])
         .inc();
     METRICS
         .http_seconds
@@ -307,8 +317,14 @@ pub fn http_request(route: &'static str, method: &'static str, status: u16, star
 /// Gauges read at scrape time: documents hot and cold, bytes waiting in outboxes.
 pub fn set_state(hot: usize, cold: usize, outbox_bytes: usize) {
     let g = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    METRICS.documents.get_or_create(&[("state", "hot")]).set(g(hot));
-    METRICS.documents.get_or_create(&[("state", "cold")]).set(g(cold));
+    METRICS
+        .documents
+        .get_or_create(&[("state", "hot")])
+        .set(g(hot));
+    METRICS
+        .documents
+        .get_or_create(&[("state", "cold")])
+        .set(g(cold));
     METRICS.outbox_bytes.set(g(outbox_bytes));
 }
 
@@ -360,8 +376,13 @@ mod tests {
         let gauge = connection_opened("worker");
         let after = render();
         assert_eq!(
-            sample(&after, "regie_batches_rejected_total{reason=\"not_writable\"}")
-                - sample(&before, "regie_batches_rejected_total{reason=\"not_writable\"}"),
+            sample(
+                &after,
+                "regie_batches_rejected_total{reason=\"not_writable\"}"
+            ) - sample(
+                &before,
+                "regie_batches_rejected_total{reason=\"not_writable\"}"
+            ),
             1.0
         );
         assert_eq!(

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use tracing::Instrument;
 use regie_core::principal::Principal;
 use regie_sync_protocol::{
     MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, PeerMetadata, decode, encode,
 };
+use tracing::Instrument;
 
 use crate::hub::{Hub, SessionHandle, SyncOutcome, TokenBucket};
 

@@ -134,13 +134,25 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     let mut families: BTreeMap<String, String> = BTreeMap::new();
     let mut samples = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "the exposition ends with # EOF");
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "the exposition ends with # EOF"
+    );
     for line in &lines[..lines.len() - 1] {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("# TYPE name type");
             assert!(name_ok(name), "{line}");
             assert!(
-                ["counter", "gauge", "histogram", "summary", "info", "unknown"].contains(&kind),
+                [
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "summary",
+                    "info",
+                    "unknown"
+                ]
+                .contains(&kind),
                 "{line}"
             );
             families.insert(name.to_owned(), kind.to_owned());
@@ -350,9 +362,7 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
         .get(&format!("/api/v1/me/documents?token={}", token("worker")))
         .await;
     assert_eq!(status, 200);
-    let (status, _) = server
-        .get("/api/v1/me/documents?token=not-a-token")
-        .await;
+    let (status, _) = server.get("/api/v1/me/documents?token=not-a-token").await;
     assert_eq!(status, 401);
 
     // The worker writes the sentinel into the plan; the resident receives it.
@@ -367,9 +377,7 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
     worker.doc.put(&goal, "title", SENTINEL).unwrap();
     let hash = worker.doc.commit().unwrap();
     worker.flush().await;
-    worker
-        .pump_until(|p| p.server_heads.contains(&hash))
-        .await;
+    worker.pump_until(|p| p.server_heads.contains(&hash)).await;
     let mut resident = Peer::connect(server.addr, plan, &token("resident")).await;
     resident
         .pump_until(|p| p.goal_titles().iter().any(|t| t == SENTINEL))
@@ -407,7 +415,10 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
         ) >= 1.0,
         "{text}"
     );
-    assert!(sample(&after, "regie_documents{state=\"hot\"}") >= 1.0, "{text}");
+    assert!(
+        sample(&after, "regie_documents{state=\"hot\"}") >= 1.0,
+        "{text}"
+    );
 
     // No personal data, token or id in the metrics.
     let dossier = demo["roles"]["worker"]["documents"][0]["dossier"]
@@ -564,10 +575,12 @@ async fn readiness_is_false_while_a_migration_is_not_applied() {
     ))
     .await
     .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let (status, body) = ready(app).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["migrations"], false);
@@ -625,7 +638,10 @@ fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
         "jwt-secret = \"********\"  # file regie.toml",
         "config = \"regie.toml\"  # environment REGIE_CONFIG",
     ] {
-        assert!(out.lines().any(|l| l == line), "{line:?} missing in:\n{out}");
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line:?} missing in:\n{out}"
+        );
     }
     assert!(!out.contains("file-secret-value"), "the secret is masked");
 }
