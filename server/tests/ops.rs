@@ -40,6 +40,8 @@ const DEMO_NAMES: &[&str] = &[
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Where `--metrics-listen` serves `/metrics`, when it is given.
+    metrics: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -66,8 +68,13 @@ impl Server {
         let mut child = command.spawn().expect("the server binary starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (metrics_tx, metrics_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("metrics on http://").nth(1) {
+                    let addr = rest.trim_end_matches("/metrics").parse::<SocketAddr>();
+                    let _ = metrics_tx.send(addr.unwrap());
+                }
                 let rest = line
                     .split("listening on http://")
                     .nth(1)
@@ -85,14 +92,17 @@ impl Server {
                     std::fs::read_to_string(log).unwrap_or_default()
                 )
             });
-        Server { child, addr }
+        // Printed before the API's address.
+        let metrics = metrics_rx.try_recv().ok();
+        Server {
+            child,
+            addr,
+            metrics,
+        }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let res = reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .unwrap();
-        (res.status().as_u16(), res.text().await.unwrap())
+        get(self.addr, path).await
     }
 
     /// Sends SIGTERM.
@@ -117,6 +127,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
 }
 
 /// The samples of a Prometheus text exposition (`name{labels}` → value), checked line by line
@@ -525,6 +540,49 @@ async fn readiness_turns_false_when_shutdown_begins_while_liveness_holds() {
     assert_eq!(status, 200, "liveness holds during the grace period");
     assert!(dir.path().join("data/regie.sqlite3").exists());
     assert!(server.exited_cleanly(Duration::from_secs(20)));
+}
+
+#[tokio::test]
+async fn with_metrics_listen_the_metrics_are_served_there_and_not_beside_the_api() {
+    regie_server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::spawn(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[(
+            "REGIE_JWT_SECRET",
+            "metrics-listen-secret-long-enough-for-hs256",
+        )],
+        &dir.path().join("server.log"),
+    );
+    let metrics = server.metrics.expect("the metrics address is printed");
+    assert_ne!(metrics, server.addr);
+    let (status, _) = server.get("/api/v1/health").await;
+    assert_eq!(status, 200);
+    let (status, _) = server.get("/metrics").await;
+    assert_eq!(status, 404, "not beside the API");
+    let (status, text) = get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_metrics(&text);
+    // The API request above was counted.
+    assert!(
+        sample(
+            &samples,
+            "regie_http_requests_total{route=\"/api/v1/health\",method=\"GET\",status=\"200\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    let (status, _) = get(metrics, "/api/v1/health").await;
+    assert_eq!(status, 404, "only the metrics there");
 }
 
 #[tokio::test]
