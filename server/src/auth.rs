@@ -413,6 +413,16 @@ impl Authenticator {
         Self::assemble(verifying(keys, rules), by_kid, None, rules, description)
     }
 
+    /// Whether at least one key can verify tokens now (readiness).
+    pub fn has_keys(&self) -> bool {
+        !self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Whether the keys come from a JWKS, which [`Authenticator::refresh`] fetches again.
     pub fn refreshes(&self) -> bool {
         self.inner.jwks.is_some()

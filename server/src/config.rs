@@ -1,14 +1,43 @@
-//! Command-line and environment configuration (`REGIE_*`), parsed with clap.
+//! Configuration: flags, `REGIE_*` environment variables and an optional TOML file, in that
+//! order of precedence (a flag beats a variable, which beats the file, which beats the
+//! default). Every option is declared once, here, with clap: its doc comment is its `--help`
+//! text, its long name is its key in the file (`data-dir = "/var/lib/regie"`) and its `env` is its
+//! variable. The file's values become the options' defaults before the command line is parsed,
+//! so they are checked by the same parsers; a key that names no option is an error naming it.
+//! `regie-server config` prints the effective configuration of `serve` and where each value came
+//! from, secrets masked.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Options whose values `regie-server config` masks.
+const SECRETS: &[&str] = &["jwt_secret"];
 
 /// `regie-server`: the Regie sync server.
 #[derive(Debug, Parser)]
 #[command(name = "regie-server", version, about = "Regie's sync server: authenticated automerge-repo sync of dossier documents, gated per audience, stored durably, audited", long_about = None)]
 pub struct Cli {
+    /// TOML file with values for any option of this command (keys are the long option names,
+    /// e.g. `data-dir = "/var/lib/regie"`); environment variables and flags override it.
+    #[arg(long, env = "REGIE_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How log lines are written (to standard error): `text`, or `json`, one object a line with
+    /// its request or connection span, for log shippers. `RUST_LOG` filters them (default `info`).
+    #[arg(
+        long,
+        env = "REGIE_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -20,7 +49,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(ServeCommand),
     /// Run the server on a demo store in the current directory (creates it on first run) and
     /// print a token and document URLs per role, also written to `regie-demo.json`.
     Demo(DemoArgs),
@@ -28,6 +57,247 @@ pub enum Command {
     VerifyAudit(StoreArgs),
     /// Print the OpenAPI document of the HTTP API (what `/api/v1/openapi.json` serves).
     Openapi,
+    /// Print the configuration `serve` would run with, given the same flags, variables and
+    /// file, and where each value came from (secrets masked).
+    Config(ServeCommand),
+}
+
+/// A configuration that cannot be used: a command line clap refuses (or `--help`), or a
+/// configuration file that cannot be read or holds what no option takes.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// From clap: print it with `exit()`.
+    #[error(transparent)]
+    Cli(#[from] clap::Error),
+    /// The configuration file.
+    #[error("configuration file {path}: {problem}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        problem: String,
+    },
+}
+
+/// The parsed configuration and what `regie-server config` reports about it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub cli: Cli,
+    matches: ArgMatches,
+    file: Option<(PathBuf, Vec<String>)>,
+}
+
+/// Parses `args` (the program name first) with the environment and the configuration file
+/// named by `--config` or `REGIE_CONFIG`.
+pub fn load<I, T>(args: I) -> Result<Loaded, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut command = Cli::command();
+    let file = match config_path(&args) {
+        Some(path) => {
+            let (c, keys) = apply_file(command, &path)?;
+            command = c;
+            Some((path, keys))
+        }
+        None => None,
+    };
+    let matches = command.try_get_matches_from_mut(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(Loaded { cli, matches, file })
+}
+
+/// The file named by the last `--config` on the command line, else by `REGIE_CONFIG`.
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if a == "--config" {
+            found = it.next().map(PathBuf::from);
+        } else if let Some(v) = a.strip_prefix("--config=") {
+            found = Some(PathBuf::from(v));
+        }
+    }
+    found.or_else(|| {
+        std::env::var_os("REGIE_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// Every option (of the root command and each subcommand) by its long name, with the
+/// subcommand it belongs to (`None`: the root's, global ones included).
+fn options(command: &clap::Command) -> BTreeMap<String, Vec<(Option<String>, clap::Arg)>> {
+    let mut out: BTreeMap<String, Vec<(Option<String>, clap::Arg)>> = BTreeMap::new();
+    let mut add = |sub: Option<&str>, cmd: &clap::Command| {
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long()
+                && !matches!(long, "help" | "version" | "config")
+            {
+                out.entry(long.to_owned())
+                    .or_default()
+                    .push((sub.map(str::to_owned), arg.clone()));
+            }
+        }
+    };
+    add(None, command);
+    for sub in command.get_subcommands() {
+        add(Some(sub.get_name()), sub);
+    }
+    out
+}
+
+/// Makes the file's values the defaults of the options they name; the keys it set.
+fn apply_file(
+    mut command: clap::Command,
+    path: &Path,
+) -> Result<(clap::Command, Vec<String>), ConfigError> {
+    let fail = |problem: String| ConfigError::File {
+        path: path.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(format!("not valid TOML: {}", e.message())))?;
+    let options = options(&command);
+    let mut keys = Vec::new();
+    for (key, value) in table {
+        let Some(places) = options.get(&key) else {
+            let hint = options
+                .keys()
+                .find(|k| **k == key.replace('_', "-").to_lowercase())
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            return Err(fail(format!(
+                "unknown key `{key}`: no option is called --{key}{hint} (see `regie-server serve --help`)"
+            )));
+        };
+        let (_, arg) = &places[0];
+        let text = if arg.get_action().takes_values() {
+            let text = match &value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "key `{key}`: expected a string or a number, found a {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            // Checked by the option's own parser, alone, so the error names the file's key.
+            let probe = clap::Command::new("regie-server")
+                .no_binary_name(true)
+                .arg(arg.clone().env(None::<&str>).default_value(None::<&str>));
+            if let Err(e) = probe.try_get_matches_from([format!("--{key}={text}")]) {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default();
+                return Err(fail(format!(
+                    "key `{key}`: {}",
+                    why.strip_prefix("error: ").unwrap_or(why)
+                )));
+            }
+            text
+        } else {
+            match value {
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "key `{key}`: expected true or false, found a {}",
+                        other.type_str()
+                    )));
+                }
+            }
+        };
+        // Read once at start: a leaked string per key is what clap's defaults are made of.
+        let text: &'static str = Box::leak(text.into_boxed_str());
+        for (sub, arg) in places {
+            let id = arg.get_id().clone();
+            command = match sub {
+                None => command.mut_arg(id, |a| a.default_value(text)),
+                Some(sub) => {
+                    command.mut_subcommand(sub, |c| c.mut_arg(id, |a| a.default_value(text)))
+                }
+            };
+        }
+        keys.push(key);
+    }
+    Ok((command, keys))
+}
+
+impl Loaded {
+    /// The effective configuration of `regie-server config`'s arguments as TOML that could be
+    /// the configuration file, each line saying where its value came from; secrets masked.
+    pub fn report(&self) -> String {
+        let (name, matches) = self.matches.subcommand().unwrap_or(("", &self.matches));
+        // In the order of `--help` (the file's keys were moved to the end by setting them).
+        let pristine = Cli::command();
+        let own = pristine
+            .find_subcommand(name)
+            .map(|c| c.get_arguments().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let global = pristine
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .cloned();
+        let mut out = String::from("# The effective configuration of `regie-server serve`.\n");
+        for arg in own.iter().cloned().chain(global) {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let id = arg.get_id().as_str();
+            let from = match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => format!("flag --{long}"),
+                Some(ValueSource::EnvVariable) => format!(
+                    "environment {}",
+                    arg.get_env()
+                        .map(|e| e.to_string_lossy())
+                        .unwrap_or_default()
+                ),
+                Some(ValueSource::DefaultValue) => match &self.file {
+                    Some((path, keys)) if keys.iter().any(|k| k == long) => {
+                        format!("file {}", path.display())
+                    }
+                    _ => "default".to_owned(),
+                },
+                _ => {
+                    out.push_str(&format!("# {long}: not set\n"));
+                    continue;
+                }
+            };
+            let values: Vec<String> = matches
+                .get_raw(id)
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let value = if SECRETS.contains(&id) {
+                "\"********\"".to_owned()
+            } else {
+                match values.as_slice() {
+                    [v] if v.parse::<f64>().is_ok() || v == "true" || v == "false" => v.clone(),
+                    [v] => toml::Value::String(v.clone()).to_string(),
+                    vs => toml::Value::Array(
+                        vs.iter().map(|v| toml::Value::String(v.clone())).collect(),
+                    )
+                    .to_string(),
+                }
+            };
+            out.push_str(&format!("{long} = {value}  # {from}\n"));
+        }
+        out
+    }
 }
 
 /// Where the store lives.
@@ -77,6 +347,30 @@ pub struct ServeArgs {
     /// What one device may cost the server (I7).
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// `serve`'s command line: the server's configuration, and how the process serves it.
+#[derive(Debug, Clone, Args)]
+pub struct ServeCommand {
+    /// The server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Metrics and shutdown.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// Metrics and shutdown.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OpsArgs {
+    /// Serve Prometheus metrics (`/metrics`) on this address only, e.g. one a firewall keeps
+    /// private; without it they are served on --listen beside the API.
+    #[arg(long, env = "REGIE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// After SIGTERM or Ctrl-C, keep serving this many seconds with `/api/v1/ready` answering
+    /// 503, so a load balancer stops sending work here; then close sync connections and stop.
+    #[arg(long, env = "REGIE_SHUTDOWN_GRACE_SECONDS", default_value_t = 0)]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// What one device may cost the server (I7): limits on sync input, queues and rates. The

@@ -50,6 +50,38 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Break-glass duration and the resident's access view.
     pub oversight: crate::config::OversightArgs,
+    /// Whether the server is shutting down, and where `/metrics` is served.
+    pub lifecycle: Lifecycle,
+}
+
+/// What readiness and the router need to know about the process.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// Serve `/metrics` beside the API (false when it has a listener of its own).
+    pub metrics_on_api: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            shutting_down: Arc::default(),
+            metrics_on_api: true,
+        }
+    }
+}
+
+impl Lifecycle {
+    /// From now on the server is not ready (it is draining before it stops).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// An API error: a status, a stable code and a message that says what to do.
@@ -154,10 +186,40 @@ impl From<HubError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The router: `/api/v1/*` and `/sync`, each route with the query parameters it takes and its
-/// body limit, all behind the guards of [`guard`].
+/// body limit, all behind the guards of [`guard`]; and `/metrics` unless it has a listener of
+/// its own (the one route outside the OpenAPI document: Prometheus text, not the API). Every
+/// request runs in a `request` span and is counted ([`crate::telemetry::request`]).
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
+    let router = if state.lifecycle.metrics_on_api {
+        router.route("/metrics", axum::routing::get(metrics))
+    } else {
+        router
+    };
     guard::guard(router.with_state(state))
+        .layer(axum::middleware::from_fn(crate::telemetry::request))
+}
+
+/// `/metrics` alone, for `--metrics-listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(crate::telemetry::request))
+}
+
+/// `GET /metrics`: the Prometheus metrics of [`crate::metrics`], with the gauges read now.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let (hot, known, queued) = state.hub.occupancy();
+    crate::metrics::set_state(hot, known.saturating_sub(hot), queued);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
 }
 
 /// The OpenAPI document of every route [`router`] serves, generated from the handlers'
@@ -199,6 +261,7 @@ fn routes() -> OpenApiRouter<AppState> {
     let plain = takes(NONE);
     OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .routes(wrapped(routes!(health), plain))
+        .routes(wrapped(routes!(ready), plain))
         .routes(wrapped(routes!(openapi), plain))
         .routes(wrapped(routes!(my_documents), plain))
         .routes(wrapped(routes!(write_rules), plain))
@@ -282,13 +345,73 @@ struct Health {
     summary = r#"Liveness"#,
     security(()),
     responses(
-        (status = 200, description = "The server is up", body = Health),
+        (status = 200, description = "The process is up (liveness; see /api/v1/ready for readiness)", body = Health),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
         (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
     )
 )]
 async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// The answer of `GET /api/v1/ready`: ready when every check holds.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// All of the below: the store answers, its migrations are applied, token keys are loaded,
+    /// and the server is not shutting down.
+    ready: bool,
+    /// The store answered a query within two seconds.
+    storage: bool,
+    /// Every migration this binary embeds is applied to the store.
+    migrations: bool,
+    /// At least one key verifies tokens.
+    keys: bool,
+    /// Shutdown has begun (`--shutdown-grace-seconds`): finish up, send no new work.
+    shutting_down: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/ready",
+    summary = r#"Readiness: whether to send this server work"#,
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        (status = 503, description = "Not ready: the checks that failed are false", body = Readiness),
+    )
+)]
+async fn ready(State(state): State<AppState>) -> Response {
+    let store = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.hub.store().migrations_applied(),
+    )
+    .await;
+    let (storage, migrations) = match store {
+        Ok(Ok(applied)) => (true, applied),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store does not answer");
+            (false, false)
+        }
+        Err(_) => (false, false),
+    };
+    let keys = state.auth.has_keys();
+    let shutting_down = state.lifecycle.shutting_down();
+    let ready = storage && migrations && keys && !shutting_down;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready,
+        storage,
+        migrations,
+        keys,
+        shutting_down,
+    };
+    (status, Json(body)).into_response()
 }
 
 #[utoipa::path(
@@ -345,6 +468,7 @@ async fn sync(
         .ok_or(AuthError::Missing)?;
     let (principal, expires_at) = state.auth.authenticate_until(&token)?;
     let hub = state.hub.clone();
+    let request_span = tracing::Span::current();
     // Twice the protocol limit at the socket, so an oversized message is read and answered with a
     // clear `error` rather than a bare transport failure.
     Ok(ws
@@ -355,7 +479,13 @@ async fn sync(
         // tungstenite reserves 128 KiB per connection for reads by default; frames larger
         // than this are still read whole, in several reads.
         .read_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| crate::session::run(socket, hub, principal, expires_at)))
+        // The connection's span is a child of this request's.
+        .on_upgrade(move |socket| {
+            tracing::Instrument::instrument(
+                crate::session::run(socket, hub, principal, expires_at),
+                request_span,
+            )
+        }))
 }
 
 /// One document the caller may sync, with what a device needs to run the policy locally: the

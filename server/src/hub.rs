@@ -269,6 +269,20 @@ impl Hub {
         Ok(())
     }
 
+    /// Documents in memory, documents known in all, and bytes waiting in every connection's
+    /// outbox (read by `/metrics`).
+    pub fn occupancy(&self) -> (usize, usize, usize) {
+        let hot = self.slots.lock().len();
+        let known = self.by_document.read().len();
+        let queued = self
+            .sessions
+            .read()
+            .values()
+            .map(|s| s.queued_bytes())
+            .sum();
+        (hot, known, queued)
+    }
+
     /// Whether a document is in memory now.
     pub fn is_hot(&self, id: DocumentId) -> bool {
         self.slots.lock().contains(&id)

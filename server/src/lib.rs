@@ -16,9 +16,11 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod report;
 pub mod session;
 pub mod storage;
+pub mod telemetry;
 pub mod webapp;
 
 use std::future::Future;
@@ -30,8 +32,8 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::auth::{AuthConfig, Authenticator};
-use crate::config::{ServeArgs, StoreArgs};
-pub use crate::http::AppState;
+use crate::config::{ServeArgs, ServeCommand, StoreArgs};
+pub use crate::http::{AppState, Lifecycle};
 use crate::hub::Hub;
 use crate::storage::Store;
 
@@ -77,26 +79,55 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         hub: Arc::new(hub),
         auth,
         oversight: args.oversight.clone(),
+        lifecycle: Lifecycle::default(),
     })
 }
 
-/// `regie-server serve`: binds `args.listen` and runs until `shutdown` completes.
+/// `regie-server serve`: binds `args.listen` (and `--metrics-listen`) and runs until `shutdown`
+/// completes.
 pub async fn serve(
-    args: ServeArgs,
+    command: ServeCommand,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let ServeCommand { serve: args, ops } = command;
     install_crypto_provider();
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        anyhow::bail!(
+            "set both --tls-cert and --tls-key (REGIE_TLS_CERT, REGIE_TLS_KEY), or neither"
+        );
+    }
     let state = state(&args).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}; is another server running there?",
-                args.listen
-            )
-        })?;
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}; is another server running there?"))
+    };
+    let listener = bind(args.listen).await?;
+    let metrics = match ops.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
-    run(listener, state, tls, shutdown).await
+    run_with(
+        listener,
+        state,
+        tls,
+        shutdown,
+        RunOptions {
+            metrics,
+            grace: Duration::from_secs(ops.shutdown_grace_seconds),
+        },
+    )
+    .await
+}
+
+/// How [`run_with`] serves besides the API.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Serve `/metrics` on this listener only, not beside the API.
+    pub metrics: Option<tokio::net::TcpListener>,
+    /// How long to keep serving, not ready, once shutdown begins.
+    pub grace: Duration,
 }
 
 /// Installs ring as rustls' process-wide crypto provider (once; later calls are no-ops).
@@ -112,7 +143,33 @@ pub async fn run(
     tls: Option<(PathBuf, PathBuf)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(listener, state, tls, shutdown, RunOptions::default()).await
+}
+
+/// [`run`], with metrics on a listener of their own and a grace period after `shutdown`
+/// completes during which readiness answers 503 and everything else is still served.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    mut state: AppState,
+    tls: Option<(PathBuf, PathBuf)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: RunOptions,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    state.lifecycle.metrics_on_api = options.metrics.is_none();
+    let metrics_server = match options.metrics {
+        Some(metrics) => {
+            let metrics_addr = metrics.local_addr()?;
+            println!("regie-server metrics on http://{metrics_addr}/metrics");
+            let app = http::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(metrics, app).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     // Grants expire by the clock, not by an event: sweep once a second and revoke (R2, R28).
     let hub = state.hub.clone();
     // Consents lapse by the calendar too: ask every consent share again once an hour (R16);
@@ -122,14 +179,22 @@ pub async fn run(
         let mut last_consent_sweep: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             hub.enforce(None).await;
+            metrics::swept("grants", started, true);
             if last_consent_sweep.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                 last_consent_sweep = Some(std::time::Instant::now());
                 let today = time::OffsetDateTime::now_utc().date();
-                if let Err(e) = hub.sweep_consent_shares(today).await {
+                let started = std::time::Instant::now();
+                let swept = hub.sweep_consent_shares(today).await;
+                metrics::swept("consent_shares", started, swept.is_ok());
+                if let Err(e) = swept {
                     tracing::error!(error = %e, "could not sweep consent shares");
                 }
-                match hub.destroy_due(today).await {
+                let started = std::time::Instant::now();
+                let destroyed = hub.destroy_due(today).await;
+                metrics::swept("retention", started, destroyed.is_ok());
+                match destroyed {
                     Ok(proofs) if !proofs.is_empty() => {
                         tracing::info!(
                             dossiers = proofs.len(),
@@ -151,6 +216,7 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 if let Err(e) = auth.refresh().await {
+                    metrics::jwks_refresh_failed();
                     tracing::warn!(error = %e, "could not fetch the JWKS again; keeping the keys in use");
                 }
             }
@@ -159,8 +225,18 @@ pub async fn run(
     // Sync sessions outlive HTTP's graceful shutdown (they are upgraded connections): tell each
     // to close and let it save its sync states before the server stops.
     let sessions = state.hub.clone();
+    let lifecycle = state.lifecycle.clone();
+    let grace = options.grace;
     let shutdown = async move {
         shutdown.await;
+        lifecycle.begin_shutdown();
+        if !grace.is_zero() {
+            tracing::info!(
+                seconds = grace.as_secs_f64(),
+                "not ready; serving on for the grace period"
+            );
+            tokio::time::sleep(grace).await;
+        }
         sessions.close_all_sessions(Duration::from_secs(5)).await;
     };
     let app = app(state);
@@ -198,6 +274,9 @@ pub async fn run(
         }
     };
     sweeper.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     if let Some(refresher) = refresher {
         refresher.abort();
     }

@@ -1,24 +1,35 @@
-//! The `regie-server` binary: parse the configuration, start tracing, run.
+//! The `regie-server` binary: read the configuration, start logging, run.
 
-use clap::Parser;
-use regie_server::config::{Cli, Command};
+use regie_server::config::{self, Command, ConfigError};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Cli::parse().command {
-        Command::Serve(args) => regie_server::serve(args, regie_server::shutdown_signal()).await,
-        Command::Demo(args) => regie_server::demo::run(args, regie_server::shutdown_signal()).await,
-        Command::VerifyAudit(args) => regie_server::verify_audit(args).await,
+    let loaded = match config::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e @ ConfigError::File { .. }) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    regie_server::telemetry::init_logging(loaded.cli.log_format);
+    match &loaded.cli.command {
+        Command::Serve(args) => {
+            regie_server::serve(args.clone(), regie_server::shutdown_signal()).await
+        }
+        Command::Demo(args) => {
+            regie_server::demo::run(args.clone(), regie_server::shutdown_signal()).await
+        }
+        Command::VerifyAudit(args) => regie_server::verify_audit(args.clone()).await,
         Command::Openapi => {
             println!(
                 "{}",
                 regie_server::http::openapi_document().to_pretty_json()?
             );
+            Ok(())
+        }
+        Command::Config(_) => {
+            print!("{}", loaded.report());
             Ok(())
         }
     }

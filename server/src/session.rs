@@ -8,7 +8,8 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -16,6 +17,7 @@ use regie_core::principal::Principal;
 use regie_sync_protocol::{
     MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, PeerMetadata, decode, encode,
 };
+use tracing::Instrument;
 
 use crate::hub::{Hub, SessionHandle, SyncOutcome, TokenBucket};
 
@@ -36,8 +38,38 @@ pub async fn run(
     serve(sink, stream, hub, principal, expires_at).await;
 }
 
-/// [`run`] over any pair of message sink and stream.
+/// [`run`] over any pair of message sink and stream, in a `connection` span with a number
+/// of its own and the caller's role (never the user, peer id or token).
 pub async fn serve<K, S>(
+    sink: K,
+    stream: S,
+    hub: Arc<Hub>,
+    principal: Principal,
+    expires_at: time::OffsetDateTime,
+) where
+    K: Sink<WsMessage> + Unpin + Send + 'static,
+    K::Error: Send,
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+{
+    static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+    let span = tracing::info_span!(
+        "connection",
+        connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+        role = principal.role.as_str(),
+    );
+    let started = Instant::now();
+    serve_in_span(sink, stream, hub, principal, expires_at)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "connection closed"
+        );
+    });
+}
+
+async fn serve_in_span<K, S>(
     mut sink: K,
     mut stream: S,
     hub: Arc<Hub>,
@@ -50,8 +82,13 @@ pub async fn serve<K, S>(
 {
     let _permit = match hub.admit(&principal) {
         Ok(permit) => permit,
-        Err(reason) => return close(&mut sink, &reason).await,
+        Err(reason) => {
+            tracing::info!(reason = %reason, "connection refused at a limit");
+            return close(&mut sink, &reason).await;
+        }
     };
+    let _live = crate::metrics::connection_opened(principal.role.as_str());
+    tracing::info!("connection admitted");
     let principal = Arc::new(principal);
 
     // Handshake: the first frame must be a `join` speaking protocol "1".
@@ -129,6 +166,7 @@ pub async fn serve<K, S>(
                         sent = sink.send(WsMessage::Binary(frame.into())) => sent.is_ok(),
                     };
                     outbox.sent(len);
+                    crate::metrics::message_sent(len);
                     if !sent {
                         break;
                     }
@@ -164,6 +202,7 @@ pub async fn serve<K, S>(
         };
         // A device faster than its budget waits; meanwhile nothing more of it is read.
         if let Some(wait) = pace.take() {
+            crate::metrics::paced();
             tokio::time::sleep(wait).await;
         }
         if let Message::Ephemeral { .. } = message {
@@ -240,7 +279,10 @@ where
                     ));
                 }
                 return match decode(&bytes) {
-                    Ok(m) => Ok(Some(m)),
+                    Ok(m) => {
+                        crate::metrics::message_received(m.type_name(), bytes.len());
+                        Ok(Some(m))
+                    }
                     Err(regie_sync_protocol::DecodeError::UnknownType(t)) => {
                         // Unknown types are skipped, as automerge-repo does, for forward compatibility.
                         tracing::debug!(message_type = %t, "ignoring unknown message type");

@@ -209,6 +209,19 @@ impl Store {
         self
     }
 
+    /// Whether every migration this binary embeds is applied to the store (readiness); an
+    /// error when the store cannot be read.
+    pub async fn migrations_applied(&self) -> Result<bool> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(sqlx::migrate!("./migrations")
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| applied.contains(&m.version)))
+    }
+
     /// The store with another quarantine cap (the default is [`QuarantineCap::default`]).
     pub fn with_quarantine_cap(mut self, cap: QuarantineCap) -> Store {
         self.quarantine_cap = cap;
@@ -879,6 +892,7 @@ async fn insert_audit(
         .bind(&hash[..])
         .execute(&mut *conn)
         .await?;
+    crate::metrics::audit_appended();
     Ok(hash)
 }
 

@@ -9,7 +9,7 @@ use regie_server::config::{Cli, Command, OversightArgs};
 fn parse(extra: &[&str]) -> Result<OversightArgs, clap::Error> {
     let args = ["regie-server", "serve"].iter().chain(extra);
     match Cli::try_parse_from(args)?.command {
-        Command::Serve(serve) => Ok(serve.oversight),
+        Command::Serve(command) => Ok(command.serve.oversight),
         other => panic!("parsed as {other:?}"),
     }
 }

@@ -35,7 +35,9 @@ impl Server {
         let regie_server::config::Command::Serve(args) = cli.command else {
             unreachable!("parsed serve")
         };
-        let state = regie_server::state(&args).await.expect("server state");
+        let state = regie_server::state(&args.serve)
+            .await
+            .expect("server state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

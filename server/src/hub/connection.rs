@@ -137,6 +137,7 @@ impl SessionHandle {
         let len = frame.len();
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.outbox_limit {
+            crate::metrics::limit_refused("max_outbox_bytes");
             self.queued.fetch_sub(len, Ordering::Relaxed);
             self.close(format!(
                 "too slow: more than {} MiB wait to be sent; reconnect to resume",
@@ -147,6 +148,7 @@ impl SessionHandle {
         match self.outbox.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::metrics::limit_refused("outbox_frames");
                 self.queued.fetch_sub(len, Ordering::Relaxed);
                 self.close("too slow: the outgoing queue is full; reconnect to resume".into());
             }

@@ -13,6 +13,7 @@ impl Hub {
         let mut guard = self.connections.lock();
         let (total, per_user) = &mut *guard;
         if *total >= self.limits.connections {
+            crate::metrics::limit_refused("max_connections");
             return Err(format!(
                 "the server is at its limit of {} connections; try again later",
                 self.limits.connections
@@ -26,12 +27,14 @@ impl Hub {
             })
             .try_take();
         if !opened {
+            crate::metrics::limit_refused("connections_per_second");
             return Err(
                 "too many new connections for this user; wait a moment before reconnecting".into(),
             );
         }
         let mine = per_user.entry(principal.user.clone()).or_default();
         if *mine >= self.limits.connections_per_user {
+            crate::metrics::limit_refused("max_connections_per_user");
             return Err(format!(
                 "too many connections for this user (limit {}); close another device's connection",
                 self.limits.connections_per_user
@@ -144,6 +147,7 @@ impl Hub {
                 .unwrap_or_default();
             ev = self.event(handle, AuditAction::Deny, dossier, &key, &persons, ev.at);
         }
+        crate::metrics::limit_refused(problem.code());
         ev.outcome = problem.code().into();
         ev.detail = Some("sync message refused before automerge".into());
         self.audit(&ev).await?;
@@ -155,6 +159,7 @@ impl Hub {
     /// peer whose sync state makes Automerge panic is dropped and its connection closed; the
     /// others are served as if it had never been there.
     pub(super) fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner, only: Option<SessionId>) {
+        let _timer = crate::metrics::FanOutTimer::start();
         let Some((rel, _)) = self.relationships(slot.dossier) else {
             return;
         };
@@ -231,6 +236,7 @@ impl Hub {
             return;
         }
         if data.len() > MAX_EPHEMERAL_BYTES {
+            crate::metrics::limit_refused("ephemeral_bytes");
             handle.close(format!(
                 "ephemeral message refused: {} bytes exceed the limit of {MAX_EPHEMERAL_BYTES}",
                 data.len()

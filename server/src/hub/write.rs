@@ -198,6 +198,7 @@ impl Hub {
             waiting.clear();
         }
         if waiting.len() > QUEUED_PER_PEER {
+            crate::metrics::limit_refused("queued_changes_per_peer");
             handle.close(format!(
                 "sync message refused: more than {QUEUED_PER_PEER} changes wait for changes this device never sent"
             ));
@@ -252,6 +253,7 @@ impl Hub {
         };
         if !new.is_empty() {
             let raw: Vec<&[u8]> = new.iter().map(Change::raw_bytes).collect();
+            let commit_started = std::time::Instant::now();
             // I4: durable first; only then do the new heads become visible to anyone. The
             // write's audit row commits with it (I3).
             inner.last_seq = if self.privacy() {
@@ -272,6 +274,7 @@ impl Hub {
                     .append_changes(slot.id, inner.last_seq, &raw)
                     .await?
             };
+            crate::metrics::batch_accepted(commit_started);
             if missing.is_empty() {
                 inner.doc = fork;
             } else {
@@ -317,6 +320,7 @@ impl Hub {
         rejection: Rejection,
         t: OffsetDateTime,
     ) -> Result<(), HubError> {
+        crate::metrics::batch_rejected(rejection.code);
         let hashes: Vec<String> = new.iter().map(|c| c.hash().to_string()).collect();
         let bytes: Vec<u8> = new.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
         self.store

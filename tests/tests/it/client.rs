@@ -951,7 +951,9 @@ impl Restarted {
         let regie_server::config::Command::Serve(args) = cli.command else {
             unreachable!("parsed serve")
         };
-        let state = regie_server::state(&args).await.expect("server state");
+        let state = regie_server::state(&args.serve)
+            .await
+            .expect("server state");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("the address is free again");

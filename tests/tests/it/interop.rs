@@ -1,7 +1,7 @@
 //! Interop with the real thing: an unmodified `@automerge/automerge-repo` 2.x client in Node
 //! (`tests/js/resident.mjs`, WebSocketClientAdapter, no storage) syncs with the server exactly as
 //! a resident's app would, next to a Rust worker peer. A second unmodified peer, the Rust `samod`
-//! repo (automerge-repo compatible, its own tokio-tungstenite dialer, in-memory storage), does the
+//! repo (automerge-repo compatible, in-memory storage, dialing through [`RustlsDialer`]), does the
 //! same exchange in-process.
 //!
 //! The JS test needs `node` and `npm` on PATH (it says so and passes vacuously without them);
@@ -251,7 +251,66 @@ async fn samod_wait(
     }
 }
 
-/// Connects `repo` to the server with cast member `who`'s token, by samod's own dialer.
+/// A WebSocket failure as samod's transport wants it: an error type of its own.
+#[derive(Debug)]
+struct WsError(String);
+
+impl std::fmt::Display for WsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WsError {}
+
+/// samod's dialer over the workspace's tokio-tungstenite (rustls with ring): samod's own
+/// `tungstenite` feature would build native-tls, a second TLS stack (OpenSSL), into the tests.
+/// Binary frames are samod's messages; a close ends the stream, as samod's dialer does.
+struct RustlsDialer(samod::Url);
+
+impl samod::Dialer for RustlsDialer {
+    type Error = std::convert::Infallible;
+
+    fn url(&self) -> samod::Url {
+        self.0.clone()
+    }
+
+    fn connect(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<samod::Transport, samod::DialError<Self::Error>>,
+    > {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message as Ws;
+        let url = self.0.clone();
+        Box::pin(async move {
+            let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map_err(samod::DialError::transient)?;
+            let (sink, stream) = ws.split();
+            let stream = stream
+                .take_while(|m| std::future::ready(!matches!(m, Ok(Ws::Close(_)))))
+                .filter_map(|m| async move {
+                    match m {
+                        Ok(Ws::Binary(bytes)) => Some(Ok(bytes.to_vec())),
+                        Ok(Ws::Text(_)) => Some(Err(WsError("a text frame".into()))),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(WsError(e.to_string()))),
+                    }
+                })
+                .boxed();
+            let sink = sink
+                .sink_map_err(|e| WsError(e.to_string()))
+                .with(|bytes: Vec<u8>| {
+                    std::future::ready(Ok::<_, WsError>(Ws::Binary(bytes.into())))
+                });
+            Ok(samod::Transport::new(stream, Box::pin(sink)))
+        })
+    }
+}
+
+/// Connects `repo` to the server with cast member `who`'s token, through [`RustlsDialer`].
 async fn samod_dial(server: &TestServer, repo: &samod::Repo, who: &str) -> anyhow::Result<()> {
     let url = samod::Url::parse(&format!(
         "ws://{}/sync?token={}",
@@ -264,7 +323,7 @@ async fn samod_dial(server: &TestServer, repo: &samod::Repo, who: &str) -> anyho
         max_retries: Some(3),
     };
     let dialer = repo
-        .dial_websocket(url, backoff)
+        .dial(backoff, std::sync::Arc::new(RustlsDialer(url)))
         .map_err(|_| anyhow!("the samod repo stopped"))?;
     let peer = tokio::time::timeout(PATIENCE, dialer.established())
         .await
