@@ -74,7 +74,8 @@ fn allowed(
     }
 }
 
-fn relate_event(
+/// The audit row of a change to a dossier's relationships or the rows around them.
+pub fn relate_event(
     who: &Principal,
     dossier: DossierId,
     at: OffsetDateTime,

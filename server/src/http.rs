@@ -817,15 +817,7 @@ fn relation_event(
     at: OffsetDateTime,
     what: String,
 ) -> AuditEvent {
-    let mut ev = AuditEvent::new(
-        at,
-        who.user.as_str(),
-        who.role.as_str(),
-        AuditAction::Relate,
-    );
-    ev.dossier = Some(entry.rel.dossier.to_string());
-    ev.detail = Some(what);
-    ev
+    domain::relate_event(who, entry.rel.dossier, at, what)
 }
 
 /// Whether `who` may do `action` on `entry` as it stands; answered like an unknown dossier
