@@ -3,6 +3,8 @@
 //! gets one answer whether or not the dossier exists), validates its input, and commits its SQL
 //! change with the audit row in one transaction before memory and devices follow (I5, I8).
 
+use std::sync::Arc;
+
 use regie_core::document::{self, PersonRecord};
 use regie_core::id::{DocumentKey, DossierId, PersonId, UserId};
 use regie_core::policy::{Action, Decision, decide};
@@ -116,9 +118,7 @@ pub async fn assign(
             return Ok(None);
         }
         let mut entry = entry.clone();
-        let mut rel = (*entry.rel).clone();
-        rel.assigned.push(user.clone());
-        entry.rel = rel.into();
+        Arc::make_mut(&mut entry.rel).assigned.push(user.clone());
         Ok(Some(Relating {
             audit: vec![relate_event(who, dossier, at, format!("assigned {user}"))],
             edits: vec![RelationEdit::Assign(user)],
@@ -131,15 +131,20 @@ pub async fn assign(
     Ok(())
 }
 
-/// Ends `user`'s assignment; their devices are told `revoked`.
+/// Ends the assignment of `user` (as the request names it, read only once the caller's standing
+/// is settled); their devices are told `revoked`.
 pub async fn unassign(
     hub: &Hub,
     who: &Principal,
     dossier: DossierId,
-    user: UserId,
+    user: &str,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
     standing(hub, who, dossier, Action::ManageAssignments, at)?;
+    let user: UserId = user.parse().map_err(|_| DomainError::Invalid {
+        code: "bad_request",
+        message: "not a user id".into(),
+    })?;
     hub.relate::<DomainError>(dossier, at, |entry| {
         allowed(who, entry, Action::ManageAssignments, at)?;
         if !entry.rel.is_assigned(&user) {
@@ -149,9 +154,9 @@ pub async fn unassign(
             });
         }
         let mut entry = entry.clone();
-        let mut rel = (*entry.rel).clone();
-        rel.assigned.retain(|u| u != &user);
-        entry.rel = rel.into();
+        Arc::make_mut(&mut entry.rel)
+            .assigned
+            .retain(|u| u != &user);
         Ok(Some(Relating {
             audit: vec![relate_event(who, dossier, at, format!("unassigned {user}"))],
             edits: vec![RelationEdit::Unassign(user)],
@@ -207,11 +212,11 @@ pub async fn link_resident(
                 entry.documents.insert(key.clone(), id);
                 (id, key.clone(), document::new_view(&record).save())
             });
-            let mut rel = (*entry.rel).clone();
-            if !rel.is_linked(&person) {
-                rel.linked_persons.push(person.clone());
+            if !entry.rel.is_linked(&person) {
+                Arc::make_mut(&mut entry.rel)
+                    .linked_persons
+                    .push(person.clone());
             }
-            entry.rel = rel.into();
             Ok(Some(Relating {
                 new_document,
                 ..Relating::rows(
@@ -229,15 +234,20 @@ pub async fn link_resident(
         .ok_or(DomainError::NotFound)
 }
 
-/// Removes a resident link; their devices are told `revoked`.
+/// Removes the resident link of `person` (as the request names it, read only once the caller's
+/// standing is settled); their devices are told `revoked`.
 pub async fn unlink_resident(
     hub: &Hub,
     who: &Principal,
     dossier: DossierId,
-    person: PersonId,
+    person: &str,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
     standing(hub, who, dossier, Action::ManageResidents, at)?;
+    let person: PersonId = person.parse().map_err(|_| DomainError::Invalid {
+        code: "bad_request",
+        message: "not a person id".into(),
+    })?;
     hub.relate::<DomainError>(dossier, at, |entry| {
         allowed(who, entry, Action::ManageResidents, at)?;
         if !entry.rel.is_linked(&person) {
@@ -247,9 +257,9 @@ pub async fn unlink_resident(
             });
         }
         let mut entry = entry.clone();
-        let mut rel = (*entry.rel).clone();
-        rel.linked_persons.retain(|p| p != &person);
-        entry.rel = rel.into();
+        Arc::make_mut(&mut entry.rel)
+            .linked_persons
+            .retain(|p| p != &person);
         Ok(Some(Relating::rows(
             vec![RelationEdit::Unlink(person.clone())],
             entry,

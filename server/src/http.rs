@@ -904,12 +904,7 @@ async fn unassign(
     Path((id, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let now = OffsetDateTime::now_utc();
-    let dossier = dossier_id(&id)?;
-    domain::standing(&state.hub, &who, dossier, Action::ManageAssignments, now)?;
-    let user: UserId = user
-        .parse()
-        .map_err(|_| ApiError::bad_request("not a user id"))?;
-    domain::unassign(&state.hub, &who, dossier, user, now).await?;
+    domain::unassign(&state.hub, &who, dossier_id(&id)?, &user, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -992,12 +987,7 @@ async fn unlink_resident(
     Path((id, person)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let now = OffsetDateTime::now_utc();
-    let dossier = dossier_id(&id)?;
-    domain::standing(&state.hub, &who, dossier, Action::ManageResidents, now)?;
-    let person: PersonId = person
-        .parse()
-        .map_err(|_| ApiError::bad_request("not a person id"))?;
-    domain::unlink_resident(&state.hub, &who, dossier, person, now).await?;
+    domain::unlink_resident(&state.hub, &who, dossier_id(&id)?, &person, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -385,6 +385,11 @@ mod tests {
 
     /// Opens a session over channels, valid for `lifetime`.
     fn connect(hub: &Arc<Hub>, lifetime: Duration) -> Device {
+        connect_as(hub, resident(), lifetime)
+    }
+
+    /// [`connect`] as `principal`.
+    fn connect_as(hub: &Arc<Hub>, principal: Principal, lifetime: Duration) -> Device {
         let (send, incoming) = mpsc::unbounded_channel();
         let (outgoing, receive) = mpsc::unbounded_channel::<WsMessage>();
         let stream = futures_util::stream::unfold(incoming, |mut rx| async move {
@@ -399,7 +404,7 @@ mod tests {
             Box::pin(sink),
             Box::pin(stream),
             hub.clone(),
-            resident(),
+            principal,
             expires_at,
         ));
         Device {
@@ -456,15 +461,6 @@ mod tests {
             .await
             .unwrap();
         let hub = Arc::new(Hub::load(Arc::new(store), 10).await.unwrap());
-        let (send, incoming) = mpsc::unbounded_channel();
-        let (outgoing, mut receive) = mpsc::unbounded_channel::<WsMessage>();
-        let stream = futures_util::stream::unfold(incoming, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        });
-        let sink = futures_util::sink::unfold(outgoing, |tx, m: WsMessage| async move {
-            tx.send(m).map_err(axum::Error::new)?;
-            Ok::<_, axum::Error>(tx)
-        });
         let anna = Principal::from_claims(&Claims {
             sub: "anna".into(),
             role: Role::Worker,
@@ -475,19 +471,9 @@ mod tests {
             citywide: false,
         })
         .unwrap();
-        let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(60);
-        tokio::spawn(serve(
-            Box::pin(sink),
-            Box::pin(stream),
-            hub.clone(),
-            anna,
-            expires,
-        ));
-        let frame = |m: &Message| {
-            let _ = send.send(Ok(WsMessage::Binary(encode(m).into())));
-        };
+        let mut device = connect_as(&hub, anna, Duration::from_secs(60));
         let me = PeerId::new("tablet-1");
-        frame(&join("tablet-1"));
+        device.frame(&join("tablet-1"));
         // Edits streamed in; every heads announcement is checked against the commits made so far.
         let mut state = automerge::sync::State::new();
         let mut hashes = Vec::new();
@@ -499,7 +485,7 @@ mod tests {
             hashes.push(doc.commit().unwrap());
             if let Some(m) = doc.sync().generate_sync_message(&mut state) {
                 let data = m.encode();
-                frame(&if i == 0 {
+                device.frame(&if i == 0 {
                     Message::Request {
                         sender_id: me.clone(),
                         target_id: hub.peer_id.clone(),
@@ -516,7 +502,7 @@ mod tests {
                 });
             }
             while let Ok(Some(WsMessage::Binary(b))) =
-                tokio::time::timeout(Duration::from_millis(5), receive.recv()).await
+                tokio::time::timeout(Duration::from_millis(5), device.receive.recv()).await
             {
                 let Ok(Message::Sync { data, .. }) = decode(&b) else {
                     continue;

@@ -9,13 +9,16 @@
 //! `target/web-screenshots`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
+
+mod support;
+use support::{on_path, run};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -149,40 +152,6 @@ async fn the_server_serves_the_app_shell_that_the_service_worker_caches() {
         serde_json::from_slice::<serde_json::Value>(&body).unwrap()[0]["label"],
         "worker"
     );
-}
-
-fn on_path(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs `cmd` to completion within `limit`, killing it after that; returns success and output.
-fn run(mut cmd: Command, limit: Duration) -> (bool, String) {
-    let out_file = tempfile::NamedTempFile::new().unwrap();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out_file.reopen().unwrap())
-        .stderr(out_file.reopen().unwrap())
-        .spawn()
-        .expect("the command starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = std::fs::read_to_string(out_file.path()).unwrap_or_default();
-    (status.is_some_and(|s| s.success()), output)
 }
 
 /// Skips (returns false) when a tool is missing, except on CI, where that is a failure.
