@@ -19,6 +19,8 @@ use crate::telemetry::LogFormat;
 
 /// Options whose values `regie-server config` masks.
 const SECRETS: &[&str] = &["jwt_secret"];
+/// Options that are URLs whose password `regie-server config` masks.
+const REDACTED: &[&str] = &["database_url"];
 
 /// `regie-server`: the Regie sync server.
 #[derive(Debug, Parser)]
@@ -55,6 +57,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Verify the audit log's hash chain and report the first broken row.
     VerifyAudit(StoreArgs),
+    /// Apply the store's embedded schema migrations and exit (`serve` applies them too; run
+    /// this first when upgrading several instances of one PostgreSQL database).
+    Migrate(StoreArgs),
     /// Print the OpenAPI document of the HTTP API (what `/api/v1/openapi.json` serves).
     Openapi,
     /// Print the configuration `serve` would run with, given the same flags, variables and
@@ -284,6 +289,12 @@ impl Loaded {
                 .collect();
             let value = if SECRETS.contains(&id) {
                 "\"********\"".to_owned()
+            } else if REDACTED.contains(&id) {
+                let shown: Vec<String> = values
+                    .iter()
+                    .map(|v| crate::storage::redact_url(v))
+                    .collect();
+                toml::Value::String(shown.join(" ")).to_string()
             } else {
                 match values.as_slice() {
                     [v] if v.parse::<f64>().is_ok() || v == "true" || v == "false" => v.clone(),
@@ -303,9 +314,59 @@ impl Loaded {
 /// Where the store lives.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Directory of the SQLite store (created if missing).
+    /// Directory of the SQLite store (created if missing); unused with --database-url.
     #[arg(long, env = "REGIE_DATA_DIR", default_value = "regie-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL database of the store instead of SQLite in --data-dir, as a URL
+    /// (`postgres://user:password@host:5432/regie?sslmode=require`); shown without its
+    /// password. Several instances may share one (issue 17).
+    #[arg(long, env = "REGIE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+}
+
+impl StoreArgs {
+    /// SQLite in `dir`.
+    pub fn sqlite(dir: impl Into<PathBuf>) -> StoreArgs {
+        StoreArgs {
+            data_dir: dir.into(),
+            database_url: None,
+        }
+    }
+
+    /// Where the store is; an error (without the URL's password) when `--database-url` is not
+    /// a PostgreSQL URL.
+    pub fn backend(&self) -> Result<crate::storage::Backend, String> {
+        crate::storage::Backend::choose(
+            &self.data_dir,
+            self.database_url.as_ref().map(|u| u.0.as_str()),
+        )
+    }
+}
+
+/// A `postgres://` URL, which may hold a password: its `Debug` and `Display` mask it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+/// Taken as given and checked by [`StoreArgs::backend`]: clap would repeat a refused value,
+/// password and all, in its error.
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<DatabaseUrl, Self::Err> {
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::storage::redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 /// Configuration of `serve`.

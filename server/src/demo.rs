@@ -339,9 +339,7 @@ pub async fn run(
     let secret = secret(dir)?;
     let serve = ServeArgs {
         listen: args.listen,
-        store: StoreArgs {
-            data_dir: dir.to_path_buf(),
-        },
+        store: StoreArgs::sqlite(dir),
         jwt_secret: Some(secret),
         jwt_public_key: None,
         jwks: None,

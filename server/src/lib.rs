@@ -54,9 +54,12 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     })
     .await
     .context("cannot set up token verification")?;
-    let store = Store::open(&args.store.data_dir)
+    let backend = args.store.backend().map_err(anyhow::Error::msg)?;
+    // `Backend`'s Display shows a PostgreSQL URL without its password.
+    tracing::info!(store = %backend, "opening the store");
+    let store = Store::open_backend(&backend)
         .await
-        .with_context(|| format!("cannot open the store in {}", args.store.data_dir.display()))?
+        .with_context(|| format!("cannot open the store ({backend})"))?
         .with_quarantine_cap(storage::QuarantineCap {
             batches: args.limits.quarantine_max_batches,
             bytes: args.limits.quarantine_max_mib * 1024 * 1024,
@@ -306,11 +309,27 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// `regie-server migrate`: applies the embedded migrations the store lacks and says which.
+pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
+    let backend = args.backend().map_err(anyhow::Error::msg)?;
+    let applied = Store::migrate(&backend)
+        .await
+        .with_context(|| format!("cannot migrate the store ({backend})"))?;
+    if applied.is_empty() {
+        println!("{backend}: schema up to date, nothing applied");
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        println!("{backend}: applied migrations {}", versions.join(", "));
+    }
+    Ok(())
+}
+
 /// `regie-server verify-audit`: walks the hash chain; fails if a row was altered.
 pub async fn verify_audit(args: StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.data_dir)
+    let backend = args.backend().map_err(anyhow::Error::msg)?;
+    let store = Store::open_backend(&backend)
         .await
-        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+        .with_context(|| format!("cannot open the store ({backend})"))?;
     let v = store
         .verify_audit()
         .await

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
             regie_server::demo::run(args.clone(), regie_server::shutdown_signal()).await
         }
         Command::VerifyAudit(args) => regie_server::verify_audit(args.clone()).await,
+        Command::Migrate(args) => regie_server::migrate(args.clone()).await,
         Command::Openapi => {
             println!(
                 "{}",

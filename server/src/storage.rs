@@ -16,19 +16,21 @@ use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserI
 use regie_core::relationship::{Grant, Relationships};
 use regie_sync_protocol::DocumentId;
 use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 
 use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verification};
 
+pub(crate) mod dialect;
 mod group;
 mod oversight;
 pub mod retention;
 mod unit;
+use dialect::Dialect;
+pub use dialect::{Backend, redact_url};
 pub use group::CommitObserver;
 pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
 pub use unit::{RelationEdit, Unit};
@@ -62,10 +64,14 @@ pub enum StorageError {
 
 type Result<T> = std::result::Result<T, StorageError>;
 
-/// The durable store.
+/// The durable store: SQLite in a data directory (the default) or PostgreSQL, through one set
+/// of queries (sqlx's `Any`); what the two spell differently is in [`dialect`].
 pub struct Store {
-    pool: SqlitePool,
-    /// Serializes audit appends and remembers the chain's last hash.
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Serializes this process's audit appends and remembers the chain's last hash. With
+    /// PostgreSQL it is only a queue: the tail is read again under a lock inside each
+    /// transaction ([`chain_tail`]), so the chain stays one whoever else appends.
     audit_tail: std::sync::Arc<Mutex<Vec<u8>>>,
     /// The group committer of the write path.
     commits: tokio::sync::mpsc::UnboundedSender<group::Pending>,
@@ -168,55 +174,98 @@ impl Store {
     /// Opens (creating if needed) the SQLite store `regie.sqlite3` in `dir`, in WAL mode, and
     /// runs the embedded migrations.
     pub async fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let options = SqliteConnectOptions::new()
-            .filename(dir.join("regie.sqlite3"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit returns only once the log is on the disk, so an acknowledged change
-            // survives a power cut too (I4); the write path's group commit pays for it once
-            // per group, not per batch.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // Deleted content (a replaced view's history) is overwritten, not left in free pages.
-            .pragma("secure_delete", "ON")
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Store::open_backend(&Backend::Sqlite(dir.to_path_buf())).await
+    }
+
+    /// Opens the store `backend` names and runs its embedded migrations.
+    pub async fn open_backend(backend: &Backend) -> Result<Store> {
+        let (pool, dialect) = Store::connect(backend).await?;
+        dialect.migrator().run(&pool).await?;
         let tail: Option<Vec<u8>> = sqlx::query("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&pool)
             .await?
             .map(|r| r.get(0));
         let audit_tail = std::sync::Arc::new(Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())));
         Ok(Store {
-            commits: group::start(pool.clone(), audit_tail.clone(), None),
+            commits: group::start(pool.clone(), dialect, audit_tail.clone(), None),
             pool,
+            dialect,
             audit_tail,
             quarantine_cap: QuarantineCap::default(),
         })
     }
 
+    /// Applies the migrations `backend` lacks, without opening the store for service
+    /// (`regie-server migrate`); returns the versions it applied.
+    pub async fn migrate(backend: &Backend) -> Result<Vec<i64>> {
+        let (pool, dialect) = Store::connect(backend).await?;
+        let before = applied_migrations(&pool).await.unwrap_or_default();
+        dialect.migrator().run(&pool).await?;
+        let after = applied_migrations(&pool).await?;
+        pool.close().await;
+        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+    }
+
+    async fn connect(backend: &Backend) -> Result<(AnyPool, Dialect)> {
+        sqlx::any::install_default_drivers();
+        match backend {
+            Backend::Sqlite(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                let url = dialect::sqlite_url(&dir.join("regie.sqlite3"));
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in Dialect::SQLITE_PRAGMAS {
+                                sqlx::query(*pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                Ok((pool, Dialect::Sqlite))
+            }
+            Backend::Postgres(url) => {
+                // Durability is PostgreSQL's default (`synchronous_commit = on`): a commit
+                // returns once its WAL record is flushed, so heads announced after it are safe
+                // (I4).
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
+                Ok((pool, Dialect::Postgres))
+            }
+        }
+    }
+
     /// The store, telling `observer` of every group commit once it is durable (for tests that
     /// check no acknowledgement precedes its commit).
     pub fn with_commit_observer(mut self, observer: CommitObserver) -> Store {
-        self.commits = group::start(self.pool.clone(), self.audit_tail.clone(), Some(observer));
+        self.commits = group::start(
+            self.pool.clone(),
+            self.dialect,
+            self.audit_tail.clone(),
+            Some(observer),
+        );
         self
+    }
+
+    /// Which database this store is on.
+    pub fn backend_name(&self) -> &'static str {
+        self.dialect.name()
     }
 
     /// Whether every migration this binary embeds is applied to the store (readiness); an
     /// error when the store cannot be read.
     pub async fn migrations_applied(&self) -> Result<bool> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(sqlx::migrate!("./migrations")
+        let applied = applied_migrations(&self.pool).await?;
+        Ok(self
+            .dialect
+            .migrator()
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())
             .all(|m| applied.contains(&m.version)))
@@ -231,10 +280,12 @@ impl Store {
     /// This server's storage id (announced to peers as `peerMetadata.storageId`), made once.
     pub async fn storage_id(&self) -> Result<String> {
         let fresh = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT OR IGNORE INTO server_info (key, value) VALUES ('storage_id', ?)")
-            .bind(&fresh)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO server_info (key, value) VALUES ('storage_id', $1) ON CONFLICT DO NOTHING",
+        )
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await?;
         let row = sqlx::query("SELECT value FROM server_info WHERE key = 'storage_id'")
             .fetch_one(&self.pool)
             .await?;
@@ -256,9 +307,10 @@ impl Store {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         insert_dossier(&mut tx, rel, persons, documents, at).await?;
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -276,10 +328,10 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for sql in [
-            "DELETE FROM changes WHERE document = ?",
-            "DELETE FROM snapshots WHERE document = ?",
-            "DELETE FROM sync_states WHERE document = ?",
-            "DELETE FROM documents WHERE id = ?",
+            "DELETE FROM changes WHERE document = $1",
+            "DELETE FROM snapshots WHERE document = $1",
+            "DELETE FROM sync_states WHERE document = $1",
+            "DELETE FROM documents WHERE id = $1",
         ] {
             sqlx::query(sql)
                 .bind(old.to_string())
@@ -287,17 +339,19 @@ impl Store {
                 .await?;
         }
         insert_document(&mut tx, new, dossier, key, snapshot, at).await?;
-        sqlx::query("UPDATE retired_documents SET replaced_by = ? WHERE replaced_by = ?")
+        sqlx::query("UPDATE retired_documents SET replaced_by = $1 WHERE replaced_by = $2")
             .bind(new.to_string())
             .bind(old.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO retired_documents (id, replaced_by, retired_at) VALUES (?, ?, ?)")
-            .bind(old.to_string())
-            .bind(new.to_string())
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO retired_documents (id, replaced_by, retired_at) VALUES ($1, $2, $3)",
+        )
+        .bind(old.to_string())
+        .bind(new.to_string())
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -421,7 +475,7 @@ impl Store {
     /// Loads a document's snapshot and later changes.
     pub async fn load_document(&self, id: DocumentId) -> Result<StoredDocument> {
         let id = id.to_string();
-        let snap = sqlx::query("SELECT bytes, upto_seq FROM snapshots WHERE document = ?")
+        let snap = sqlx::query("SELECT bytes, upto_seq FROM snapshots WHERE document = $1")
             .bind(&id)
             .fetch_optional(&self.pool)
             .await?;
@@ -430,7 +484,7 @@ impl Store {
             None => (None, 0),
         };
         let rows = sqlx::query(
-            "SELECT seq, bytes FROM changes WHERE document = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, bytes FROM changes WHERE document = $1 AND seq > $2 ORDER BY seq",
         )
         .bind(&id)
         .bind(upto)
@@ -493,13 +547,13 @@ impl Store {
     pub async fn compact(&self, id: DocumentId, snapshot: &[u8], upto_seq: i64) -> Result<()> {
         let id = id.to_string();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES (?, ?, ?) ON CONFLICT (document) DO UPDATE SET bytes = excluded.bytes, upto_seq = excluded.upto_seq")
+        sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES ($1, $2, $3) ON CONFLICT (document) DO UPDATE SET bytes = excluded.bytes, upto_seq = excluded.upto_seq")
             .bind(&id)
             .bind(snapshot)
             .bind(upto_seq)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM changes WHERE document = ? AND seq <= ?")
+        sqlx::query("DELETE FROM changes WHERE document = $1 AND seq <= $2")
             .bind(&id)
             .bind(upto_seq)
             .execute(&mut *tx)
@@ -512,7 +566,7 @@ impl Store {
     pub async fn mark_projected(&self, views: &[DocumentId], record_seq: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for view in views {
-            sqlx::query("INSERT INTO view_projections (view, record_seq) VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET record_seq = excluded.record_seq")
+            sqlx::query("INSERT INTO view_projections (view, record_seq) VALUES ($1, $2) ON CONFLICT (view) DO UPDATE SET record_seq = excluded.record_seq")
                 .bind(view.to_string())
                 .bind(record_seq)
                 .execute(&mut *tx)
@@ -528,9 +582,11 @@ impl Store {
             "SELECT DISTINCT v.dossier FROM documents v \
              JOIN documents r ON r.dossier = v.dossier AND r.key = 'record' \
              LEFT JOIN view_projections p ON p.view = v.id \
-             WHERE v.key LIKE 'view/%' AND COALESCE(p.record_seq, 0) < MAX( \
-                 COALESCE((SELECT MAX(seq) FROM changes WHERE document = r.id), 0), \
-                 COALESCE((SELECT upto_seq FROM snapshots WHERE document = r.id), 0))",
+             WHERE v.key LIKE 'view/%' AND ( \
+                 COALESCE(p.record_seq, 0) < \
+                     COALESCE((SELECT MAX(seq) FROM changes WHERE document = r.id), 0) \
+                 OR COALESCE(p.record_seq, 0) < \
+                     COALESCE((SELECT upto_seq FROM snapshots WHERE document = r.id), 0))",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -549,7 +605,7 @@ impl Store {
         doc: DocumentId,
     ) -> Result<Option<Vec<u8>>> {
         Ok(sqlx::query(
-            "SELECT state FROM sync_states WHERE user_id = ? AND storage_id = ? AND document = ?",
+            "SELECT state FROM sync_states WHERE user_id = $1 AND storage_id = $2 AND document = $3",
         )
         .bind(user.as_str())
         .bind(storage_id)
@@ -567,7 +623,7 @@ impl Store {
         doc: DocumentId,
         state: &[u8],
     ) -> Result<()> {
-        sqlx::query("INSERT INTO sync_states (user_id, storage_id, document, state) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, storage_id, document) DO UPDATE SET state = excluded.state")
+        sqlx::query("INSERT INTO sync_states (user_id, storage_id, document, state) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, storage_id, document) DO UPDATE SET state = excluded.state")
             .bind(user.as_str())
             .bind(storage_id)
             .bind(doc.to_string())
@@ -581,10 +637,7 @@ impl Store {
 
     /// Appends an event to the hash chain; when it returns, the event is durable.
     pub async fn append_audit(&self, ev: &AuditEvent) -> Result<()> {
-        let mut tail = self.audit_tail.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        *tail = insert_audit(&mut conn, ev, &tail).await?;
-        Ok(())
+        self.append_audit_all(std::slice::from_ref(ev)).await
     }
 
     /// Appends events to the hash chain in order, in one transaction: all of them are durable
@@ -592,12 +645,10 @@ impl Store {
     pub async fn append_audit_all(&self, events: &[AuditEvent]) -> Result<()> {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
-        let mut last = tail.clone();
-        for ev in events {
-            last = insert_audit(&mut tx, ev, &last).await?;
-        }
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, events).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -613,7 +664,8 @@ impl Store {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let new = sqlx::query(
-            "INSERT OR IGNORE INTO offline_reads_logged (user_id, device, id) VALUES (?, ?, ?)",
+            "INSERT INTO offline_reads_logged (user_id, device, id) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&ev.actor)
         .bind(device)
@@ -625,9 +677,10 @@ impl Store {
         if !new {
             return Ok(false);
         }
-        let hash = insert_audit(&mut tx, ev, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, std::slice::from_ref(ev)).await?;
         tx.commit().await?;
-        *tail = hash;
+        chain.commit_to(&mut tail);
         Ok(true)
     }
 
@@ -636,7 +689,7 @@ impl Store {
     pub async fn audit_events(&self, dossier: Option<DossierId>) -> Result<Vec<(i64, AuditEvent)>> {
         let rows = match dossier {
             Some(d) => {
-                sqlx::query("SELECT * FROM audit WHERE dossier = ? ORDER BY seq")
+                sqlx::query("SELECT * FROM audit WHERE dossier = $1 ORDER BY seq")
                     .bind(d.to_string())
                     .fetch_all(&self.pool)
                     .await?
@@ -658,7 +711,7 @@ impl Store {
         let mut walk = ChainWalk::new();
         let mut after = 0_i64;
         loop {
-            let rows = sqlx::query("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?")
+            let rows = sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(after)
                 .bind(AUDIT_PAGE_MAX as i64)
                 .fetch_all(&self.pool)
@@ -705,19 +758,25 @@ impl Store {
         changes: &[u8],
     ) -> Result<()> {
         let cap = self.quarantine_cap;
-        let kept: bool = sqlx::query(
-            "WITH target AS (SELECT (SELECT dossier FROM documents WHERE id = ?1) AS dossier), \
+        let mut tx = self.pool.begin().await?;
+        // SQLite runs one writer at a time; PostgreSQL would let two concurrent statements
+        // count the same rows, so there they queue on a lock first.
+        self.dialect
+            .lock(&mut tx, dialect::Lock::Quarantine)
+            .await?;
+        let kept: i64 = sqlx::query(
+            "WITH target AS (SELECT (SELECT dossier FROM documents WHERE id = $1) AS dossier), \
              by_device AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM quarantine \
-                 WHERE kept = 1 AND user_id = ?2 AND device IS ?3), \
+                 WHERE kept = 1 AND user_id = $2 AND device IS NOT DISTINCT FROM $3), \
              by_dossier AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM quarantine \
                  WHERE kept = 1 AND dossier = (SELECT dossier FROM target)), \
-             verdict AS (SELECT by_device.n < ?4 AND by_dossier.n < ?4 \
-                 AND by_device.b + ?5 <= ?6 AND by_dossier.b + ?5 <= ?6 AS keep \
+             verdict AS (SELECT CASE WHEN by_device.n < $4 AND by_dossier.n < $4 \
+                 AND by_device.b + $5 <= $6 AND by_dossier.b + $5 <= $6 THEN 1 ELSE 0 END AS keep \
                  FROM by_device, by_dossier) \
              INSERT INTO quarantine (at, user_id, device, document, reason, path, detail, hashes, \
                  changes, dossier, size, kept) \
-             SELECT ?7, ?2, ?3, ?1, ?8, ?9, ?10, ?11, \
-                 CASE WHEN verdict.keep THEN ?12 ELSE x'' END, target.dossier, ?5, verdict.keep \
+             SELECT $7, $2, $3, $1, $8, $9, $10, $11, \
+                 CASE WHEN verdict.keep = 1 THEN $12 ELSE $13 END, target.dossier, $5, verdict.keep \
              FROM verdict, target \
              RETURNING kept",
         )
@@ -733,10 +792,12 @@ impl Store {
         .bind(detail)
         .bind(hashes)
         .bind(changes)
-        .fetch_one(&self.pool)
+        .bind(&[] as &[u8])
+        .fetch_one(&mut *tx)
         .await?
         .get(0);
-        if !kept {
+        tx.commit().await?;
+        if kept == 0 {
             tracing::warn!(
                 user = user.as_str(),
                 device,
@@ -760,7 +821,7 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<QuarantineRow>> {
-        let rows = sqlx::query("SELECT id, at, user_id, device, document, reason, path, detail, hashes, size, kept FROM quarantine WHERE id < ? ORDER BY id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT id, at, user_id, device, document, reason, path, detail, hashes, size, kept FROM quarantine WHERE id < $1 ORDER BY id DESC LIMIT $2")
             .bind(before.unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
@@ -778,7 +839,7 @@ impl Store {
                 detail: r.get(7),
                 hashes: r.get(8),
                 size: r.get(9),
-                bytes_kept: r.get(10),
+                bytes_kept: r.get::<i64, _>(10) != 0,
             })
             .collect())
     }
@@ -786,7 +847,7 @@ impl Store {
     /// The raw pool, for this crate's unit tests that tamper with rows as someone with the file
     /// would; nothing else sees it.
     #[cfg(test)]
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -796,35 +857,44 @@ impl Store {
     }
 }
 
+/// The versions of the migrations applied successfully.
+async fn applied_migrations(pool: &AnyPool) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Inserts a dossier with its persons, assignments and documents inside `tx`, so a caller can
 /// commit it together with what made it (e.g. the signal it came from).
 async fn insert_dossier(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut AnyConnection,
     rel: &Relationships,
     persons: &[PersonId],
     documents: &[(DocumentId, DocumentKey, Vec<u8>)],
     at: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO dossiers (id, district, team, created_at) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO dossiers (id, district, team, created_at) VALUES ($1, $2, $3, $4)")
         .bind(rel.dossier.to_string())
         .bind(rel.district.as_str())
         .bind(rel.team.as_str())
         .bind(ts(at))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     for person in persons {
-        sqlx::query("INSERT INTO dossier_persons (dossier, person) VALUES (?, ?)")
+        sqlx::query("INSERT INTO dossier_persons (dossier, person) VALUES ($1, $2)")
             .bind(rel.dossier.to_string())
             .bind(person.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     for user in &rel.assigned {
-        sqlx::query("INSERT INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO assignments (dossier, user_id, assigned_at) VALUES ($1, $2, $3)")
             .bind(rel.dossier.to_string())
             .bind(user.as_str())
             .bind(ts(at))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     for (id, key, snapshot) in documents {
@@ -835,7 +905,7 @@ async fn insert_dossier(
 
 /// Appends `changes` after `after_seq`; returns the last sequence number.
 async fn insert_changes(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut AnyConnection,
     id: DocumentId,
     after_seq: i64,
     changes: &[&[u8]],
@@ -844,7 +914,7 @@ async fn insert_changes(
     let mut seq = after_seq;
     for bytes in changes {
         seq += 1;
-        sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(seq)
             .bind(*bytes)
@@ -854,27 +924,60 @@ async fn insert_changes(
     Ok(seq)
 }
 
-/// Appends `events` in order after `tail`; returns the new tail.
-async fn insert_audit_all(
-    conn: &mut sqlx::SqliteConnection,
-    events: &[AuditEvent],
-    tail: &[u8],
-) -> Result<Vec<u8>> {
-    let mut last = tail.to_vec();
-    for ev in events {
-        last = insert_audit(conn, ev, &last).await?;
+/// The audit rows one transaction appends. The first append finds the chain's tail: the one
+/// this process remembers (SQLite: one process writes the file), or, with PostgreSQL, the last
+/// row as committed, read after taking a transaction-scoped advisory lock, so appends from any
+/// number of connections or instances form one chain (the lock is held until commit).
+pub(crate) struct Chain {
+    dialect: Dialect,
+    remembered: Vec<u8>,
+    last: Option<Vec<u8>>,
+}
+
+impl Chain {
+    /// A chain extended after `remembered`, this process's last known tail.
+    pub(crate) fn new(dialect: Dialect, remembered: &[u8]) -> Chain {
+        Chain {
+            dialect,
+            remembered: remembered.to_vec(),
+            last: None,
+        }
     }
-    Ok(last)
+
+    /// Appends `ev` inside the transaction on `conn`.
+    pub(crate) async fn append(&mut self, conn: &mut AnyConnection, ev: &AuditEvent) -> Result<()> {
+        let prev = match self.last.take() {
+            Some(prev) => prev,
+            None => self.dialect.chain_tail(conn, &self.remembered).await?,
+        };
+        self.last = Some(insert_audit(conn, ev, &prev).await?);
+        Ok(())
+    }
+
+    /// Appends `events` in order.
+    pub(crate) async fn append_all(
+        &mut self,
+        conn: &mut AnyConnection,
+        events: &[AuditEvent],
+    ) -> Result<()> {
+        for ev in events {
+            self.append(conn, ev).await?;
+        }
+        Ok(())
+    }
+
+    /// After the commit: the new tail, if anything was appended, becomes the remembered one.
+    pub(crate) fn commit_to(self, remembered: &mut Vec<u8>) {
+        if let Some(last) = self.last {
+            *remembered = last;
+        }
+    }
 }
 
 /// Appends `ev` to the audit chain after `tail`; returns its hash, the new tail.
-async fn insert_audit(
-    conn: &mut sqlx::SqliteConnection,
-    ev: &AuditEvent,
-    tail: &[u8],
-) -> Result<Vec<u8>> {
+async fn insert_audit(conn: &mut AnyConnection, ev: &AuditEvent, tail: &[u8]) -> Result<Vec<u8>> {
     let hash = ev.chain_hash_as(Encoding::CURRENT, tail);
-    sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, encoding, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO audit (at, actor, role, on_behalf_of, dossier, document, persons, action, basis, outcome, device, detail, encoding, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
         .bind(ts(ev.at))
         .bind(&ev.actor)
         .bind(&ev.role)
@@ -897,29 +1000,29 @@ async fn insert_audit(
 }
 
 async fn insert_document(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut AnyConnection,
     id: DocumentId,
     dossier: DossierId,
     key: &DocumentKey,
     snapshot: &[u8],
     at: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO documents (id, dossier, key, created_at) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO documents (id, dossier, key, created_at) VALUES ($1, $2, $3, $4)")
         .bind(id.to_string())
         .bind(dossier.to_string())
         .bind(key.to_string())
         .bind(ts(at))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES (?, ?, 0)")
+    sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES ($1, $2, 0)")
         .bind(id.to_string())
         .bind(snapshot)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-fn audit_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent> {
+fn audit_row(r: &AnyRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         at: parse_ts(r.get::<&str, _>("at"), "audit")?,
         actor: r.get("actor"),

@@ -592,9 +592,7 @@ async fn readiness_is_false_while_a_migration_is_not_applied() {
     let dir = tempfile::tempdir().unwrap();
     let args = regie_server::config::ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
-        store: regie_server::config::StoreArgs {
-            data_dir: dir.path().to_path_buf(),
-        },
+        store: regie_server::config::StoreArgs::sqlite(dir.path()),
         jwt_secret: Some("migration-test-secret-long-enough-for-hs256".into()),
         jwt_public_key: None,
         jwks: None,
@@ -736,4 +734,92 @@ fn a_bad_configuration_file_is_refused_naming_the_key() {
     let (code, _, err) = run(dir.path(), &["--config", "missing.toml", "serve"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("missing.toml: cannot read it"), "{err}");
+}
+
+#[test]
+fn migrate_applies_the_schema_once_and_config_shows_a_database_url_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(dir.path(), &["migrate", "--data-dir", "data"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("applied migrations 1, 2, 5, 6, 7, 8, 9, 10, 11"),
+        "{out}"
+    );
+    let (code, out, err) = run(dir.path(), &["migrate", "--data-dir", "data"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing applied"), "{out}");
+
+    let url = "postgres://regie:s3cret-pw@db.example:5432/regie?sslmode=require";
+    let (code, out, err) = run(dir.path(), &["config"], &[("REGIE_DATABASE_URL", url)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l
+            == "database-url = \"postgres://regie:***@db.example:5432/regie?sslmode=require\"  # environment REGIE_DATABASE_URL"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret-pw"));
+    // Not a PostgreSQL URL: refused, and the refusal does not repeat its password.
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "migrate",
+            "--database-url",
+            "mysql://regie:s3cret-pw@db/regie",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("postgres://") && !err.contains("s3cret-pw"),
+        "{err}"
+    );
+}
+
+/// `regie-server migrate` and `verify-audit` on a fresh PostgreSQL database (127.0.0.1:5432,
+/// trust auth, database `test`); skipped with a message when none answers, failed under CI.
+#[tokio::test]
+async fn migrate_and_verify_audit_work_on_postgres() {
+    use sqlx::Connection;
+    let admin_url = std::env::var("REGIE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
+        Ok(admin) => admin,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("PostgreSQL does not answer at {admin_url}: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: PostgreSQL does not answer at {admin_url}: {e}");
+            return;
+        }
+    };
+    let name = format!("regie_t_{}_migrate", uuid::Uuid::new_v4().simple());
+    let sql = |s: String| sqlx::raw_sql(sqlx::AssertSqlSafe(s));
+    sql(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(dir.path(), &["migrate", "--database-url", &url], &[]);
+    let again = run(dir.path(), &["migrate"], &[("REGIE_DATABASE_URL", &url)]);
+    let verified = run(dir.path(), &["verify-audit", "--database-url", &url], &[]);
+    sql(format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(first.0, 0, "{}", first.2);
+    assert!(
+        first.1.contains("PostgreSQL at") && first.1.contains("applied migrations 11"),
+        "{}",
+        first.1
+    );
+    assert_eq!(again.0, 0, "{}", again.2);
+    assert!(again.1.contains("nothing applied"), "{}", again.1);
+    assert_eq!(verified.0, 0, "{}", verified.2);
+    assert!(verified.1.contains("audit log intact"), "{}", verified.1);
+    assert!(
+        !dir.path().join("regie-data").exists(),
+        "no SQLite store was made"
+    );
 }

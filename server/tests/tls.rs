@@ -20,9 +20,7 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
     let dir = tempfile::tempdir().unwrap();
     let args = ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
-        store: StoreArgs {
-            data_dir: dir.path().to_path_buf(),
-        },
+        store: StoreArgs::sqlite(dir.path()),
         jwt_secret: Some("tls-test-secret-long-enough-for-hs256!".into()),
         jwt_public_key: None,
         jwks: None,

@@ -348,7 +348,7 @@ async fn old_data_dir(dir: &std::path::Path) {
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("./migrations/sqlite")
         .run_to(9, &pool)
         .await
         .unwrap();
@@ -388,9 +388,7 @@ async fn old_data_dir(dir: &std::path::Path) {
 async fn an_old_data_dir_verifies_after_the_migration_and_after_new_rows() {
     let dir = tempfile::tempdir().unwrap();
     old_data_dir(dir.path()).await;
-    let args = || crate::config::StoreArgs {
-        data_dir: dir.path().to_owned(),
-    };
+    let args = || crate::config::StoreArgs::sqlite(dir.path());
     // `regie-server verify-audit` on the old directory, which migrates it.
     crate::verify_audit(args()).await.unwrap();
 
@@ -446,11 +444,9 @@ async fn an_old_data_dir_verifies_after_the_migration_and_after_new_rows() {
                 .unwrap();
             assert_eq!(store.verify_audit().await.unwrap(), broken(seq), "{sql}");
             drop(store);
-            let err = crate::verify_audit(crate::config::StoreArgs {
-                data_dir: copy.path().to_owned(),
-            })
-            .await
-            .unwrap_err();
+            let err = crate::verify_audit(crate::config::StoreArgs::sqlite(copy.path()))
+                .await
+                .unwrap_err();
             assert!(
                 err.to_string()
                     .contains(&format!("audit log broken at row {seq}")),

@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use regie_sync_protocol::DocumentId;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Result, StorageError, insert_audit, insert_changes};
+use super::dialect::Dialect;
+use super::{Chain, Result, StorageError, insert_changes};
 use crate::audit::AuditEvent;
 
 /// At most this many batches share one commit.
@@ -31,7 +32,8 @@ pub type CommitObserver = Arc<dyn Fn(&[(DocumentId, i64)]) + Send + Sync>;
 
 /// Starts the committer; it ends when every sender is gone.
 pub(super) fn start(
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
     tail: Arc<Mutex<Vec<u8>>>,
     observer: Option<CommitObserver>,
 ) -> mpsc::UnboundedSender<Pending> {
@@ -45,7 +47,7 @@ pub(super) fn start(
                     Err(_) => break,
                 }
             }
-            match commit(&pool, &tail, &group, observer.as_ref()).await {
+            match commit(&pool, dialect, &tail, &group, observer.as_ref()).await {
                 Ok(seqs) => {
                     for (pending, seq) in group.into_iter().zip(seqs) {
                         let _ = pending.done.send(Ok(seq));
@@ -59,6 +61,7 @@ pub(super) fn start(
                     for pending in group {
                         let alone = commit(
                             &pool,
+                            dialect,
                             &tail,
                             std::slice::from_ref(&pending),
                             observer.as_ref(),
@@ -76,24 +79,25 @@ pub(super) fn start(
 
 /// Commits `group` in one transaction; returns each batch's last sequence number.
 async fn commit(
-    pool: &SqlitePool,
+    pool: &AnyPool,
+    dialect: Dialect,
     tail: &Mutex<Vec<u8>>,
     group: &[Pending],
     observer: Option<&CommitObserver>,
 ) -> Result<Vec<i64>> {
     let mut tail = tail.lock().await;
     let mut tx = pool.begin().await?;
-    let mut last = tail.clone();
+    let mut chain = Chain::new(dialect, &tail);
     let mut seqs = Vec::with_capacity(group.len());
     for pending in group {
         let changes: Vec<&[u8]> = pending.changes.iter().map(Vec::as_slice).collect();
         seqs.push(insert_changes(&mut tx, pending.doc, pending.after_seq, &changes).await?);
         if let Some(ev) = &pending.audit {
-            last = insert_audit(&mut tx, ev, &last).await?;
+            chain.append(&mut tx, ev).await?;
         }
     }
     tx.commit().await?;
-    *tail = last;
+    chain.commit_to(&mut tail);
     if let Some(observe) = observer {
         let made: Vec<(DocumentId, i64)> = group
             .iter()

@@ -6,9 +6,10 @@
 use regie_core::id::{DossierId, TeamId, UserId};
 use regie_core::relationship::Grant;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 
+use super::dialect::{Dialect, SqlBuilder};
 use super::{Result, Store, audit_row, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
@@ -55,7 +56,8 @@ pub struct AccessReview {
 pub const AUDIT_PAGE_MAX: usize = 1000;
 
 /// Which audit rows a report reads. SQL does the filtering, so a report reads only the rows it
-/// needs, a page at a time. Instants are compared as SQLite does, to the millisecond.
+/// needs, a page at a time. Instants are compared as the database does: SQLite to the
+/// millisecond, PostgreSQL to the microsecond.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     /// Rows at or after this instant.
@@ -82,55 +84,62 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     /// The `WHERE` conditions, after the row `after` when given. The lower bound of time comes
-    /// first and is one expression, the later of `from` and the cursor's instant, so that SQLite
-    /// starts its index range there: a cursor deep into a month costs a seek, not a scan.
-    fn push_conditions(&self, sql: &mut QueryBuilder<Sqlite>, after: Option<i64>) {
-        const CURSOR_AT: &str = "(SELECT julianday(at) FROM audit WHERE seq = ";
-        match (self.from, after) {
+    /// first and is one expression, the later of `from` and the cursor's instant, so that the
+    /// database starts its index range there: a cursor deep into a month costs a seek, not a
+    /// scan.
+    fn push_conditions(&self, sql: &mut SqlBuilder, after: Option<i64>, d: Dialect) {
+        // No row is older than year 1, which PostgreSQL's timestamps cannot go below (a
+        // resident may ask for her access log from year zero).
+        let from = self
+            .from
+            .map(|t| t.max(time::macros::datetime!(0001-01-01 0:00 UTC)));
+        let at = d.instant("at");
+        let cursor_at = format!("(SELECT {at} FROM audit WHERE seq = ");
+        match (from, after) {
             (Some(from), Some(after)) => {
-                sql.push("julianday(at) >= max(julianday(")
+                sql.push(&format!("{at} >= {}(", d.greatest()))
+                    .push(d.instant_fn())
+                    .push("(")
                     .push_bind(ts(from))
                     .push("), ")
-                    .push(CURSOR_AT)
+                    .push(&cursor_at)
                     .push_bind(after)
                     .push("))");
             }
             (Some(from), None) => {
-                sql.push("julianday(at) >= julianday(")
-                    .push_bind(ts(from))
-                    .push(")");
+                sql.push(&format!("{at} >= "))
+                    .push(d.instant_fn())
+                    .push("(");
+                sql.push_bind(ts(from)).push(")");
             }
             (None, Some(after)) => {
-                sql.push("julianday(at) >= ")
-                    .push(CURSOR_AT)
+                sql.push(&format!("{at} >= "))
+                    .push(&cursor_at)
                     .push_bind(after)
                     .push(")");
             }
             (None, None) => {
-                sql.push("1");
+                sql.push("TRUE");
             }
         }
         if let Some(after) = after {
             // An unknown cursor makes the instant NULL, and the page empty.
-            sql.push(" AND (julianday(at), seq) > (")
-                .push(CURSOR_AT)
+            sql.push(&format!(" AND ({at}, seq) > ("))
+                .push(&cursor_at)
                 .push_bind(after)
                 .push("), ")
                 .push_bind(after)
                 .push(")");
         }
         if let Some(to) = self.to {
-            sql.push(" AND julianday(at) < julianday(")
-                .push_bind(ts(to))
-                .push(")");
+            sql.push(&format!(" AND {at} < "))
+                .push(d.instant_fn())
+                .push("(");
+            sql.push_bind(ts(to)).push(")");
         }
         if !self.actions.is_empty() {
-            sql.push(" AND action IN (");
-            let mut list = sql.separated(", ");
-            for action in &self.actions {
-                list.push_bind(*action);
-            }
-            sql.push(")");
+            sql.push(" AND action IN ")
+                .push_list(self.actions.iter().copied());
         }
         if let Some(outcome) = self.outcome {
             sql.push(" AND outcome = ").push_bind(outcome);
@@ -141,13 +150,16 @@ impl AuditQuery {
         if self.with_dossier {
             sql.push(" AND dossier IS NOT NULL");
         }
-        if let Some(dossiers) = &self.dossiers {
-            sql.push(" AND dossier IN (");
-            let mut list = sql.separated(", ");
-            for d in dossiers {
-                list.push_bind(d.to_string());
+        match &self.dossiers {
+            // `IN ()` is an error on PostgreSQL: no dossier, no row.
+            Some(dossiers) if dossiers.is_empty() => {
+                sql.push(" AND FALSE");
             }
-            sql.push(")");
+            Some(dossiers) => {
+                sql.push(" AND dossier IN ")
+                    .push_list(dossiers.iter().map(ToString::to_string));
+            }
+            None => {}
         }
         if let Some(team) = &self.team {
             sql.push(" AND dossier IN (SELECT id FROM dossiers WHERE team = ")
@@ -155,16 +167,12 @@ impl AuditQuery {
                 .push(")");
         }
         if !self.not_actors.is_empty() {
-            sql.push(" AND actor NOT IN (");
-            let mut list = sql.separated(", ");
-            for actor in &self.not_actors {
-                list.push_bind(actor.as_str());
-            }
-            sql.push(")");
+            sql.push(" AND actor NOT IN ")
+                .push_list(self.not_actors.iter().map(String::as_str));
         }
         if let Some(person) = &self.person {
             // Persons are a comma-separated list of ids; ids hold no commas.
-            sql.push(" AND instr(',' || persons || ',', ")
+            sql.push(&format!(" AND {}(',' || persons || ',', ", d.position()))
                 .push_bind(format!(",{person},"))
                 .push(") > 0");
         }
@@ -195,11 +203,11 @@ impl Store {
         req: &BreakGlassRequest,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < ?")
+        sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < $1")
             .bind(day_bound(req.warned_at, -1))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO break_glass_requests (token_hash, dossier, user_id, category, reason, warned_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO break_glass_requests (token_hash, dossier, user_id, category, reason, warned_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(token_hash)
             .bind(req.dossier.to_string())
             .bind(req.user.as_str())
@@ -221,7 +229,7 @@ impl Store {
         user: &UserId,
         dossier: DossierId,
     ) -> Result<Option<BreakGlassRequest>> {
-        let row = sqlx::query("DELETE FROM break_glass_requests WHERE token_hash = ? AND user_id = ? AND dossier = ? RETURNING dossier, user_id, category, reason, warned_at, expires_at")
+        let row = sqlx::query("DELETE FROM break_glass_requests WHERE token_hash = $1 AND user_id = $2 AND dossier = $3 RETURNING dossier, user_id, category, reason, warned_at, expires_at")
             .bind(token_hash)
             .bind(user.as_str())
             .bind(dossier.to_string())
@@ -250,11 +258,14 @@ impl Store {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<(i64, AuditEvent)>> {
-        let mut sql = QueryBuilder::new("SELECT * FROM audit WHERE ");
-        query.push_conditions(&mut sql, after);
+        let mut sql = SqlBuilder::new("SELECT * FROM audit WHERE ");
+        query.push_conditions(&mut sql, after, self.dialect);
         let limit = limit.clamp(1, AUDIT_PAGE_MAX + 1);
-        sql.push(" ORDER BY julianday(at), seq LIMIT ")
-            .push_bind(limit as i64);
+        sql.push(&format!(
+            " ORDER BY {}, seq LIMIT ",
+            self.dialect.instant("at")
+        ))
+        .push_bind(limit as i64);
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.get("seq"), audit_row(r)?)))
@@ -263,8 +274,8 @@ impl Store {
 
     /// How many audit rows `query` selects, counted by SQL.
     pub async fn audit_count(&self, query: &AuditQuery) -> Result<u64> {
-        let mut sql = QueryBuilder::new("SELECT COUNT(*) FROM audit WHERE ");
-        query.push_conditions(&mut sql, None);
+        let mut sql = SqlBuilder::new("SELECT COUNT(*) FROM audit WHERE ");
+        query.push_conditions(&mut sql, None, self.dialect);
         let n: i64 = sql.build().fetch_one(&self.pool).await?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -299,7 +310,7 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<(DossierId, Grant)>> {
-        let rows = sqlx::query("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants WHERE granted_at >= ? AND granted_at < ? ORDER BY id")
+        let rows = sqlx::query("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants WHERE granted_at >= $1 AND granted_at < $2 ORDER BY id")
             .bind(day_bound(from, -1))
             .bind(day_bound(to, 1))
             .fetch_all(&self.pool)
@@ -346,7 +357,7 @@ impl Store {
         digest: &str,
         note: Option<&str>,
     ) -> Result<AccessReview> {
-        let done = sqlx::query("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        let id: i64 = sqlx::query_scalar("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(team.as_str())
             .bind(reviewer.as_str())
             .bind(ts(at))
@@ -354,10 +365,10 @@ impl Store {
             .bind(lines)
             .bind(digest)
             .bind(note)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
         Ok(AccessReview {
-            id: done.last_insert_rowid(),
+            id,
             team: team.to_string(),
             reviewer: reviewer.to_string(),
             reviewed_at: at,
@@ -370,7 +381,7 @@ impl Store {
 
     /// The latest recorded access review of `team`.
     pub async fn last_access_review(&self, team: &TeamId) -> Result<Option<AccessReview>> {
-        let row = sqlx::query("SELECT id, team, reviewer, reviewed_at, dossiers, lines, digest, note FROM access_reviews WHERE team = ? ORDER BY id DESC LIMIT 1")
+        let row = sqlx::query("SELECT id, team, reviewer, reviewed_at, dossiers, lines, digest, note FROM access_reviews WHERE team = $1 ORDER BY id DESC LIMIT 1")
             .bind(team.as_str())
             .fetch_optional(&self.pool)
             .await?;

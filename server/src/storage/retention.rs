@@ -1,8 +1,11 @@
 //! SQL for the end of retention (R23, I6): which closed dossiers have passed their destroy-by
 //! date, and their destruction — every change, snapshot, sync state, quarantined batch,
-//! relationship and signal of the dossier deleted in one transaction (SQLite's `secure_delete`
-//! overwrites the freed pages, and the WAL is truncated afterwards so no old page image stays
-//! on disk), leaving a proof row with ids and counts only.
+//! relationship and signal of the dossier deleted in one transaction, leaving a proof row with
+//! ids and counts only. On SQLite `secure_delete` overwrites the freed pages and the WAL is
+//! truncated afterwards, so no old page image stays on disk. PostgreSQL has no such thing: the
+//! deleted rows are gone for every query at commit, but their bytes stay in the table files
+//! until VACUUM reuses the space, and in the WAL archive and backups for as long as those are
+//! kept (see `Dialect::after_destruction`; crypto-shredding is issue 18).
 
 use regie_core::id::DossierId;
 use serde::Serialize;
@@ -32,7 +35,7 @@ impl Store {
     /// Closed dossiers whose destroy-by date is `today` or earlier.
     pub async fn due_for_destruction(&self, today: time::Date) -> Result<Vec<DossierId>> {
         sqlx::query(
-            "SELECT id FROM dossiers WHERE status = 'closed' AND destroy_by IS NOT NULL AND destroy_by <= ? ORDER BY id",
+            "SELECT id FROM dossiers WHERE status = 'closed' AND destroy_by IS NOT NULL AND destroy_by <= $1 ORDER BY id",
         )
         .bind(today.format(regie_core::document::DATE).expect("dates format"))
         .fetch_all(&self.pool)
@@ -53,31 +56,31 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
             "SELECT
-                (SELECT COUNT(*) FROM documents WHERE dossier = ?1),
-                (SELECT COUNT(*) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = ?1)),
-                (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = ?1))
-                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = ?1))",
+                (SELECT COUNT(*) FROM documents WHERE dossier = $1),
+                (SELECT COUNT(*) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1)),
+                CAST((SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1))
+                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)) AS BIGINT)",
         )
         .bind(&id)
         .fetch_one(&mut *tx)
         .await?;
         for sql in [
-            "DELETE FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = ?)",
-            "DELETE FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = ?)",
-            "DELETE FROM sync_states WHERE document IN (SELECT id FROM documents WHERE dossier = ?)",
-            "DELETE FROM quarantine WHERE document IN (SELECT id FROM documents WHERE dossier = ?)",
-            "DELETE FROM documents WHERE dossier = ?",
-            "DELETE FROM dossier_persons WHERE dossier = ?",
-            "DELETE FROM assignments WHERE dossier = ?",
-            "DELETE FROM grants WHERE dossier = ?",
-            "DELETE FROM resident_links WHERE dossier = ?",
-            "DELETE FROM partners WHERE dossier = ?",
-            "DELETE FROM maatwerk_applicants WHERE dossier = ?",
-            "DELETE FROM approvals WHERE dossier = ?",
-            "DELETE FROM tasks WHERE dossier = ?",
-            "DELETE FROM break_glass_requests WHERE dossier = ?",
-            "DELETE FROM signals WHERE dossier = ?",
-            "DELETE FROM dossiers WHERE id = ?",
+            "DELETE FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",
+            "DELETE FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",
+            "DELETE FROM sync_states WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",
+            "DELETE FROM quarantine WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",
+            "DELETE FROM documents WHERE dossier = $1",
+            "DELETE FROM dossier_persons WHERE dossier = $1",
+            "DELETE FROM assignments WHERE dossier = $1",
+            "DELETE FROM grants WHERE dossier = $1",
+            "DELETE FROM resident_links WHERE dossier = $1",
+            "DELETE FROM partners WHERE dossier = $1",
+            "DELETE FROM maatwerk_applicants WHERE dossier = $1",
+            "DELETE FROM approvals WHERE dossier = $1",
+            "DELETE FROM tasks WHERE dossier = $1",
+            "DELETE FROM break_glass_requests WHERE dossier = $1",
+            "DELETE FROM signals WHERE dossier = $1",
+            "DELETE FROM dossiers WHERE id = $1",
         ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
         }
@@ -90,7 +93,7 @@ impl Store {
             bytes,
         };
         sqlx::query(
-            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&proof.dossier)
         .bind(&proof.destroyed_at)
@@ -101,10 +104,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        // Old page images of the deleted rows live on in the WAL until it is checkpointed.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await?;
+        self.dialect.after_destruction(&self.pool).await?;
         Ok(proof)
     }
 

@@ -46,7 +46,7 @@ impl Store {
     pub async fn consent_shares(&self, dossier: DossierId) -> Result<Vec<PartnerShareRow>> {
         let rows = sqlx::query(
             "SELECT org, ground, purpose, items, subjects FROM partners
-             WHERE dossier = ? AND ground = 'consent' AND ended_at IS NULL ORDER BY org",
+             WHERE dossier = $1 AND ground = 'consent' AND ended_at IS NULL ORDER BY org",
         )
         .bind(dossier.to_string())
         .fetch_all(&self.pool)
@@ -93,12 +93,13 @@ impl Store {
         dossier: DossierId,
         weighing: &str,
     ) -> Result<Option<(UserId, TeamId)>> {
-        let row =
-            sqlx::query("SELECT approver, team FROM approvals WHERE dossier = ? AND weighing = ?")
-                .bind(dossier.to_string())
-                .bind(weighing)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT approver, team FROM approvals WHERE dossier = $1 AND weighing = $2",
+        )
+        .bind(dossier.to_string())
+        .bind(weighing)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok((
                 parse(r.get::<&str, _>(0), "approvals")?,
@@ -110,7 +111,7 @@ impl Store {
 
     /// A dossier's tasks, oldest first.
     pub async fn tasks(&self, dossier: DossierId) -> Result<Vec<TaskRow>> {
-        let rows = sqlx::query("SELECT id, kind, about, created_at, done_at, done_by FROM tasks WHERE dossier = ? ORDER BY id")
+        let rows = sqlx::query("SELECT id, kind, about, created_at, done_at, done_by FROM tasks WHERE dossier = $1 ORDER BY id")
             .bind(dossier.to_string())
             .fetch_all(&self.pool)
             .await?;

@@ -10,7 +10,7 @@ use regie_sync_protocol::DocumentId;
 use sqlx::Row;
 use time::{Date, OffsetDateTime};
 
-use super::{Result, StorageError, Store, insert_audit_all, insert_dossier, parse, parse_ts, ts};
+use super::{Chain, Result, StorageError, Store, insert_dossier, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
 /// Where a signal stands.
@@ -100,7 +100,7 @@ macro_rules! select {
     };
 }
 
-fn signal_row(r: &sqlx::sqlite::SqliteRow) -> Result<SignalRow> {
+fn signal_row(r: &sqlx::any::AnyRow) -> Result<SignalRow> {
     let opt_ts = |column: &str| {
         r.get::<Option<&str>, _>(column)
             .map(|s| parse_ts(s, "signals"))
@@ -142,7 +142,7 @@ impl Store {
     pub async fn create_signal(&self, signal: &SignalRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO signals (id, district, team, registered_by, registered_at, summary, \
-             source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(signal.id.to_string())
         .bind(signal.district.as_str())
@@ -158,7 +158,7 @@ impl Store {
 
     /// One signal, whatever its status.
     pub async fn signal(&self, id: SignalId) -> Result<Option<SignalRow>> {
-        sqlx::query(select!("WHERE id = ?"))
+        sqlx::query(select!("WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -170,7 +170,7 @@ impl Store {
     /// The open signals of a team, oldest first.
     pub async fn open_signals(&self, team: &TeamId) -> Result<Vec<SignalRow>> {
         sqlx::query(select!(
-            "WHERE team = ? AND status = 'open' ORDER BY registered_at, id"
+            "WHERE team = $1 AND status = 'open' ORDER BY registered_at, id"
         ))
         .bind(team.as_str())
         .fetch_all(&self.pool)
@@ -189,8 +189,8 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE signals SET status = 'closed', reason = ?, closed_at = ?, closed_by = ? \
-             WHERE id = ? AND status = 'open'",
+            "UPDATE signals SET status = 'closed', reason = $1, closed_at = $2, closed_by = $3 \
+             WHERE id = $4 AND status = 'open'",
         )
         .bind(reason)
         .bind(ts(at))
@@ -219,8 +219,8 @@ impl Store {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
-            "UPDATE signals SET status = 'dossier', dossier = ?, agreed_on = ?, closed_at = ?, \
-             closed_by = ? WHERE id = ? AND status = 'open'",
+            "UPDATE signals SET status = 'dossier', dossier = $1, agreed_on = $2, closed_at = $3, \
+             closed_by = $4 WHERE id = $5 AND status = 'open'",
         )
         .bind(rel.dossier.to_string())
         .bind(agreed_on)
@@ -234,9 +234,10 @@ impl Store {
             return Ok(false);
         }
         insert_dossier(&mut tx, rel, persons, documents, at).await?;
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(true)
     }
 }

@@ -10,7 +10,7 @@ use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
 use super::share::PartnerShareRow;
-use super::{Result, Store, insert_audit, insert_changes, insert_document, ts};
+use super::{Chain, Result, Store, insert_changes, insert_document, ts};
 use crate::audit::AuditEvent;
 
 /// A row a state change writes.
@@ -95,29 +95,29 @@ impl Store {
         for edit in unit.edits {
             let query = match edit {
                 RelationEdit::Assign(u) => sqlx::query(
-                    "INSERT OR IGNORE INTO assignments (dossier, user_id, assigned_at) VALUES (?, ?, ?)",
+                    "INSERT INTO assignments (dossier, user_id, assigned_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(&dossier)
                 .bind(u.as_str())
                 .bind(&at),
                 RelationEdit::Unassign(u) => {
-                    sqlx::query("DELETE FROM assignments WHERE dossier = ? AND user_id = ?")
+                    sqlx::query("DELETE FROM assignments WHERE dossier = $1 AND user_id = $2")
                         .bind(&dossier)
                         .bind(u.as_str())
                 }
                 RelationEdit::Link(p) => sqlx::query(
-                    "INSERT OR IGNORE INTO resident_links (dossier, person, linked_at) VALUES (?, ?, ?)",
+                    "INSERT INTO resident_links (dossier, person, linked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(&dossier)
                 .bind(p.as_str())
                 .bind(&at),
                 RelationEdit::Unlink(p) => {
-                    sqlx::query("DELETE FROM resident_links WHERE dossier = ? AND person = ?")
+                    sqlx::query("DELETE FROM resident_links WHERE dossier = $1 AND person = $2")
                         .bind(&dossier)
                         .bind(p.as_str())
                 }
                 RelationEdit::Grant(g) => sqlx::query(
-                    "INSERT INTO grants (dossier, user_id, reason, granted_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO grants (dossier, user_id, reason, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&dossier)
                 .bind(g.user.as_str())
@@ -125,7 +125,7 @@ impl Store {
                 .bind(ts(g.granted_at))
                 .bind(ts(g.expires_at)),
                 RelationEdit::Partner(share) => sqlx::query(
-                    "INSERT INTO partners (dossier, org, ground, purpose, items, subjects) VALUES (?, ?, ?, ?, ?, ?)
+                    "INSERT INTO partners (dossier, org, ground, purpose, items, subjects) VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (dossier, org) DO UPDATE SET ground = excluded.ground, purpose = excluded.purpose,
                      items = excluded.items, subjects = excluded.subjects, ended_at = NULL, ended_because = NULL",
                 )
@@ -136,27 +136,27 @@ impl Store {
                 .bind(list(share.items.iter().map(String::as_str).collect()))
                 .bind(list(share.subjects.iter().map(PersonId::as_str).collect())),
                 RelationEdit::EndPartner { org, because } => sqlx::query(
-                    "UPDATE partners SET ended_at = ?, ended_because = ? WHERE dossier = ? AND org = ? AND ended_at IS NULL",
+                    "UPDATE partners SET ended_at = $1, ended_because = $2 WHERE dossier = $3 AND org = $4 AND ended_at IS NULL",
                 )
                 .bind(&at)
                 .bind(*because)
                 .bind(&dossier)
                 .bind(org.as_str()),
                 RelationEdit::Applicant(n, person) => {
-                    sqlx::query("INSERT INTO maatwerk_applicants (dossier, n, person) VALUES (?, ?, ?)")
+                    sqlx::query("INSERT INTO maatwerk_applicants (dossier, n, person) VALUES ($1, $2, $3)")
                         .bind(&dossier)
                         .bind(i64::from(*n))
                         .bind(person.as_str())
                 }
                 RelationEdit::Task { kind, about } => sqlx::query(
-                    "INSERT INTO tasks (dossier, kind, about, created_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO tasks (dossier, kind, about, created_at) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(&dossier)
                 .bind(*kind)
                 .bind(about)
                 .bind(&at),
                 RelationEdit::FinishTask { task, by } => sqlx::query(
-                    "UPDATE tasks SET done_at = ?, done_by = ? WHERE id = ? AND dossier = ? AND done_at IS NULL",
+                    "UPDATE tasks SET done_at = $1, done_by = $2 WHERE id = $3 AND dossier = $4 AND done_at IS NULL",
                 )
                 .bind(&at)
                 .bind(by.as_str())
@@ -167,7 +167,7 @@ impl Store {
                     approver,
                     team,
                 } => sqlx::query(
-                    "INSERT OR IGNORE INTO approvals (dossier, weighing, approver, team, approved_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO approvals (dossier, weighing, approver, team, approved_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(&dossier)
                 .bind(weighing)
@@ -175,7 +175,7 @@ impl Store {
                 .bind(team.as_str())
                 .bind(&at),
                 RelationEdit::Close { destroy_by } => sqlx::query(
-                    "UPDATE dossiers SET status = 'closed', closed_at = ?, destroy_by = ? WHERE id = ?",
+                    "UPDATE dossiers SET status = 'closed', closed_at = $1, destroy_by = $2 WHERE id = $3",
                 )
                 .bind(&at)
                 .bind(destroy_by.map(|d| d.format(regie_core::document::DATE).expect("dates format")))
@@ -190,12 +190,10 @@ impl Store {
         for (doc, after, changes) in &unit.changes {
             seqs.push(insert_changes(&mut tx, *doc, *after, changes).await?);
         }
-        let mut last = tail.clone();
-        for ev in unit.audit {
-            last = insert_audit(&mut tx, ev, &last).await?;
-        }
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, unit.audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(seqs)
     }
 }

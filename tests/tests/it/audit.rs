@@ -105,15 +105,12 @@ async fn a_tampered_audit_row_is_reported_with_its_position() {
     seed_household(&server).await;
     let pool = &database_file(dir.path()).await;
     // An attacker with file access: the append-only triggers do not stop them, the chain does.
-    sqlx::query("DROP TRIGGER audit_is_append_only_update")
-        .execute(pool)
-        .await
-        .unwrap();
+    drop_audit_update_trigger(pool).await;
     let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET 2")
         .fetch_one(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE audit SET actor = 'nobody' WHERE seq = ?")
+    sqlx::query("UPDATE audit SET actor = 'nobody' WHERE seq = $1")
         .bind(seq)
         .execute(pool)
         .await

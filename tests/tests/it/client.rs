@@ -948,9 +948,10 @@ impl Restarted {
             AUDIENCE,
         ])
         .expect("serve arguments");
-        let regie_server::config::Command::Serve(args) = cli.command else {
+        let regie_server::config::Command::Serve(mut args) = cli.command else {
             unreachable!("parsed serve")
         };
+        args.serve.store = store_args(dir).await;
         let state = regie_server::state(&args.serve)
             .await
             .expect("server state");

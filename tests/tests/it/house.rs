@@ -356,9 +356,7 @@ async fn a_view_left_behind_its_record_is_projected_again_on_start() {
     let last = store.load_document(record).await.unwrap().last_seq;
     server.stop().await;
     {
-        let store = regie_server::storage::Store::open(dir.path())
-            .await
-            .unwrap();
+        let store = open_store(dir.path()).await;
         let raw: Vec<&[u8]> = changes.iter().map(Vec::as_slice).collect();
         store.append_changes(record, last, &raw).await.unwrap();
     }

@@ -1447,11 +1447,8 @@ async fn a_tampered_break_glass_row_is_reported_with_its_position_by_the_verifie
             .await
             .unwrap();
     // Someone hides the emergency access by changing its category behind the server's back.
-    sqlx::query("DROP TRIGGER audit_is_append_only_update")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit SET detail = 'continuity' WHERE seq = ?")
+    drop_audit_update_trigger(pool).await;
+    sqlx::query("UPDATE audit SET detail = 'continuity' WHERE seq = $1")
         .bind(seq)
         .execute(pool)
         .await

@@ -37,7 +37,7 @@ async fn six_hundred_changes_are_compacted_and_all_survive_a_restart() {
     type_hulpvraag(&mut worker, plan, 600).await;
     let pool = database_file(dir.path()).await;
     let (upto, left): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT upto_seq FROM snapshots WHERE document = ?1), (SELECT COUNT(*) FROM changes WHERE document = ?1)",
+        "SELECT (SELECT upto_seq FROM snapshots WHERE document = $1), (SELECT COUNT(*) FROM changes WHERE document = $1)",
     )
     .bind(plan.to_string())
     .fetch_one(&pool)
@@ -170,7 +170,7 @@ mod bounded {
     use regie_sync_protocol::DocumentId;
     use time::OffsetDateTime;
 
-    use crate::support::database_file;
+    use crate::support::{database_file, open_store};
     use time::macros::datetime;
 
     /// A dossier with one document, stored directly; returns both ids.
@@ -201,7 +201,7 @@ mod bounded {
     #[tokio::test]
     async fn the_audit_cursor_reads_what_sql_selects_in_time_order_in_pages_of_at_most_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = open_store(dir.path()).await;
         let (noord, _) = dossier(&store, "team-noord").await;
         let (zuid, _) = dossier(&store, "team-zuid").await;
         let base = datetime!(2024-05-01 00:00 UTC);
@@ -294,7 +294,7 @@ mod bounded {
     #[tokio::test]
     async fn a_batch_that_cannot_commit_fails_alone_and_the_batches_grouped_with_it_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = open_store(dir.path()).await;
         let (dossier, doc) = dossier(&store, "team-noord").await;
         let (_, other) = dossier_of(&store, dossier, DocumentKey::Record).await;
         let at = OffsetDateTime::now_utc();
@@ -355,10 +355,13 @@ mod bounded {
 
     /// Bytes kept, and bytes stored, of every quarantined row, oldest first.
     async fn kept(dir: &std::path::Path) -> Vec<(bool, i64, i64)> {
-        sqlx::query_as("SELECT kept, size, length(changes) FROM quarantine ORDER BY id")
-            .fetch_all(&database_file(dir).await)
-            .await
-            .unwrap()
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT kept, size, CAST(length(changes) AS BIGINT) FROM quarantine ORDER BY id",
+        )
+        .fetch_all(&database_file(dir).await)
+        .await
+        .unwrap();
+        rows.into_iter().map(|(k, s, l)| (k != 0, s, l)).collect()
     }
 
     async fn reject(store: &Store, user: &str, device: &str, doc: DocumentId, bytes: usize) {
@@ -382,9 +385,8 @@ mod bounded {
     async fn quarantine_beyond_the_cap_per_device_and_per_dossier_keeps_the_record_without_its_bytes()
      {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path())
+        let store = open_store(dir.path())
             .await
-            .unwrap()
             .with_quarantine_cap(QuarantineCap {
                 batches: 3,
                 bytes: 1000,
@@ -433,7 +435,7 @@ mod bounded {
     #[tokio::test]
     async fn by_default_quarantine_keeps_sixty_four_batches_of_one_device_with_their_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = open_store(dir.path()).await;
         let (_, doc) = dossier(&store, "team-noord").await;
         for _ in 0..66 {
             reject(&store, "sanne", "phone", doc, 10).await;
@@ -442,5 +444,216 @@ mod bounded {
         assert_eq!(rows.len(), 66);
         assert_eq!(rows.iter().filter(|(k, _, _)| *k).count(), 64);
         assert!(rows[64..].iter().all(|r| *r == (false, 10, 0)));
+    }
+}
+
+// ---- one behaviour on either backend (issue 17) -------------------------------------------
+
+mod backends {
+    use regie_core::id::{DocumentKey, DossierId};
+    use regie_core::relationship::{Grant, Relationships};
+    use regie_server::audit::{AuditAction, AuditEvent};
+    use regie_server::storage::{RelationEdit, Unit};
+    use regie_sync_protocol::DocumentId;
+    use time::OffsetDateTime;
+
+    use crate::support::{TestDatabase, database_file, open_store, test_database};
+
+    fn event(actor: &str, dossier: DossierId) -> AuditEvent {
+        let mut e = AuditEvent::new(
+            OffsetDateTime::now_utc(),
+            actor,
+            "worker",
+            AuditAction::Open,
+        );
+        e.dossier = Some(dossier.to_string());
+        e
+    }
+
+    #[tokio::test]
+    async fn a_destroyed_dossier_leaves_no_row_behind_only_the_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path()).await;
+        let now = OffsetDateTime::now_utc();
+        let (gone, kept) = (DossierId::new_random(), DossierId::new_random());
+        let mut docs = Vec::new();
+        for dossier in [gone, kept] {
+            let rel = Relationships::new(
+                dossier,
+                "noord".parse().unwrap(),
+                "team-noord".parse().unwrap(),
+            );
+            let (plan, record) = (DocumentId::new_random(), DocumentId::new_random());
+            store
+                .create_dossier(
+                    &rel,
+                    &["p-sanne".parse().unwrap()],
+                    &[
+                        (plan, DocumentKey::Plan, vec![1, 2, 3]),
+                        (record, DocumentKey::Record, vec![4]),
+                    ],
+                    now,
+                    &[event("anna", dossier)],
+                )
+                .await
+                .unwrap();
+            let edits = [
+                RelationEdit::Assign("anna".parse().unwrap()),
+                RelationEdit::Link("p-sanne".parse().unwrap()),
+                RelationEdit::Grant(Grant {
+                    user: "carla".parse().unwrap(),
+                    reason: "crisis".into(),
+                    granted_at: now,
+                    expires_at: now + time::Duration::hours(1),
+                }),
+                RelationEdit::Task {
+                    kind: "inform_resident",
+                    about: "test".into(),
+                },
+                RelationEdit::Close {
+                    destroy_by: Some(now.date()),
+                },
+            ];
+            let changes: Vec<&[u8]> = vec![b"SENTINEL-CHANGE"];
+            store
+                .commit_unit(&Unit {
+                    dossier,
+                    at: now,
+                    edits: &edits,
+                    new_document: None,
+                    changes: vec![(plan, 0, changes)],
+                    audit: &[event("anna", dossier)],
+                })
+                .await
+                .unwrap();
+            store
+                .put_sync_state(&"anna".parse().unwrap(), "tablet", plan, b"state")
+                .await
+                .unwrap();
+            store
+                .quarantine(
+                    now,
+                    &"anna".parse().unwrap(),
+                    Some("tablet"),
+                    plan,
+                    "forbidden_path",
+                    None,
+                    "x",
+                    "ab",
+                    b"SENTINEL-REJECTED",
+                )
+                .await
+                .unwrap();
+            docs.push((plan, record));
+        }
+        let mut due = store.due_for_destruction(now.date()).await.unwrap();
+        due.sort_by_key(ToString::to_string);
+        let mut both = vec![gone, kept];
+        both.sort_by_key(ToString::to_string);
+        assert_eq!(due, both, "both closed dossiers are due today");
+        let proof = store
+            .destroy_dossier(gone, "retention_ended", now)
+            .await
+            .unwrap();
+        assert_eq!((proof.documents, proof.changes), (2, 1));
+
+        let pool = database_file(dir.path()).await;
+        let (plan, record) = docs[0];
+        let count = |sql: &'static str, id: String| {
+            let pool = pool.clone();
+            async move {
+                let (n,): (i64,) = sqlx::query_as(sql).bind(id).fetch_one(&pool).await.unwrap();
+                n
+            }
+        };
+        for (table, column) in [
+            ("dossiers", "id"),
+            ("dossier_persons", "dossier"),
+            ("assignments", "dossier"),
+            ("resident_links", "dossier"),
+            ("grants", "dossier"),
+            ("tasks", "dossier"),
+            ("documents", "dossier"),
+        ] {
+            let sql: &'static str = Box::leak(
+                format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1").into_boxed_str(),
+            );
+            assert_eq!(
+                count(sql, gone.to_string()).await,
+                0,
+                "{table} keeps no row of it"
+            );
+            assert!(
+                count(sql, kept.to_string()).await > 0,
+                "{table} keeps the other dossier's"
+            );
+        }
+        for doc in [plan, record] {
+            for table in ["changes", "snapshots", "sync_states", "quarantine"] {
+                let sql: &'static str = Box::leak(
+                    format!("SELECT COUNT(*) FROM {table} WHERE document = $1").into_boxed_str(),
+                );
+                assert_eq!(
+                    count(sql, doc.to_string()).await,
+                    0,
+                    "{table} keeps nothing of {doc}"
+                );
+            }
+        }
+        // Through the store too: the document is empty, and the proof holds ids and counts.
+        assert!(store.load_document(plan).await.unwrap().changes.is_empty());
+        assert_eq!(store.destructions().await.unwrap(), vec![proof]);
+        assert!(
+            store
+                .quarantined()
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.document != plan.to_string())
+        );
+        // The audit log is kept (it is the proof of who saw what) and still one chain.
+        assert!(store.verify_audit().await.unwrap().intact());
+    }
+
+    /// Several instances on one PostgreSQL database append to one audit log: each append reads
+    /// the tail under a lock inside its transaction, so the chain stays one. (SQLite is one
+    /// process's file: a second store on it is not a supported deployment.)
+    #[tokio::test]
+    async fn two_stores_on_one_postgres_database_append_to_one_audit_chain() {
+        if test_database() != TestDatabase::Postgres {
+            eprintln!(
+                "PostgreSQL only (REGIE_TEST_DATABASE=postgres): several instances share one database there"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (open_store(dir.path()).await, open_store(dir.path()).await);
+        let dossier = DossierId::new_random();
+        async fn append(store: &regie_server::storage::Store, actor: &str, dossier: DossierId) {
+            for i in 0..40 {
+                if i % 2 == 0 {
+                    store.append_audit(&event(actor, dossier)).await.unwrap();
+                } else {
+                    store
+                        .append_audit_all(&[event(actor, dossier), event(actor, dossier)])
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        tokio::join!(
+            append(&a, "anna", dossier),
+            append(&b, "bram", dossier),
+            append(&a, "carla", dossier),
+            append(&b, "dirk", dossier)
+        );
+        for store in [&a, &b] {
+            let v = store.verify_audit().await.unwrap();
+            assert_eq!(
+                (v.rows, v.first_broken_seq),
+                (4 * 60, None),
+                "one chain, every row in it"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! Test support: a real server on 127.0.0.1:0 over a real SQLite file in a temporary directory,
-//! the cast of users with their tokens, a seeded household, and `Peer`, a minimal automerge-repo
-//! client over a real WebSocket that records every frame it receives so leak tests can scan them.
+//! Test support: a real server on 127.0.0.1:0 over a real SQLite file in a temporary directory
+//! (or, with `REGIE_TEST_DATABASE=postgres`, a fresh PostgreSQL database of its own), the cast of
+//! users with their tokens, a seeded household, and `Peer`, a minimal automerge-repo client over
+//! a real WebSocket that records every frame it receives so leak tests can scan them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -32,6 +33,8 @@ pub(crate) struct TestServer {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The store's directory, when the server owns it: held only to be removed with the server.
     _owned: Option<tempfile::TempDir>,
+    /// The PostgreSQL database the server owns (its directory is its own), dropped with it.
+    owned_database: Option<String>,
 }
 
 /// How to start a [`TestServer`]: in its own temporary directory unless told another.
@@ -75,7 +78,7 @@ impl Builder {
         };
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
-            store: StoreArgs { data_dir: dir },
+            store: store_args(&dir).await,
             jwt_secret: Some(SECRET.into()),
             jwt_public_key: None,
             jwks: None,
@@ -99,12 +102,17 @@ impl Builder {
                 let _ = stopped.await;
             },
         ));
+        let owned_database = match owned {
+            Some(_) => postgres_database_of(&dir),
+            None => None,
+        };
         TestServer {
             addr,
             state,
             stop: Some(stop),
             task: Some(task),
             _owned: owned,
+            owned_database,
         }
     }
 }
@@ -211,16 +219,202 @@ impl Drop for TestServer {
         if let Some(task) = &self.task {
             task.abort();
         }
+        if let Some(name) = self.owned_database.take() {
+            drop_postgres_database(name);
+        }
     }
 }
 
-/// The server's database file in `dir`, opened as someone with access to the disk would: for
-/// tests that inspect what is stored or tamper with it behind the server's back.
-pub(crate) async fn database_file(dir: &Path) -> sqlx::SqlitePool {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.join("regie.sqlite3"))
-        .busy_timeout(Duration::from_secs(10));
-    sqlx::SqlitePool::connect_with(options).await.unwrap()
+// ---- the backend under test ---------------------------------------------------------------
+
+/// Which database this run's servers store in: SQLite in each server's directory (the
+/// default), or PostgreSQL with `REGIE_TEST_DATABASE=postgres`, each store a fresh database
+/// `regie_t_<seconds>_<random>` made through the `test` database of `REGIE_TEST_POSTGRES_URL`
+/// (default `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that does not answer fails
+/// the run under `CI=true`; elsewhere the run says so and stays on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestDatabase {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend of this run, decided once.
+pub(crate) fn test_database() -> TestDatabase {
+    static CHOSEN: std::sync::OnceLock<TestDatabase> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let wanted = std::env::var("REGIE_TEST_DATABASE").unwrap_or_default();
+        match wanted.as_str() {
+            "" | "sqlite" => TestDatabase::Sqlite,
+            "postgres" => {
+                let url = postgres_admin_url();
+                let reachable = postgres_host_port(&url)
+                    .and_then(|hp| std::net::ToSocketAddrs::to_socket_addrs(&hp).ok())
+                    .into_iter()
+                    .flatten()
+                    .any(|a| {
+                        std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok()
+                    });
+                if reachable {
+                    TestDatabase::Postgres
+                } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("REGIE_TEST_DATABASE=postgres but PostgreSQL does not answer at {url}");
+                } else {
+                    eprintln!(
+                        "PostgreSQL does not answer at {url}: these tests run on SQLite instead"
+                    );
+                    TestDatabase::Sqlite
+                }
+            }
+            other => panic!("REGIE_TEST_DATABASE={other}: expected sqlite or postgres"),
+        }
+    })
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("REGIE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn postgres_host_port(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    Some(if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    })
+}
+
+/// The URL of database `name` on the test server.
+fn postgres_url(name: &str) -> String {
+    let admin = postgres_admin_url();
+    let (head, _) = admin.rsplit_once('/').expect("a URL with a database");
+    format!("{head}/{name}")
+}
+
+/// Where the PostgreSQL store of `dir` is named, so that a server started again on `dir`
+/// finds the same database.
+const POSTGRES_MARKER: &str = "postgres-database";
+
+fn postgres_database_of(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(POSTGRES_MARKER)).ok()
+}
+
+async fn admin_connection() -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&postgres_admin_url())
+        .await
+        .expect("connect to the PostgreSQL test database")
+}
+
+/// The store arguments of a server on `dir` in this run's backend: with PostgreSQL, the
+/// database `dir` names, made on first use.
+pub(crate) async fn store_args(dir: &Path) -> StoreArgs {
+    let mut args = StoreArgs::sqlite(dir);
+    if test_database() == TestDatabase::Postgres {
+        let name = match postgres_database_of(dir) {
+            Some(name) => name,
+            None => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let name = format!(
+                    "regie_t_{now}_{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                let mut admin = admin_connection().await;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                drop_stale_databases(&mut admin, now).await;
+                std::fs::create_dir_all(dir).unwrap();
+                std::fs::write(dir.join(POSTGRES_MARKER), &name).unwrap();
+                name
+            }
+        };
+        args.database_url = Some(regie_server::config::DatabaseUrl(postgres_url(&name)));
+    }
+    args
+}
+
+/// Test databases of directories the tests kept (a store started again on its directory)
+/// are not dropped with a server; those older than six hours are dropped here.
+async fn drop_stale_databases(admin: &mut sqlx::AnyConnection, now: u64) {
+    use sqlx::Row;
+    let names: Vec<String> =
+        sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'regie_t_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<String, _>(0)).collect())
+            .unwrap_or_default();
+    for name in names {
+        let made: Option<u64> = name.split('_').nth(2).and_then(|s| s.parse().ok());
+        if made.is_some_and(|t| t + 6 * 3600 < now) {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *admin)
+            .await;
+        }
+    }
+}
+
+/// Drops a test database, from any context (a `Drop`): on a thread with its own runtime.
+fn drop_postgres_database(name: String) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut admin = admin_connection().await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await;
+            });
+    })
+    .join();
+}
+
+/// The store of `dir` in this run's backend, opened directly (for storage-level tests).
+pub(crate) async fn open_store(dir: &Path) -> regie_server::storage::Store {
+    regie_server::storage::Store::open_backend(&store_args(dir).await.backend().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The server's database of `dir` (SQLite's file, or the PostgreSQL database the directory
+/// names), opened as someone with access to it would: for tests that inspect what is stored or
+/// tamper with it behind the server's back. Queries use `$N` placeholders, which both accept.
+pub(crate) async fn database_file(dir: &Path) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match test_database() {
+        TestDatabase::Sqlite => format!("sqlite://{}", dir.join("regie.sqlite3").display()),
+        TestDatabase::Postgres => postgres_url(
+            &postgres_database_of(dir).expect("a server made the store of this directory"),
+        ),
+    };
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap()
+}
+
+/// Lets `pool`'s owner change audit rows, as someone with the database's files or superuser
+/// rights can: the append-only triggers are dropped, the hash chain is what remains.
+pub(crate) async fn drop_audit_update_trigger(pool: &sqlx::AnyPool) {
+    let sql = match test_database() {
+        TestDatabase::Sqlite => "DROP TRIGGER audit_is_append_only_update",
+        TestDatabase::Postgres => "DROP TRIGGER audit_is_append_only_update ON audit",
+    };
+    sqlx::query(sql).execute(pool).await.unwrap();
 }
 
 /// The cast: the users the tests speak of.
