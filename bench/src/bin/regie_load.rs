@@ -109,6 +109,10 @@ struct Args {
     /// Serve Regie with TCP_NODELAY on accepted sockets (a proposed server change).
     #[arg(long)]
     nodelay: bool,
+    /// Store Regie in this PostgreSQL database instead of SQLite (issue 17): an empty one
+    /// per invocation, so one Regie target and one run (`--targets regie --runs 1`).
+    #[arg(long)]
+    database_url: Option<String>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -167,6 +171,21 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
     }
     if args.nodelay {
         launch.regie_args.push("--nodelay".into());
+    }
+    if let Some(url) = &args.database_url {
+        let regie_targets = args
+            .targets
+            .iter()
+            .filter(|t| matches!(t, Target::Regie | Target::Bypass))
+            .count();
+        if args.runs != 1 || regie_targets != 1 || args.scenarios.len() != 1 {
+            anyhow::bail!(
+                "--database-url takes an empty database for one server: one scenario, one Regie target and --runs 1"
+            );
+        }
+        launch
+            .regie_args
+            .extend(["--database-url".into(), url.clone()]);
     }
     let common = Common {
         seed: args.seed,
