@@ -1,7 +1,8 @@
-//! All SQL lives here (SQLite through sqlx, migrations embedded). The store keeps dossiers and
-//! their relationships, the document index, each document's appended changes and compacted
-//! snapshot, peers' sync states, the hash-chained audit log and the quarantine. Nothing above
-//! this module knows SQL, so PostgreSQL can be added behind the same methods. What devices can
+//! All SQL lives here, written once for SQLite (the default) and PostgreSQL through sqlx's
+//! `Any` driver, migrations embedded per database (`dialect.rs` holds the few differences). The
+//! store keeps dossiers and their relationships, the document index, each document's appended
+//! changes and compacted snapshot, peers' sync states, the hash-chained audit log and the
+//! quarantine. Nothing above this module knows SQL or which database it is on. What devices can
 //! make it hold is bounded (I7): the quarantine keeps rejected bytes only up to a cap per device
 //! and per dossier, and the audit log is read for reports in bounded pages.
 
@@ -252,11 +253,6 @@ impl Store {
             Some(observer),
         );
         self
-    }
-
-    /// Which database this store is on.
-    pub fn backend_name(&self) -> &'static str {
-        self.dialect.name()
     }
 
     /// Whether every migration this binary embeds is applied to the store (readiness); an

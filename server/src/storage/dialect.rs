@@ -149,14 +149,6 @@ impl Dialect {
         "PRAGMA busy_timeout = 10000",
     ];
 
-    /// Its name, for logs and readiness.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "sqlite",
-            Dialect::Postgres => "postgres",
-        }
-    }
-
     /// The embedded migrations of this database (`server/migrations/<dialect>/`).
     pub(crate) fn migrator(self) -> &'static Migrator {
         match self {
