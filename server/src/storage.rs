@@ -690,7 +690,7 @@ impl Store {
     /// ([`QuarantineCap`]): beyond it the rejection is recorded with its reason, path, hashes,
     /// time and size, but without its bytes, so a device sending rejected batches in a loop
     /// cannot fill the disk (I7). One statement, so concurrent rejections cannot both slip
-    /// under the cap.
+    /// under the cap. The rejection's audit row commits in the same transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn quarantine(
         &self,
@@ -703,8 +703,11 @@ impl Store {
         detail: &str,
         hashes: &str,
         changes: &[u8],
+        audit: &AuditEvent,
     ) -> Result<()> {
         let cap = self.quarantine_cap;
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         let kept: bool = sqlx::query(
             "WITH target AS (SELECT (SELECT dossier FROM documents WHERE id = ?1) AS dossier), \
              by_device AS (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM quarantine \
@@ -733,9 +736,12 @@ impl Store {
         .bind(detail)
         .bind(hashes)
         .bind(changes)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?
         .get(0);
+        let last = insert_audit(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
         if !kept {
             tracing::warn!(
                 user = user.as_str(),

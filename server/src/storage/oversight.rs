@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use time::{Duration, OffsetDateTime};
 
-use super::{Result, Store, audit_row, parse, parse_ts, ts};
+use super::{Result, Store, audit_row, insert_audit, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
 /// A break-glass request that was answered with the warning and awaits confirmation (R2).
@@ -187,13 +187,16 @@ fn day_bound(at: OffsetDateTime, days: i64) -> String {
 }
 
 impl Store {
-    /// Keeps a warned break-glass request under the hash of its confirmation token, and drops
-    /// requests whose confirmation time passed more than a day ago.
+    /// Keeps a warned break-glass request under the hash of its confirmation token with the
+    /// audit row of the warning, in one transaction, and drops requests whose confirmation time
+    /// passed more than a day ago.
     pub async fn put_break_glass_request(
         &self,
         token_hash: &str,
         req: &BreakGlassRequest,
+        audit: &AuditEvent,
     ) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < ?")
             .bind(day_bound(req.warned_at, -1))
@@ -209,7 +212,9 @@ impl Store {
             .bind(ts(req.expires_at))
             .execute(&mut *tx)
             .await?;
+        let last = insert_audit(&mut tx, audit, &tail).await?;
         tx.commit().await?;
+        *tail = last;
         Ok(())
     }
 
@@ -334,7 +339,8 @@ impl Store {
             .collect()
     }
 
-    /// Records that `reviewer` reviewed `team`'s access listing (R10).
+    /// Records that `reviewer` reviewed `team`'s access listing (R10), with its audit row, in one
+    /// transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_access_review(
         &self,
@@ -345,7 +351,10 @@ impl Store {
         lines: i64,
         digest: &str,
         note: Option<&str>,
+        audit: &AuditEvent,
     ) -> Result<AccessReview> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(team.as_str())
             .bind(reviewer.as_str())
@@ -354,8 +363,11 @@ impl Store {
             .bind(lines)
             .bind(digest)
             .bind(note)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let last = insert_audit(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
         Ok(AccessReview {
             id: done.last_insert_rowid(),
             team: team.to_string(),

@@ -9,7 +9,8 @@ use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{Result, Store, parse, ts};
+use super::{Result, Store, insert_audit, parse, ts};
+use crate::audit::AuditEvent;
 
 /// Proof that a dossier was destroyed, without any of its content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,14 +43,17 @@ impl Store {
         .collect()
     }
 
-    /// Destroys everything stored of `dossier` and records the proof.
+    /// Destroys everything stored of `dossier` and records the proof, with the audit row
+    /// `audit` makes of it, in one transaction.
     pub async fn destroy_dossier(
         &self,
         dossier: DossierId,
         reason: &str,
         at: OffsetDateTime,
+        audit: impl FnOnce(&Destruction) -> AuditEvent,
     ) -> Result<Destruction> {
         let id = dossier.to_string();
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
             "SELECT
@@ -100,7 +104,10 @@ impl Store {
         .bind(proof.bytes)
         .execute(&mut *tx)
         .await?;
+        let last = insert_audit(&mut tx, &audit(&proof), &tail).await?;
         tx.commit().await?;
+        *tail = last;
+        drop(tail);
         // Old page images of the deleted rows live on in the WAL until it is checkpointed.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)

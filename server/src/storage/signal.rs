@@ -10,7 +10,10 @@ use regie_sync_protocol::DocumentId;
 use sqlx::Row;
 use time::{Date, OffsetDateTime};
 
-use super::{Result, StorageError, Store, insert_audit_all, insert_dossier, parse, parse_ts, ts};
+use super::{
+    Result, StorageError, Store, insert_audit, insert_audit_all, insert_dossier, parse, parse_ts,
+    ts,
+};
 use crate::audit::AuditEvent;
 
 /// Where a signal stands.
@@ -138,8 +141,11 @@ fn signal_row(r: &sqlx::sqlite::SqliteRow) -> Result<SignalRow> {
 }
 
 impl Store {
-    /// Records a new open signal (the row's settlement fields are ignored).
-    pub async fn create_signal(&self, signal: &SignalRow) -> Result<()> {
+    /// Records a new open signal (the row's settlement fields are ignored) with its audit row, in
+    /// one transaction.
+    pub async fn create_signal(&self, signal: &SignalRow, audit: &AuditEvent) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO signals (id, district, team, registered_by, registered_at, summary, \
              source) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -151,8 +157,11 @@ impl Store {
         .bind(ts(signal.registered_at))
         .bind(&signal.summary)
         .bind(&signal.source)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let last = insert_audit(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
         Ok(())
     }
 
@@ -180,14 +189,18 @@ impl Store {
         .collect()
     }
 
-    /// Closes an open signal without a dossier; false if it was not open (already settled).
+    /// Closes an open signal without a dossier, with its audit row, in one transaction; false
+    /// (and nothing stored) if it was not open (already settled).
     pub async fn close_signal(
         &self,
         id: SignalId,
         reason: &str,
         by: &UserId,
         at: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> Result<bool> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE signals SET status = 'closed', reason = ?, closed_at = ?, closed_by = ? \
              WHERE id = ? AND status = 'open'",
@@ -196,9 +209,16 @@ impl Store {
         .bind(ts(at))
         .bind(by.as_str())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let last = insert_audit(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
+        Ok(true)
     }
 
     /// Creates the dossier a signal becomes and marks the signal, in one transaction; false
