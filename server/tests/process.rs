@@ -266,8 +266,10 @@ async fn a_resident_view_holds_every_record_entry_about_her_after_a_sigkill() {
 
     let server = spawn(dir.path(), &args);
     let mut worker_peer = open(server.1, record, &worker(), "entries").await;
-    // The whole record arrives in a few round trips; then nothing more comes.
-    worker_peer.settle(Duration::from_millis(300)).await;
+    assert!(
+        worker_peer.wait_in_sync(record).await,
+        "the record arrives whole"
+    );
     let about_her = entry_ids(worker_peer.doc(record), Some("p-sanne"));
     assert!(
         about_her.len() > 10,

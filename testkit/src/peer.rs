@@ -295,6 +295,26 @@ impl Peer {
         false
     }
 
+    /// Waits until this peer and the server announce the same heads of `doc` (it holds all the
+    /// server has, and the server all it has), syncing meanwhile; false after [`PATIENCE`] or
+    /// once the connection is gone.
+    pub async fn wait_in_sync(&mut self, doc: DocumentId) -> bool {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Some((d, st)) = self.docs.get_mut(&doc) {
+                let ours = d.get_heads();
+                if !ours.is_empty() && st.their_heads.as_ref() == Some(&ours) {
+                    return true;
+                }
+            }
+            if self.closed {
+                return false;
+            }
+            self.settle(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// A document's local copy.
     pub fn doc(&mut self, doc: DocumentId) -> &mut AutoCommit {
         &mut self.docs.get_mut(&doc).expect("known document").0

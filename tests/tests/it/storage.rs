@@ -20,7 +20,7 @@ async fn type_hulpvraag(peer: &mut Peer, plan: regie_sync_protocol::DocumentId, 
         .await;
         peer.settle(Duration::from_millis(1)).await;
     }
-    peer.settle(Duration::from_millis(300)).await;
+    assert!(peer.wait_in_sync(plan).await, "the server holds every edit");
 }
 
 fn typed(d: &automerge::AutoCommit) -> usize {
