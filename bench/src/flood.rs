@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use regie_core::id::DocumentKey;
-use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use regie_sync_protocol::{DocumentId, Message, PeerId, encode};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+
+use regie_testkit::connection::Plain;
 
 use crate::peer::Endpoint;
 
@@ -63,28 +64,6 @@ pub fn deflate_bomb() -> Vec<u8> {
     m
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn join(to: &Endpoint, peer: &PeerId) -> anyhow::Result<Option<Ws>> {
-    let url = format!("ws://{}{}", to.addr, to.path);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    let join = Message::Join {
-        sender_id: peer.clone(),
-        supported_protocol_versions: vec!["1".into()],
-        peer_metadata: None,
-    };
-    ws.send(tungstenite::Message::Binary(encode(&join).into()))
-        .await?;
-    match ws.next().await {
-        Some(Ok(tungstenite::Message::Binary(b))) => match decode(&b) {
-            Ok(Message::Peer { .. }) => Ok(Some(ws)),
-            _ => Ok(None),
-        },
-        _ => Ok(None),
-    }
-}
-
 /// One hostile device: attacks `doc` until `stop`, reconnecting after every close.
 pub async fn hostile(
     to: Endpoint,
@@ -99,9 +78,17 @@ pub async fn hostile(
     let attacks = attack_frames(&peer, doc, &bomb);
     let mut round = 0usize;
     while Instant::now() < stop {
-        let mut ws = match join(&to, &peer).await {
-            Ok(Some(ws)) => ws,
-            _ => {
+        let joined = Plain::open(
+            to.addr,
+            &to.path,
+            peer.clone(),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
+        let mut conn = match joined {
+            Ok(conn) => conn,
+            Err(_) => {
                 stats.refused.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -111,8 +98,8 @@ pub async fn hostile(
         round += 1;
         for frame in frames.iter() {
             stats.attacks.fetch_add(1, Ordering::Relaxed);
-            if ws
-                .send(tungstenite::Message::Binary(frame.clone()))
+            if conn
+                .send_frame(tungstenite::Message::Binary(frame.clone()))
                 .await
                 .is_err()
             {
@@ -121,7 +108,7 @@ pub async fn hostile(
         }
         // Read (and drop) what comes back until the server closes or goes quiet.
         loop {
-            match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+            match tokio::time::timeout(Duration::from_millis(500), conn.next_frame()).await {
                 Ok(Some(Ok(tungstenite::Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
                     stats.closed.fetch_add(1, Ordering::Relaxed);
                     break;

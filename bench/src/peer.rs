@@ -1,5 +1,7 @@
-//! A simulated device: a minimal automerge-repo peer over a real WebSocket on 127.0.0.1 that
-//! holds its documents locally (as a tablet does), edits them, and syncs them with the server.
+//! A simulated device: a measuring automerge-repo peer that holds its documents locally (as a
+//! tablet does), edits them, and syncs them with the server. Its connection (upgrade, `join`,
+//! frames) is the workspace's one test connection, `regie_testkit::Connection`, over a socket
+//! that counts bytes; what is its own here is the measuring.
 //!
 //! It measures from the client's side: every byte on the TCP connection (a counting wrapper
 //! around the socket, so HTTP upgrade, WebSocket framing and CBOR envelopes are included), the
@@ -21,13 +23,12 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
-use futures_util::{SinkExt, StreamExt};
 use regie_core::id::DocumentKind;
-use regie_sync_protocol::{DocumentId, Message, PeerId, PeerMetadata, decode, encode};
+use regie_sync_protocol::{DocumentId, Message, PeerId, decode};
+use regie_testkit::Connection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::rng::Rng;
@@ -93,7 +94,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
     }
 }
 
-type Ws = WebSocketStream<Counting<TcpStream>>;
+type Conn = Connection<Counting<TcpStream>>;
 
 /// The measurement window: events outside it are not counted.
 #[derive(Debug, Clone, Copy)]
@@ -208,9 +209,7 @@ pub struct Device {
     pub docs: Vec<DocState>,
     by_id: HashMap<DocumentId, usize>,
     editable: Vec<usize>,
-    ws: Option<Ws>,
-    me: PeerId,
-    server: PeerId,
+    conn: Option<Conn>,
     storage: String,
     rng: Rng,
     connections: u64,
@@ -267,9 +266,7 @@ impl Device {
             docs: states,
             by_id,
             editable,
-            ws: None,
-            me: PeerId::new(format!("dev-{}", spec.index)),
-            server: PeerId::new("unknown"),
+            conn: None,
             storage: format!("storage-{}-{}", seed, spec.index),
             rng: Rng::new(seed).fork(10_000_000 + spec.index as u64),
             connections: 0,
@@ -302,55 +299,26 @@ impl Device {
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .context("WebSocket upgrade refused")?;
-        self.ws = Some(ws);
         self.connections += 1;
-        self.me = PeerId::new(format!("dev-{}-{}", self.index, self.connections));
-        let join = Message::Join {
-            sender_id: self.me.clone(),
-            supported_protocol_versions: vec!["1".into()],
-            peer_metadata: Some(PeerMetadata {
-                storage_id: Some(self.storage.clone().into()),
-                is_ephemeral: false,
-            }),
-        };
-        self.send(&join).await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws_mut()?.next())
-                .await
-                .map_err(|_| anyhow!("no `peer` answer within 60 s"))?;
-            match frame {
-                Some(Ok(WsMessage::Binary(b))) => match decode(&b) {
-                    Ok(Message::Peer { sender_id, .. }) => {
-                        self.server = sender_id;
-                        return Ok(());
-                    }
-                    Ok(other) => bail!("expected `peer`, got {other:?}"),
-                    Err(e) => bail!("undecodable answer to join: {e}"),
-                },
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => bail!("connection failed during join: {e}"),
-                None => bail!("server closed the connection during join"),
-            }
-        }
+        let me = PeerId::new(format!("dev-{}-{}", self.index, self.connections));
+        let storage = Some(self.storage.clone());
+        let conn = Connection::join(ws, me, storage, Duration::from_secs(60)).await?;
+        self.conn = Some(conn);
+        Ok(())
     }
 
-    fn ws_mut(&mut self) -> anyhow::Result<&mut Ws> {
-        self.ws.as_mut().ok_or_else(|| anyhow!("not connected"))
+    fn conn_mut(&mut self) -> anyhow::Result<&mut Conn> {
+        self.conn.as_mut().ok_or_else(|| anyhow!("not connected"))
     }
 
     async fn send(&mut self, m: &Message) -> anyhow::Result<()> {
-        let bytes = encode(m);
         if self.window.contains(Instant::now()) {
             self.stats.msgs_up += 1;
             if let Message::Sync { data, .. } = m {
                 self.stats.payload_up += data.len() as u64;
             }
         }
-        self.ws_mut()?
-            .send(WsMessage::Binary(bytes.into()))
-            .await
-            .context("send failed")
+        self.conn_mut()?.send(m).await.context("send failed")
     }
 
     /// Sends whatever document `i` has that the server lacks (or its heads, at first).
@@ -372,9 +340,10 @@ impl Device {
                 );
             }
             let data = m.encode();
+            let conn = self.conn.as_ref().ok_or_else(|| anyhow!("not connected"))?;
             let msg = Message::Sync {
-                sender_id: self.me.clone(),
-                target_id: self.server.clone(),
+                sender_id: conn.me.clone(),
+                target_id: conn.server.clone(),
                 document_id: d.id,
                 data,
             };
@@ -393,8 +362,8 @@ impl Device {
 
     /// Closes the connection.
     pub async fn close(&mut self) {
-        if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        if let Some(mut conn) = self.conn.take() {
+            conn.close().await;
         }
     }
 
@@ -465,7 +434,7 @@ impl Device {
 
     /// Reads and handles one frame (waiting at most `wait`); false on timeout.
     pub async fn step(&mut self, wait: Duration) -> anyhow::Result<bool> {
-        let frame = match tokio::time::timeout(wait, self.ws_mut()?.next()).await {
+        let frame = match tokio::time::timeout(wait, self.conn_mut()?.next_frame()).await {
             Err(_) => return Ok(false),
             Ok(f) => f,
         };
@@ -515,10 +484,10 @@ impl Device {
             } else {
                 Instant::now()
             };
-            let ws = self.ws.as_mut().ok_or_else(|| anyhow!("not connected"))?;
+            let conn = self.conn.as_mut().ok_or_else(|| anyhow!("not connected"))?;
             let event = tokio::select! {
                 biased;
-                f = ws.next() => Event::Frame(f),
+                f = conn.next_frame() => Event::Frame(f),
                 () = tokio::time::sleep_until(pace.stop) => Event::Stop,
                 () = tokio::time::sleep_until(edit_at), if can_edit => Event::Edit,
             };
@@ -551,9 +520,9 @@ impl Device {
             if *stop.borrow() {
                 return Ok(());
             }
-            let ws = self.ws.as_mut().ok_or_else(|| anyhow!("not connected"))?;
+            let conn = self.conn.as_mut().ok_or_else(|| anyhow!("not connected"))?;
             let event = tokio::select! {
-                f = ws.next() => Event::Frame(f),
+                f = conn.next_frame() => Event::Frame(f),
                 _ = stop.changed() => Event::Stop,
             };
             match event {
@@ -573,9 +542,9 @@ impl Device {
             if let Some(v) = go.borrow().clone() {
                 return Ok(Some(v));
             }
-            let ws = self.ws.as_mut().ok_or_else(|| anyhow!("not connected"))?;
+            let conn = self.conn.as_mut().ok_or_else(|| anyhow!("not connected"))?;
             let event = tokio::select! {
-                f = ws.next() => Event::Frame(f),
+                f = conn.next_frame() => Event::Frame(f),
                 r = go.changed() => if r.is_err() { return Ok(None) } else { Event::Stop },
             };
             if let Event::Frame(f) = event {

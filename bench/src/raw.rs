@@ -4,6 +4,10 @@
 //! machine. The devices of the layout make the same seeded edits as over the network; their
 //! changes reach the other followers directly, and only the server side (apply + append) is
 //! timed.
+//!
+//! The comparator keeps its own SQL, on purpose: it is the floor Regie's store is measured
+//! against, so it must not go through that store. It is the only SQL in the bench; everything
+//! else reaches a store through Regie.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -218,4 +222,31 @@ pub async fn steady(
     }
     store.close().await;
     Ok(run)
+}
+
+/// The cold-start floor: reads the dossier and document index of the store in `dir` directly,
+/// as a server with no store of its own would at start; returns how many dossiers it holds.
+pub async fn read_index(dir: &Path) -> anyhow::Result<usize> {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("regie.sqlite3"))
+        .read_only(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    let dossiers: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, district, team FROM dossiers")
+            .fetch_all(&pool)
+            .await?;
+    let documents: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, dossier, key FROM documents")
+            .fetch_all(&pool)
+            .await?;
+    let index: HashMap<&str, (&str, &str)> = documents
+        .iter()
+        .map(|(id, d, k)| (id.as_str(), (d.as_str(), k.as_str())))
+        .collect();
+    pool.close().await;
+    std::hint::black_box(index);
+    Ok(dossiers.len())
 }

@@ -1056,29 +1056,9 @@ async fn memory_raw(
     let mut m = Measurement::new("e", "raw", run);
     // Cold start floor: read the dossier and document index, as the hub does at start.
     let t = Instant::now();
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(template.join("regie.sqlite3"))
-        .read_only(true);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?;
-    let dossiers: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, district, team FROM dossiers")
-            .fetch_all(&pool)
-            .await?;
-    let documents: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, dossier, key FROM documents")
-            .fetch_all(&pool)
-            .await?;
-    let index: std::collections::HashMap<&str, (&str, &str)> = documents
-        .iter()
-        .map(|(id, d, k)| (id.as_str(), (d.as_str(), k.as_str())))
-        .collect();
-    pool.close().await;
+    let dossiers = crate::raw::read_index(template).await?;
     m.set("cold_start_s", t.elapsed().as_secs_f64());
-    m.set("stored_dossiers", dossiers.len() as f64);
-    std::hint::black_box(index);
+    m.set("stored_dossiers", dossiers as f64);
     // Memory floor: the hot documents loaded in a fresh process.
     let exe = std::env::current_exe()?;
     let output = tokio::process::Command::new(exe)

@@ -44,8 +44,9 @@ fn claims(
     }
 }
 
-/// The demo cast: (label in regie-demo.json, claims).
-fn cast() -> Vec<(&'static str, Claims)> {
+/// The demo cast: (label in regie-demo.json, claims). The one list of the demo's users: the
+/// process tests and the log scans read it from here.
+pub fn cast() -> Vec<(&'static str, Claims)> {
     vec![
         (
             "worker",
@@ -113,6 +114,23 @@ fn cast() -> Vec<(&'static str, Claims)> {
     ]
 }
 
+/// The demo household: (person id, name, birth date).
+const HOUSEHOLD: [(&str, &str, &str); 2] = [
+    ("p-sanne", "Sanne Bakker", "1988-03-14"),
+    ("p-daan", "Daan Bakker", "2015-06-01"),
+];
+/// The worker the GGD may contact, and how.
+const CONTACT: (&str, &str) = ("Anna Visser", "020 555 0101");
+
+/// Every piece of personal data the demo writes (the cast's user names, the household's names,
+/// the contact's name and phone): what a scan of logs or metrics must never find.
+pub fn personal_data() -> Vec<String> {
+    let mut out: Vec<String> = cast().into_iter().map(|(_, c)| c.sub).collect();
+    out.extend(HOUSEHOLD.iter().map(|(_, name, _)| (*name).to_owned()));
+    out.extend([CONTACT.0.to_owned(), CONTACT.1.to_owned()]);
+    out
+}
+
 /// The HS256 secret of this demo store, made once and kept beside it.
 fn secret(dir: &Path) -> anyhow::Result<String> {
     let file = dir.join("demo-secret");
@@ -174,8 +192,9 @@ pub async fn seed(state: &AppState, token_of: impl Fn(&str) -> String) -> anyhow
             "team": "wijkteam-noord",
             "assigned": ["anna.visser", "bram.dekker"],
             "persons": [
-                { "id": "p-sanne", "name": "Sanne Bakker", "birth_date": "1988-03-14" },
-                { "id": "p-daan", "name": "Daan Bakker", "birth_date": "2015-06-01", "gezag": ["p-sanne"] }
+                { "id": HOUSEHOLD[0].0, "name": HOUSEHOLD[0].1, "birth_date": HOUSEHOLD[0].2 },
+                { "id": HOUSEHOLD[1].0, "name": HOUSEHOLD[1].1, "birth_date": HOUSEHOLD[1].2,
+                  "gezag": [HOUSEHOLD[0].0] }
             ],
             "resident_agreed": true,
             "agreed_on": time::OffsetDateTime::now_utc().date().format(regie_core::document::DATE)?,
@@ -220,7 +239,7 @@ pub fn partner_share() -> Value {
     json!({
         "org": "ggd", "triage": "t-ggd", "purpose": "dat-informatie",
         "subjects": ["p-sanne"], "ground": "consent",
-        "contact": { "name": "Anna Visser, wijkteam Noord", "phone": "020 555 0101" },
+        "contact": { "name": format!("{}, wijkteam Noord", CONTACT.0), "phone": CONTACT.1 },
         "actions": [{ "id": "a-ggd-1", "description": "Huisbezoek jeugdverpleegkundige" }]
     })
 }

@@ -347,7 +347,7 @@ struct Health {
     responses(
         (status = 200, description = "The process is up (liveness; see /api/v1/ready for readiness)", body = Health),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Open,
     )
 )]
 async fn health() -> Json<Health> {
@@ -378,8 +378,8 @@ struct Readiness {
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 503, description = "Not ready: the checks that failed are false", body = Readiness),
+        doc::Open,
     )
 )]
 async fn ready(State(state): State<AppState>) -> Response {
@@ -422,7 +422,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "OpenAPI 3.1", body = Object),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Open,
     )
 )]
 async fn openapi() -> Response {
@@ -449,9 +449,8 @@ async fn openapi() -> Response {
     responses(
         (status = 101, description = "Switching protocols"),
         (status = 400, description = "bad_request: not a WebSocket upgrade request, or unknown_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 426, description = "upgrade_required: the connection cannot be upgraded", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn sync(
@@ -515,8 +514,7 @@ struct MyDocument {
     responses(
         (status = 200, description = "Documents", body = [MyDocument]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn my_documents(
@@ -566,9 +564,8 @@ async fn my_documents(
     responses(
         (status = 200, description = "Write rules", body = WriteRulesBody),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such document, or not the caller's to read", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn write_rules(
@@ -648,10 +645,7 @@ struct CreatedDossier {
         (status = 403, description = "other_district, not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
         (status = 409, description = "agreement_missing: persons are named without the resident's agreement (R11)", body = doc::ErrorBody),
         (status = 400, description = "invalid (meta's schema refuses a person), invalid_date; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 async fn create_dossier(
@@ -863,12 +857,8 @@ fn standing(
     responses(
         (status = 204, description = "Assigned"),
         (status = 404, description = "not_found: no such dossier, or not the caller's to manage", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "invalid; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 async fn assign(
@@ -893,9 +883,8 @@ async fn assign(
     responses(
         (status = 204, description = "Unassigned"),
         (status = 400, description = "not a user id, invalid; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to manage; not_assigned", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn unassign(
@@ -924,12 +913,8 @@ struct PersonBody {
     responses(
         (status = 201, description = "Linked", body = DocumentRef),
         (status = 404, description = "not_found: no such dossier, or not the caller's to manage", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "bad_request: the person is not part of this dossier, unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 async fn link_resident(
@@ -976,9 +961,8 @@ struct DocumentRef {
     responses(
         (status = 204, description = "Unlinked"),
         (status = 400, description = "not a person id; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to manage; not_linked", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn unlink_resident(
@@ -998,9 +982,8 @@ async fn unlink_resident(
     responses(
         (status = 200, description = "Result", body = Verified),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn verify_audit(
@@ -1064,9 +1047,8 @@ async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<(
     responses(
         (status = 200, description = "Destructions, oldest first", body = [doc::DestructionProof]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn destructions(
@@ -1096,9 +1078,8 @@ const QUARANTINE_PAGE: params::PageSize = params::PageSize {
     responses(
         (status = 200, description = "Quarantined batches; the X-Next-Cursor header gives after for the next page, absent on the last", body = [doc::QuarantinedBatch], headers(("x-next-cursor" = String, description = "after for the next page"))),
         (status = 400, description = "invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 async fn quarantine(

@@ -739,7 +739,7 @@ impl Store {
     /// ([`QuarantineCap`]): beyond it the rejection is recorded with its reason, path, hashes,
     /// time and size, but without its bytes, so a device sending rejected batches in a loop
     /// cannot fill the disk (I7). One statement, so concurrent rejections cannot both slip
-    /// under the cap.
+    /// under the cap. The rejection's audit row commits in the same transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn quarantine(
         &self,
@@ -752,8 +752,10 @@ impl Store {
         detail: &str,
         hashes: &str,
         changes: &[u8],
+        audit: &AuditEvent,
     ) -> Result<()> {
         let cap = self.quarantine_cap;
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         // SQLite runs one writer at a time; PostgreSQL would let two concurrent statements
         // count the same rows, so there they queue on a lock first.
@@ -792,7 +794,10 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .get(0);
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, audit).await?;
         tx.commit().await?;
+        chain.commit_to(&mut tail);
         if kept == 0 {
             tracing::warn!(
                 user = user.as_str(),

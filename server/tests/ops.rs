@@ -11,31 +11,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
-use futures_util::{SinkExt, StreamExt};
-use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use regie_sync_protocol::DocumentId;
+use regie_testkit::{PATIENCE, Peer, eventually};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite;
 
 const BIN: &str = env!("CARGO_BIN_EXE_regie-server");
 /// Text written into a document during the journey; it must reach the resident and no log.
 const SENTINEL: &str = "Sentinel-Geheime-Doeltekst-5d1e";
-/// Every name the demo's cast and household carry.
-const DEMO_NAMES: &[&str] = &[
-    "Sanne Bakker",
-    "Daan Bakker",
-    "Anna Visser",
-    "anna.visser",
-    "bram.dekker",
-    "sanne.bakker",
-    "bo.meijer",
-    "ggd.smit",
-    "mia.manager",
-    "fg.de-vries",
-    "020 555 0101",
-];
-
 /// A `regie-server` process, killed when the test ends however it ends.
 struct Server {
     child: Child,
@@ -216,117 +199,18 @@ fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 
-/// Just enough of an automerge-repo peer for one document, its token in the query string.
-struct Peer {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    me: PeerId,
-    server: PeerId,
-    doc_id: DocumentId,
-    doc: AutoCommit,
-    state: sync::State,
-    server_heads: Vec<ChangeHash>,
-}
-
-impl Peer {
-    async fn connect(addr: SocketAddr, doc_id: DocumentId, token: &str) -> Peer {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/sync?token={token}"))
-                .await
-                .unwrap();
-        let me = PeerId::new(format!("p-{}", uuid::Uuid::new_v4().simple()));
-        let join = Message::Join {
-            sender_id: me.clone(),
-            supported_protocol_versions: vec!["1".into()],
-            peer_metadata: None,
-        };
-        ws.send(tungstenite::Message::Binary(encode(&join).into()))
-            .await
-            .unwrap();
-        let server = match decode(&ws.next().await.unwrap().unwrap().into_data()).unwrap() {
-            Message::Peer { sender_id, .. } => sender_id,
-            other => panic!("expected peer, got {other:?}"),
-        };
-        let mut p = Peer {
-            ws,
-            me,
-            server,
-            doc_id,
-            doc: AutoCommit::new(),
-            state: sync::State::new(),
-            server_heads: Vec::new(),
-        };
-        let data = p
-            .doc
-            .sync()
-            .generate_sync_message(&mut p.state)
-            .unwrap()
-            .encode();
-        let request = Message::Request {
-            sender_id: p.me.clone(),
-            target_id: p.server.clone(),
-            document_id: doc_id,
-            data,
-        };
-        p.send(request).await;
-        p
-    }
-
-    async fn send(&mut self, m: Message) {
-        self.ws
-            .send(tungstenite::Message::Binary(encode(&m).into()))
-            .await
-            .unwrap();
-    }
-
-    /// Handles what arrives until `done` holds (at most ten seconds).
-    async fn pump_until(&mut self, done: impl Fn(&Peer) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !done(self) {
-            let next = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("the server answers within ten seconds");
-            let Some(Ok(tungstenite::Message::Binary(b))) = next else {
-                panic!("the connection ended: {next:?}");
-            };
-            if let Ok(Message::Sync { data, .. }) = decode(&b) {
-                let msg = sync::Message::decode(&data).unwrap();
-                self.server_heads = msg.heads.clone();
-                self.doc
-                    .sync()
-                    .receive_sync_message(&mut self.state, msg)
-                    .unwrap();
-                self.flush().await;
-            }
-        }
-    }
-
-    async fn flush(&mut self) {
-        let message = self.doc.sync().generate_sync_message(&mut self.state);
-        if let Some(m) = message {
-            let m = Message::Sync {
-                sender_id: self.me.clone(),
-                target_id: self.server.clone(),
-                document_id: self.doc_id,
-                data: m.encode(),
-            };
-            self.send(m).await;
-        }
-    }
-
-    fn goal_titles(&self) -> Vec<String> {
-        let Some((_, goals)) = self.doc.get(ROOT, "goals").unwrap() else {
-            return Vec::new();
-        };
-        (0..self.doc.length(&goals))
-            .filter_map(|i| {
-                let (_, goal) = self.doc.get(&goals, i).unwrap()?;
-                let (title, _) = self.doc.get(&goal, "title").unwrap()?;
-                title.into_string().ok()
-            })
-            .collect()
-    }
+/// The titles of a plan's goals.
+fn goal_titles(plan: &AutoCommit) -> Vec<String> {
+    let Some((_, goals)) = plan.get(ROOT, "goals").unwrap() else {
+        return Vec::new();
+    };
+    (0..plan.length(&goals))
+        .filter_map(|i| {
+            let (_, goal) = plan.get(&goals, i).unwrap()?;
+            let (title, _) = plan.get(&goal, "title").unwrap()?;
+            title.into_string().ok()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -343,13 +227,12 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
     );
     // The demo writes regie-demo.json after it prints its address.
     let demo_file = dir.path().join("regie-demo.json");
-    for _ in 0..200 {
-        if std::fs::read_to_string(&demo_file).is_ok_and(|t| t.ends_with('}')) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let demo: Value = serde_json::from_str(&std::fs::read_to_string(&demo_file).unwrap()).unwrap();
+    let demo: Value = eventually(PATIENCE, || {
+        let text = std::fs::read_to_string(&demo_file).unwrap_or_default();
+        std::future::ready(serde_json::from_str(&text).ok())
+    })
+    .await
+    .expect("the demo writes regie-demo.json");
     let token = |role: &str| demo["roles"][role]["token"].as_str().unwrap().to_owned();
     let url = |role: &str, key: &str| {
         demo["roles"][role]["documents"]
@@ -381,22 +264,33 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
     assert_eq!(status, 401);
 
     // The worker writes the sentinel into the plan; the resident receives it.
-    let mut worker = Peer::connect(server.addr, plan, &token("worker")).await;
-    worker
-        .pump_until(|p| p.doc.get(ROOT, "goals").unwrap().is_some())
-        .await;
-    let goals = worker.doc.get(ROOT, "goals").unwrap().unwrap().1;
-    let at = worker.doc.length(&goals);
-    let goal = worker.doc.insert_object(&goals, at, ObjType::Map).unwrap();
-    worker.doc.put(&goal, "id", "g-sentinel").unwrap();
-    worker.doc.put(&goal, "title", SENTINEL).unwrap();
-    let hash = worker.doc.commit().unwrap();
-    worker.flush().await;
-    worker.pump_until(|p| p.server_heads.contains(&hash)).await;
-    let mut resident = Peer::connect(server.addr, plan, &token("resident")).await;
-    resident
-        .pump_until(|p| p.goal_titles().iter().any(|t| t == SENTINEL))
-        .await;
+    let mut worker = Peer::connect(&server.addr, &token("worker")).await.unwrap();
+    worker.request(plan).await;
+    assert!(
+        worker
+            .wait_for(plan, |d| d.get(ROOT, "goals").unwrap().is_some())
+            .await
+    );
+    let hash = worker
+        .edit(plan, |d| {
+            let goals = d.get(ROOT, "goals").unwrap().unwrap().1;
+            let at = d.length(&goals);
+            let goal = d.insert_object(&goals, at, ObjType::Map).unwrap();
+            d.put(&goal, "id", "g-sentinel").unwrap();
+            d.put(&goal, "title", SENTINEL).unwrap();
+        })
+        .await
+        .unwrap();
+    assert!(worker.server_heads(plan).contains(&hash), "committed");
+    let mut resident = Peer::connect(&server.addr, &token("resident"))
+        .await
+        .unwrap();
+    resident.request(plan).await;
+    assert!(
+        resident
+            .wait_for(plan, |d| goal_titles(d).iter().any(|t| t == SENTINEL))
+            .await
+    );
 
     let (_, text) = server.get("/metrics").await;
     let after = parse_metrics(&text);
@@ -440,7 +334,7 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
         .as_str()
         .unwrap()
         .to_owned();
-    let mut secrets: Vec<String> = DEMO_NAMES.iter().map(|s| (*s).to_owned()).collect();
+    let mut secrets = regie_server::demo::personal_data();
     for role in demo["roles"].as_object().unwrap().keys() {
         let t = token(role);
         secrets.push(t.rsplit('.').next().unwrap().to_owned());
@@ -449,7 +343,7 @@ async fn a_demo_journey_moves_the_metrics_and_logs_json_without_tokens_names_or_
     secrets.push(SENTINEL.to_owned());
     secrets.push(dossier);
     secrets.push(plan.to_string());
-    secrets.push(worker.me.to_string());
+    secrets.push(worker.id.to_string());
     for s in &secrets {
         assert!(!text.contains(s.as_str()), "the metrics hold {s}");
     }
@@ -521,16 +415,13 @@ async fn readiness_turns_false_when_shutdown_begins_while_liveness_holds() {
     let (status, body) = server.get("/api/v1/ready").await;
     assert_eq!(status, 200, "{body}");
     server.terminate();
-    let mut seen = None;
-    for _ in 0..40 {
-        let (status, body) = server.get("/api/v1/ready").await;
-        if status == 503 {
-            seen = Some(serde_json::from_str::<Value>(&body).unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let body = seen.expect("readiness answers 503 soon after SIGTERM");
+    let running = &server;
+    let body = eventually(Duration::from_secs(2), || async move {
+        let (status, body) = running.get("/api/v1/ready").await;
+        (status == 503).then(|| serde_json::from_str::<Value>(&body).unwrap())
+    })
+    .await
+    .expect("readiness answers 503 soon after SIGTERM");
     assert_eq!(body["ready"], false);
     assert_eq!(body["shutting_down"], true);
     assert_eq!(body["storage"], true);

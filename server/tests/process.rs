@@ -7,12 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, transaction::Transactable};
-use futures_util::{SinkExt, StreamExt};
-use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, transaction::Transactable};
+use regie_sync_protocol::DocumentId;
+use regie_testkit::Peer;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite;
 
 const SECRET: &str = "process-test-secret-long-enough-for-hs256";
 const BIN: &str = env!("CARGO_BIN_EXE_regie-server");
@@ -95,111 +93,6 @@ async fn create_dossier(addr: SocketAddr) -> DocumentId {
     DocumentId::from_url(res["documents"]["plan"].as_str().unwrap()).unwrap()
 }
 
-/// Just enough of an automerge-repo client for one document.
-struct MiniPeer {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    me: PeerId,
-    server: PeerId,
-    doc_id: DocumentId,
-    doc: AutoCommit,
-    state: sync::State,
-    /// The heads the server announced last.
-    server_heads: Vec<ChangeHash>,
-}
-
-impl MiniPeer {
-    async fn connect(addr: SocketAddr, doc_id: DocumentId) -> MiniPeer {
-        Self::connect_as(addr, doc_id, &worker()).await
-    }
-
-    async fn connect_as(addr: SocketAddr, doc_id: DocumentId, token: &str) -> MiniPeer {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/sync?token={token}"))
-                .await
-                .unwrap();
-        let me = PeerId::new(format!("p-{}", uuid::Uuid::new_v4().simple()));
-        let join = Message::Join {
-            sender_id: me.clone(),
-            supported_protocol_versions: vec!["1".into()],
-            peer_metadata: None,
-        };
-        ws.send(tungstenite::Message::Binary(encode(&join).into()))
-            .await
-            .unwrap();
-        let server = match decode(&ws.next().await.unwrap().unwrap().into_data()).unwrap() {
-            Message::Peer { sender_id, .. } => sender_id,
-            other => panic!("expected peer, got {other:?}"),
-        };
-        let mut p = MiniPeer {
-            ws,
-            me,
-            server,
-            doc_id,
-            doc: AutoCommit::new(),
-            state: sync::State::new(),
-            server_heads: Vec::new(),
-        };
-        let data = p
-            .doc
-            .sync()
-            .generate_sync_message(&mut p.state)
-            .unwrap()
-            .encode();
-        p.send(Message::Request {
-            sender_id: p.me.clone(),
-            target_id: p.server.clone(),
-            document_id: doc_id,
-            data,
-        })
-        .await;
-        p
-    }
-
-    async fn send(&mut self, m: Message) {
-        let _ = self
-            .ws
-            .send(tungstenite::Message::Binary(encode(&m).into()))
-            .await;
-    }
-
-    /// Handles what arrives within `wait`; false once the connection is gone.
-    async fn pump(&mut self, wait: Duration) -> bool {
-        loop {
-            match tokio::time::timeout(wait, self.ws.next()).await {
-                Err(_) => return true,
-                Ok(Some(Ok(tungstenite::Message::Binary(b)))) => {
-                    if let Ok(Message::Sync { data, .. }) = decode(&b) {
-                        let msg = sync::Message::decode(&data).unwrap();
-                        self.server_heads = msg.heads.clone();
-                        self.doc
-                            .sync()
-                            .receive_sync_message(&mut self.state, msg)
-                            .unwrap();
-                        self.flush().await;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(_) => return false,
-            }
-        }
-    }
-
-    async fn flush(&mut self) {
-        let message = self.doc.sync().generate_sync_message(&mut self.state);
-        if let Some(m) = message {
-            let m = Message::Sync {
-                sender_id: self.me.clone(),
-                target_id: self.server.clone(),
-                document_id: self.doc_id,
-                data: m.encode(),
-            };
-            self.send(m).await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_acknowledged_change_survives_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,26 +103,26 @@ async fn every_acknowledged_change_survives_a_sigkill() {
         &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
     );
     let plan = create_dossier(server.1).await;
-    let mut peer = MiniPeer::connect(server.1, plan).await;
-    while peer.doc.get(ROOT, "goals").unwrap().is_none() {
-        assert!(peer.pump(Duration::from_millis(100)).await);
-    }
-    let goals = peer.doc.get(ROOT, "goals").unwrap().unwrap().1;
+    let mut peer = open(server.1, plan, &worker(), "goals").await;
+    let goals = peer.doc(plan).get(ROOT, "goals").unwrap().unwrap().1;
 
     // Stream edits; an edit is acknowledged once the server announces heads that include it.
     let mut hashes = Vec::new();
     let mut acked = 0;
     let mut server = Some(server);
     for i in 0..400 {
-        let g = peer.doc.insert_object(&goals, i, ObjType::Map).unwrap();
-        peer.doc.put(&g, "id", format!("g{i}")).unwrap();
-        peer.doc.put(&g, "title", format!("doel {i}")).unwrap();
-        hashes.push(peer.doc.commit().unwrap());
-        peer.flush().await;
-        if !peer.pump(Duration::from_millis(2)).await {
+        let d = peer.doc(plan);
+        let g = d.insert_object(&goals, i, ObjType::Map).unwrap();
+        d.put(&g, "id", format!("g{i}")).unwrap();
+        d.put(&g, "title", format!("doel {i}")).unwrap();
+        hashes.push(d.commit().unwrap());
+        peer.push(plan).await;
+        peer.settle(Duration::from_millis(2)).await;
+        if peer.closed {
             break;
         }
-        if let Some(last) = hashes.iter().rposition(|h| peer.server_heads.contains(h)) {
+        let announced = peer.server_heads(plan);
+        if let Some(last) = hashes.iter().rposition(|h| announced.contains(h)) {
             acked = acked.max(last + 1);
         }
         // Pull the plug in the middle of the stream, without warning.
@@ -246,23 +139,35 @@ async fn every_acknowledged_change_survives_a_sigkill() {
         dir.path(),
         &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
     );
-    let mut fresh = MiniPeer::connect(server.1, plan).await;
-    for _ in 0..50 {
-        if hashes[..acked]
-            .iter()
-            .all(|h| fresh.doc.get_change_by_hash(h).is_some())
-        {
-            break;
-        }
-        assert!(fresh.pump(Duration::from_millis(100)).await);
-    }
+    let mut fresh = Peer::connect(&server.1, &worker()).await.unwrap();
+    fresh.request(plan).await;
+    let acknowledged = &hashes[..acked];
+    fresh
+        .wait_for(plan, |d| {
+            acknowledged
+                .iter()
+                .all(|h| ReadDoc::get_change_by_hash(d, h).is_some())
+        })
+        .await;
     let lost: Vec<usize> = (0..acked)
-        .filter(|i| fresh.doc.get_change_by_hash(&hashes[*i]).is_none())
+        .filter(|i| ReadDoc::get_change_by_hash(fresh.doc(plan), &hashes[*i]).is_none())
         .collect();
     assert!(
         lost.is_empty(),
         "acknowledged edits lost after SIGKILL: {lost:?} of {acked}"
     );
+}
+
+/// Connects with `token`, requests `doc` and waits until its root has `key`.
+async fn open(addr: SocketAddr, doc: DocumentId, token: &str, key: &str) -> Peer {
+    let mut peer = Peer::connect(&addr, token).await.unwrap();
+    peer.request(doc).await;
+    assert!(
+        peer.wait_for(doc, |d| d.get(ROOT, key).unwrap().is_some())
+            .await,
+        "{key} of {doc:?} did not arrive"
+    );
+    peer
 }
 
 /// The ids of the entries in a `record` or `view/<person>` (of those about `person` for a record).
@@ -290,17 +195,6 @@ fn entry_ids(doc: &AutoCommit, person: Option<&str>) -> std::collections::BTreeS
             about.then(|| text(&e, "id")).flatten()
         })
         .collect()
-}
-
-/// Pumps until nothing new arrives for a while, within a bound.
-async fn settle(peer: &mut MiniPeer) {
-    for _ in 0..100 {
-        let before = peer.doc.get_heads();
-        assert!(peer.pump(Duration::from_millis(300)).await);
-        if peer.doc.get_heads() == before && !before.is_empty() {
-            return;
-        }
-    }
 }
 
 #[tokio::test]
@@ -343,30 +237,26 @@ async fn a_resident_view_holds_every_record_entry_about_her_after_a_sigkill() {
         .unwrap();
     let view = DocumentId::from_url(linked["url"].as_str().unwrap()).unwrap();
 
-    let mut peer = MiniPeer::connect(server.1, record).await;
-    while peer.doc.get(ROOT, "entries").unwrap().is_none() {
-        assert!(peer.pump(Duration::from_millis(100)).await);
-    }
-    let entries = peer.doc.get(ROOT, "entries").unwrap().unwrap().1;
+    let mut peer = open(server.1, record, &worker(), "entries").await;
+    let entries = peer.doc(record).get(ROOT, "entries").unwrap().unwrap().1;
     let mut server = Some(server);
     for i in 0..300 {
-        let at = peer.doc.length(&entries);
-        let e = peer.doc.insert_object(&entries, at, ObjType::Map).unwrap();
-        peer.doc.put(&e, "id", format!("e{i}")).unwrap();
-        peer.doc.put(&e, "kind", "opinion").unwrap();
-        peer.doc.put(&e, "category", "work_note").unwrap();
-        let s = peer.doc.put_object(&e, "subjects", ObjType::List).unwrap();
+        let d = peer.doc(record);
+        let at = d.length(&entries);
+        let e = d.insert_object(&entries, at, ObjType::Map).unwrap();
+        d.put(&e, "id", format!("e{i}")).unwrap();
+        d.put(&e, "kind", "opinion").unwrap();
+        d.put(&e, "category", "work_note").unwrap();
+        let s = d.put_object(&e, "subjects", ObjType::List).unwrap();
         // Most entries are about her; some about her child, which her view must not hold.
-        peer.doc
-            .insert(&s, 0, if i % 5 == 4 { "p-daan" } else { "p-sanne" })
+        d.insert(&s, 0, if i % 5 == 4 { "p-daan" } else { "p-sanne" })
             .unwrap();
-        let t = peer.doc.put_object(&e, "text", ObjType::Text).unwrap();
-        peer.doc
-            .splice_text(&t, 0, 0, &format!("notitie {i}"))
-            .unwrap();
-        peer.doc.commit();
-        peer.flush().await;
-        if !peer.pump(Duration::from_millis(2)).await {
+        let t = d.put_object(&e, "text", ObjType::Text).unwrap();
+        d.splice_text(&t, 0, 0, &format!("notitie {i}")).unwrap();
+        d.commit();
+        peer.push(record).await;
+        peer.settle(Duration::from_millis(2)).await;
+        if peer.closed {
             break;
         }
         if i == 120 {
@@ -375,20 +265,26 @@ async fn a_resident_view_holds_every_record_entry_about_her_after_a_sigkill() {
     }
 
     let server = spawn(dir.path(), &args);
-    let mut worker_peer = MiniPeer::connect(server.1, record).await;
-    settle(&mut worker_peer).await;
-    let about_her = entry_ids(&worker_peer.doc, Some("p-sanne"));
+    let mut worker_peer = open(server.1, record, &worker(), "entries").await;
+    assert!(
+        worker_peer.wait_in_sync(record).await,
+        "the record arrives whole"
+    );
+    let about_her = entry_ids(worker_peer.doc(record), Some("p-sanne"));
     assert!(
         about_her.len() > 10,
         "too few entries committed to prove anything"
     );
     let resident = token(json!({ "sub": "sanne", "role": "resident", "person": "p-sanne" }));
-    let mut sanne = MiniPeer::connect_as(server.1, view, &resident).await;
-    settle(&mut sanne).await;
-    assert_eq!(
-        entry_ids(&sanne.doc, None),
-        about_her,
-        "her view holds exactly the entries the record holds about her"
+    let mut sanne = Peer::connect(&server.1, &resident).await.unwrap();
+    sanne.request(view).await;
+    let caught_up = sanne
+        .wait_for(view, |d| entry_ids(d, None) == about_her)
+        .await;
+    assert!(
+        caught_up,
+        "her view holds exactly the entries the record holds about her: {:?} vs {about_her:?}",
+        entry_ids(sanne.doc(view), None)
     );
 }
 
@@ -399,15 +295,14 @@ async fn the_demo_command_prints_and_writes_a_token_and_documents_per_role() {
     let demo: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("regie-demo.json")).unwrap())
             .unwrap();
-    for role in [
-        "worker",
-        "worker2",
-        "resident",
-        "backoffice",
-        "partner",
-        "manager",
-        "privacy_officer",
-    ] {
+    let cast = regie_server::demo::cast();
+    assert_eq!(
+        demo["roles"].as_object().unwrap().len(),
+        cast.len(),
+        "one entry per member of the demo cast"
+    );
+    for (role, claims) in &cast {
+        assert_eq!(demo["roles"][role]["user"], claims.sub.as_str(), "{role}");
         assert!(
             demo["roles"][role]["token"]
                 .as_str()

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use regie_server::config::{ServeArgs, StoreArgs};
-use regie_sync_protocol::{Message, PeerId, decode, encode};
-use tokio_tungstenite::tungstenite;
+use regie_sync_protocol::PeerId;
 
 fn tls_file(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -94,7 +92,7 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_tungstenite::Connector::Rustls(Arc::new(config));
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         format!("wss://localhost:{port}/sync?token={token}"),
         None,
         false,
@@ -102,16 +100,10 @@ async fn the_api_and_the_sync_endpoint_speak_tls() {
     )
     .await
     .unwrap();
-    let join = Message::Join {
-        sender_id: PeerId::new("tls-peer"),
-        supported_protocol_versions: vec!["1".into()],
-        peer_metadata: None,
-    };
-    ws.send(tungstenite::Message::Binary(encode(&join).into()))
+    // The server answers `join` with `peer` over TLS.
+    regie_testkit::Connection::join(ws, PeerId::new("tls-peer"), None, regie_testkit::PATIENCE)
         .await
-        .unwrap();
-    let reply = decode(&ws.next().await.unwrap().unwrap().into_data()).unwrap();
-    assert!(matches!(reply, Message::Peer { .. }), "{reply:?}");
+        .expect("joined over TLS");
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), server).await;

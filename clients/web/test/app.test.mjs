@@ -66,10 +66,12 @@ test("the resident and the worker co-edit the plan live, with presence", async (
     // Presence: each sees the other, and which field the other is in.
     await resident.locator("#hulpvraag").focus()
     await waitFor("the resident's presence on the worker's tablet", async () =>
-      /sanne\.bakker bewerkt nu: Hulpvraag/.test((await worker.getByTestId("presence").textContent()) ?? ""),
+      ((await worker.getByTestId("presence").textContent()) ?? "").includes(
+        `${server.roles.resident.user} bewerkt nu: Hulpvraag`,
+      ),
     )
     await waitFor("the worker's presence on the resident's phone", async () =>
-      ((await resident.getByTestId("presence").textContent()) ?? "").includes("anna.visser"),
+      ((await resident.getByTestId("presence").textContent()) ?? "").includes(server.roles.worker.user),
     )
     await settled(worker)
     await settled(resident)
@@ -145,9 +147,9 @@ test("offline: edits and record entries survive a reload without a server and re
 
     // A second dossier, never opened on this tablet while online.
     const created = await server.api(server.roles.worker.token, "POST", "/api/v1/dossiers", {
-      district: "noord",
-      team: "wijkteam-noord",
-      assigned: ["anna.visser"],
+      district: server.roles.worker.documents[0].district,
+      team: server.roles.worker.documents[0].team,
+      assigned: [server.roles.worker.user],
       persons: [{ id: "p-twee", name: "Bewoner Twee", birth_date: "1970-01-01" }],
       resident_agreed: true,
       agreed_on: new Date().toISOString().slice(0, 10),

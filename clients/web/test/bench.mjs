@@ -22,9 +22,9 @@ try {
   const today = new Date().toISOString().slice(0, 10)
   for (let i = 1; i < DOSSIERS; i++) {
     const res = await server.api(worker, "POST", "/api/v1/dossiers", {
-      district: "noord",
-      team: "wijkteam-noord",
-      assigned: ["anna.visser"],
+      district: server.roles.worker.documents[0].district,
+      team: server.roles.worker.documents[0].team,
+      assigned: [server.roles.worker.user],
       persons: [
         { id: `p-${i}-a`, name: `Bewoner ${i}`, birth_date: "1980-01-01" },
         { id: `p-${i}-b`, name: `Kind ${i}`, birth_date: "2012-01-01" },

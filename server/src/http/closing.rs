@@ -58,12 +58,8 @@ pub(super) struct RegimeBody {
         (status = 403, description = "a refusal of the policy, e.g. triage_missing or tasks_open", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
         (status = 409, description = "the dossier is already closed", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "invalid regime or trigger date; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn close(

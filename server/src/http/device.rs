@@ -76,12 +76,8 @@ pub(super) struct Logged {
     request_body = OfflineReads,
     responses(
         (status = 200, description = "Which events were logged as reads and which were refused (refused reports about existing documents are logged with the refusal as outcome)", body = Logged),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "too many events; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn offline_reads(

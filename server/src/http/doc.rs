@@ -6,8 +6,13 @@
 //! policy's access mode) are described here by schema types of the same shape; the tests below
 //! hold each of them to the JSON the real type serializes to.
 
+use std::collections::BTreeMap;
+
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 /// The error every route answers with: a stable code and a message that says what to do; never
 /// dossier content.
@@ -24,6 +29,73 @@ pub(super) struct ErrorDetail {
     pub(super) code: &'static str,
     /// What went wrong and what to do.
     pub(super) message: String,
+}
+
+/// A response with the [`ErrorBody`] shape.
+fn error(description: &str) -> RefOr<Response> {
+    let schema = Ref::from_schema_name(ErrorBody::name());
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        )
+        .build()
+        .into()
+}
+
+/// The answers the framework and the guards give on any route, written once: a route names the
+/// group it belongs to in its `responses(...)`, after the answers of its own.
+fn common(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|status| {
+            let description = match status {
+                401 => "unauthorized: the token is missing, invalid or expired",
+                413 => "body_too_large: the body is larger than the route's limit",
+                415 => "unsupported_media_type: the body is not sent as application/json",
+                422 => "invalid_body: the JSON body has the wrong shape",
+                _ => "internal: a failure inside the server",
+            };
+            (status.to_string(), error(description))
+        })
+        .collect()
+}
+
+/// A route without a token: 500 only.
+pub(super) struct Open;
+
+impl IntoResponses for Open {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        common(&[500])
+    }
+}
+
+/// A route with a token and no body: 401, 500.
+pub(super) struct Authenticated;
+
+impl IntoResponses for Authenticated {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        common(&[401, 500])
+    }
+}
+
+/// A route with a token whose body, if any, is read as bytes: 401, 413, 500.
+pub(super) struct WithBody;
+
+impl IntoResponses for WithBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        common(&[401, 413, 500])
+    }
+}
+
+/// A route with a token and a JSON body: 401, 413, 415, 422, 500.
+pub(super) struct JsonBody;
+
+impl IntoResponses for JsonBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        common(&[401, 413, 415, 422, 500])
+    }
 }
 
 /// The API's description and the bearer scheme; the paths come from the router.

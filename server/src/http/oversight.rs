@@ -168,11 +168,9 @@ async fn refuse(
         (status = 200, description = "The warning; nothing is granted yet", body = BreakGlassWarning),
         (status = 201, description = "Granted", body = BreakGlassGranted),
         (status = 400, description = "reason_required, category_required, reason_too_long, invalid_confirmation or bad_request; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not a team colleague in its district", body = doc::ErrorBody),
         (status = 409, description = "already_has_access", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn break_glass(
@@ -254,17 +252,17 @@ async fn warn(
         warned_at: now,
         expires_at: now + CONFIRM_WITHIN,
     };
-    state
-        .hub
-        .store()
-        .put_break_glass_request(&token_hash(&token), &request)
-        .await?;
     let mut ev = event(who, now, AuditAction::BreakGlass);
     ev.dossier = Some(entry.rel.dossier.to_string());
     ev.persons = Some(subjects(&DocumentKey::Meta, &entry.persons));
     ev.outcome = "warned".into();
     ev.detail = Some(category.as_str().into());
-    audit(state, &ev).await?;
+    // The waiting request and the warning's audit row: one transaction.
+    state
+        .hub
+        .store()
+        .put_break_glass_request(&token_hash(&token), &request, &ev)
+        .await?;
     let length = duration_text(state.oversight.break_glass);
     let warning = format!(
         "You are not assigned to this dossier. Breaking the glass lets you read {} for {length}, \
@@ -530,9 +528,8 @@ async fn teams(state: &AppState) -> ApiResult<HashMap<String, String>> {
     responses(
         (status = 200, description = "The report", content((BreakGlassReport = "application/json"), (String = "text/html"))),
         (status = 400, description = "invalid_month, invalid_tier, invalid_format, invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "other_team, privacy_officer_only or managers_and_privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn break_glass_report(
@@ -779,9 +776,8 @@ async fn list_page(
     responses(
         (status = 200, description = "The report", content((UnusualAccess = "application/json"), (String = "text/html"))),
         (status = 400, description = "invalid_month, invalid_threshold, invalid_format, invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn unusual_access(
@@ -922,9 +918,8 @@ pub(super) struct AccessLog {
     responses(
         (status = 200, description = "Accesses, oldest first, one page", body = AccessLog),
         (status = 400, description = "invalid_date, invalid_period (from after to), invalid_limit, invalid_cursor; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "residents_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn my_access_log(
@@ -1075,10 +1070,8 @@ fn may_review(who: &Principal, team: &TeamId, record: bool) -> ApiResult<()> {
     responses(
         (status = 200, description = "The listing", body = AccessReviewListing),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "other_team or team_manager_only", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn access_review(
@@ -1132,10 +1125,8 @@ struct ReviewBody {
     responses(
         (status = 201, description = "Recorded", body = super::doc::AccessReviewSchema),
         (status = 400, description = "note_too_long, or bad_request; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "other_team or team_manager_only", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn record_access_review(
@@ -1165,7 +1156,7 @@ pub(super) async fn record_access_review(
         "access_review team={team} dossiers={} lines={lines}",
         dossiers.len()
     ));
-    audit(&state, &ev).await?;
+    // The review and its audit row: one transaction.
     let review = state
         .hub
         .store()
@@ -1177,6 +1168,7 @@ pub(super) async fn record_access_review(
             lines as i64,
             &digest,
             note.as_deref(),
+            &ev,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(review)))

@@ -154,12 +154,8 @@ fn requested_items(body: &[String], triage: Option<&share::Triage>) -> BTreeSet<
         (status = 403, description = "triage_missing, triage_incomplete, consent_missing, second_approval_missing, purpose_changed, dossier_closed or another refusal of the policy", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
         (status = 409, description = "the partner already has this dossier shared, or the share conflicts with its state", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn add_partner(
@@ -359,12 +355,8 @@ fn still_working_on(who: &Principal, entry: &DossierEntry, now: OffsetDateTime) 
         (status = 403, description = "a refusal of the policy, e.g. triage_missing", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
         (status = 409, description = "the extract conflicts with the dossier's state", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn add_maatwerk(
@@ -489,11 +481,9 @@ pub(super) async fn add_maatwerk(
     responses(
         (status = 204, description = "Approved"),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "a refusal of the policy, e.g. the approver decided the weighing", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier or weighing, or not the caller's to approve", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn approve_weighing(
@@ -563,9 +553,8 @@ pub(super) async fn approve_weighing(
     responses(
         (status = 200, description = "Tasks", body = [super::doc::TaskSchema]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's to see", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn tasks(
@@ -589,10 +578,8 @@ pub(super) async fn tasks(
     responses(
         (status = 204, description = "Done"),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier or task, or not the caller's", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn finish_task(
@@ -647,11 +634,9 @@ pub(super) async fn finish_task(
     responses(
         (status = 200, description = "Withdrawn", body = Withdrawn),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "a refusal of the policy", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier or consent, or not the caller's", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn withdraw_consent(

@@ -177,12 +177,8 @@ fn event(who: &Principal, now: OffsetDateTime, basis: Basis, detail: String) -> 
     responses(
         (status = 201, description = "Recorded", body = RegisteredSignal),
         (status = 403, description = "not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "summary_required, summary_too_long or invalid_source; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn register(
@@ -221,14 +217,14 @@ pub(super) async fn register(
         dossier: None,
         agreed_on: None,
     };
-    state.hub.store().create_signal(&signal).await?;
     let ev = event(
         &who,
         now,
         basis,
         format!("registered signal {} from {}", signal.id, signal.source),
     );
-    state.hub.store().append_audit(&ev).await?;
+    // The signal and its audit row: one transaction.
+    state.hub.store().create_signal(&signal, &ev).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisteredSignal { id: signal.id }),
@@ -249,10 +245,8 @@ pub(super) struct RegisteredSignal {
     responses(
         (status = 200, description = "The open signals", body = [OpenSignal]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "not_team_member or role_has_no_dossier_access", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::WithBody,
     )
 )]
 pub(super) async fn list(
@@ -301,12 +295,8 @@ pub(super) async fn list(
         (status = 204, description = "Closed"),
         (status = 404, description = "not_found: no such signal, or not of the caller's team", body = doc::ErrorBody),
         (status = 409, description = "signal_settled: already closed or turned into a dossier", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "reason_required or reason_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn close(
@@ -326,18 +316,17 @@ pub(super) async fn close(
             "a reason is 1 to {REASON_MAX} characters saying why no dossier is needed"
         )));
     }
+    let ev = event(&who, now, basis, format!("closed signal {}", signal.id));
     if !state
         .hub
         .store()
-        .close_signal(signal.id, reason, &who.user, now)
+        .close_signal(signal.id, reason, &who.user, now, &ev)
         .await?
     {
         // Settled by someone else since it was read.
         let current = state.hub.store().signal(signal.id).await?;
         return Err(settled(current.as_ref().unwrap_or(&signal)));
     }
-    let ev = event(&who, now, basis, format!("closed signal {}", signal.id));
-    state.hub.store().append_audit(&ev).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,12 +346,8 @@ pub(super) async fn close(
         (status = 403, description = "not_team_member", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such signal, or not of the caller's team", body = doc::ErrorBody),
         (status = 409, description = "agreement_missing (ask the resident first) or signal_settled", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
         (status = 400, description = "invalid_date, or meta's schema refuses a person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn to_dossier(

@@ -45,17 +45,19 @@ impl Hub {
                     }
                 }
             }
+            // The destruction, its proof and its audit row: one transaction.
             let proof = self
                 .store
-                .destroy_dossier(dossier, "retention_ended", t)
+                .destroy_dossier(dossier, "retention_ended", t, |proof| {
+                    let mut ev = AuditEvent::new(t, "regie-server", "system", AuditAction::Destroy);
+                    ev.dossier = Some(dossier.to_string());
+                    ev.detail = Some(format!(
+                        "retention ended: {} documents, {} changes, {} bytes destroyed",
+                        proof.documents, proof.changes, proof.bytes
+                    ));
+                    ev
+                })
                 .await?;
-            let mut ev = AuditEvent::new(t, "regie-server", "system", AuditAction::Destroy);
-            ev.dossier = Some(dossier.to_string());
-            ev.detail = Some(format!(
-                "retention ended: {} documents, {} changes, {} bytes destroyed",
-                proof.documents, proof.changes, proof.bytes
-            ));
-            self.audit(&ev).await?;
             proofs.push(proof);
         }
         Ok(proofs)

@@ -323,6 +323,17 @@ impl Hub {
         crate::metrics::batch_rejected(rejection.code);
         let hashes: Vec<String> = new.iter().map(|c| c.hash().to_string()).collect();
         let bytes: Vec<u8> = new.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
+        let mut ev = self.event(
+            handle,
+            AuditAction::Reject,
+            rel.dossier,
+            &slot.key,
+            persons,
+            t,
+        );
+        ev.outcome = rejection.code.into();
+        ev.detail = rejection.path.clone();
+        // The quarantined batch and the rejection's audit row: one transaction.
         self.store
             .quarantine(
                 t,
@@ -334,19 +345,9 @@ impl Hub {
                 &rejection.detail,
                 &hashes.join(","),
                 &bytes,
+                &ev,
             )
             .await?;
-        let mut ev = self.event(
-            handle,
-            AuditAction::Reject,
-            rel.dossier,
-            &slot.key,
-            persons,
-            t,
-        );
-        ev.outcome = rejection.code.into();
-        ev.detail = rejection.path.clone();
-        self.audit(&ev).await?;
         handle.send(&Message::Rejected {
             sender_id: self.peer_id.clone(),
             target_id: handle.peer.clone(),

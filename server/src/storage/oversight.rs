@@ -10,7 +10,7 @@ use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 
 use super::dialect::{Dialect, SqlBuilder};
-use super::{Result, Store, audit_row, parse, parse_ts, ts};
+use super::{Chain, Result, Store, audit_row, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
 /// A break-glass request that was answered with the warning and awaits confirmation (R2).
@@ -195,13 +195,16 @@ fn day_bound(at: OffsetDateTime, days: i64) -> String {
 }
 
 impl Store {
-    /// Keeps a warned break-glass request under the hash of its confirmation token, and drops
-    /// requests whose confirmation time passed more than a day ago.
+    /// Keeps a warned break-glass request under the hash of its confirmation token with the
+    /// audit row of the warning, in one transaction, and drops requests whose confirmation time
+    /// passed more than a day ago.
     pub async fn put_break_glass_request(
         &self,
         token_hash: &str,
         req: &BreakGlassRequest,
+        audit: &AuditEvent,
     ) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < $1")
             .bind(day_bound(req.warned_at, -1))
@@ -217,7 +220,10 @@ impl Store {
             .bind(ts(req.expires_at))
             .execute(&mut *tx)
             .await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, audit).await?;
         tx.commit().await?;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -345,7 +351,8 @@ impl Store {
             .collect()
     }
 
-    /// Records that `reviewer` reviewed `team`'s access listing (R10).
+    /// Records that `reviewer` reviewed `team`'s access listing (R10), with its audit row, in one
+    /// transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_access_review(
         &self,
@@ -356,7 +363,10 @@ impl Store {
         lines: i64,
         digest: &str,
         note: Option<&str>,
+        audit: &AuditEvent,
     ) -> Result<AccessReview> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(team.as_str())
             .bind(reviewer.as_str())
@@ -365,8 +375,12 @@ impl Store {
             .bind(lines)
             .bind(digest)
             .bind(note)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, audit).await?;
+        tx.commit().await?;
+        chain.commit_to(&mut tail);
         Ok(AccessReview {
             id,
             team: team.to_string(),

@@ -12,7 +12,8 @@ use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{Result, Store, parse, ts};
+use super::{Chain, Result, Store, parse, ts};
+use crate::audit::AuditEvent;
 
 /// Proof that a dossier was destroyed, without any of its content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,14 +46,17 @@ impl Store {
         .collect()
     }
 
-    /// Destroys everything stored of `dossier` and records the proof.
+    /// Destroys everything stored of `dossier` and records the proof, with the audit row
+    /// `audit` makes of it, in one transaction.
     pub async fn destroy_dossier(
         &self,
         dossier: DossierId,
         reason: &str,
         at: OffsetDateTime,
+        audit: impl FnOnce(&Destruction) -> AuditEvent,
     ) -> Result<Destruction> {
         let id = dossier.to_string();
+        let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
             "SELECT
@@ -103,7 +107,11 @@ impl Store {
         .bind(proof.bytes)
         .execute(&mut *tx)
         .await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, &audit(&proof)).await?;
         tx.commit().await?;
+        chain.commit_to(&mut tail);
+        drop(tail);
         self.dialect.after_destruction(&self.pool).await?;
         Ok(proof)
     }

@@ -138,8 +138,11 @@ fn signal_row(r: &sqlx::any::AnyRow) -> Result<SignalRow> {
 }
 
 impl Store {
-    /// Records a new open signal (the row's settlement fields are ignored).
-    pub async fn create_signal(&self, signal: &SignalRow) -> Result<()> {
+    /// Records a new open signal (the row's settlement fields are ignored) with its audit row, in
+    /// one transaction.
+    pub async fn create_signal(&self, signal: &SignalRow, audit: &AuditEvent) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO signals (id, district, team, registered_by, registered_at, summary, \
              source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -151,8 +154,12 @@ impl Store {
         .bind(ts(signal.registered_at))
         .bind(&signal.summary)
         .bind(&signal.source)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, audit).await?;
+        tx.commit().await?;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -180,14 +187,18 @@ impl Store {
         .collect()
     }
 
-    /// Closes an open signal without a dossier; false if it was not open (already settled).
+    /// Closes an open signal without a dossier, with its audit row, in one transaction; false
+    /// (and nothing stored) if it was not open (already settled).
     pub async fn close_signal(
         &self,
         id: SignalId,
         reason: &str,
         by: &UserId,
         at: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> Result<bool> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE signals SET status = 'closed', reason = $1, closed_at = $2, closed_by = $3 \
              WHERE id = $4 AND status = 'open'",
@@ -196,9 +207,17 @@ impl Store {
         .bind(ts(at))
         .bind(by.as_str())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append(&mut tx, audit).await?;
+        tx.commit().await?;
+        chain.commit_to(&mut tail);
+        Ok(true)
     }
 
     /// Creates the dossier a signal becomes and marks the signal, in one transaction; false

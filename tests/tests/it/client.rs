@@ -755,12 +755,7 @@ async fn craft_behind_the_clients_back(
     doc: regie_sync_protocol::DocumentId,
     f: impl FnOnce(&mut automerge::AutoCommit),
 ) {
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.join("device.sqlite3").display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlite_file(&dir.join("device.sqlite3")).await;
     let id = doc.to_string();
     let snapshot: Option<Vec<u8>> = sqlx::query("SELECT snapshot FROM documents WHERE id = ?")
         .bind(&id)

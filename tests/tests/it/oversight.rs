@@ -1492,3 +1492,68 @@ async fn every_oversight_route_is_in_the_openapi_document() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_break_glass_warning_or_access_review_whose_audit_row_cannot_be_written_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let carla = server.token("colleague");
+    let rows_before = events(&server, None).await.len();
+    let requests_before = rows_in(dir.path(), "break_glass_requests").await;
+
+    let failing = fail_inserts_into(dir.path(), "audit").await;
+    let (status, v) = break_glass(
+        &server,
+        &carla,
+        &house.id,
+        json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
+    )
+    .await;
+    assert_eq!(status, 500, "{v}");
+    let (status, v) = server
+        .api(
+            &server.token("manager"),
+            "POST",
+            "/api/v1/teams/team-noord/access-review",
+            json!({ "note": "maandelijkse controle" }),
+        )
+        .await;
+    assert_eq!(status, 500, "{v}");
+    failing.lift().await;
+
+    assert_eq!(
+        rows_in(dir.path(), "break_glass_requests").await,
+        requests_before,
+        "no request waits for a confirmation"
+    );
+    let team = "team-noord".parse().unwrap();
+    assert_eq!(
+        server
+            .state
+            .hub
+            .store()
+            .last_access_review(&team)
+            .await
+            .unwrap(),
+        None,
+        "no review recorded"
+    );
+    assert_eq!(
+        events(&server, None).await.len(),
+        rows_before,
+        "no audit row"
+    );
+    assert!(
+        server
+            .state
+            .hub
+            .store()
+            .verify_audit()
+            .await
+            .unwrap()
+            .intact()
+    );
+    // With the disk working again, both go through.
+    break_the_glass(&server, &carla, &house.id).await;
+}

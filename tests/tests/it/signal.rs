@@ -443,3 +443,78 @@ async fn registering_by_name_directly_also_needs_the_agreement_and_records_it() 
         json["triage"][0]
     );
 }
+
+#[tokio::test]
+async fn a_signal_whose_audit_row_cannot_be_written_is_neither_registered_nor_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let kept = register(&server, "worker", SUMMARY).await;
+    let rows_before = audit(&server).await.len();
+
+    // Registering: the audit row fails, so the signal is not there either.
+    let failing = fail_inserts_into(dir.path(), "audit").await;
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            "/api/v1/signals",
+            json!({ "summary": "een tweede melding", "source": "school" }),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+    // Closing: the audit row fails, so the signal stays open.
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/signals/{kept}/close"),
+            json!({ "reason": "geen zorgen na huisbezoek" }),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+    failing.lift().await;
+
+    let open = server
+        .state
+        .hub
+        .store()
+        .open_signals(&"team-noord".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        open.iter().map(|s| s.id.to_string()).collect::<Vec<_>>(),
+        std::slice::from_ref(&kept),
+        "no second signal, and the first still open"
+    );
+    assert_eq!(
+        audit(&server).await.len(),
+        rows_before,
+        "no audit row either"
+    );
+    assert!(
+        server
+            .state
+            .hub
+            .store()
+            .verify_audit()
+            .await
+            .unwrap()
+            .intact()
+    );
+    // Once the disk works again, the same close goes through with its row.
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/signals/{kept}/close"),
+            json!({ "reason": "geen zorgen na huisbezoek" }),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        audit(&server)
+            .await
+            .iter()
+            .any(|e| e.detail.as_deref() == Some(&format!("closed signal {kept}")))
+    );
+}

@@ -1,29 +1,27 @@
 //! Test support: a real server on 127.0.0.1:0 over a real SQLite file in a temporary directory
 //! (or, with `REGIE_TEST_DATABASE=postgres`, a fresh PostgreSQL database of its own), the cast of
-//! users with their tokens, a seeded household, and `Peer`, a minimal automerge-repo client over
-//! a real WebSocket that records every frame it receives so leak tests can scan them.
+//! users with their tokens, and a seeded household. The automerge-repo peer, the leak scans and
+//! the bounded waits are the workspace's one test kit (`regie-testkit`), shared with the
+//! server's process tests and the load generator.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, Automerge, Change, ReadDoc};
-use futures_util::{SinkExt, StreamExt};
+use automerge::{AutoCommit, ReadDoc};
 use regie_core::principal::{Claims, Role};
 use regie_server::AppState;
 use regie_server::config::{OversightArgs, ServeArgs, StoreArgs};
-use regie_sync_protocol::{DocumentId, Message, PeerId, PeerMetadata, decode, encode};
+use regie_sync_protocol::{DocumentId, Message};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
+
+pub(crate) use regie_testkit::text::{chunk_texts, document_texts, root_text, text_at};
+pub(crate) use regie_testkit::{PATIENCE, Peer, eventually};
 
 pub(crate) const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
 pub(crate) const ISSUER: &str = "regie-test";
 pub(crate) const AUDIENCE: &str = "regie";
-/// How long a test waits for something that should happen at once on loopback.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running server.
 pub(crate) struct TestServer {
@@ -211,6 +209,18 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(PATIENCE, task).await;
         }
+    }
+}
+
+impl regie_testkit::Dial for TestServer {
+    fn socket_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl regie_testkit::Cast for TestServer {
+    fn token(&self, who: &str) -> String {
+        TestServer::token(self, who)
     }
 }
 
@@ -417,6 +427,95 @@ pub(crate) async fn drop_audit_update_trigger(pool: &sqlx::AnyPool) {
     sqlx::query(sql).execute(pool).await.unwrap();
 }
 
+/// Any SQLite file opened behind its owner's back (a device store of `regie-client`), for the
+/// tests [`database_file`] describes.
+pub(crate) async fn sqlite_file(file: &Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(Duration::from_secs(10));
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// Every insert into `table` of the store in `dir` fails while this lives, as a full disk or a
+/// failing file would fail it: a trigger planted through the database file. Lifted by
+/// [`InjectedFailure::lift`].
+pub(crate) struct InjectedFailure {
+    pool: sqlx::AnyPool,
+    trigger: String,
+    table: String,
+}
+
+/// Makes inserts into `table` fail (see [`InjectedFailure`]).
+pub(crate) async fn fail_inserts_into(dir: &Path, table: &str) -> InjectedFailure {
+    let pool = database_file(dir).await;
+    let trigger = format!("injected_failure_{table}");
+    // The table name is a test's constant, never input.
+    let statements = match test_database() {
+        TestDatabase::Sqlite => vec![format!(
+            "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )],
+        TestDatabase::Postgres => vec![
+            format!(
+                "CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION {trigger}()"
+            ),
+        ],
+    };
+    for sql in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    InjectedFailure {
+        pool,
+        trigger,
+        table: table.to_owned(),
+    }
+}
+
+impl InjectedFailure {
+    /// Lets inserts succeed again.
+    pub(crate) async fn lift(self) {
+        let Self {
+            pool,
+            trigger,
+            table,
+        } = self;
+        let statements = match test_database() {
+            TestDatabase::Sqlite => vec![format!("DROP TRIGGER {trigger}")],
+            TestDatabase::Postgres => vec![
+                format!("DROP TRIGGER {trigger} ON {table}"),
+                format!("DROP FUNCTION {trigger}()"),
+            ],
+        };
+        for sql in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+/// How many rows `table` of the store in `dir` holds, counted in the file itself: for tables no
+/// `Store` method lists (what an attacker with the file would count).
+pub(crate) async fn rows_in(dir: &Path, table: &str) -> i64 {
+    let pool = database_file(dir).await;
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
 /// The cast: the users the tests speak of.
 pub(crate) fn cast(who: &str) -> Claims {
     let c = |sub: &str,
@@ -563,412 +662,6 @@ pub(crate) async fn seed_household(server: &TestServer) -> Household {
         );
     }
     Household { id, docs }
-}
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A minimal automerge-repo peer over a real WebSocket.
-pub(crate) struct Peer {
-    ws: Ws,
-    pub(crate) id: PeerId,
-    server: Option<PeerId>,
-    pub(crate) docs: HashMap<DocumentId, (AutoCommit, sync::State)>,
-    /// Every protocol message received, in order.
-    pub(crate) received: Vec<Message>,
-    /// Set when the server closed the connection.
-    pub(crate) closed: bool,
-    /// Non-sync messages read while waiting for an acknowledgement, handed out by `settle`.
-    stash: Vec<Message>,
-}
-
-impl Peer {
-    /// Opens `/sync` with `token` and joins. Fails with the HTTP status if the upgrade is refused.
-    pub(crate) async fn connect(server: &TestServer, token: &str) -> Result<Peer, u16> {
-        Self::connect_as(
-            server,
-            token,
-            &format!("peer-{}", uuid::Uuid::new_v4().simple()),
-            None,
-        )
-        .await
-    }
-
-    /// Like [`Peer::connect`] with a chosen peer id and storage id.
-    pub(crate) async fn connect_as(
-        server: &TestServer,
-        token: &str,
-        peer: &str,
-        storage: Option<&str>,
-    ) -> Result<Peer, u16> {
-        let url = format!("ws://{}/sync?token={token}", server.addr);
-        let (ws, _) = match tokio_tungstenite::connect_async(url).await {
-            Ok(ok) => ok,
-            Err(tungstenite::Error::Http(res)) => return Err(res.status().as_u16()),
-            Err(e) => panic!("connect failed: {e}"),
-        };
-        let mut p = Peer {
-            ws,
-            id: PeerId::new(peer),
-            server: None,
-            docs: HashMap::new(),
-            received: Vec::new(),
-            closed: false,
-            stash: Vec::new(),
-        };
-        p.send(&Message::Join {
-            sender_id: p.id.clone(),
-            supported_protocol_versions: vec!["1".into()],
-            peer_metadata: Some(PeerMetadata {
-                storage_id: storage.map(Into::into),
-                is_ephemeral: storage.is_none(),
-            }),
-        })
-        .await;
-        match p.next().await {
-            Some(Message::Peer { sender_id, .. }) => p.server = Some(sender_id),
-            other => panic!("expected peer, got {other:?}"),
-        }
-        Ok(p)
-    }
-
-    pub(crate) async fn send(&mut self, m: &Message) {
-        self.send_raw(encode(m)).await;
-    }
-
-    pub(crate) async fn send_raw(&mut self, bytes: Vec<u8>) {
-        let _ = self
-            .ws
-            .send(tungstenite::Message::Binary(bytes.into()))
-            .await;
-    }
-
-    /// The next protocol message, or None on close or after [`PATIENCE`].
-    pub(crate) async fn next(&mut self) -> Option<Message> {
-        self.next_within(PATIENCE).await
-    }
-
-    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<Message> {
-        loop {
-            let frame = match tokio::time::timeout(wait, self.ws.next()).await {
-                Err(_) => return None,
-                Ok(None) | Ok(Some(Err(_))) => {
-                    self.closed = true;
-                    return None;
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            match frame {
-                tungstenite::Message::Binary(b) => {
-                    let m = decode(&b).expect("server frames decode");
-                    // A sync exchange converges in a handful of round trips; thousands mean a loop.
-                    assert!(
-                        self.received.len() < 5_000,
-                        "sync does not converge: {:?}",
-                        self.received.last()
-                    );
-                    self.received.push(m.clone());
-                    return Some(m);
-                }
-                tungstenite::Message::Close(_) => {
-                    self.closed = true;
-                    return None;
-                }
-                _ => continue,
-            }
-        }
-    }
-
-    fn target(&self) -> PeerId {
-        self.server.clone().expect("joined")
-    }
-
-    /// Asks for a document (automerge-repo `request`).
-    pub(crate) async fn request(&mut self, doc: DocumentId) {
-        let (d, st) = self
-            .docs
-            .entry(doc)
-            .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
-        let data = d
-            .sync()
-            .generate_sync_message(st)
-            .map(|m| m.encode())
-            .unwrap_or_default();
-        let m = Message::Request {
-            sender_id: self.id.clone(),
-            target_id: self.target(),
-            document_id: doc,
-            data,
-        };
-        self.send(&m).await;
-    }
-
-    /// Sends whatever the document has that the server lacks.
-    pub(crate) async fn push(&mut self, doc: DocumentId) {
-        let target = self.target();
-        let (d, st) = self.docs.get_mut(&doc).expect("known document");
-        let msg = d.sync().generate_sync_message(st);
-        if let Some(m) = msg {
-            let m = Message::Sync {
-                sender_id: self.id.clone(),
-                target_id: target,
-                document_id: doc,
-                data: m.encode(),
-            };
-            self.send(&m).await;
-        }
-    }
-
-    /// Edits a local document, pushes the change and keeps syncing until the server has it or
-    /// refuses it. Automerge's Bloom filter can wrongly claim the server already has a change
-    /// (about 1 in 100); the server then asks for it, and only a writer that keeps listening
-    /// answers — so an edit followed by another peer's `wait_for` could otherwise time out.
-    pub(crate) async fn edit(&mut self, doc: DocumentId, f: impl FnOnce(&mut AutoCommit)) {
-        let (d, _) = self.docs.get_mut(&doc).expect("known document");
-        f(d);
-        d.commit();
-        self.push(doc).await;
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (d, st) = self.docs.get_mut(&doc).expect("known document");
-            let ours = d.get_heads();
-            if st
-                .their_heads
-                .as_ref()
-                .is_some_and(|theirs| ours.iter().all(|h| theirs.contains(h)))
-            {
-                return;
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(m) = self.next_within(left).await else {
-                return;
-            };
-            match m {
-                Message::Sync {
-                    document_id, data, ..
-                } => self.apply_sync(document_id, &data).await,
-                other => {
-                    let refused = matches!(
-                        other,
-                        Message::Rejected { .. }
-                            | Message::Error { .. }
-                            | Message::DocUnavailable { .. }
-                    );
-                    self.stash.push(other);
-                    if refused {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Applies a sync message from the server and answers it.
-    async fn apply_sync(&mut self, document_id: DocumentId, data: &[u8]) {
-        let target = self.target();
-        let (d, st) = self
-            .docs
-            .entry(document_id)
-            .or_insert_with(|| (AutoCommit::new(), sync::State::new()));
-        d.sync()
-            .receive_sync_message(st, sync::Message::decode(data).unwrap())
-            .unwrap();
-        let reply = d.sync().generate_sync_message(st);
-        if let Some(reply) = reply {
-            let m = Message::Sync {
-                sender_id: self.id.clone(),
-                target_id: target,
-                document_id,
-                data: reply.encode(),
-            };
-            self.send(&m).await;
-        }
-    }
-
-    /// Handles incoming messages (applying syncs and answering them) until nothing arrives for
-    /// `quiet`. Returns the non-sync messages seen.
-    pub(crate) async fn settle(&mut self, quiet: Duration) -> Vec<Message> {
-        let mut others = std::mem::take(&mut self.stash);
-        while let Some(m) = self.next_within(quiet).await {
-            match m {
-                Message::Sync {
-                    document_id, data, ..
-                } => self.apply_sync(document_id, &data).await,
-                other => others.push(other),
-            }
-        }
-        others
-    }
-
-    /// Waits until `pred` holds for the document, syncing meanwhile.
-    pub(crate) async fn wait_for(
-        &mut self,
-        doc: DocumentId,
-        pred: impl Fn(&AutoCommit) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while tokio::time::Instant::now() < deadline {
-            if self.docs.get(&doc).is_some_and(|(d, _)| pred(d)) {
-                return true;
-            }
-            self.settle(Duration::from_millis(50)).await;
-        }
-        false
-    }
-
-    /// A document's local copy.
-    pub(crate) fn doc(&mut self, doc: DocumentId) -> &mut AutoCommit {
-        &mut self.docs.get_mut(&doc).expect("known document").0
-    }
-
-    /// Whether `sentinel` occurs anywhere in what this peer received or holds: the decoded
-    /// operations of every change in every sync message, every loadable document's materialized
-    /// content, and the local documents.
-    pub(crate) fn saw(&mut self, sentinel: &str) -> bool {
-        let mut texts = Vec::new();
-        for m in &self.received {
-            if let Message::Sync { data, .. } | Message::Request { data, .. } = m
-                && let Ok(msg) = sync::Message::decode(data)
-            {
-                for chunk in msg.changes.iter() {
-                    texts.extend(chunk_texts(chunk));
-                }
-            }
-        }
-        for (d, _) in self.docs.values_mut() {
-            texts.extend(document_texts(d.document()));
-        }
-        texts.iter().any(|t| t.contains(sentinel))
-    }
-}
-
-/// The strings in one sync chunk: a change chunk's operations, or a whole saved document's.
-pub(crate) fn chunk_texts(chunk: &[u8]) -> Vec<String> {
-    if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
-        return vec![change_text(&change)];
-    }
-    match Automerge::load(chunk) {
-        Ok(doc) => document_texts(&doc),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Every change's operations and the materialized content of a document, as strings.
-pub(crate) fn document_texts(doc: &Automerge) -> Vec<String> {
-    let mut out: Vec<String> = doc.get_changes(&[]).iter().map(change_text).collect();
-    out.push(format!("{:?}", doc.hydrate(None)));
-    out
-}
-
-/// The string values an expanded change writes, concatenated in order (text is one op per
-/// character, so a sentinel spans many operations).
-fn change_text(change: &Change) -> String {
-    let mut s = String::new();
-    for op in change.decode().operations {
-        if let automerge::legacy::OpType::Put(automerge::ScalarValue::Str(v)) = &op.action {
-            s.push_str(v);
-        }
-        if let automerge::legacy::Key::Map(k) = &op.key {
-            s.push('\u{0}');
-            s.push_str(k);
-            s.push('\u{0}');
-        }
-    }
-    s
-}
-
-/// Reads a text-or-string field at the root of a document.
-pub(crate) fn root_text(doc: &impl ReadDoc, key: &str) -> Option<String> {
-    text_at(doc, &automerge::ROOT, key)
-}
-
-/// Reads a text-or-string field of a map.
-pub(crate) fn text_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<String> {
-    let (v, id) = doc.get(obj, key).ok()??;
-    match v {
-        automerge::Value::Object(automerge::ObjType::Text) => doc.text(&id).ok(),
-        automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-        _ => None,
-    }
-}
-
-impl Peer {
-    /// Sends a text frame (not part of the protocol).
-    pub(crate) async fn send_text(&mut self, text: &str) {
-        let _ = self.ws.send(tungstenite::Message::Text(text.into())).await;
-    }
-}
-
-impl Peer {
-    /// Sends the document's last local change in a hand-built sync message, the way a client
-    /// that ignores the server's read-only flag would.
-    pub(crate) async fn force_push(&mut self, doc: DocumentId) {
-        let target = self.target();
-        let (d, _) = self.docs.get_mut(&doc).expect("known document");
-        let change = d
-            .get_last_local_change()
-            .expect("a local change")
-            .raw_bytes()
-            .to_vec();
-        let message = sync::Message {
-            heads: d.get_heads(),
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: vec![change].into(),
-            flags: None,
-            version: sync::MessageVersion::V1,
-        };
-        let m = Message::Sync {
-            sender_id: self.id.clone(),
-            target_id: target,
-            document_id: doc,
-            data: message.encode(),
-        };
-        self.send(&m).await;
-    }
-}
-
-impl Peer {
-    /// Drops the local copy and its sync state, and asks for the server's version again: what a
-    /// device does to reset after a rejection.
-    pub(crate) async fn reset(&mut self, doc: DocumentId) {
-        self.docs.remove(&doc);
-        self.request(doc).await;
-    }
-}
-
-impl Peer {
-    /// Connects as cast member `who`, requests `doc` and waits until its root has `key` (the
-    /// document's skeleton has arrived), so the caller can edit it.
-    pub(crate) async fn open(server: &TestServer, who: &str, doc: DocumentId, key: &str) -> Peer {
-        let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
-        peer.request(doc).await;
-        assert!(
-            peer.wait_for(doc, |d| d.get(automerge::ROOT, key).unwrap().is_some())
-                .await,
-            "{who} did not receive {key} of {doc:?}"
-        );
-        peer
-    }
-
-    /// The documents the server has answered with `doc-unavailable` so far, without repeats.
-    pub(crate) fn unavailable(&self) -> Vec<DocumentId> {
-        let mut out: Vec<DocumentId> = Vec::new();
-        for m in &self.received {
-            if let Message::DocUnavailable { document_id, .. } = m
-                && !out.contains(document_id)
-            {
-                out.push(*document_id);
-            }
-        }
-        out
-    }
-
-    /// Whether any sync message for `doc` has arrived.
-    pub(crate) fn synced(&self, doc: DocumentId) -> bool {
-        self.received
-            .iter()
-            .any(|m| matches!(m, Message::Sync { document_id, .. } if *document_id == doc))
-    }
 }
 
 /// Connects as cast member `who`, requests every document of the household and sorts them into

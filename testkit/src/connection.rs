@@ -1,0 +1,144 @@
+//! One automerge-repo connection to Regie: the WebSocket upgrade, `join` answered by `peer`, and
+//! protocol messages as binary frames. Generic over the byte stream, so the load generator can
+//! count every byte through its own socket wrapper while tests use a plain TCP stream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use regie_sync_protocol::{Message, PeerId, PeerMetadata, decode, encode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Something with a sync endpoint on a socket address: a test server, or just its address.
+pub trait Dial {
+    /// Where it listens.
+    fn socket_addr(&self) -> SocketAddr;
+}
+
+impl Dial for SocketAddr {
+    fn socket_addr(&self) -> SocketAddr {
+        *self
+    }
+}
+
+/// Why a connection was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server answered the upgrade with this HTTP status (e.g. 401 for a bad token).
+    #[error("the upgrade was refused with HTTP {0}")]
+    Refused(u16),
+    /// The socket or the WebSocket failed.
+    #[error("connection failed: {0}")]
+    Failed(String),
+    /// The server did not answer `join` with `peer` in time or answered something else.
+    #[error("join failed: {0}")]
+    Join(String),
+}
+
+impl From<tungstenite::Error> for ConnectError {
+    fn from(e: tungstenite::Error) -> Self {
+        match e {
+            tungstenite::Error::Http(res) => ConnectError::Refused(res.status().as_u16()),
+            other => ConnectError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// A joined connection: this peer's id, the server's, and the socket.
+pub struct Connection<S> {
+    ws: WebSocketStream<S>,
+    /// This peer's id.
+    pub me: PeerId,
+    /// The server's peer id, from its `peer` answer.
+    pub server: PeerId,
+}
+
+/// A plain connection over TCP (no TLS: tests and benchmarks run on loopback).
+pub type Plain = Connection<MaybeTlsStream<TcpStream>>;
+
+impl Plain {
+    /// Opens `ws://<addr><path>` (e.g. `/sync?token=…`) and joins as `me`, with `storage` as its
+    /// storage id (none: an ephemeral peer).
+    pub async fn open(
+        addr: SocketAddr,
+        path: &str,
+        me: PeerId,
+        storage: Option<String>,
+        within: Duration,
+    ) -> Result<Plain, ConnectError> {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await?;
+        Connection::join(ws, me, storage, within).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Sends `join` on an upgraded socket and waits up to `within` for the server's `peer`.
+    pub async fn join(
+        ws: WebSocketStream<S>,
+        me: PeerId,
+        storage: Option<String>,
+        within: Duration,
+    ) -> Result<Connection<S>, ConnectError> {
+        let mut c = Connection {
+            ws,
+            me,
+            server: PeerId::new("unknown"),
+        };
+        let join = Message::Join {
+            sender_id: c.me.clone(),
+            supported_protocol_versions: vec!["1".into()],
+            peer_metadata: Some(PeerMetadata {
+                is_ephemeral: storage.is_none(),
+                storage_id: storage.map(Into::into),
+            }),
+        };
+        c.send(&join).await?;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, c.ws.next())
+                .await
+                .map_err(|_| ConnectError::Join(format!("no `peer` answer within {within:?}")))?;
+            match frame {
+                Some(Ok(WsMessage::Binary(b))) => match decode(&b) {
+                    Ok(Message::Peer { sender_id, .. }) => {
+                        c.server = sender_id;
+                        return Ok(c);
+                    }
+                    Ok(other) => return Err(ConnectError::Join(format!("got {other:?}"))),
+                    Err(e) => return Err(ConnectError::Join(format!("undecodable: {e}"))),
+                },
+                Some(Ok(WsMessage::Close(_))) | None => {
+                    return Err(ConnectError::Join(
+                        "the server closed the connection".into(),
+                    ));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Sends one protocol message.
+    pub async fn send(&mut self, m: &Message) -> Result<(), tungstenite::Error> {
+        self.send_frame(WsMessage::Binary(encode(m).into())).await
+    }
+
+    /// Sends one WebSocket frame as is (for frames that are not protocol messages).
+    pub async fn send_frame(&mut self, frame: WsMessage) -> Result<(), tungstenite::Error> {
+        self.ws.send(frame).await
+    }
+
+    /// The next WebSocket frame; `None` once the stream ended. Cancel-safe, so it can be one
+    /// arm of a `select!`.
+    pub async fn next_frame(&mut self) -> Option<Result<WsMessage, tungstenite::Error>> {
+        self.ws.next().await
+    }
+
+    /// Closes the connection, waiting at most two seconds for the server's close frame.
+    pub async fn close(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+    }
+}

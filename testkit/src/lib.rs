@@ -1,0 +1,15 @@
+//! What every Regie test and the load generator share to speak to a running server: one
+//! automerge-repo peer ([`Peer`]) over one wire connection ([`Connection`], also what the
+//! benchmark's measuring device drives), the scans that look for a sentinel in what a peer
+//! received ([`text`]), and bounded waits on a condition instead of fixed sleeps ([`wait`]).
+//! It speaks only the wire protocol (`regie-sync-protocol`), never the server's types, so the
+//! server's own integration tests can depend on it without a cycle.
+
+pub mod connection;
+pub mod peer;
+pub mod text;
+pub mod wait;
+
+pub use connection::{ConnectError, Connection, Dial};
+pub use peer::{Cast, Peer};
+pub use wait::{PATIENCE, eventually};
