@@ -585,6 +585,7 @@ mod backends {
                     "x",
                     "ab",
                     b"SENTINEL-REJECTED",
+                    &event("anna", dossier),
                 )
                 .await
                 .unwrap();
@@ -596,7 +597,7 @@ mod backends {
         both.sort_by_key(ToString::to_string);
         assert_eq!(due, both, "both closed dossiers are due today");
         let proof = store
-            .destroy_dossier(gone, "retention_ended", now)
+            .destroy_dossier(gone, "retention_ended", now, |_| event("regie", gone))
             .await
             .unwrap();
         assert_eq!((proof.documents, proof.changes), (2, 1));
