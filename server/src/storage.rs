@@ -28,6 +28,7 @@ use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verifica
 mod group;
 mod oversight;
 pub mod retention;
+pub mod rights;
 mod unit;
 pub use group::CommitObserver;
 pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
