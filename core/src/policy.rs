@@ -189,6 +189,8 @@ pub enum DenyReason {
     TooYoungToActAlone,
     /// From 16 a young person invokes their rights alone; a parent no longer can (R16).
     SubjectActsAlone,
+    /// The processing of a person's data is restricted on their request (R21, AVG art. 18).
+    ProcessingRestricted,
 }
 
 impl DenyReason {
@@ -220,6 +222,7 @@ impl DenyReason {
             DenyReason::ResidentsOnly => "residents_only",
             DenyReason::TooYoungToActAlone => "too_young_to_act_alone",
             DenyReason::SubjectActsAlone => "subject_acts_alone",
+            DenyReason::ProcessingRestricted => "processing_restricted",
         }
     }
 }
@@ -507,6 +510,10 @@ fn share(
     }
     if rel.closed {
         return Decision::Deny(DenyReason::DossierClosed);
+    }
+    // R21: a restricted person's data is stored, not processed further, until it is lifted.
+    if request.subjects.iter().any(|p| rel.restricted.contains(p)) {
+        return Decision::Deny(DenyReason::ProcessingRestricted);
     }
     // Every share is its own triage moment (R12): a plan or evaluation record is no share.
     let Some(triage) = request.triage.filter(|t| {

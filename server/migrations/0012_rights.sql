@@ -77,3 +77,14 @@ CREATE TABLE revoked_devices (
     breach     TEXT NOT NULL REFERENCES breaches (id),
     PRIMARY KEY (user_id, storage_id)
 );
+
+-- Restrictions of processing (R21, AVG art. 18) granted on a request: while `lifted_at` is NULL
+-- the policy refuses every share of the person's data.
+CREATE TABLE restrictions (
+    dossier   TEXT NOT NULL,
+    person    TEXT NOT NULL,
+    request   TEXT NOT NULL,
+    since     TEXT NOT NULL,
+    lifted_at TEXT,
+    PRIMARY KEY (dossier, person)
+);

@@ -315,6 +315,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(wrapped(routes!(rights::escalate), json))
         .routes(wrapped(routes!(rights::decide_escalation), json))
         .routes(wrapped(routes!(rights::overdue), plain))
+        .routes(wrapped(routes!(rights::lift_restriction), plain))
         .routes(wrapped(routes!(rights::export), takes(FORMAT)))
         .routes(wrapped(
             routes!(registers::council_report),

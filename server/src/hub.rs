@@ -208,6 +208,11 @@ impl Hub {
                 },
             );
         }
+        for (dossier, person) in store.restrictions().await? {
+            if let Some(entry) = dossiers.get_mut(&dossier) {
+                Arc::make_mut(&mut entry.rel).restricted.push(person);
+            }
+        }
         let mut by_document = HashMap::new();
         for row in store.document_index().await? {
             if let Some(entry) = dossiers.get_mut(&row.dossier) {

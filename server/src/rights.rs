@@ -17,7 +17,8 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::domain::DomainError;
-use crate::hub::{DossierEntry, Hub};
+use crate::hub::{DossierEntry, Hub, Relating};
+use crate::storage::RelationEdit;
 use crate::storage::rights::{
     EscalationRow, Extension, RightsEdit, RightsQuery, RightsRequestRow, Ruling,
 };
@@ -377,6 +378,9 @@ pub async fn decide_request(
         ));
     }
     let ev = event(who, at, &row, format!("decided verdict={}", verdict.code()));
+    if verdict == Verdict::Granted && row.kind == RightKind::Restriction {
+        return restrict(hub, who, &row, reasons, ev, at).await;
+    }
     let ruling = Ruling {
         verdict,
         reasons,
@@ -384,6 +388,87 @@ pub async fn decide_request(
         on: local_day(at).to_string(),
     };
     commit(hub, &row, RightsEdit::Decide(ruling), ev, "decided_already").await
+}
+
+/// Grants a restriction (R21): the decision and the restriction commit together, and from then
+/// on the policy refuses every share of the person's data until it is lifted.
+async fn restrict(
+    hub: &Hub,
+    who: &Principal,
+    row: &RightsRequestRow,
+    reasons: String,
+    ev: AuditEvent,
+    at: OffsetDateTime,
+) -> Result<RequestView, DomainError> {
+    let person = row.subject.clone();
+    let edits = vec![
+        RelationEdit::DecideRights {
+            request: row.id.clone(),
+            verdict: Verdict::Granted.code(),
+            reasons,
+            by: who.user.to_string(),
+            on: local_day(at).to_string(),
+        },
+        RelationEdit::Restrict {
+            person: person.clone(),
+            request: row.id.clone(),
+        },
+    ];
+    hub.relate::<DomainError>(row.dossier, at, |entry| {
+        allowed(who, Action::HandleRightsRequest, &entry.rel, at)?;
+        let mut entry = entry.clone();
+        let rel = std::sync::Arc::make_mut(&mut entry.rel);
+        if !rel.restricted.contains(&person) {
+            rel.restricted.push(person.clone());
+        }
+        Ok(Some(Relating::rows(edits, entry, ev)))
+    })
+    .await?;
+    let (row, _) = request(hub, &row.id).await?;
+    Ok(RequestView::of(&row, local_day(at)))
+}
+
+/// Lifts the restriction of `person` in the dossier (an assigned worker).
+pub async fn lift_restriction(
+    hub: &Hub,
+    who: &Principal,
+    dossier: DossierId,
+    person: &str,
+    at: OffsetDateTime,
+) -> Result<(), DomainError> {
+    crate::domain::standing(hub, who, dossier, Action::HandleRightsRequest, at)?;
+    let person: PersonId = person
+        .parse()
+        .map_err(|_| invalid("bad_request", "not a person id"))?;
+    hub.relate::<DomainError>(dossier, at, |entry| {
+        allowed(who, Action::HandleRightsRequest, &entry.rel, at)?;
+        if !entry.rel.restricted.contains(&person) {
+            return Err(DomainError::Missing {
+                code: "not_restricted",
+                message: "the processing of that person's data is not restricted",
+            });
+        }
+        let mut entry = entry.clone();
+        std::sync::Arc::make_mut(&mut entry.rel)
+            .restricted
+            .retain(|p| p != &person);
+        let mut ev = AuditEvent::new(
+            at,
+            who.user.as_str(),
+            who.role.as_str(),
+            AuditAction::Rights,
+        );
+        ev.dossier = Some(dossier.to_string());
+        ev.persons = Some(person.to_string());
+        ev.detail = Some("restriction lifted".into());
+        Ok(Some(Relating::rows(
+            vec![RelationEdit::Lift(person.clone())],
+            entry,
+            ev,
+        )))
+    })
+    .await?;
+    Ok(())
 }
 
 /// Escalates a refused request to the next level (R22): whoever may invoke the right for its

@@ -534,6 +534,7 @@ fn arb_relationships() -> impl Strategy<Value = Relationships> {
                     partners,
                     applicants,
                     closed,
+                    restricted: Vec::new(),
                 }
             },
         )
@@ -1040,4 +1041,41 @@ fn the_privacy_officer_keeps_the_registers_and_managers_and_officer_read_the_cou
     for who in ["admin", "w1", "res_p1", "bo", "ggd"] {
         assert!(!decide(&cast(who), Action::ReadCouncilReport, &rel, NOW).is_allowed());
     }
+}
+
+#[test]
+fn r21_nothing_about_a_restricted_person_is_shared_until_the_restriction_is_lifted() {
+    use crate::share::{Ground, Recipient, ShareRequest, Triage};
+    let mut rel = dossier();
+    let p1 = PersonId::new("p1").unwrap();
+    let items: std::collections::BTreeSet<String> = ["e1".to_owned()].into();
+    let triage = Triage {
+        id: "t1".into(),
+        moment: "share".into(),
+        recipient: Some("backoffice".into()),
+        items: items.clone(),
+        argued: true,
+        discussed_or_explained: true,
+        superseded: false,
+    };
+    let subjects = [p1.clone()];
+    let ask = |rel: &Relationships| {
+        decide(
+            &cast("w1"),
+            Action::Share(ShareRequest {
+                recipient: &Recipient::Backoffice,
+                items: &items,
+                triage: Some(&triage),
+                ground: Ground::Application,
+                subjects: &subjects,
+            }),
+            rel,
+            NOW,
+        )
+    };
+    assert!(ask(&rel).is_allowed());
+    rel.restricted = vec![p1.clone()];
+    assert_eq!(ask(&rel), Decision::Deny(DenyReason::ProcessingRestricted));
+    rel.restricted.clear();
+    assert!(ask(&rel).is_allowed(), "lifted");
 }

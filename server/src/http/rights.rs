@@ -408,3 +408,29 @@ pub(super) async fn export(
         ([no_store], Json(copy)).into_response()
     })
 }
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dossiers/{id}/restrictions/{person}",
+    summary = r#"An assigned worker lifts the restriction of processing of a person's data (R21); shares about them are possible again"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("person" = String, Path, description = "The person"),
+    ),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 400, description = "not a person id; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's; not_restricted", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn lift_restriction(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, person)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let at = OffsetDateTime::now_utc();
+    rights::lift_restriction(&state.hub, &who, dossier_id(&id)?, &person, at).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -591,3 +591,20 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// The restrictions in force: (dossier, person).
+    pub async fn restrictions(&self) -> Result<Vec<(DossierId, PersonId)>> {
+        sqlx::query("SELECT dossier, person FROM restrictions WHERE lifted_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    parse(r.get::<&str, _>(0), "restrictions")?,
+                    parse(r.get::<&str, _>(1), "restrictions")?,
+                ))
+            })
+            .collect()
+    }
+}

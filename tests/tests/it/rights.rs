@@ -1091,3 +1091,90 @@ async fn a_lost_device_is_revoked_at_once_and_refused_at_every_later_join_also_a
             .is_some_and(|m| m.contains("reported lost"))
     );
 }
+
+#[tokio::test]
+async fn a_granted_restriction_makes_the_policy_refuse_every_share_about_the_person_until_lifted() {
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let w = server.token("worker");
+    let path_share = format!("/api/v1/dossiers/{}/partners", house.id);
+    let share = || server.api(&w, "POST", &path_share, regie_server::demo::partner_share());
+    let (_, filed) = file_as(
+        &server,
+        "resident",
+        &house.id,
+        json!({ "kind": "restriction", "details": "niets meer delen" }),
+    )
+    .await;
+    let id = filed["id"].as_str().unwrap();
+    let (status, granted) = act(
+        &server,
+        "worker",
+        id,
+        "decision",
+        json!({ "verdict": "granted", "reasons": "juistheid betwist" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{granted}");
+    assert_eq!(granted["status"], "granted");
+    let (status, refused) = share().await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("processing_restricted")),
+        "{refused}"
+    );
+    let path = format!("/api/v1/dossiers/{}/restrictions/p-sanne", house.id);
+    for who in ["resident", "colleague", "manager"] {
+        let (status, _) = server
+            .api(&server.token(who), "DELETE", &path, Value::Null)
+            .await;
+        assert_eq!(status, 404, "{who} cannot lift it");
+    }
+    let (status, _) = server.api(&w, "DELETE", &path, Value::Null).await;
+    assert_eq!(status, 204);
+    let (status, body) = share().await;
+    assert_eq!(status, 201, "shared again once lifted: {body}");
+    let (status, body) = server.api(&w, "DELETE", &path, Value::Null).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_restricted"))
+    );
+}
+
+#[tokio::test]
+async fn a_restriction_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let (_, filed) = file_as(
+        &server,
+        "resident",
+        &house.id,
+        json!({ "kind": "restriction" }),
+    )
+    .await;
+    let id = filed["id"].as_str().unwrap();
+    let (status, _) = act(
+        &server,
+        "worker",
+        id,
+        "decision",
+        json!({ "verdict": "granted" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    let (status, refused) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/partners", house.id),
+            regie_server::demo::partner_share(),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("processing_restricted"))
+    );
+}
