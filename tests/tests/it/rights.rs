@@ -1178,3 +1178,38 @@ async fn a_restriction_survives_a_restart() {
         (403, Some("processing_restricted"))
     );
 }
+
+#[tokio::test]
+async fn shares_consents_and_maatwerk_appear_only_in_the_copy_of_the_person_they_concern() {
+    let server = TestServer::new().await;
+    // Sanne's consent to the GGD, the GGD share about her and her maatwerk application.
+    let house = seed_household(&server).await;
+    let w = server.token("worker");
+    let copy = |person: &'static str| {
+        let path = format!("/api/v1/dossiers/{}/persons/{person}/export", house.id);
+        let (server, w) = (&server, w.clone());
+        async move { server.api(&w, "GET", &path, Value::Null).await }
+    };
+    let (status, sanne) = copy("p-sanne").await;
+    assert_eq!(status, 200, "{sanne}");
+    assert_eq!(sanne["shares"][0]["partner"], "ggd");
+    assert_eq!(sanne["shares"][0]["ground"], "consent");
+    assert_eq!(sanne["consents"][0]["given_by"], "p-sanne");
+    assert_eq!(sanne["maatwerk"][0]["n"], 1);
+    assert!(
+        sanne["maatwerk"][0]["extract"]
+            .to_string()
+            .contains("Schuldhulpverlening")
+    );
+    let (status, daan) = copy("p-daan").await;
+    assert_eq!(status, 200, "{daan}");
+    for part in ["shares", "consents", "maatwerk", "entries"] {
+        assert_eq!(
+            daan[part],
+            json!([]),
+            "Daan's copy holds nothing of Sanne's {part}"
+        );
+    }
+    assert!(!daan.to_string().contains("Schuldhulpverlening"));
+    assert_eq!(daan["person"]["gezag"], json!(["p-sanne"]));
+}
