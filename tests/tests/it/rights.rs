@@ -1213,3 +1213,29 @@ async fn shares_consents_and_maatwerk_appear_only_in_the_copy_of_the_person_they
     assert!(!daan.to_string().contains("Schuldhulpverlening"));
     assert_eq!(daan["person"]["gezag"], json!(["p-sanne"]));
 }
+
+#[tokio::test]
+async fn the_small_count_threshold_is_configurable() {
+    let server = TestServer::builder()
+        .oversight(regie_server::config::OversightArgs {
+            small_count_threshold: 1,
+            ..Default::default()
+        })
+        .start()
+        .await;
+    seed_household(&server).await;
+    let (status, report) = server
+        .api(
+            &server.token("manager"),
+            "GET",
+            "/api/v1/reports/council",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["threshold"], 1);
+    assert_eq!(report["dossiers_opened"], 1);
+    assert_eq!(report["shares_by_ground"]["consent"], 1);
+    assert_eq!(report["shares_by_ground"]["application"], 1);
+    assert_eq!(report["break_glass_uses"], "< 1");
+}
