@@ -22,6 +22,7 @@ pub mod principal;
 pub mod projection;
 pub mod relationship;
 pub mod retention;
+pub mod rights;
 pub mod share;
 pub mod validation;
 pub mod writable;

@@ -13,6 +13,7 @@ use crate::path::Path;
 use crate::principal::{Principal, Role};
 pub use crate::relationship::Basis;
 use crate::relationship::Relationships;
+use crate::rights::EscalationLevel;
 
 /// What the principal wants to do.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +66,8 @@ pub enum Action<'a> {
     WorkOn,
     /// Add an eigen verklaring to an entry about oneself (R20): a resident linked to the dossier.
     AddStatement,
-    /// Read the break-glass report of the relationships' team at this tier (R9).
+    /// Read a report of the relationships' team at this tier: the break-glass report (R9) and
+    /// the overdue rights requests (R27: counts for the manager, detail for the privacy officer).
     ReadReport(ReportTier),
     /// List who can reach the team's dossiers (R10): its manager and the privacy officer.
     ReviewAccess,
@@ -76,6 +78,31 @@ pub enum Action<'a> {
     ReadRegisters,
     /// Read the log of who accessed one's own data (R9, NEN 7513 ch. 9).
     ReadOwnAccessLog,
+    /// Invoke an AVG right for `subject` (R19–R22): file a request, take the R19 copy, escalate
+    /// a refusal. The subject from 12 (R16), a parent with authority for a child under 16, or
+    /// an assigned worker on the resident's behalf.
+    ExerciseRight(RightsSubject<'a>),
+    /// Handle the dossier's rights requests: extend, decide (an assigned worker, also after
+    /// closing: rights outlive the help).
+    HandleRightsRequest,
+    /// Decide an escalated refusal at this level (R22): the dossier's team manager, then the
+    /// privacy officer. About the request, never the dossier's content.
+    DecideEscalation(crate::rights::EscalationLevel),
+    /// Keep the registers the privacy officer keeps (R24 breaches).
+    KeepRegisters,
+    /// Read the council's accountability report (R27): aggregated counts, no personal data.
+    ReadCouncilReport,
+}
+
+/// The person a right is invoked for, as `meta` records them on the day.
+#[derive(Debug, Clone, Copy)]
+pub struct RightsSubject<'a> {
+    /// The person.
+    pub person: &'a crate::id::PersonId,
+    /// Their age in whole years today, if their birth date is recorded.
+    pub age: Option<u32>,
+    /// Who holds parental authority (gezag) over them.
+    pub gezag: &'a [crate::id::PersonId],
 }
 
 /// The two tiers of the break-glass report (R9).
@@ -158,6 +185,12 @@ pub enum DenyReason {
     ManagersAndPrivacyOfficerOnly,
     /// Only a resident has an access log of their own.
     ResidentsOnly,
+    /// A child under 12 invokes their rights through a parent with authority (R16).
+    TooYoungToActAlone,
+    /// From 16 a young person invokes their rights alone; a parent no longer can (R16).
+    SubjectActsAlone,
+    /// The processing of a person's data is restricted on their request (R21, AVG art. 18).
+    ProcessingRestricted,
 }
 
 impl DenyReason {
@@ -187,6 +220,9 @@ impl DenyReason {
             DenyReason::PrivacyOfficerOnly => "privacy_officer_only",
             DenyReason::ManagersAndPrivacyOfficerOnly => "managers_and_privacy_officer_only",
             DenyReason::ResidentsOnly => "residents_only",
+            DenyReason::TooYoungToActAlone => "too_young_to_act_alone",
+            DenyReason::SubjectActsAlone => "subject_acts_alone",
+            DenyReason::ProcessingRestricted => "processing_restricted",
         }
     }
 }
@@ -319,13 +355,27 @@ pub fn decide(
             },
             _ => Decision::Deny(DenyReason::NotInAudience),
         },
+        Action::ExerciseRight(subject) => exercise_right(who, rel, subject),
+        Action::HandleRightsRequest => {
+            if who.role == Role::Worker && rel.is_assigned(&who.user) {
+                Decision::Allow {
+                    basis: Basis::Assignment,
+                    mode: Mode::Write,
+                }
+            } else {
+                Decision::Deny(absent(who, rel))
+            }
+        }
         // Answered by `oversight` above for every role.
         Action::ManageAssignments
         | Action::ReadReport(_)
         | Action::ReviewAccess
         | Action::RecordAccessReview
         | Action::ReadRegisters
-        | Action::ReadOwnAccessLog => Decision::Deny(DenyReason::NotInAudience),
+        | Action::ReadOwnAccessLog
+        | Action::DecideEscalation(_)
+        | Action::KeepRegisters
+        | Action::ReadCouncilReport => Decision::Deny(DenyReason::NotInAudience),
     }
 }
 
@@ -365,8 +415,64 @@ fn oversight(who: &Principal, action: Action<'_>, rel: &Relationships) -> Option
             allow(Basis::ResidentLink)
         }
         (Action::ReadOwnAccessLog, _) => Decision::Deny(DenyReason::ResidentsOnly),
+        (Action::DecideEscalation(EscalationLevel::Manager), Role::Manager) if own_team => {
+            allow(Basis::TeamManagement)
+        }
+        (Action::DecideEscalation(EscalationLevel::Manager), Role::Manager) => {
+            Decision::Deny(DenyReason::OtherTeam)
+        }
+        (Action::DecideEscalation(EscalationLevel::Manager), _) => {
+            Decision::Deny(DenyReason::TeamManagerOnly)
+        }
+        (Action::DecideEscalation(EscalationLevel::PrivacyOfficer), Role::PrivacyOfficer) => {
+            allow(Basis::Supervision)
+        }
+        (Action::DecideEscalation(EscalationLevel::PrivacyOfficer), _) => {
+            Decision::Deny(DenyReason::PrivacyOfficerOnly)
+        }
+        (Action::KeepRegisters, Role::PrivacyOfficer) => allow(Basis::Supervision),
+        (Action::KeepRegisters, _) => Decision::Deny(DenyReason::PrivacyOfficerOnly),
+        (Action::ReadCouncilReport, Role::Manager) => allow(Basis::TeamManagement),
+        (Action::ReadCouncilReport, Role::PrivacyOfficer) => allow(Basis::Supervision),
+        (Action::ReadCouncilReport, _) => Decision::Deny(DenyReason::ManagersAndPrivacyOfficerOnly),
         _ => return None,
     })
+}
+
+/// R16's ages applied to the rights (R19–R22): the subject acts alone from 12 and a parent with
+/// authority for a child under 16, both when linked to the dossier; an assigned worker files on
+/// anyone's behalf. An unknown birth date lets the subject act (adults are the rule) but not a
+/// parent, who must show the child is under 16.
+fn exercise_right(who: &Principal, rel: &Relationships, subject: RightsSubject<'_>) -> Decision {
+    if who.role == Role::Worker && rel.is_assigned(&who.user) {
+        return Decision::Allow {
+            basis: Basis::Assignment,
+            mode: Mode::Write,
+        };
+    }
+    let linked = match &who.person {
+        Some(p) if who.role == Role::Resident && rel.is_linked(p) => p,
+        _ => return Decision::Deny(absent(who, rel)),
+    };
+    let allow = Decision::Allow {
+        basis: Basis::ResidentLink,
+        mode: Mode::Write,
+    };
+    if linked == subject.person {
+        if subject.age.is_some_and(|a| a < 12) {
+            Decision::Deny(DenyReason::TooYoungToActAlone)
+        } else {
+            allow
+        }
+    } else if subject.gezag.contains(linked) {
+        if subject.age.is_some_and(|a| a < 16) {
+            allow
+        } else {
+            Decision::Deny(DenyReason::SubjectActsAlone)
+        }
+    } else {
+        Decision::Deny(DenyReason::NotInAudience)
+    }
 }
 
 /// An assigned worker closes an open dossier on a complete triage record of the closing or
@@ -404,6 +510,10 @@ fn share(
     }
     if rel.closed {
         return Decision::Deny(DenyReason::DossierClosed);
+    }
+    // R21: a restricted person's data is stored, not processed further, until it is lifted.
+    if request.subjects.iter().any(|p| rel.restricted.contains(p)) {
+        return Decision::Deny(DenyReason::ProcessingRestricted);
     }
     // Every share is its own triage moment (R12): a plan or evaluation record is no share.
     let Some(triage) = request.triage.filter(|t| {

@@ -81,6 +81,10 @@ pub struct Relationships {
     /// Closed (R18): kept for reading until its destroy-by date, written by nobody.
     #[serde(default)]
     pub closed: bool,
+    /// Persons whose processing is restricted on their request (R21, AVG art. 18): nothing
+    /// about them is shared until the restriction is lifted.
+    #[serde(default)]
+    pub restricted: Vec<PersonId>,
 }
 
 impl Relationships {
@@ -96,6 +100,7 @@ impl Relationships {
             partners: Vec::new(),
             applicants: Vec::new(),
             closed: false,
+            restricted: Vec::new(),
         }
     }
 

@@ -82,6 +82,8 @@ pub struct ShareRequest<'a> {
     pub triage: Option<&'a Triage>,
     /// On what ground.
     pub ground: Ground<'a>,
+    /// The persons whose data it carries (a restriction of any of them refuses it, R21).
+    pub subjects: &'a [crate::id::PersonId],
 }
 
 fn list_items(doc: &impl ReadDoc, key: &str) -> Vec<ObjId> {

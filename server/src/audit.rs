@@ -72,6 +72,11 @@ pub enum AuditAction {
     /// Dossier content was exported out of Regie (R19, NEN 7513 "export"); the reports count
     /// it as an access.
     Export,
+    /// A rights request was filed, extended, decided or escalated, or an escalation decided
+    /// (R19–R22).
+    Rights,
+    /// A breach was recorded in the register, or its notification (R24).
+    Breach,
 }
 
 impl AuditAction {

@@ -491,6 +491,21 @@ pub struct OversightArgs {
     /// Show residents the user ids of the individual workers who accessed their dossier.
     #[arg(long, env = "REGIE_SHOW_WORKER_NAMES")]
     pub show_worker_names: bool,
+    /// Counts below this are published only as "< N" in managers' summaries and the council
+    /// report (R27): in a small team a small count can point at one person.
+    #[arg(long, env = "REGIE_SMALL_COUNT_THRESHOLD", default_value = "5", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub small_count_threshold: u16,
+    /// The controller named in the register of processing activities (R25), e.g. "College van
+    /// burgemeester en wethouders van de gemeente Zwolle".
+    #[arg(long, env = "REGIE_CONTROLLER_NAME", default_value = "de gemeente")]
+    pub controller_name: String,
+    /// How the register says to reach the controller and its privacy officer.
+    #[arg(
+        long,
+        env = "REGIE_CONTROLLER_CONTACT",
+        default_value = "de functionaris gegevensbescherming van de gemeente"
+    )]
+    pub controller_contact: String,
 }
 
 impl Default for OversightArgs {
@@ -498,6 +513,9 @@ impl Default for OversightArgs {
         OversightArgs {
             break_glass: std::time::Duration::from_secs(8 * 3600),
             show_worker_names: false,
+            small_count_threshold: 5,
+            controller_name: "de gemeente".into(),
+            controller_contact: "de functionaris gegevensbescherming van de gemeente".into(),
         }
     }
 }

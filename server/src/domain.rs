@@ -39,6 +39,18 @@ pub enum DomainError {
         /// What to do.
         message: String,
     },
+    /// The request conflicts with the state of what it names (e.g. decided already).
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// What to do.
+        message: String,
+    },
+    /// The caller has standing, but the policy refuses this particular request for a reason
+    /// the caller may know (e.g. R16's ages).
+    #[error("refused: {0}")]
+    Refused(&'static str),
     /// The hub or the store failed, or a server-written document would break its schema.
     #[error(transparent)]
     Hub(#[from] HubError),

@@ -8,6 +8,8 @@ mod doc;
 mod guard;
 mod oversight;
 mod params;
+mod registers;
+mod rights;
 mod share;
 mod signal;
 mod statement;
@@ -160,6 +162,10 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid { code, message } => {
                 ApiError::new(StatusCode::BAD_REQUEST, code, message)
             }
+            DomainError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            DomainError::Refused(code) => ApiError::forbidden(code),
             DomainError::Hub(e) => e.into(),
         }
     }
@@ -247,6 +253,7 @@ fn routes() -> OpenApiRouter<AppState> {
     const UNUSUAL: &[&str] = &["month", "format", "threshold", "limit", "after"];
     const ACCESS_LOG: &[&str] = &["from", "to", "limit", "after"];
     const PAGED: &[&str] = &["limit", "after"];
+    const FORMAT: &[&str] = &["format"];
     fn takes(
         allowed: &'static [&'static str],
     ) -> impl Fn(MethodRouter<AppState>) -> MethodRouter<AppState> + Copy {
@@ -298,6 +305,28 @@ fn routes() -> OpenApiRouter<AppState> {
             routes!(oversight::my_access_log),
             takes(ACCESS_LOG),
         ))
+        .routes(wrapped(routes!(rights::file_mine, rights::list_mine), json))
+        .routes(wrapped(
+            routes!(rights::file_on_behalf, rights::list_of_dossier),
+            json,
+        ))
+        .routes(wrapped(routes!(rights::extend), json))
+        .routes(wrapped(routes!(rights::decide), json))
+        .routes(wrapped(routes!(rights::escalate), json))
+        .routes(wrapped(routes!(rights::decide_escalation), json))
+        .routes(wrapped(routes!(rights::overdue), plain))
+        .routes(wrapped(routes!(rights::lift_restriction), plain))
+        .routes(wrapped(routes!(rights::export), takes(FORMAT)))
+        .routes(wrapped(
+            routes!(registers::council_report),
+            takes(&["from", "to", "format"]),
+        ))
+        .routes(wrapped(routes!(registers::processing), takes(FORMAT)))
+        .routes(wrapped(
+            routes!(registers::record_breach, registers::breaches),
+            json,
+        ))
+        .routes(wrapped(routes!(registers::breach_notification), json))
         .routes(wrapped(routes!(signal::list, signal::register), json))
         .routes(wrapped(routes!(signal::close), json))
         .routes(wrapped(routes!(signal::to_dossier), json))

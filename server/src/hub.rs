@@ -183,6 +183,8 @@ pub struct Hub {
     bypass: std::sync::atomic::AtomicBool,
     /// Held while a relationship change is planned, committed and taken into memory.
     relating: Mutex<()>,
+    /// Devices reported lost (R24, R29): (user, client storage id), refused at join.
+    revoked_devices: RwLock<std::collections::HashSet<(UserId, String)>>,
 }
 
 fn now() -> OffsetDateTime {
@@ -206,6 +208,11 @@ impl Hub {
                 },
             );
         }
+        for (dossier, person) in store.restrictions().await? {
+            if let Some(entry) = dossiers.get_mut(&dossier) {
+                Arc::make_mut(&mut entry.rel).restricted.push(person);
+            }
+        }
         let mut by_document = HashMap::new();
         for row in store.document_index().await? {
             if let Some(entry) = dossiers.get_mut(&row.dossier) {
@@ -214,6 +221,12 @@ impl Hub {
             by_document.insert(row.id, (row.dossier, row.key));
         }
         let retired = store.retired_documents().await?.into_iter().collect();
+        let revoked_devices = store
+            .revoked_devices()
+            .await?
+            .into_iter()
+            .filter_map(|(user, device)| Some((user.parse().ok()?, device)))
+            .collect();
         let cap = std::num::NonZeroUsize::new(hot_documents.max(1)).expect("at least one");
         Ok(Hub {
             store,
@@ -235,6 +248,7 @@ impl Hub {
             limits: Limits::default(),
             bypass: std::sync::atomic::AtomicBool::new(false),
             relating: Mutex::new(()),
+            revoked_devices: RwLock::new(revoked_devices),
         })
     }
 

@@ -11,13 +11,18 @@
 
 pub mod audit;
 pub mod auth;
+pub mod breach;
 pub mod config;
+pub mod council;
 pub mod demo;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod processing;
 pub mod report;
+pub mod rights;
 pub mod session;
 pub mod storage;
 pub mod telemetry;

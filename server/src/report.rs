@@ -533,13 +533,59 @@ pub fn break_glass_uses(
     uses.finish()
 }
 
+/// A count as a summary publishes it (R27): exact from the threshold on, and below it only
+/// that it is below (`"< 5"`), because in a small team a small count can point at one person.
+/// Zero is suppressed too: that nobody did something is as telling in a team of two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Count {
+    /// The exact count.
+    Exact(usize),
+    /// Below the threshold: `"< N"`.
+    Suppressed(String),
+}
+
+impl Count {
+    /// `n`, suppressed when below `threshold`.
+    pub fn of(n: usize, threshold: usize) -> Count {
+        if n < threshold {
+            Count::Suppressed(format!("< {threshold}"))
+        } else {
+            Count::Exact(n)
+        }
+    }
+
+    /// This count, suppressed when it is exact and below `threshold`.
+    pub fn suppressed(self, threshold: usize) -> Count {
+        match self {
+            Count::Exact(n) => Count::of(n, threshold),
+            s => s,
+        }
+    }
+}
+
+impl PartialEq<usize> for Count {
+    fn eq(&self, n: &usize) -> bool {
+        *self == Count::Exact(*n)
+    }
+}
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Count::Exact(n) => write!(f, "{n}"),
+            Count::Suppressed(s) => f.write_str(s),
+        }
+    }
+}
+
 /// The number of uses in one ISO week.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WeekCount {
     /// The ISO week, e.g. `2024-W10`.
     pub week: String,
     /// How many times the glass was broken in it.
-    pub count: usize,
+    pub count: Count,
 }
 
 /// The manager's tier (R9): counts only — no names, no dossier ids, no reasons.
@@ -558,15 +604,40 @@ pub struct BreakGlassSummary {
     #[schema(value_type = String)]
     pub off_hours_definition: &'static str,
     /// How many times the glass was broken.
-    pub total: usize,
+    pub total: Count,
     /// Per reason category (every category, zero included).
-    pub by_category: BTreeMap<Category, usize>,
+    pub by_category: BTreeMap<Category, Count>,
     /// Per ISO week of the month (every week, zero included).
     pub by_week: Vec<WeekCount>,
     /// How many of them were off-hours.
-    pub off_hours: usize,
+    pub off_hours: Count,
     /// How many documents were opened under the grants.
-    pub reads_under_grant: usize,
+    pub reads_under_grant: Count,
+}
+
+impl BreakGlassSummary {
+    /// The summary with every count below `threshold` suppressed (R27), as managers read it.
+    pub fn suppressed(self, threshold: usize) -> BreakGlassSummary {
+        BreakGlassSummary {
+            total: self.total.suppressed(threshold),
+            by_category: self
+                .by_category
+                .into_iter()
+                .map(|(c, n)| (c, n.suppressed(threshold)))
+                .collect(),
+            by_week: self
+                .by_week
+                .into_iter()
+                .map(|w| WeekCount {
+                    week: w.week,
+                    count: w.count.suppressed(threshold),
+                })
+                .collect(),
+            off_hours: self.off_hours.suppressed(threshold),
+            reads_under_grant: self.reads_under_grant.suppressed(threshold),
+            ..self
+        }
+    }
 }
 
 fn of_team_in<'a>(
@@ -583,18 +654,18 @@ fn of_team_in<'a>(
 pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> BreakGlassSummary {
     let mut by_category: BTreeMap<Category, usize> =
         Category::ALL.iter().map(|&c| (c, 0)).collect();
-    let mut by_week: Vec<WeekCount> = month
+    let mut by_week: Vec<(String, usize)> = month
         .weeks()
         .into_iter()
-        .map(|week| WeekCount { week, count: 0 })
+        .map(|week| (week, 0_usize))
         .collect();
     let (mut total, mut off_hours, mut reads) = (0, 0, 0);
     for u in of_team_in(uses, team, month) {
         total += 1;
         *by_category.entry(u.category).or_default() += 1;
         let week = iso_week(u.at);
-        if let Some(w) = by_week.iter_mut().find(|w| w.week == week) {
-            w.count += 1;
+        if let Some(w) = by_week.iter_mut().find(|w| w.0 == week) {
+            w.1 += 1;
         }
         off_hours += usize::from(is_off_hours(u.at));
         reads += u.reads_total;
@@ -605,11 +676,20 @@ pub fn summarize(uses: &[BreakGlassUse], team: &str, month: ReportMonth) -> Brea
         period: month.period(),
         timezone: TIMEZONE,
         off_hours_definition: OFF_HOURS,
-        total,
-        by_category,
-        by_week,
-        off_hours,
-        reads_under_grant: reads,
+        total: Count::Exact(total),
+        by_category: by_category
+            .into_iter()
+            .map(|(c, n)| (c, Count::Exact(n)))
+            .collect(),
+        by_week: by_week
+            .into_iter()
+            .map(|(week, n)| WeekCount {
+                week,
+                count: Count::Exact(n),
+            })
+            .collect(),
+        off_hours: Count::Exact(off_hours),
+        reads_under_grant: Count::Exact(reads),
     }
 }
 

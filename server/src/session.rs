@@ -118,7 +118,11 @@ async fn serve_in_span<K, S>(
             }
             let storage =
                 peer_metadata.and_then(|m| (!m.is_ephemeral).then_some(m.storage_id).flatten());
-            (sender_id, storage.map(|s| s.as_str().to_owned()))
+            let storage = storage.map(|s| s.as_str().to_owned());
+            if hub.device_revoked(&principal.user, storage.as_deref()) {
+                return close(&mut sink, "this device was reported lost and is revoked").await;
+            }
+            (sender_id, storage)
         }
         Ok(Ok(Some(_))) => return close(&mut sink, "the first message must be join").await,
         Ok(Ok(None)) => return,

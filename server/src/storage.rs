@@ -29,6 +29,7 @@ pub(crate) mod dialect;
 mod group;
 mod oversight;
 pub mod retention;
+pub mod rights;
 mod unit;
 use dialect::Dialect;
 pub use dialect::{Backend, redact_url};

@@ -534,6 +534,7 @@ fn arb_relationships() -> impl Strategy<Value = Relationships> {
                     partners,
                     applicants,
                     closed,
+                    restricted: Vec::new(),
                 }
             },
         )
@@ -933,4 +934,148 @@ fn a_manager_is_told_why_a_report_is_refused() {
         ),
         Decision::Deny(DenyReason::PrivacyOfficerOnly)
     );
+}
+
+/// One R19–R22 question as a row: who, for whom, the subject's age, and the expected answer
+/// (`A` allowed, `-` not in audience / absent, `Y` too young, `S` subject acts alone).
+#[test]
+fn r16_ages_decide_who_invokes_a_right_for_whom() {
+    let rel = dossier();
+    let p = |s: &str| PersonId::new(s).unwrap();
+    let (p1, p3) = (p("p1"), p("p3"));
+    // p3 is a child with p1 (linked) holding authority; p2 is linked without authority.
+    let gezag_p1 = [p1.clone()];
+    type Row<'a> = (&'a str, &'a PersonId, Option<u32>, &'a [PersonId], &'a str);
+    let rows: [Row<'_>; 16] = [
+        ("res_p1", &p1, Some(40), &[], "A"),
+        ("res_p1", &p1, None, &[], "A"),
+        ("res_p1", &p1, Some(12), &gezag_p1, "A"),
+        ("res_p1", &p1, Some(11), &[], "Y"),
+        ("res_p1", &p3, Some(15), &gezag_p1, "A"),
+        ("res_p1", &p3, Some(11), &gezag_p1, "A"),
+        ("res_p1", &p3, Some(16), &gezag_p1, "S"),
+        ("res_p1", &p3, None, &gezag_p1, "S"),
+        ("res_p2", &p3, Some(10), &gezag_p1, "-"),
+        ("res_p2", &p1, Some(40), &[], "-"),
+        ("res_other", &p1, Some(40), &[], "-"),
+        ("w1", &p3, Some(3), &gezag_p1, "A"),
+        ("grantee", &p1, Some(40), &[], "-"),
+        ("colleague", &p1, Some(40), &[], "-"),
+        ("manager", &p1, Some(40), &[], "-"),
+        ("fg", &p1, Some(40), &[], "-"),
+    ];
+    for (who, person, age, gezag, want) in rows {
+        let subject = RightsSubject { person, age, gezag };
+        let got = match decide(&cast(who), Action::ExerciseRight(subject), &rel, NOW) {
+            Decision::Allow { .. } => "A",
+            Decision::Deny(DenyReason::TooYoungToActAlone) => "Y",
+            Decision::Deny(DenyReason::SubjectActsAlone) => "S",
+            Decision::Deny(_) => "-",
+        };
+        assert_eq!(got, want, "{who} for {person} aged {age:?}");
+    }
+}
+
+#[test]
+fn rights_requests_are_handled_by_assigned_workers_and_escalations_by_manager_then_officer() {
+    use crate::rights::EscalationLevel::{Manager, PrivacyOfficer};
+    let mut rel = dossier();
+    let allowed = |who: &str, action, rel: &Relationships| decide(&cast(who), action, rel, NOW);
+    for who in ["w1", "w2"] {
+        assert!(allowed(who, Action::HandleRightsRequest, &rel).is_allowed());
+    }
+    for who in [
+        "grantee",
+        "colleague",
+        "res_p1",
+        "manager",
+        "fg",
+        "admin",
+        "bo",
+    ] {
+        assert!(
+            !allowed(who, Action::HandleRightsRequest, &rel).is_allowed(),
+            "{who}"
+        );
+    }
+    assert!(allowed("manager", Action::DecideEscalation(Manager), &rel).is_allowed());
+    assert_eq!(
+        allowed("fg", Action::DecideEscalation(Manager), &rel),
+        Decision::Deny(DenyReason::TeamManagerOnly)
+    );
+    assert!(allowed("fg", Action::DecideEscalation(PrivacyOfficer), &rel).is_allowed());
+    for who in ["manager", "w1", "res_p1", "admin"] {
+        assert_eq!(
+            allowed(who, Action::DecideEscalation(PrivacyOfficer), &rel),
+            Decision::Deny(DenyReason::PrivacyOfficerOnly),
+            "{who}"
+        );
+    }
+    for who in ["w1", "res_p1", "admin"] {
+        assert!(!allowed(who, Action::DecideEscalation(Manager), &rel).is_allowed());
+    }
+    // Rights outlive the help: a closed dossier's requests are still decided.
+    rel.closed = true;
+    assert!(allowed("w1", Action::HandleRightsRequest, &rel).is_allowed());
+    rel.team = TeamId::new("t2").unwrap();
+    assert_eq!(
+        allowed("manager", Action::DecideEscalation(Manager), &rel),
+        Decision::Deny(DenyReason::OtherTeam)
+    );
+}
+
+#[test]
+fn the_privacy_officer_keeps_the_registers_and_managers_and_officer_read_the_council_report() {
+    let rel = dossier();
+    assert!(decide(&cast("fg"), Action::KeepRegisters, &rel, NOW).is_allowed());
+    for who in ["manager", "admin", "w1", "res_p1", "bo", "ggd"] {
+        assert_eq!(
+            decide(&cast(who), Action::KeepRegisters, &rel, NOW),
+            Decision::Deny(DenyReason::PrivacyOfficerOnly),
+            "{who}"
+        );
+    }
+    for who in ["fg", "manager"] {
+        assert!(decide(&cast(who), Action::ReadCouncilReport, &rel, NOW).is_allowed());
+    }
+    for who in ["admin", "w1", "res_p1", "bo", "ggd"] {
+        assert!(!decide(&cast(who), Action::ReadCouncilReport, &rel, NOW).is_allowed());
+    }
+}
+
+#[test]
+fn r21_nothing_about_a_restricted_person_is_shared_until_the_restriction_is_lifted() {
+    use crate::share::{Ground, Recipient, ShareRequest, Triage};
+    let mut rel = dossier();
+    let p1 = PersonId::new("p1").unwrap();
+    let items: std::collections::BTreeSet<String> = ["e1".to_owned()].into();
+    let triage = Triage {
+        id: "t1".into(),
+        moment: "share".into(),
+        recipient: Some("backoffice".into()),
+        items: items.clone(),
+        argued: true,
+        discussed_or_explained: true,
+        superseded: false,
+    };
+    let subjects = [p1.clone()];
+    let ask = |rel: &Relationships| {
+        decide(
+            &cast("w1"),
+            Action::Share(ShareRequest {
+                recipient: &Recipient::Backoffice,
+                items: &items,
+                triage: Some(&triage),
+                ground: Ground::Application,
+                subjects: &subjects,
+            }),
+            rel,
+            NOW,
+        )
+    };
+    assert!(ask(&rel).is_allowed());
+    rel.restricted = vec![p1.clone()];
+    assert_eq!(ask(&rel), Decision::Deny(DenyReason::ProcessingRestricted));
+    rel.restricted.clear();
+    assert!(ask(&rel).is_allowed(), "lifted");
 }

@@ -86,6 +86,7 @@ fn check(
         items: &wanted,
         triage: t.as_ref(),
         ground,
+        subjects: &[],
     };
     decide(
         who,

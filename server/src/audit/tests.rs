@@ -489,6 +489,8 @@ fn action_codes_are_the_stored_ones_and_read_back() {
             "signal",
             "destroy",
             "export",
+            "rights",
+            "breach",
         ]
     );
     for &a in AuditAction::VARIANTS {

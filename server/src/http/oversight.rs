@@ -643,7 +643,8 @@ pub(super) async fn break_glass_report(
     let uses = uses.finish();
     Ok(match tier {
         Tier::Summary => {
-            let s = report::summarize(&uses, team.as_str(), month);
+            let s = report::summarize(&uses, team.as_str(), month)
+                .suppressed(usize::from(state.oversight.small_count_threshold));
             respond(format, &s, || html::summary_page(&s))
         }
         Tier::Detail => {

@@ -60,6 +60,28 @@ impl Hub {
         }
     }
 
+    /// Whether `user`'s device with client storage `storage` was reported lost (R24, R29).
+    pub fn device_revoked(&self, user: &UserId, storage: Option<&str>) -> bool {
+        storage.is_some_and(|s| {
+            self.revoked_devices
+                .read()
+                .contains(&(user.clone(), s.to_owned()))
+        })
+    }
+
+    /// Revokes a lost device once its revocation is committed: its connections close now and
+    /// it is refused at every later join.
+    pub fn revoke_device(&self, user: &UserId, storage: &str) {
+        self.revoked_devices
+            .write()
+            .insert((user.clone(), storage.to_owned()));
+        for handle in self.sessions.read().values() {
+            if &handle.principal.user == user && handle.storage_id.as_deref() == Some(storage) {
+                handle.close("this device was reported lost and is revoked".into());
+            }
+        }
+    }
+
     /// Registers a joined connection.
     pub fn add_session(&self, handle: SessionHandle) -> (SessionId, Arc<SessionHandle>) {
         let id = self

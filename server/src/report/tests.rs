@@ -365,16 +365,38 @@ fn the_summary_counts_per_category_week_and_off_hours_and_the_detail_names_each_
     assert_eq!(s.by_category[&Category::Other], 0);
     assert_eq!(s.off_hours, 1);
     assert_eq!(s.reads_under_grant, 2);
-    let weeks: Vec<(&str, usize)> = s.by_week.iter().map(|w| (&w.week[..], w.count)).collect();
+    let weeks: Vec<(&str, String)> = s
+        .by_week
+        .iter()
+        .map(|w| (&w.week[..], w.count.to_string()))
+        .collect();
     assert_eq!(
         weeks,
         [
-            ("2024-W09", 0),
-            ("2024-W10", 2),
-            ("2024-W11", 0),
-            ("2024-W12", 0),
-            ("2024-W13", 0)
+            ("2024-W09", "0".to_owned()),
+            ("2024-W10", "2".to_owned()),
+            ("2024-W11", "0".to_owned()),
+            ("2024-W12", "0".to_owned()),
+            ("2024-W13", "0".to_owned())
         ]
+    );
+    // Published to a manager, every count below five is only said to be below five (R27).
+    let published = s.clone().suppressed(5);
+    assert_eq!(published.total, Count::Suppressed("< 5".into()));
+    assert!(
+        published
+            .by_week
+            .iter()
+            .all(|w| w.count.to_string() == "< 5")
+    );
+    assert_eq!(
+        serde_json::to_value(&published).unwrap()["off_hours"],
+        "< 5"
+    );
+    assert_eq!(
+        s.clone().suppressed(2).total,
+        2,
+        "at the threshold the count is exact"
     );
     let json = serde_json::to_string(&s).unwrap();
     let page = summary_page(&s);
@@ -666,14 +688,17 @@ fn markup_planted_in_every_field_from_data_comes_out_escaped() {
         period,
         timezone: leak("summary-timezone"),
         off_hours_definition: leak("summary-off-hours"),
-        total: 1,
-        by_category: Category::ALL.iter().map(|&c| (c, 1)).collect(),
+        total: Count::Exact(1),
+        by_category: Category::ALL
+            .iter()
+            .map(|&c| (c, Count::Exact(1)))
+            .collect(),
         by_week: vec![WeekCount {
             week: planted("summary-week"),
-            count: 1,
+            count: Count::Exact(1),
         }],
-        off_hours: 1,
-        reads_under_grant: 2,
+        off_hours: Count::Exact(1),
+        reads_under_grant: Count::Exact(2),
     };
     assert_escaped(
         &summary_page(&s),

@@ -60,6 +60,28 @@ pub enum RelationEdit {
         /// Their team.
         team: TeamId,
     },
+    /// Restrict the processing of a person's data on request `request` (R21).
+    Restrict {
+        /// The person.
+        person: PersonId,
+        /// The granted request.
+        request: String,
+    },
+    /// Lift a person's restriction.
+    Lift(PersonId),
+    /// Decide a rights request still undecided (with the restriction it grants, R21).
+    DecideRights {
+        /// The request.
+        request: String,
+        /// `granted` or `refused`.
+        verdict: &'static str,
+        /// The reasons.
+        reasons: String,
+        /// Who decided.
+        by: String,
+        /// The day, `YYYY-MM-DD`.
+        on: String,
+    },
     /// Close the dossier (R18) with its destroy-by date, if it has one (R23).
     Close {
         /// The date the dossier is destroyed.
@@ -174,6 +196,37 @@ impl Store {
                 .bind(approver.as_str())
                 .bind(team.as_str())
                 .bind(&at),
+                RelationEdit::Restrict { person, request } => sqlx::query(
+                    "INSERT INTO restrictions (dossier, person, request, since) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (dossier, person) DO UPDATE SET request = excluded.request,
+                     since = excluded.since, lifted_at = NULL",
+                )
+                .bind(&dossier)
+                .bind(person.as_str())
+                .bind(request)
+                .bind(&at),
+                RelationEdit::Lift(person) => sqlx::query(
+                    "UPDATE restrictions SET lifted_at = $1 WHERE dossier = $2 AND person = $3 AND lifted_at IS NULL",
+                )
+                .bind(&at)
+                .bind(&dossier)
+                .bind(person.as_str()),
+                RelationEdit::DecideRights {
+                    request,
+                    verdict,
+                    reasons,
+                    by,
+                    on,
+                } => sqlx::query(
+                    "UPDATE rights_requests SET verdict = $1, verdict_reasons = $2, decided_by = $3,
+                     decided_on = $4 WHERE id = $5 AND dossier = $6 AND verdict IS NULL",
+                )
+                .bind(*verdict)
+                .bind(reasons)
+                .bind(by)
+                .bind(on)
+                .bind(request)
+                .bind(&dossier),
                 RelationEdit::Close { destroy_by } => sqlx::query(
                     "UPDATE dossiers SET status = 'closed', closed_at = $1, destroy_by = $2 WHERE id = $3",
                 )

@@ -18,6 +18,7 @@ mod journey;
 mod lifecycle;
 mod oversight;
 mod revocation;
+mod rights;
 mod share;
 mod signal;
 mod storage;

@@ -782,3 +782,36 @@ pub(crate) fn reset_peak_rss() {
 pub(crate) fn alone_in_process() -> bool {
     std::env::var("NEXTEST_EXECUTION_MODE").is_ok_and(|m| m == "process-per-test")
 }
+
+/// Joins `/sync` as cast member `who` from client storage `storage`: the server's `error`
+/// message if it refuses the join, `None` if it answers with `peer`.
+pub(crate) async fn join_refusal(server: &TestServer, who: &str, storage: &str) -> Option<String> {
+    let url = format!("ws://{}/sync?token={}", server.addr, server.token(who));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let join = Message::Join {
+        sender_id: PeerId::new(format!("peer-{}", uuid::Uuid::new_v4().simple())),
+        supported_protocol_versions: vec!["1".into()],
+        peer_metadata: Some(PeerMetadata {
+            storage_id: Some(storage.into()),
+            is_ephemeral: false,
+        }),
+    };
+    ws.send(tungstenite::Message::Binary(encode(&join).into()))
+        .await
+        .expect("send join");
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next()).await {
+            Ok(Some(Ok(tungstenite::Message::Binary(b)))) => {
+                return match decode(&b).expect("server frames decode") {
+                    Message::Peer { .. } => None,
+                    Message::Error { message } => Some(message),
+                    other => panic!("expected peer or error, got {other:?}"),
+                };
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no answer to join: {other:?}"),
+        }
+    }
+}

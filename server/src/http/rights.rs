@@ -1,0 +1,436 @@
+//! Resident rights over HTTP (R19–R22): filing a request (the resident at `/me/requests`, an
+//! assigned worker on their behalf at the dossier), its extension and decision, escalation of a
+//! refusal and its decisions, the overdue register, and the R19 copy as JSON or printable HTML.
+//! Thin: each handler extracts, calls [`crate::rights`] or [`crate::export`], and answers.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use regie_core::id::{DossierId, PersonId};
+use regie_core::rights::{RightKind, Verdict};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::params::Params;
+use super::{ApiError, ApiResult, AppState, Caller, doc, dossier_id};
+use crate::rights::{self, Filing, Overdue, RequestView};
+
+/// A request a resident files.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct MyRequest {
+    /// The dossier.
+    dossier: DossierId,
+    /// Whose data: the caller by default, or a child they hold authority over (under 16).
+    #[serde(default)]
+    subject: Option<PersonId>,
+    kind: RightKind,
+    /// What is asked, up to 4000 characters (optional for access).
+    #[serde(default)]
+    details: String,
+}
+
+/// A request a worker files on a resident's behalf.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct OnBehalf {
+    subject: PersonId,
+    kind: RightKind,
+    /// What is asked, up to 4000 characters.
+    #[serde(default)]
+    details: String,
+    /// The day it was received, `YYYY-MM-DD`, if not today (at most a year ago).
+    #[serde(default)]
+    #[schema(format = Date)]
+    received_on: Option<String>,
+}
+
+/// An extension (art. 12(3)).
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewExtension {
+    /// 1 or 2.
+    months: i8,
+    /// Why (required).
+    reason: String,
+    /// The day the resident was told, `YYYY-MM-DD`, within the first month.
+    #[schema(format = Date)]
+    told_on: String,
+}
+
+/// A decision on a request or an escalation.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewRuling {
+    verdict: Verdict,
+    /// Required for a refusal and for every escalation decision.
+    #[serde(default)]
+    reasons: String,
+}
+
+/// An escalation of a refusal (R22).
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewEscalation {
+    /// Why the refusal is wrong (required).
+    grounds: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/requests",
+    summary = r#"A resident files an AVG rights request (access, rectification, erasure, restriction, objection) for themselves (from 12) or for a child under 16 they hold authority over (R16, R19-R22); answered within one month"#,
+    request_body = MyRequest,
+    responses(
+        (status = 201, description = "Filed", body = RequestView),
+        (status = 400, description = "text_too_long, no_such_person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "too_young_to_act_alone (a child under 12 asks through a parent), subject_acts_alone (from 16 the young person asks)", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn file_mine(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Json(body): Json<MyRequest>,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let subject = match body.subject.or_else(|| who.person.clone()) {
+        Some(s) => s,
+        None => return Err(ApiError::not_found()),
+    };
+    let filing = Filing {
+        subject,
+        kind: body.kind,
+        details: body.details,
+        received_on: None,
+    };
+    let at = OffsetDateTime::now_utc();
+    let view = rights::file(&state.hub, &who, body.dossier, filing, at).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/requests",
+    summary = r#"The calling resident's rights requests (filed by them or about them) with their status in Dutch and their deadlines"#,
+    responses(
+        (status = 200, description = "Requests, oldest first", body = [RequestView]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn list_mine(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    Ok(Json(
+        rights::mine(&state.hub, &who, OffsetDateTime::now_utc()).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/requests",
+    summary = r#"An assigned worker files a rights request on a resident's behalf (R19-R22)"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    request_body = OnBehalf,
+    responses(
+        (status = 201, description = "Filed", body = RequestView),
+        (status = 400, description = "invalid_date, text_too_long, no_such_person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn file_on_behalf(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<OnBehalf>,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let filing = Filing {
+        subject: body.subject,
+        kind: body.kind,
+        details: body.details,
+        received_on: body.received_on,
+    };
+    let at = OffsetDateTime::now_utc();
+    let view = rights::file(&state.hub, &who, dossier_id(&id)?, filing, at).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/dossiers/{id}/requests",
+    summary = r#"The dossier's rights requests, for its assigned workers"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+    ),
+    responses(
+        (status = 200, description = "Requests, oldest first", body = [RequestView]),
+        (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn list_of_dossier(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::of_dossier(&state.hub, &who, dossier_id(&id)?, at).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{request}/extension",
+    summary = r#"An assigned worker extends the deadline by one or two months, with the reason and the day the resident was told, within the first month (AVG art. 12(3))"#,
+    params(("request" = String, Path, description = "The request's id")),
+    request_body = NewExtension,
+    responses(
+        (status = 200, description = "Extended", body = RequestView),
+        (status = 400, description = "invalid_extension, invalid_date, text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
+        (status = 409, description = "not_extendable: decided, extended already, or the first month has passed", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn extend(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(request): Path<String>,
+    Json(body): Json<NewExtension>,
+) -> ApiResult<Json<RequestView>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::extend(
+            &state.hub,
+            &who,
+            &request,
+            body.months,
+            &body.reason,
+            &body.told_on,
+            at,
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{request}/decision",
+    summary = r#"An assigned worker decides a rights request; a refusal needs its reasons and can then be escalated (R21, R22)"#,
+    params(("request" = String, Path, description = "The request's id")),
+    request_body = NewRuling,
+    responses(
+        (status = 200, description = "Decided", body = RequestView),
+        (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
+        (status = 409, description = "decided_already", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(request): Path<String>,
+    Json(body): Json<NewRuling>,
+) -> ApiResult<Json<RequestView>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::decide_request(&state.hub, &who, &request, body.verdict, &body.reasons, at).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{request}/escalation",
+    summary = r#"Escalate a refused request (R22): first to the team manager, then to the privacy officer, each with a deadline of 14 days"#,
+    params(("request" = String, Path, description = "The request's id")),
+    request_body = NewEscalation,
+    responses(
+        (status = 200, description = "Escalated", body = RequestView),
+        (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such request, or not the caller's", body = doc::ErrorBody),
+        (status = 409, description = "not_escalatable: not refused, an escalation pending, or both levels done", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn escalate(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(request): Path<String>,
+    Json(body): Json<NewEscalation>,
+) -> ApiResult<Json<RequestView>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::escalate(&state.hub, &who, &request, &body.grounds, at).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{request}/escalation/decision",
+    summary = r#"The team manager (first level) or the privacy officer (second level) decides the pending escalation: granted overturns the refusal, refused lets it stand (R22)"#,
+    params(("request" = String, Path, description = "The request's id")),
+    request_body = NewRuling,
+    responses(
+        (status = 200, description = "Decided", body = RequestView),
+        (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such request, or not the caller's to decide", body = doc::ErrorBody),
+        (status = 409, description = "no_escalation_pending", body = doc::ErrorBody),
+        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
+        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
+        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn decide_escalation(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(request): Path<String>,
+    Json(body): Json<NewRuling>,
+) -> ApiResult<Json<RequestView>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::decide_escalation(&state.hub, &who, &request, body.verdict, &body.reasons, at)
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/rights-requests/overdue",
+    summary = r#"Overdue rights requests of a team: counts per right for its manager, each request for the privacy officer (audited)"#,
+    params(("team" = regie_core::id::TeamId, Path, description = "The team")),
+    responses(
+        (status = 200, description = "The overdue register", body = Overdue),
+        (status = 400, description = "bad_request: not a team id, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "other_team or managers_and_privacy_officer_only", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn overdue(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Overdue>> {
+    let team = team
+        .parse()
+        .map_err(|_| ApiError::bad_request("not a team id"))?;
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(rights::overdue(&state.hub, &who, team, at).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/dossiers/{id}/persons/{person}/export",
+    summary = r#"The R19 copy of everything held about one person of the dossier, never about other household members: JSON (schema PersonExport, regie.person-export.v1) or a printable Dutch page (format=html). The person from 12, a parent with authority for a child under 16, or an assigned worker; audited as an export"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("person" = String, Path, description = "The person"),
+        ("format" = Option<super::oversight::ReportFormat>, Query, description = "html gives a printable page"),
+    ),
+    responses(
+        (status = 200, description = "The copy", content((crate::export::PersonExport = "application/json"), (String = "text/html"))),
+        (status = 400, description = "invalid_format; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier or person, or not the caller's", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn export(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, person)): Path<(String, String)>,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let q = Params::parse(&uri, &["format"])?;
+    let html = match q.get("format") {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_format",
+                "format is json or html",
+            ));
+        }
+    };
+    let dossier = dossier_id(&id)?;
+    let person: PersonId = person.parse().map_err(|_| ApiError::not_found())?;
+    let at = OffsetDateTime::now_utc();
+    let copy = crate::export::export(
+        &state.hub,
+        &who,
+        dossier,
+        &person,
+        state.oversight.show_worker_names,
+        at,
+    )
+    .await?;
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    Ok(if html {
+        (
+            [no_store, (header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::export::html_page(&copy),
+        )
+            .into_response()
+    } else {
+        ([no_store], Json(copy)).into_response()
+    })
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/dossiers/{id}/restrictions/{person}",
+    summary = r#"An assigned worker lifts the restriction of processing of a person's data (R21); shares about them are possible again"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("person" = String, Path, description = "The person"),
+    ),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 400, description = "not a person id; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
+        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's; not_restricted", body = doc::ErrorBody),
+        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+    )
+)]
+pub(super) async fn lift_restriction(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, person)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let at = OffsetDateTime::now_utc();
+    rights::lift_restriction(&state.hub, &who, dossier_id(&id)?, &person, at).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,610 @@
+//! The rights register's SQL (R19–R22): requests and the escalations of refusals. Each change is
+//! one transaction with its audit rows, and each update is guarded by the state it expects (an
+//! open request, an escalation not yet decided), so two concurrent decisions cannot both land:
+//! the second changes nothing and is told so. Portable SQL only (`$n` placeholders, ISO date
+//! and RFC 3339 text, no date functions), so the PostgreSQL backend runs it unchanged.
+
+use regie_core::id::{DossierId, PersonId, TeamId};
+use regie_core::rights::{EscalationLevel, RightKind, Verdict};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Result, StorageError, Store, insert_audit_all, parse};
+use crate::audit::AuditEvent;
+
+/// One request as stored.
+#[derive(Debug, Clone)]
+pub struct RightsRequestRow {
+    /// Its id (`rr-` and a UUID).
+    pub id: String,
+    /// The dossier it concerns.
+    pub dossier: DossierId,
+    /// The dossier's team when the request was filed (the manager's counts).
+    pub team: TeamId,
+    /// The person whose data it concerns.
+    pub subject: PersonId,
+    /// Which right.
+    pub kind: RightKind,
+    /// What the resident asks, in their words (at most 2,000 characters).
+    pub details: String,
+    /// Who filed it (the resident, a parent, or a worker on their behalf).
+    pub filed_by: String,
+    /// Their role.
+    pub filed_role: String,
+    /// When, RFC 3339 UTC.
+    pub filed_at: String,
+    /// The day it was received, on the Amsterdam calendar.
+    pub received_on: String,
+    /// The day the answer is due, after any extension.
+    pub deadline: String,
+    /// The extension: months, reason, the day the resident was told, by whom.
+    pub extension: Option<Extension>,
+    /// The decision: verdict, reasons, by whom, on which day.
+    pub decision: Option<Ruling>,
+    /// The escalations of a refusal, manager first.
+    pub escalations: Vec<EscalationRow>,
+}
+
+/// A recorded extension (art. 12(3)).
+#[derive(Debug, Clone)]
+pub struct Extension {
+    /// One or two.
+    pub months: i64,
+    /// Why.
+    pub reason: String,
+    /// The day the resident was told.
+    pub told_on: String,
+    /// Who extended.
+    pub by: String,
+}
+
+/// A decision on a request or an escalation.
+#[derive(Debug, Clone)]
+pub struct Ruling {
+    /// Granted or refused.
+    pub verdict: Verdict,
+    /// The reasons (mandatory for a refusal).
+    pub reasons: String,
+    /// Who decided.
+    pub by: String,
+    /// On which day.
+    pub on: String,
+}
+
+/// One escalation of a refusal (R22).
+#[derive(Debug, Clone)]
+pub struct EscalationRow {
+    /// Who decides it.
+    pub level: EscalationLevel,
+    /// Why the resident objects.
+    pub grounds: String,
+    /// Who escalated.
+    pub by: String,
+    /// On which day.
+    pub on: String,
+    /// By when it is decided.
+    pub deadline: String,
+    /// The decision, once made.
+    pub decision: Option<Ruling>,
+}
+
+/// A change to a request that exists.
+#[derive(Debug, Clone)]
+pub enum RightsEdit {
+    /// Record an extension; only while undecided and not yet extended.
+    Extend {
+        /// The new deadline.
+        deadline: String,
+        /// The extension.
+        extension: Extension,
+    },
+    /// Decide; only while undecided.
+    Decide(Ruling),
+    /// Escalate a refusal to `level`; only if that level has no escalation yet.
+    Escalate(EscalationRow),
+    /// Decide the escalation at `level`; only while it is undecided.
+    DecideEscalation(EscalationLevel, Ruling),
+}
+
+fn opt_text(r: &SqliteRow, col: &str) -> Option<String> {
+    r.get::<Option<String>, _>(col)
+}
+
+fn verdict(code: &str, table: &'static str) -> Result<Verdict> {
+    Verdict::from_code(code).ok_or_else(|| StorageError::Corrupt {
+        table,
+        detail: format!("unknown verdict {code:?}"),
+    })
+}
+
+fn ruling(r: &SqliteRow, prefix: &str, table: &'static str) -> Result<Option<Ruling>> {
+    let (v, reasons, by, on) = if prefix.is_empty() {
+        ("verdict", "verdict_reasons", "decided_by", "decided_on")
+    } else {
+        ("verdict", "reasons", "decided_by", "decided_on")
+    };
+    match opt_text(r, v) {
+        None => Ok(None),
+        Some(code) => Ok(Some(Ruling {
+            verdict: verdict(&code, table)?,
+            reasons: opt_text(r, reasons).unwrap_or_default(),
+            by: opt_text(r, by).unwrap_or_default(),
+            on: opt_text(r, on).unwrap_or_default(),
+        })),
+    }
+}
+
+fn request_row(r: &SqliteRow) -> Result<RightsRequestRow> {
+    let table = "rights_requests";
+    let kind: String = r.get("kind");
+    let extension = r
+        .get::<Option<i64>, _>("extension_months")
+        .map(|months| Extension {
+            months,
+            reason: opt_text(r, "extension_reason").unwrap_or_default(),
+            told_on: opt_text(r, "extension_told_on").unwrap_or_default(),
+            by: opt_text(r, "extended_by").unwrap_or_default(),
+        });
+    Ok(RightsRequestRow {
+        id: r.get("id"),
+        dossier: parse(r.get::<&str, _>("dossier"), table)?,
+        team: parse(r.get::<&str, _>("team"), table)?,
+        subject: parse(r.get::<&str, _>("subject"), table)?,
+        kind: RightKind::from_code(&kind).ok_or_else(|| StorageError::Corrupt {
+            table,
+            detail: format!("unknown kind {kind:?}"),
+        })?,
+        details: r.get("details"),
+        filed_by: r.get("filed_by"),
+        filed_role: r.get("filed_role"),
+        filed_at: r.get("filed_at"),
+        received_on: r.get("received_on"),
+        deadline: r.get("deadline"),
+        extension,
+        decision: ruling(r, "", table)?,
+        escalations: Vec::new(),
+    })
+}
+
+fn escalation_row(r: &SqliteRow) -> Result<(String, EscalationRow)> {
+    let table = "rights_escalations";
+    let level: String = r.get("level");
+    Ok((
+        r.get("request"),
+        EscalationRow {
+            level: EscalationLevel::from_code(&level).ok_or_else(|| StorageError::Corrupt {
+                table,
+                detail: format!("unknown level {level:?}"),
+            })?,
+            grounds: r.get("grounds"),
+            by: r.get("escalated_by"),
+            on: r.get("escalated_on"),
+            deadline: r.get("deadline"),
+            decision: ruling(r, "e", table)?,
+        },
+    ))
+}
+
+/// Which requests to read.
+#[derive(Debug, Clone, Copy)]
+pub enum RightsQuery<'a> {
+    /// One request.
+    Id(&'a str),
+    /// The requests of these dossiers.
+    Dossiers(&'a [DossierId]),
+    /// Every request (the registers: small, one row per request ever made).
+    All,
+}
+
+impl Store {
+    /// Files `request` with its audit rows, in one transaction.
+    pub async fn file_rights_request(
+        &self,
+        request: &RightsRequestRow,
+        audit: &[AuditEvent],
+    ) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rights_requests (id, dossier, team, subject, kind, details, filed_by, \
+             filed_role, filed_at, received_on, deadline) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&request.id)
+        .bind(request.dossier.to_string())
+        .bind(request.team.as_str())
+        .bind(request.subject.as_str())
+        .bind(request.kind.code())
+        .bind(&request.details)
+        .bind(&request.filed_by)
+        .bind(&request.filed_role)
+        .bind(&request.filed_at)
+        .bind(&request.received_on)
+        .bind(&request.deadline)
+        .execute(&mut *tx)
+        .await?;
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
+        Ok(())
+    }
+
+    /// Applies `edit` to request `id` with its audit rows, in one transaction, if the request is
+    /// in the state the edit expects; returns whether it was (nothing is written otherwise).
+    pub async fn edit_rights_request(
+        &self,
+        id: &str,
+        edit: &RightsEdit,
+        audit: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let changed = match edit {
+            RightsEdit::Extend {
+                deadline,
+                extension,
+            } => sqlx::query(
+                "UPDATE rights_requests SET deadline = $1, extension_months = $2, \
+                 extension_reason = $3, extension_told_on = $4, extended_by = $5 \
+                 WHERE id = $6 AND verdict IS NULL AND extension_months IS NULL",
+            )
+            .bind(deadline)
+            .bind(extension.months)
+            .bind(&extension.reason)
+            .bind(&extension.told_on)
+            .bind(&extension.by)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            RightsEdit::Decide(r) => sqlx::query(
+                "UPDATE rights_requests SET verdict = $1, verdict_reasons = $2, decided_by = $3, \
+                 decided_on = $4 WHERE id = $5 AND verdict IS NULL",
+            )
+            .bind(r.verdict.code())
+            .bind(&r.reasons)
+            .bind(&r.by)
+            .bind(&r.on)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            RightsEdit::Escalate(e) => sqlx::query(
+                "INSERT INTO rights_escalations (request, level, grounds, escalated_by, \
+                 escalated_on, deadline) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (request, level) DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.level.code())
+            .bind(&e.grounds)
+            .bind(&e.by)
+            .bind(&e.on)
+            .bind(&e.deadline)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            RightsEdit::DecideEscalation(level, r) => sqlx::query(
+                "UPDATE rights_escalations SET verdict = $1, reasons = $2, decided_by = $3, \
+                 decided_on = $4 WHERE request = $5 AND level = $6 AND verdict IS NULL",
+            )
+            .bind(r.verdict.code())
+            .bind(&r.reasons)
+            .bind(&r.by)
+            .bind(&r.on)
+            .bind(id)
+            .bind(level.code())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if changed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
+        Ok(true)
+    }
+
+    /// The requests `query` selects, oldest first, each with its escalations.
+    pub async fn rights_requests(&self, query: RightsQuery<'_>) -> Result<Vec<RightsRequestRow>> {
+        let rows = match query {
+            RightsQuery::Id(id) => {
+                sqlx::query("SELECT * FROM rights_requests WHERE id = $1")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            RightsQuery::All => {
+                sqlx::query("SELECT * FROM rights_requests ORDER BY filed_at, id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            RightsQuery::Dossiers(dossiers) => {
+                let mut out = Vec::new();
+                for d in dossiers {
+                    out.extend(
+                        sqlx::query("SELECT * FROM rights_requests WHERE dossier = $1")
+                            .bind(d.to_string())
+                            .fetch_all(&self.pool)
+                            .await?,
+                    );
+                }
+                out
+            }
+        };
+        let mut requests = rows.iter().map(request_row).collect::<Result<Vec<_>>>()?;
+        requests.sort_by(|a, b| (&a.filed_at, &a.id).cmp(&(&b.filed_at, &b.id)));
+        for r in &mut requests {
+            let escalations = sqlx::query(
+                "SELECT * FROM rights_escalations WHERE request = $1 ORDER BY escalated_on, level",
+            )
+            .bind(&r.id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut list = escalations
+                .iter()
+                .map(escalation_row)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect::<Vec<_>>();
+            list.sort_by_key(|e| e.level);
+            r.escalations = list;
+        }
+        Ok(requests)
+    }
+}
+
+/// A chain partner's share as recorded, ended or not (R19: "shares made and their grounds").
+#[derive(Debug, Clone)]
+pub struct ShareRecord {
+    /// The partner.
+    pub org: String,
+    /// `consent` or `four_eyes`.
+    pub ground: String,
+    /// Why.
+    pub purpose: String,
+    /// Which items.
+    pub items: Vec<String>,
+    /// About whom.
+    pub subjects: Vec<String>,
+    /// When it ended, if it did.
+    pub ended_at: Option<String>,
+    /// Why it ended.
+    pub ended_because: Option<String>,
+}
+
+impl Store {
+    /// Every partner share of `dossier`, ended ones included, by partner.
+    pub async fn partner_shares(&self, dossier: DossierId) -> Result<Vec<ShareRecord>> {
+        let rows = sqlx::query(
+            "SELECT org, ground, purpose, items, subjects, ended_at, ended_because \
+             FROM partners WHERE dossier = $1 ORDER BY org",
+        )
+        .bind(dossier.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let list = |s: String| -> Result<Vec<String>> {
+            serde_json::from_str(&s).map_err(|e| StorageError::Corrupt {
+                table: "partners",
+                detail: e.to_string(),
+            })
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(ShareRecord {
+                    org: r.get("org"),
+                    ground: r.get("ground"),
+                    purpose: r.get("purpose"),
+                    items: list(r.get("items"))?,
+                    subjects: list(r.get("subjects"))?,
+                    ended_at: r.get("ended_at"),
+                    ended_because: r.get("ended_because"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One breach as stored (R24).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BreachRow {
+    /// Its id (`br-` and a UUID).
+    pub id: String,
+    /// What happened.
+    pub what: String,
+    /// When it was discovered, RFC 3339 UTC: the 72 hours run from here.
+    pub discovered_at: String,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// `access_log`, `lost_device` or `other`.
+    pub source: String,
+    /// The audit-log row of an access-log finding.
+    pub audit_seq: Option<i64>,
+    /// The user of a lost device.
+    pub device_user: Option<String>,
+    /// The lost device's storage id.
+    pub device: Option<String>,
+    /// The dossiers concerned (ids).
+    pub dossiers: Vec<String>,
+    /// The persons concerned (ids).
+    pub persons: Vec<String>,
+    /// `none`, `risk` or `high` (art. 33 and 34 thresholds).
+    pub risk: String,
+    /// The measures taken.
+    pub measures: String,
+    /// The authority must be notified by then (discovery + 72 hours), RFC 3339 UTC.
+    pub notify_by: String,
+    /// When the authority was notified.
+    pub authority_notified_at: Option<String>,
+    /// Whether the residents are informed (art. 34), once decided.
+    pub inform_residents: Option<bool>,
+    /// Why (not).
+    pub residents_reason: Option<String>,
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+fn breach_row(r: &SqliteRow) -> Result<BreachRow> {
+    let list = |col: &str| -> Result<Vec<String>> {
+        serde_json::from_str(r.get::<&str, _>(col)).map_err(|e| StorageError::Corrupt {
+            table: "breaches",
+            detail: e.to_string(),
+        })
+    };
+    Ok(BreachRow {
+        id: r.get("id"),
+        what: r.get("what"),
+        discovered_at: r.get("discovered_at"),
+        recorded_at: r.get("recorded_at"),
+        recorded_by: r.get("recorded_by"),
+        source: r.get("source"),
+        audit_seq: r.get("audit_seq"),
+        device_user: r.get("device_user"),
+        device: r.get("device"),
+        dossiers: list("dossiers")?,
+        persons: list("persons")?,
+        risk: r.get("risk"),
+        measures: r.get("measures"),
+        notify_by: r.get("notify_by"),
+        authority_notified_at: r.get("authority_notified_at"),
+        inform_residents: r.get::<Option<i64>, _>("inform_residents").map(|v| v != 0),
+        residents_reason: r.get("residents_reason"),
+    })
+}
+
+impl Store {
+    /// Records `breach` with its audit rows in one transaction; a lost device's storage is
+    /// revoked in the same transaction.
+    pub async fn record_breach(&self, b: &BreachRow, audit: &[AuditEvent]) -> Result<()> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO breaches (id, what, discovered_at, recorded_at, recorded_by, source, \
+             audit_seq, device_user, device, dossiers, persons, risk, measures, notify_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&b.id)
+        .bind(&b.what)
+        .bind(&b.discovered_at)
+        .bind(&b.recorded_at)
+        .bind(&b.recorded_by)
+        .bind(&b.source)
+        .bind(b.audit_seq)
+        .bind(&b.device_user)
+        .bind(&b.device)
+        .bind(json_list(&b.dossiers))
+        .bind(json_list(&b.persons))
+        .bind(&b.risk)
+        .bind(&b.measures)
+        .bind(&b.notify_by)
+        .execute(&mut *tx)
+        .await?;
+        if let (Some(user), Some(device)) = (&b.device_user, &b.device) {
+            sqlx::query(
+                "INSERT INTO revoked_devices (user_id, storage_id, revoked_at, breach) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, storage_id) DO NOTHING",
+            )
+            .bind(user)
+            .bind(device)
+            .bind(&b.recorded_at)
+            .bind(&b.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
+        Ok(())
+    }
+
+    /// Records the notification of breach `id` and the decision on informing the residents;
+    /// false when there is no such breach.
+    pub async fn record_breach_notification(
+        &self,
+        id: &str,
+        notified_at: Option<&str>,
+        inform_residents: bool,
+        reason: &str,
+        audit: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE breaches SET authority_notified_at = COALESCE($1, authority_notified_at), \
+             inform_residents = $2, residents_reason = $3 WHERE id = $4",
+        )
+        .bind(notified_at)
+        .bind(i64::from(inform_residents))
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        tx.commit().await?;
+        *tail = last;
+        Ok(true)
+    }
+
+    /// Every breach, oldest discovery first.
+    pub async fn breaches(&self) -> Result<Vec<BreachRow>> {
+        sqlx::query("SELECT * FROM breaches ORDER BY discovered_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(breach_row)
+            .collect()
+    }
+
+    /// The devices reported lost: (user, storage id).
+    pub async fn revoked_devices(&self) -> Result<Vec<(String, String)>> {
+        Ok(
+            sqlx::query("SELECT user_id, storage_id FROM revoked_devices")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
+    }
+
+    /// The audit row at `seq`, if any.
+    pub async fn audit_row_at(&self, seq: i64) -> Result<Option<AuditEvent>> {
+        match sqlx::query("SELECT * FROM audit WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            Some(r) => Ok(Some(super::audit_row(&r)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Store {
+    /// The restrictions in force: (dossier, person).
+    pub async fn restrictions(&self) -> Result<Vec<(DossierId, PersonId)>> {
+        sqlx::query("SELECT dossier, person FROM restrictions WHERE lifted_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    parse(r.get::<&str, _>(0), "restrictions")?,
+                    parse(r.get::<&str, _>(1), "restrictions")?,
+                ))
+            })
+            .collect()
+    }
+}
