@@ -33,6 +33,9 @@ pub enum ConnectError {
     /// The socket or the WebSocket failed.
     #[error("connection failed: {0}")]
     Failed(String),
+    /// The server answered `join` with an `error` message: it refused the peer.
+    #[error("the join was refused: {0}")]
+    JoinRefused(String),
     /// The server did not answer `join` with `peer` in time or answered something else.
     #[error("join failed: {0}")]
     Join(String),
@@ -106,6 +109,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Ok(Message::Peer { sender_id, .. }) => {
                         c.server = sender_id;
                         return Ok(c);
+                    }
+                    Ok(Message::Error { message }) => {
+                        return Err(ConnectError::JoinRefused(message));
                     }
                     Ok(other) => return Err(ConnectError::Join(format!("got {other:?}"))),
                     Err(e) => return Err(ConnectError::Join(format!("undecodable: {e}"))),

@@ -7,9 +7,9 @@
 use regie_core::id::{DossierId, PersonId, TeamId};
 use regie_core::rights::{EscalationLevel, RightKind, Verdict};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
-use super::{Result, StorageError, Store, insert_audit_all, parse};
+use super::{Chain, Result, StorageError, Store, parse};
 use crate::audit::AuditEvent;
 
 /// One request as stored.
@@ -106,7 +106,7 @@ pub enum RightsEdit {
     DecideEscalation(EscalationLevel, Ruling),
 }
 
-fn opt_text(r: &SqliteRow, col: &str) -> Option<String> {
+fn opt_text(r: &AnyRow, col: &str) -> Option<String> {
     r.get::<Option<String>, _>(col)
 }
 
@@ -117,7 +117,7 @@ fn verdict(code: &str, table: &'static str) -> Result<Verdict> {
     })
 }
 
-fn ruling(r: &SqliteRow, prefix: &str, table: &'static str) -> Result<Option<Ruling>> {
+fn ruling(r: &AnyRow, prefix: &str, table: &'static str) -> Result<Option<Ruling>> {
     let (v, reasons, by, on) = if prefix.is_empty() {
         ("verdict", "verdict_reasons", "decided_by", "decided_on")
     } else {
@@ -134,7 +134,7 @@ fn ruling(r: &SqliteRow, prefix: &str, table: &'static str) -> Result<Option<Rul
     }
 }
 
-fn request_row(r: &SqliteRow) -> Result<RightsRequestRow> {
+fn request_row(r: &AnyRow) -> Result<RightsRequestRow> {
     let table = "rights_requests";
     let kind: String = r.get("kind");
     let extension = r
@@ -166,7 +166,7 @@ fn request_row(r: &SqliteRow) -> Result<RightsRequestRow> {
     })
 }
 
-fn escalation_row(r: &SqliteRow) -> Result<(String, EscalationRow)> {
+fn escalation_row(r: &AnyRow) -> Result<(String, EscalationRow)> {
     let table = "rights_escalations";
     let level: String = r.get("level");
     Ok((
@@ -223,9 +223,10 @@ impl Store {
         .bind(&request.deadline)
         .execute(&mut *tx)
         .await?;
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -301,9 +302,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(true)
     }
 
@@ -451,7 +453,7 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).expect("strings serialize")
 }
 
-fn breach_row(r: &SqliteRow) -> Result<BreachRow> {
+fn breach_row(r: &AnyRow) -> Result<BreachRow> {
     let list = |col: &str| -> Result<Vec<String>> {
         serde_json::from_str(r.get::<&str, _>(col)).map_err(|e| StorageError::Corrupt {
             table: "breaches",
@@ -518,9 +520,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(())
     }
 
@@ -551,9 +554,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let last = insert_audit_all(&mut tx, audit, &tail).await?;
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
-        *tail = last;
+        chain.commit_to(&mut tail);
         Ok(true)
     }
 

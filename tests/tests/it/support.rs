@@ -786,32 +786,17 @@ pub(crate) fn alone_in_process() -> bool {
 /// Joins `/sync` as cast member `who` from client storage `storage`: the server's `error`
 /// message if it refuses the join, `None` if it answers with `peer`.
 pub(crate) async fn join_refusal(server: &TestServer, who: &str, storage: &str) -> Option<String> {
-    let url = format!("ws://{}/sync?token={}", server.addr, server.token(who));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("upgrade");
-    let join = Message::Join {
-        sender_id: PeerId::new(format!("peer-{}", uuid::Uuid::new_v4().simple())),
-        supported_protocol_versions: vec!["1".into()],
-        peer_metadata: Some(PeerMetadata {
-            storage_id: Some(storage.into()),
-            is_ephemeral: false,
-        }),
-    };
-    ws.send(tungstenite::Message::Binary(encode(&join).into()))
-        .await
-        .expect("send join");
-    loop {
-        match tokio::time::timeout(PATIENCE, ws.next()).await {
-            Ok(Some(Ok(tungstenite::Message::Binary(b)))) => {
-                return match decode(&b).expect("server frames decode") {
-                    Message::Peer { .. } => None,
-                    Message::Error { message } => Some(message),
-                    other => panic!("expected peer or error, got {other:?}"),
-                };
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no answer to join: {other:?}"),
-        }
+    let joined = regie_testkit::connection::Plain::open(
+        server.addr,
+        &format!("/sync?token={}", server.token(who)),
+        regie_sync_protocol::PeerId::new(format!("peer-{}", uuid::Uuid::new_v4().simple())),
+        Some(storage.into()),
+        PATIENCE,
+    )
+    .await;
+    match joined {
+        Ok(_) => None,
+        Err(regie_testkit::ConnectError::JoinRefused(message)) => Some(message),
+        Err(other) => panic!("no answer to join: {other}"),
     }
 }
