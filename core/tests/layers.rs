@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The declared order, bottom first.
 const LAYERS: &[&[&str]] = &[
-    &["id", "path", "retention"],
+    &["id", "path", "retention", "rights"],
     &["principal", "consent", "document"],
     &["relationship", "share", "projection"],
     &["policy"],
