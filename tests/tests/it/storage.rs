@@ -146,9 +146,7 @@ async fn stopping_the_server_closes_every_sync_session_and_keeps_its_sync_state(
     }
     assert!(tablet.closed);
     assert!(said.is_some_and(|m| m.contains("shutting down")));
-    let store = regie_server::storage::Store::open(dir.path())
-        .await
-        .unwrap();
+    let store = open_store(dir.path()).await;
     let saved = store
         .sync_state(&"anna".parse().unwrap(), "storage-tablet-2", plan)
         .await
@@ -334,7 +332,7 @@ mod bounded {
     #[tokio::test]
     async fn a_rejection_or_a_destruction_whose_audit_row_cannot_be_written_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = open_store(dir.path()).await;
         let (dossier, doc) = dossier(&store, "team-noord").await;
         let rows = store.audit_events(None).await.unwrap().len();
         let at = OffsetDateTime::now_utc();
