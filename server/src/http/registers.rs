@@ -34,9 +34,8 @@ fn jiff_date(d: time::Date) -> jiff::civil::Date {
     responses(
         (status = 200, description = "The report", content((CouncilReport = "application/json"), (String = "text/html"))),
         (status = 400, description = "invalid_date, invalid_period, invalid_format; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "managers_and_privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn council_report(
@@ -138,9 +137,8 @@ pub(super) async fn council_report(
     responses(
         (status = 200, description = "The register", content((crate::processing::ProcessingRegister = "application/json"), (String = "text/html"))),
         (status = 400, description = "invalid_format; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn processing(
@@ -184,12 +182,8 @@ pub(super) async fn processing(
     responses(
         (status = 201, description = "Recorded", body = crate::breach::BreachView),
         (status = 400, description = "text_required, text_too_long, invalid_risk, invalid_time, invalid_ids, invalid_device, no_such_log_row; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn record_breach(
@@ -209,9 +203,8 @@ pub(super) async fn record_breach(
     responses(
         (status = 200, description = "Breaches, oldest discovery first", body = [crate::breach::BreachView]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn breaches(
@@ -242,13 +235,9 @@ pub(super) struct Notification {
     responses(
         (status = 200, description = "Recorded", body = crate::breach::BreachView),
         (status = 400, description = "text_required; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "privacy_officer_only", body = doc::ErrorBody),
         (status = 404, description = "no_such_breach", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn breach_notification(

@@ -81,13 +81,9 @@ pub(super) struct NewEscalation {
     responses(
         (status = 201, description = "Filed", body = RequestView),
         (status = 400, description = "text_too_long, no_such_person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "too_young_to_act_alone (a child under 12 asks through a parent), subject_acts_alone (from 16 the young person asks)", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn file_mine(
@@ -117,8 +113,7 @@ pub(super) async fn file_mine(
     responses(
         (status = 200, description = "Requests, oldest first", body = [RequestView]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn list_mine(
@@ -141,13 +136,9 @@ pub(super) async fn list_mine(
     responses(
         (status = 201, description = "Filed", body = RequestView),
         (status = 400, description = "invalid_date, text_too_long, no_such_person; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn file_on_behalf(
@@ -177,9 +168,8 @@ pub(super) async fn file_on_behalf(
     responses(
         (status = 200, description = "Requests, oldest first", body = [RequestView]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn list_of_dossier(
@@ -202,13 +192,9 @@ pub(super) async fn list_of_dossier(
     responses(
         (status = 200, description = "Extended", body = RequestView),
         (status = 400, description = "invalid_extension, invalid_date, text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
         (status = 409, description = "not_extendable: decided, extended already, or the first month has passed", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn extend(
@@ -241,13 +227,9 @@ pub(super) async fn extend(
     responses(
         (status = 200, description = "Decided", body = RequestView),
         (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
         (status = 409, description = "decided_already", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn decide(
@@ -271,14 +253,10 @@ pub(super) async fn decide(
     responses(
         (status = 200, description = "Escalated", body = RequestView),
         (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such request, or not the caller's", body = doc::ErrorBody),
         (status = 409, description = "not_escalatable: not refused, an escalation pending, or both levels done", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn escalate(
@@ -302,13 +280,9 @@ pub(super) async fn escalate(
     responses(
         (status = 200, description = "Decided", body = RequestView),
         (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such request, or not the caller's to decide", body = doc::ErrorBody),
         (status = 409, description = "no_escalation_pending", body = doc::ErrorBody),
-        (status = 413, description = "body_too_large: the body is larger than the route's limit", body = doc::ErrorBody),
-        (status = 415, description = "unsupported_media_type: the body is not sent as application/json", body = doc::ErrorBody),
-        (status = 422, description = "invalid_body: the JSON body has the wrong shape", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::JsonBody,
     )
 )]
 pub(super) async fn decide_escalation(
@@ -332,9 +306,8 @@ pub(super) async fn decide_escalation(
     responses(
         (status = 200, description = "The overdue register", body = Overdue),
         (status = 400, description = "bad_request: not a team id, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "other_team or managers_and_privacy_officer_only", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn overdue(
@@ -361,10 +334,9 @@ pub(super) async fn overdue(
     responses(
         (status = 200, description = "The copy", content((crate::export::PersonExport = "application/json"), (String = "text/html"))),
         (status = 400, description = "invalid_format; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 403, description = "too_young_to_act_alone or subject_acts_alone", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier or person, or not the caller's", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn export(
@@ -420,9 +392,8 @@ pub(super) async fn export(
     responses(
         (status = 204, description = "Lifted"),
         (status = 400, description = "not a person id; or bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
-        (status = 401, description = "unauthorized: the token is missing, invalid or expired", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such dossier, or not the caller's; not_restricted", body = doc::ErrorBody),
-        (status = 500, description = "internal: a failure inside the server", body = doc::ErrorBody),
+        doc::Authenticated,
     )
 )]
 pub(super) async fn lift_restriction(
