@@ -325,7 +325,14 @@ async fn steady_net(
     let dir = common.dir(scenario, target, run);
     let _ = std::fs::remove_dir_all(&dir);
     if target != Target::Js {
-        seed_regie(&dir, layout, |k| bytes[k].clone(), |_| {}).await?;
+        seed_regie(
+            &dir,
+            common.launch.database_url.as_deref(),
+            layout,
+            |k| bytes[k].clone(),
+            |_| {},
+        )
+        .await?;
     }
     let server = common
         .start(target, &dir, 10_000.max(3 * cfg.dossiers))
@@ -685,7 +692,14 @@ async fn reconnect_net(
     let dir = common.dir("b", target, run);
     let _ = std::fs::remove_dir_all(&dir);
     if target != Target::Js {
-        seed_regie(&dir, layout, |k| bytes[k].clone(), |_| {}).await?;
+        seed_regie(
+            &dir,
+            common.launch.database_url.as_deref(),
+            layout,
+            |k| bytes[k].clone(),
+            |_| {},
+        )
+        .await?;
     }
     let server = common.start(target, &dir, 10_000).await?;
     let pid = server.pid().to_string();
@@ -812,7 +826,14 @@ async fn idle_net(
     let dir = common.dir("c", target, run);
     let _ = std::fs::remove_dir_all(&dir);
     if target != Target::Js {
-        seed_regie(&dir, layout, bytes, |_| {}).await?;
+        seed_regie(
+            &dir,
+            common.launch.database_url.as_deref(),
+            layout,
+            bytes,
+            |_| {},
+        )
+        .await?;
     }
     let server = common.start(target, &dir, 10_000).await?;
     let pid = server.pid().to_string();
@@ -1001,7 +1022,7 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
             cfg.stored,
             template.display()
         ));
-        seed_regie(&template, &layout, bytes, |n| {
+        seed_regie(&template, None, &layout, bytes, |n| {
             common.say(format!("(e) seeded {n} dossiers"))
         })
         .await?;

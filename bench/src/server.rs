@@ -115,6 +115,9 @@ pub struct Launch {
     pub js_dir: PathBuf,
     /// Extra arguments for `regie-bench-server` (e.g. `--nodelay`).
     pub regie_args: Vec<String>,
+    /// The PostgreSQL database Regie stores in (seeded there too), instead of SQLite in each
+    /// run's directory.
+    pub database_url: Option<String>,
 }
 
 impl Launch {
@@ -128,6 +131,7 @@ impl Launch {
             regie_bin,
             js_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("js"),
             regie_args: Vec::new(),
+            database_url: None,
         }
     }
 
@@ -288,16 +292,24 @@ pub fn authenticator() -> regie_server::auth::Authenticator {
     )
 }
 
-/// Creates the layout's dossiers in a Regie store in `dir` through `Store::create_dossier`:
+/// Creates the layout's dossiers in a Regie store in `dir` (or the PostgreSQL database at
+/// `database_url`) through `Store::create_dossier`:
 /// plan, record and meta from `bytes(dossier)`, the followers assigned, two persons each.
 /// Calls `progress` with the number done every 10,000 dossiers.
 pub async fn seed_regie(
     dir: &Path,
+    database_url: Option<&str>,
     layout: &Layout,
     mut bytes: impl FnMut(usize) -> DossierBytes,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<()> {
-    let store = Store::open(dir).await.context("cannot open the store")?;
+    let backend = match database_url {
+        Some(url) => regie_server::storage::Backend::Postgres(url.to_owned()),
+        None => regie_server::storage::Backend::Sqlite(dir.to_path_buf()),
+    };
+    let store = Store::open_backend(&backend)
+        .await
+        .context("cannot open the store")?;
     let persons: Vec<PersonId> = crate::workload::persons()
         .into_iter()
         .map(|p| p.id)

@@ -19,6 +19,7 @@ fn common(dir: &std::path::Path, targets: Vec<Target>) -> Common {
             regie_bin: PathBuf::from(env!("CARGO_BIN_EXE_regie-bench-server")),
             js_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js"),
             regie_args: Vec::new(),
+            database_url: None,
         },
         keep: false,
         progress: false,

@@ -186,6 +186,7 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
         launch
             .regie_args
             .extend(["--database-url".into(), url.clone()]);
+        launch.database_url = Some(url.clone());
     }
     let common = Common {
         seed: args.seed,

@@ -352,7 +352,7 @@ pub(crate) async fn store_args(dir: &Path) -> StoreArgs {
 }
 
 /// Test databases of directories the tests kept (a store started again on its directory)
-/// are not dropped with a server; those older than six hours are dropped here.
+/// are not dropped with a server; those older than two hours are dropped here.
 async fn drop_stale_databases(admin: &mut sqlx::AnyConnection, now: u64) {
     use sqlx::Row;
     let names: Vec<String> =
@@ -363,7 +363,7 @@ async fn drop_stale_databases(admin: &mut sqlx::AnyConnection, now: u64) {
             .unwrap_or_default();
     for name in names {
         let made: Option<u64> = name.split('_').nth(2).and_then(|s| s.parse().ok());
-        if made.is_some_and(|t| t + 6 * 3600 < now) {
+        if made.is_some_and(|t| t + 2 * 3600 < now) {
             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
             )))
