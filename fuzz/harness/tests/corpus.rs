@@ -83,6 +83,11 @@ fn every_policy_question_in_the_corpus_is_answered_consistently() {
 }
 
 #[test]
+fn every_edited_document_in_the_schema_corpus_is_validated_without_a_panic() {
+    replay_corpus(Target::Schema);
+}
+
+#[test]
 fn every_token_in_the_corpus_is_authenticated_or_refused_without_a_panic() {
     replay_corpus(Target::Token);
 }
