@@ -4,15 +4,17 @@
 //! entry point takes arbitrary bytes, feeds them to one of Regie's input boundaries, and panics
 //! only when an invariant breaks — every panic is a bug.
 //!
-//! The five targets ([`Target`]): the frame decoder ([`frame`]), the sync-message pre-check and
+//! The six targets ([`Target`]): the frame decoder ([`frame`]), the sync-message pre-check and
 //! what Automerge does with a message it accepts ([`sync_message`]), the hub's receive path with
 //! structure-aware inputs against real documents of Regie's schemas ([`receive`]), the policy's
-//! path rules and schema validation ([`policy`]), and token parsing ([`token`]).
+//! decisions and path rules ([`policy`]), schema validation of edited documents ([`schema`]),
+//! and token parsing ([`token`]).
 
 mod fixtures;
 mod frame;
 mod policy;
 mod receive;
+mod schema;
 mod script;
 mod sync_message;
 mod token;
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 pub use frame::frame;
 pub use policy::policy;
 pub use receive::{receive, receive_seeds};
+pub use schema::schema;
 pub use sync_message::{sync_message, sync_message_seeds};
 pub use token::{token, token_seeds};
 
@@ -34,19 +37,22 @@ pub enum Target {
     SyncMessage,
     /// The hub's receive path: pre-check, decode, receive on a fork, `check_batch`.
     Receive,
-    /// `policy::decide` over arbitrary principals, dossiers, keys and paths; schema validation.
+    /// `policy::decide` over arbitrary principals, dossiers, keys and paths.
     Policy,
+    /// `document::validate` and `validate_paths` on scripted edits of every kind of document.
+    Schema,
     /// `Authenticator` (HS256) on arbitrary and on correctly signed tokens; `bearer_token`.
     Token,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Frame,
         Target::SyncMessage,
         Target::Receive,
         Target::Policy,
+        Target::Schema,
         Target::Token,
     ];
 
@@ -57,6 +63,7 @@ impl Target {
             Target::SyncMessage => "sync_message",
             Target::Receive => "receive",
             Target::Policy => "policy",
+            Target::Schema => "schema",
             Target::Token => "token",
         }
     }
@@ -68,6 +75,7 @@ impl Target {
             Target::SyncMessage => sync_message(data),
             Target::Receive => receive(data),
             Target::Policy => policy(data),
+            Target::Schema => schema(data),
             Target::Token => token(data),
         }
     }
@@ -87,6 +95,7 @@ impl Target {
             Target::SyncMessage => sync_message_seeds(),
             Target::Receive => receive_seeds(),
             Target::Policy => policy::seeds(),
+            Target::Schema => schema::seeds(),
             Target::Token => token_seeds(),
         }
     }
