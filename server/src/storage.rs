@@ -54,6 +54,10 @@ pub enum StorageError {
         /// Why.
         source: std::io::Error,
     },
+    /// A row a state change depends on was changed or used by another change first; nothing of
+    /// this one was stored.
+    #[error("a row of {0} changed meanwhile")]
+    Stale(&'static str),
     /// A stored value does not parse (a corrupted or hand-edited row).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {

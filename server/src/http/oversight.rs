@@ -30,7 +30,7 @@ use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::hub::{DossierEntry, HubError, Relating, subjects};
 use crate::report::{self, Category, GrantUses, PatternScan, ReportMonth, UnusualAccess, html};
-use crate::storage::{AuditQuery, BreakGlassRequest, RelationEdit};
+use crate::storage::{AuditQuery, BreakGlassRequest, RelationEdit, StorageError};
 
 /// How long the warning's confirmation token is accepted.
 const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(10);
@@ -350,7 +350,7 @@ async fn confirm(
     let request = state
         .hub
         .store()
-        .take_break_glass_request(&token_hash(token), &who.user, entry.rel.dossier)
+        .break_glass_request(&token_hash(token), &who.user, entry.rel.dossier)
         .await?
         .filter(|r| now < r.expires_at)
         .ok_or_else(invalid)?;
@@ -376,7 +376,10 @@ async fn confirm(
             let mut after = current.clone();
             Arc::make_mut(&mut after.rel).grants.push(grant.clone());
             Ok(Some(Relating::rows(
-                vec![RelationEdit::Grant(grant.clone())],
+                vec![
+                    RelationEdit::ConsumeBreakGlass(token_hash(token)),
+                    RelationEdit::Grant(grant.clone()),
+                ],
                 after,
                 ev,
             )))
@@ -384,6 +387,8 @@ async fn confirm(
         .await;
     let entry = match granted {
         Ok(entry) => entry,
+        // A second confirmation with the same token lost the race: it was used.
+        Err(Refusal::Hub(HubError::Storage(StorageError::Stale(_)))) => return Err(invalid()),
         Err(Refusal::Denied(reason)) => return Err(refuse(state, who, &entry, reason, now).await),
         Err(Refusal::Hub(e)) => return Err(e.into()),
     };

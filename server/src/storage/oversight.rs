@@ -227,15 +227,16 @@ impl Store {
         Ok(())
     }
 
-    /// Takes (removes and returns) `user`'s request on `dossier` with this token hash; a token
-    /// is good once, and only for the user and dossier it was given for.
-    pub async fn take_break_glass_request(
+    /// `user`'s warned request on `dossier` with this token hash: a token is good only for the
+    /// user and dossier it was given for, and once (the grant's unit consumes it with
+    /// `RelationEdit::ConsumeBreakGlass`).
+    pub async fn break_glass_request(
         &self,
         token_hash: &str,
         user: &UserId,
         dossier: DossierId,
     ) -> Result<Option<BreakGlassRequest>> {
-        let row = sqlx::query("DELETE FROM break_glass_requests WHERE token_hash = $1 AND user_id = $2 AND dossier = $3 RETURNING dossier, user_id, category, reason, warned_at, expires_at")
+        let row = sqlx::query("SELECT dossier, user_id, category, reason, warned_at, expires_at FROM break_glass_requests WHERE token_hash = $1 AND user_id = $2 AND dossier = $3")
             .bind(token_hash)
             .bind(user.as_str())
             .bind(dossier.to_string())

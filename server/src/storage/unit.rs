@@ -10,7 +10,7 @@ use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
 use super::share::PartnerShareRow;
-use super::{Chain, Result, Store, insert_changes, insert_document, ts};
+use super::{Chain, Result, StorageError, Store, insert_changes, insert_document, ts};
 use crate::audit::AuditEvent;
 
 /// A row a state change writes.
@@ -82,6 +82,9 @@ pub enum RelationEdit {
         /// The day, `YYYY-MM-DD`.
         on: String,
     },
+    /// Use up the warned break-glass request under this confirmation-token hash (R2): its
+    /// grant commits only if the request is still there, so a token grants once.
+    ConsumeBreakGlass(String),
     /// Close the dossier (R18) with its destroy-by date, if it has one (R23).
     Close {
         /// The date the dossier is destroyed.
@@ -227,6 +230,11 @@ impl Store {
                 .bind(on)
                 .bind(request)
                 .bind(&dossier),
+                RelationEdit::ConsumeBreakGlass(token_hash) => sqlx::query(
+                    "DELETE FROM break_glass_requests WHERE token_hash = $1 AND dossier = $2",
+                )
+                .bind(token_hash)
+                .bind(&dossier),
                 RelationEdit::Close { destroy_by } => sqlx::query(
                     "UPDATE dossiers SET status = 'closed', closed_at = $1, destroy_by = $2 WHERE id = $3",
                 )
@@ -234,7 +242,11 @@ impl Store {
                 .bind(destroy_by.map(|d| d.format(regie_core::document::DATE).expect("dates format")))
                 .bind(&dossier),
             };
-            query.execute(&mut *tx).await?;
+            let done = query.execute(&mut *tx).await?;
+            if matches!(edit, RelationEdit::ConsumeBreakGlass(_)) && done.rows_affected() != 1 {
+                // Another confirmation used it first: nothing of this unit is kept.
+                return Err(StorageError::Stale("break_glass_requests"));
+            }
         }
         if let Some((id, key, snapshot)) = unit.new_document {
             insert_document(&mut tx, id, unit.dossier, key, snapshot, unit.at).await?;

@@ -1566,3 +1566,67 @@ async fn a_break_glass_warning_or_access_review_whose_audit_row_cannot_be_writte
     // With the disk working again, both go through.
     break_the_glass(&server, &carla, &house.id).await;
 }
+
+#[tokio::test]
+async fn a_confirmation_token_grants_once_even_when_sent_many_times_at_once() {
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let carla = server.token("colleague");
+    let (status, warned) = break_glass(
+        &server,
+        &carla,
+        &house.id,
+        json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{warned}");
+    let body = json!({ "confirmation": warned["confirmation"] });
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| break_glass(&server, &carla, &house.id, body.clone())),
+    )
+    .await;
+    // One grants; the others find the token used (400) or the glass already broken (409).
+    let grants = answers.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(grants, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _)| [201, 400, 409].contains(s)),
+        "{answers:?}"
+    );
+    let granted = events(&server, Some(&house.id))
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::BreakGlass.as_str() && e.outcome != "warned")
+        .count();
+    assert_eq!(
+        granted, 1,
+        "one emergency access on record, besides the warning"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmation_whose_grant_cannot_be_stored_keeps_its_token_for_another_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let carla = server.token("colleague");
+    let (status, warned) = break_glass(
+        &server,
+        &carla,
+        &house.id,
+        json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{warned}");
+    let body = json!({ "confirmation": warned["confirmation"] });
+
+    let failing = fail_inserts_into(dir.path(), "grants").await;
+    let (status, v) = break_glass(&server, &carla, &house.id, body.clone()).await;
+    assert_eq!(status, 500, "{v}");
+    failing.lift().await;
+
+    // Token use and grant are one transaction: the failed one used nothing up.
+    let (status, granted) = break_glass(&server, &carla, &house.id, body).await;
+    assert_eq!(status, 201, "{granted}");
+    server.stop().await;
+}
