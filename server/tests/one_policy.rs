@@ -1,6 +1,7 @@
 //! I5 as an architecture test: outside `regie-core`, no code compares roles to grant or refuse
 //! anything. Every such question is an `Action` that `regie_core::policy::decide` answers; code
-//! here may only build principals (`role: Role::Worker`) and pass them on.
+//! here may only build principals (`role: Role::Worker`) and pass them on. And the storage
+//! boundary: in the server, only `storage` speaks SQL or holds a pool.
 
 use std::path::{Path, PathBuf};
 
@@ -93,4 +94,28 @@ fn the_scan_recognises_decisions_by_role_and_lets_construction_pass() {
     ] {
         assert!(!decides_by_role(construction), "{construction}");
     }
+}
+
+#[test]
+fn only_the_storage_module_of_the_server_speaks_sql() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let storage = root.join("src/storage");
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let found: Vec<String> = files
+        .iter()
+        .filter(|f| **f != root.join("src/storage.rs") && !f.starts_with(&storage))
+        // Tests of the audit chain open an old store file as it was written.
+        .filter(|f| !f.ends_with("audit/tests.rs"))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .expect("a readable source")
+                .contains("sqlx")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        found.is_empty(),
+        "move this SQL behind a storage method: {found:?}"
+    );
 }
