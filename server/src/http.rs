@@ -178,6 +178,26 @@ impl From<HubError> for ApiError {
                 return ApiError::new(StatusCode::BAD_REQUEST, "invalid", problem.to_string());
             }
             HubError::NoSuchDossier(_) => return ApiError::not_found(),
+            // A concurrent change settled the row first; this one stored nothing.
+            HubError::Storage(StorageError::Stale(table)) => {
+                return match *table {
+                    "tasks" => ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "no_open_task",
+                        "no open task with that id",
+                    ),
+                    "rights_requests" => ApiError::new(
+                        StatusCode::CONFLICT,
+                        "decided_already",
+                        "this request was decided already",
+                    ),
+                    _ => ApiError::new(
+                        StatusCode::CONFLICT,
+                        "changed_meanwhile",
+                        "this changed meanwhile; read it again and retry",
+                    ),
+                };
+            }
             _ => {}
         }
         tracing::error!(error = %e, "hub failure");

@@ -92,6 +92,20 @@ pub enum RelationEdit {
     },
 }
 
+impl RelationEdit {
+    /// The table whose one row this edit must change, for edits that settle something (a task
+    /// done, a request decided, a token used): if a concurrent change settled it first, the
+    /// unit fails whole instead of writing its audit row for nothing.
+    fn needs_its_row(&self) -> Option<&'static str> {
+        match self {
+            RelationEdit::ConsumeBreakGlass(_) => Some("break_glass_requests"),
+            RelationEdit::FinishTask { .. } => Some("tasks"),
+            RelationEdit::DecideRights { .. } => Some("rights_requests"),
+            _ => None,
+        }
+    }
+}
+
 /// Everything one state change writes.
 pub struct Unit<'a> {
     /// The dossier it concerns.
@@ -243,9 +257,11 @@ impl Store {
                 .bind(&dossier),
             };
             let done = query.execute(&mut *tx).await?;
-            if matches!(edit, RelationEdit::ConsumeBreakGlass(_)) && done.rows_affected() != 1 {
-                // Another confirmation used it first: nothing of this unit is kept.
-                return Err(StorageError::Stale("break_glass_requests"));
+            if let Some(table) = edit.needs_its_row()
+                && done.rows_affected() != 1
+            {
+                // Another change used or settled that row first: nothing of this unit is kept.
+                return Err(StorageError::Stale(table));
             }
         }
         if let Some((id, key, snapshot)) = unit.new_document {
