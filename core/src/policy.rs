@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::id::DocumentKey;
+use crate::id::{DocumentKey, PersonId};
 use crate::path::Path;
 use crate::principal::{Principal, Role};
 pub use crate::relationship::Basis;
@@ -26,6 +26,9 @@ pub enum Action<'a> {
     WritePath(&'a DocumentKey, &'a Path),
     /// Sync the document: allowed with the strongest mode the principal has.
     Sync(&'a DocumentKey),
+    /// Write an entry of `record` about these persons: refused while the processing of any of
+    /// them is restricted on their request (R21), otherwise as writing `record`.
+    RecordAbout(&'a [PersonId]),
     /// Export or transfer the dossier's content out of Regie (R19; NEN 7513 "export").
     Export,
     /// Break the glass on the dossier with the given reason (R2).
@@ -287,6 +290,14 @@ pub fn decide(
         },
         Action::Write(key) => write(who, key, rel, now, None),
         Action::WritePath(key, path) => write(who, key, rel, now, Some(path)),
+        Action::RecordAbout(subjects) => {
+            // R21: a restricted person's data is stored, not processed further.
+            if subjects.iter().any(|p| rel.restricted.contains(p)) {
+                Decision::Deny(DenyReason::ProcessingRestricted)
+            } else {
+                write(who, &DocumentKey::Record, rel, now, None)
+            }
+        }
         Action::Export => export(who, rel),
         Action::BreakGlass { reason } => break_glass(who, rel, now, reason),
         Action::Share(request) => share(who, rel, &request),

@@ -107,6 +107,37 @@ pub fn touched_entries(record: &Automerge, touched: &crate::path::Touched) -> BT
     entries
 }
 
+/// The subjects of each record entry a batch wrote inside (its `touched` paths under
+/// `entries`, located in `record` with the batch merged), with the path that reached it. Ids
+/// that do not parse are left out: the schema check refuses them.
+pub fn touched_entry_subjects(
+    record: &Automerge,
+    touched: &crate::path::Touched,
+) -> Vec<(crate::path::Path, Vec<PersonId>)> {
+    let Some(l) = list(record, &ROOT, "entries") else {
+        return Vec::new();
+    };
+    touched
+        .iter()
+        .filter_map(|path| {
+            let (Some(Segment::Key(top)), Some(Segment::Index(i))) =
+                (path.0.first(), path.0.get(1))
+            else {
+                return None;
+            };
+            if top != "entries" {
+                return None;
+            }
+            let (_, item) = record.get(&l, *i).ok().flatten()?;
+            let subjects = strings(record, &item, "subjects")
+                .into_iter()
+                .filter_map(|s| PersonId::new(s).ok())
+                .collect();
+            Some((path.clone(), subjects))
+        })
+        .collect()
+}
+
 /// Brings a view document in line with the record: removes entries not in `keep` (in record
 /// order) and writes `changed` ones, touching only what differs.
 pub fn apply_to_view<D: Transactable + ReadDoc>(

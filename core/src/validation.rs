@@ -84,6 +84,17 @@ pub fn check_batch(
     })?;
     // What the schema must look at again: everything else was valid before the batch.
     document::validate_paths(key.kind(), fork, &touched).map_err(Rejection::schema)?;
+    if *key == DocumentKey::Record && !rel.restricted.is_empty() {
+        for (path, subjects) in crate::projection::touched_entry_subjects(fork, &touched) {
+            if let Decision::Deny(reason) = decide(who, Action::RecordAbout(&subjects), rel, now) {
+                return Err(Rejection::denied(
+                    reason,
+                    Some(&path),
+                    new_changes.first().map(Change::hash),
+                ));
+            }
+        }
+    }
     Ok(touched)
 }
 

@@ -1079,3 +1079,31 @@ fn r21_nothing_about_a_restricted_person_is_shared_until_the_restriction_is_lift
     rel.restricted.clear();
     assert!(ask(&rel).is_allowed(), "lifted");
 }
+
+#[test]
+fn r21_no_record_entry_is_written_about_a_restricted_person_and_others_as_before() {
+    let mut rel = dossier();
+    let p1 = PersonId::new("p1").unwrap();
+    let p2 = PersonId::new("p2").unwrap();
+    rel.restricted = vec![p1.clone()];
+    let about = |who: &str, persons: &[PersonId], rel: &Relationships| {
+        decide(&cast(who), Action::RecordAbout(persons), rel, NOW)
+    };
+    assert_eq!(
+        about("w1", &[p2.clone(), p1.clone()], &rel),
+        Decision::Deny(DenyReason::ProcessingRestricted)
+    );
+    assert!(about("w1", std::slice::from_ref(&p2), &rel).is_allowed());
+    // Otherwise it is writing `record`: who may not write it still may not.
+    assert_eq!(
+        about("otherteam", std::slice::from_ref(&p2), &rel),
+        decide(
+            &cast("otherteam"),
+            Action::Write(&DocumentKey::Record),
+            &rel,
+            NOW
+        )
+    );
+    rel.restricted.clear();
+    assert!(about("w1", &[p1], &rel).is_allowed(), "lifted");
+}

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use regie_core::rights;
+use regie_sync_protocol::Message;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -1138,6 +1139,63 @@ async fn a_granted_restriction_makes_the_policy_refuse_every_share_about_the_per
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_restricted"))
+    );
+}
+
+#[tokio::test]
+async fn while_restricted_no_record_entry_about_the_person_is_written_but_others_are() {
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    let (_, filed) = file_as(
+        &server,
+        "resident",
+        &house.id,
+        json!({ "kind": "restriction" }),
+    )
+    .await;
+    let id = filed["id"].as_str().unwrap();
+    let (status, _) = act(
+        &server,
+        "worker",
+        id,
+        "decision",
+        json!({ "verdict": "granted", "reasons": "juistheid betwist" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut anna = Peer::open(&server, "worker", record, "entries").await;
+    anna.edit(record, |d| entry(d, "e-daan", &["p-daan"], "OVER-DAAN"))
+        .await;
+    assert!(
+        anna.wait_in_sync(record).await,
+        "an entry about Daan is written"
+    );
+    anna.edit(record, |d| {
+        entry(d, "e-sanne", &["p-sanne"], "OVER-SANNE-TIJDENS-BEPERKING")
+    })
+    .await;
+    let refused = anna.settle(Duration::from_millis(300)).await.into_iter().any(|m| {
+        matches!(m, Message::Rejected { ref reason, .. } if reason == "processing_restricted")
+    });
+    assert!(
+        refused,
+        "an entry about Sanne is rejected while she is restricted"
+    );
+    let mut colleague = Peer::open(&server, "worker2", record, "entries").await;
+    assert!(
+        colleague
+            .wait_for(record, |d| document_texts(d.clone().document())
+                .iter()
+                .any(|t| t.contains("OVER-DAAN")))
+            .await
+    );
+    assert!(
+        !document_texts(colleague.doc(record).document())
+            .iter()
+            .any(|t| t.contains("OVER-SANNE-TIJDENS-BEPERKING")),
+        "the refused entry was not merged"
     );
 }
 
