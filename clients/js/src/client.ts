@@ -196,6 +196,9 @@ export class RegieDocument<T = unknown> extends EventEmitter<RegieDocumentEvents
     const change = A.getLastLocalChange(trial)
     if (!change || A.getHeads(trial).every(h => A.getHeads(current).includes(h))) return
     this.#handle.update(d => A.applyChanges(d, [change])[0])
+    // Stored now rather than after the repo's save debounce: an app reloaded or closed right
+    // after an offline edit would otherwise lose it.
+    void this.#client.repo.flush([this.#handle.documentId]).catch(() => undefined)
   }
 
   /** @internal The document is being reset: edits wait for the reset document. */
