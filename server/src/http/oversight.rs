@@ -458,13 +458,15 @@ enum BreakGlassReport {
     Detail(report::BreakGlassDetail),
 }
 
+/// How a report or register is answered: `?format=json` (the default) or `html`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Json,
     Html,
 }
 
-fn format(q: &Params) -> ApiResult<Format> {
+/// The `format` query parameter: json (or absent) or html; anything else is `invalid_format`.
+pub(super) fn format(q: &Params) -> ApiResult<Format> {
     match q.get("format") {
         None | Some("json") => Ok(Format::Json),
         Some("html") => Ok(Format::Html),
@@ -486,7 +488,11 @@ fn month(q: &Params, now: OffsetDateTime) -> ApiResult<ReportMonth> {
 }
 
 /// A report as JSON or as a printable page; never cached, it names people.
-fn respond(format: Format, value: &impl Serialize, page: impl FnOnce() -> String) -> Response {
+pub(super) fn respond(
+    format: Format,
+    value: &impl Serialize,
+    page: impl FnOnce() -> String,
+) -> Response {
     let no_store = (header::CACHE_CONTROL, "no-store");
     match format {
         Format::Json => ([no_store], Json(value)).into_response(),

@@ -11,6 +11,7 @@ use regie_core::policy::{Action, Decision, decide};
 use regie_core::relationship::Relationships;
 use time::OffsetDateTime;
 
+use super::oversight::{Format, format, respond};
 use super::params::{self, Params};
 use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
@@ -46,17 +47,7 @@ pub(super) async fn council_report(
     let q = Params::parse(&uri, &["from", "to", "format"])?;
     let (from, to) = (q.date("from")?, q.date("to")?);
     let period = params::period(from, to)?;
-    let html = match q.get("format") {
-        None | Some("json") => false,
-        Some("html") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_format",
-                "format is json or html",
-            ));
-        }
-    };
+    let format = format(&q)?;
     let now = OffsetDateTime::now_utc();
     let nowhere = Relationships::of_team(TeamId::new("-").expect("a valid id"));
     if let Decision::Deny(reason) = decide(&who, Action::ReadCouncilReport, &nowhere, now) {
@@ -115,16 +106,7 @@ pub(super) async fn council_report(
         (from.map(|d| d.to_string()), to.map(|d| d.to_string())),
         threshold,
     );
-    let no_store = (header::CACHE_CONTROL, "no-store");
-    Ok(if html {
-        (
-            [no_store, (header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            council::html_page(&report),
-        )
-            .into_response()
-    } else {
-        ([no_store], Json(report)).into_response()
-    })
+    Ok(respond(format, &report, || council::html_page(&report)))
 }
 
 #[utoipa::path(
@@ -147,30 +129,19 @@ pub(super) async fn processing(
     uri: Uri,
 ) -> ApiResult<Response> {
     let q = Params::parse(&uri, &["format"])?;
-    let html = match q.get("format") {
-        None | Some("json") => false,
-        Some("html") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_format",
-                "format is json or html",
-            ));
-        }
-    };
+    let format = format(&q)?;
     super::privacy_officer_reads(&state, &who).await?;
     let register = crate::processing::register(
         &state.oversight.controller_name,
         &state.oversight.controller_contact,
     );
-    Ok(if html {
-        (
+    Ok(match format {
+        Format::Html => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             crate::processing::html_page(&register),
         )
-            .into_response()
-    } else {
-        Json(register).into_response()
+            .into_response(),
+        Format::Json => Json(register).into_response(),
     })
 }
 

@@ -5,14 +5,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use regie_core::id::{DossierId, PersonId};
 use regie_core::rights::{RightKind, Verdict};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::oversight::{format, respond};
 use super::params::Params;
 use super::{ApiError, ApiResult, AppState, Caller, doc, dossier_id};
 use crate::rights::{self, Filing, Overdue, RequestView};
@@ -346,17 +347,7 @@ pub(super) async fn export(
     uri: Uri,
 ) -> ApiResult<Response> {
     let q = Params::parse(&uri, &["format"])?;
-    let html = match q.get("format") {
-        None | Some("json") => false,
-        Some("html") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_format",
-                "format is json or html",
-            ));
-        }
-    };
+    let format = format(&q)?;
     let dossier = dossier_id(&id)?;
     let person: PersonId = person.parse().map_err(|_| ApiError::not_found())?;
     let at = OffsetDateTime::now_utc();
@@ -369,16 +360,7 @@ pub(super) async fn export(
         at,
     )
     .await?;
-    let no_store = (header::CACHE_CONTROL, "no-store");
-    Ok(if html {
-        (
-            [no_store, (header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            crate::export::html_page(&copy),
-        )
-            .into_response()
-    } else {
-        ([no_store], Json(copy)).into_response()
-    })
+    Ok(respond(format, &copy, || crate::export::html_page(&copy)))
 }
 
 #[utoipa::path(
