@@ -186,6 +186,11 @@ impl From<HubError> for ApiError {
                         "no_open_task",
                         "no open task with that id",
                     ),
+                    "break_glass_requests" => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_confirmation",
+                        "this confirmation is unknown, used or expired; ask again with a reason",
+                    ),
                     "rights_requests" => ApiError::new(
                         StatusCode::CONFLICT,
                         "decided_already",

@@ -30,7 +30,7 @@ use super::{ApiError, ApiResult, AppState, Caller, doc};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::hub::{DossierEntry, HubError, Relating, subjects};
 use crate::report::{self, Category, GrantUses, PatternScan, ReportMonth, UnusualAccess, html};
-use crate::storage::{AuditQuery, BreakGlassRequest, RelationEdit, StorageError};
+use crate::storage::{AuditQuery, BreakGlassRequest, RelationEdit};
 
 /// How long the warning's confirmation token is accepted.
 const CONFIRM_WITHIN: time::Duration = time::Duration::minutes(10);
@@ -387,8 +387,6 @@ async fn confirm(
         .await;
     let entry = match granted {
         Ok(entry) => entry,
-        // A second confirmation with the same token lost the race: it was used.
-        Err(Refusal::Hub(HubError::Storage(StorageError::Stale(_)))) => return Err(invalid()),
         Err(Refusal::Denied(reason)) => return Err(refuse(state, who, &entry, reason, now).await),
         Err(Refusal::Hub(e)) => return Err(e.into()),
     };
