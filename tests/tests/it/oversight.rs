@@ -61,8 +61,8 @@ async fn break_glass(server: &TestServer, token: &str, dossier: &str, body: Valu
         .await
 }
 
-/// Warns and confirms; returns the grant.
-async fn break_the_glass(server: &TestServer, token: &str, dossier: &str) -> Value {
+/// Asks to break the glass with a reason and returns the confirmation body the warning asks for.
+async fn warned(server: &TestServer, token: &str, dossier: &str) -> Value {
     let (status, warned) = break_glass(
         server,
         token,
@@ -71,13 +71,13 @@ async fn break_the_glass(server: &TestServer, token: &str, dossier: &str) -> Val
     )
     .await;
     assert_eq!(status, 200, "{warned}");
-    let (status, granted) = break_glass(
-        server,
-        token,
-        dossier,
-        json!({ "confirmation": warned["confirmation"] }),
-    )
-    .await;
+    json!({ "confirmation": warned["confirmation"] })
+}
+
+/// Warns and confirms; returns the grant.
+async fn break_the_glass(server: &TestServer, token: &str, dossier: &str) -> Value {
+    let confirmation = warned(server, token, dossier).await;
+    let (status, granted) = break_glass(server, token, dossier, confirmation).await;
     assert_eq!(status, 201, "{granted}");
     granted
 }
@@ -1572,15 +1572,7 @@ async fn a_confirmation_token_grants_once_even_when_sent_many_times_at_once() {
     let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let carla = server.token("colleague");
-    let (status, warned) = break_glass(
-        &server,
-        &carla,
-        &house.id,
-        json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
-    )
-    .await;
-    assert_eq!(status, 200, "{warned}");
-    let body = json!({ "confirmation": warned["confirmation"] });
+    let body = warned(&server, &carla, &house.id).await;
     let answers = futures_util::future::join_all(
         (0..8).map(|_| break_glass(&server, &carla, &house.id, body.clone())),
     )
@@ -1610,15 +1602,7 @@ async fn a_confirmation_whose_grant_cannot_be_stored_keeps_its_token_for_another
     let server = TestServer::start(dir.path()).await;
     let house = seed_household(&server).await;
     let carla = server.token("colleague");
-    let (status, warned) = break_glass(
-        &server,
-        &carla,
-        &house.id,
-        json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
-    )
-    .await;
-    assert_eq!(status, 200, "{warned}");
-    let body = json!({ "confirmation": warned["confirmation"] });
+    let body = warned(&server, &carla, &house.id).await;
 
     let failing = fail_inserts_into(dir.path(), "grants").await;
     let (status, v) = break_glass(&server, &carla, &house.id, body.clone()).await;
