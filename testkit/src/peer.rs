@@ -50,21 +50,31 @@ impl Peer {
         peer: &str,
         storage: Option<&str>,
     ) -> Result<Peer, u16> {
+        match Self::try_connect_as(server, token, peer, storage).await {
+            Ok(peer) => Ok(peer),
+            Err(ConnectError::Refused(status)) => Err(status),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`Peer::connect_as`], with every way the server can refuse as a value (a hostile
+    /// device in a test keeps trying where an honest one would stop).
+    pub async fn try_connect_as(
+        server: &impl Dial,
+        token: &str,
+        peer: &str,
+        storage: Option<&str>,
+    ) -> Result<Peer, ConnectError> {
         let path = format!("/sync?token={token}");
         let storage = storage.map(str::to_owned);
-        let conn = match Plain::open(
+        let conn = Plain::open(
             server.socket_addr(),
             &path,
             PeerId::new(peer),
             storage,
             PATIENCE,
         )
-        .await
-        {
-            Ok(conn) => conn,
-            Err(ConnectError::Refused(status)) => return Err(status),
-            Err(e) => panic!("{e}"),
-        };
+        .await?;
         Ok(Peer {
             id: conn.me.clone(),
             conn,

@@ -631,3 +631,160 @@ async fn reconnecting_again_and_again_is_slowed_down_per_user() {
         .await
         .unwrap();
 }
+
+/// The median of `times`.
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// `rounds` honest round trips on the plan, one after the other; their median.
+async fn honest_median(
+    server: &TestServer,
+    plan: DocumentId,
+    rounds: usize,
+    tag: &str,
+) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..rounds {
+        times.push(honest_round_trip(server, plan, &format!("{tag} {i}")).await);
+    }
+    median(times)
+}
+
+/// One hostile device: connects with `token` again and again (as fast as the server lets it),
+/// sends the messages of `attack` on each connection and reads until the server closes; counts
+/// the connections the server ended with an `error`.
+fn hostile(
+    addr: std::net::SocketAddr,
+    token: String,
+    attack: impl Fn(&Peer) -> Vec<Message> + Send + 'static,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<usize> {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let mut closed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let id = format!("hostile-{}", uuid::Uuid::new_v4().simple());
+            let Ok(mut peer) = Peer::try_connect_as(&addr, &token, &id, None).await else {
+                // Refused by the per-user connection rate: try again soon, as an attacker would.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            for m in attack(&peer) {
+                peer.send(&m).await;
+            }
+            // Until the server closes (a paced flood may outlast the test: then until stopped).
+            while !peer.closed && !stop.load(Ordering::Relaxed) {
+                if let Some(Message::Error { .. }) =
+                    peer.next_within(Duration::from_millis(100)).await
+                {
+                    closed += 1;
+                }
+            }
+        }
+        closed
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_device_keeps_its_pace_while_hostile_devices_attack_the_same_dossier() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let plan = house.doc("plan");
+    let partner_doc = house.doc("partner/ggd");
+    let record = house.doc("record");
+    let baseline = honest_median(&server, plan, 5, "voor").await;
+    let before = peak_rss_mib();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let request = move |doc: DocumentId, data: Vec<u8>| {
+        move |peer: &Peer| {
+            vec![Message::Request {
+                sender_id: peer.id.clone(),
+                target_id: PeerId::new("server"),
+                document_id: doc,
+                data: data.clone(),
+            }]
+        }
+    };
+    // What a fresh automerge-repo peer asks with: no heads, an empty Bloom filter.
+    let opening = {
+        use automerge::sync::SyncDoc;
+        let mut state = automerge::sync::State::new();
+        automerge::Automerge::new()
+            .generate_sync_message(&mut state)
+            .expect("an opening message")
+            .encode()
+    };
+    let bomb = deflate_bomb(512);
+    let attackers = vec![
+        hostile(
+            server.addr,
+            server.token("resident"),
+            request(plan, hex::decode("4200000100080108ffffffff0fff00").unwrap()),
+            stop.clone(),
+        ),
+        hostile(
+            server.addr,
+            server.token("resident"),
+            request(plan, hex::decode("42000001000301000100").unwrap()),
+            stop.clone(),
+        ),
+        hostile(
+            server.addr,
+            server.token("resident"),
+            move |peer: &Peer| vec![presence(peer, plan, 0, 1 << 20)],
+            stop.clone(),
+        ),
+        hostile(
+            server.addr,
+            server.token("partner"),
+            move |peer: &Peer| {
+                vec![Message::Sync {
+                    sender_id: peer.id.clone(),
+                    target_id: PeerId::new("server"),
+                    document_id: partner_doc,
+                    data: bomb.clone(),
+                }]
+            },
+            stop.clone(),
+        ),
+        hostile(
+            server.addr,
+            server.token("partner"),
+            // A device asking again and again for a document it may not read, back to back.
+            move |peer: &Peer| {
+                let ask = request(record, opening.clone())(peer).remove(0);
+                vec![ask; 2_000]
+            },
+            stop.clone(),
+        ),
+    ];
+
+    // Let the attack get going, then measure the honest device while it lasts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = honest_median(&server, plan, 5, "tijdens").await;
+    stop.store(true, Ordering::Relaxed);
+    let mut ended_with_an_error = 0;
+    for attacker in attackers {
+        ended_with_an_error += attacker.await.unwrap();
+    }
+    let after = honest_median(&server, plan, 5, "na").await;
+
+    assert!(
+        ended_with_an_error >= 5,
+        "the attack ran during the measurement: {ended_with_an_error} connections ended"
+    );
+    assert!(peak_rss_mib() < before + ATTACK_BUDGET_MIB);
+    // Medians of five, so the slack can be tighter than a single round trip's.
+    for (when, median) in [("during", during), ("after", after)] {
+        assert!(
+            median < baseline * 2 + Duration::from_millis(200),
+            "the honest round trip's median was {median:?} {when} the attack, {baseline:?} before"
+        );
+    }
+}
