@@ -653,8 +653,8 @@ async fn honest_median(
 }
 
 /// One hostile device: connects with `token` again and again (as fast as the server lets it),
-/// sends the messages of `attack` on each connection and reads until the server closes; counts
-/// the connections the server ended with an `error`.
+/// sends the messages of `attack` on each connection and reads until the server closes it or
+/// rejects the batch; counts the attempts the server ended with an `error` or `rejected`.
 fn hostile(
     addr: std::net::SocketAddr,
     token: String,
@@ -663,7 +663,7 @@ fn hostile(
 ) -> tokio::task::JoinHandle<usize> {
     use std::sync::atomic::Ordering;
     tokio::spawn(async move {
-        let mut closed = 0;
+        let mut ended = 0;
         while !stop.load(Ordering::Relaxed) {
             let id = format!("hostile-{}", uuid::Uuid::new_v4().simple());
             let Ok(mut peer) = Peer::try_connect_as(&addr, &token, &id, None).await else {
@@ -674,16 +674,20 @@ fn hostile(
             for m in attack(&peer) {
                 peer.send(&m).await;
             }
-            // Until the server closes (a paced flood may outlast the test: then until stopped).
+            // Until the server closes or rejects the batch (a paced flood may outlast the test:
+            // then until stopped).
             while !peer.closed && !stop.load(Ordering::Relaxed) {
-                if let Some(Message::Error { .. }) =
-                    peer.next_within(Duration::from_millis(100)).await
-                {
-                    closed += 1;
+                match peer.next_within(Duration::from_millis(100)).await {
+                    Some(Message::Error { .. }) => ended += 1,
+                    Some(Message::Rejected { .. }) => {
+                        ended += 1;
+                        break;
+                    }
+                    _ => {}
                 }
             }
         }
-        closed
+        ended
     })
 }
 
@@ -721,7 +725,40 @@ async fn an_honest_device_keeps_its_pace_while_hostile_devices_attack_the_same_d
             .encode()
     };
     let bomb = deflate_bomb(512);
+    // A change the resident may not make (a goal's `owner` is the worker's): rejected and
+    // quarantined again and again.
+    let forbidden = {
+        let mut sanne = Peer::open(&server, "resident", plan, "goals").await;
+        let d = sanne.doc(plan);
+        let goals = d.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+        let goal = d.insert_object(&goals, 0, automerge::ObjType::Map).unwrap();
+        d.put(&goal, "owner", "worker").unwrap();
+        d.commit();
+        let change = d.get_last_local_change().expect("the edit");
+        automerge::sync::Message {
+            heads: vec![change.hash()],
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode()
+    };
     let attackers = vec![
+        hostile(
+            server.addr,
+            server.token("resident"),
+            move |peer: &Peer| {
+                vec![Message::Sync {
+                    sender_id: peer.id.clone(),
+                    target_id: PeerId::new("server"),
+                    document_id: plan,
+                    data: forbidden.clone(),
+                }]
+            },
+            stop.clone(),
+        ),
         hostile(
             server.addr,
             server.token("resident"),
