@@ -307,7 +307,11 @@ pub async fn seed_regie(
         Some(url) => regie_server::storage::Backend::Postgres(url.to_owned()),
         None => regie_server::storage::Backend::Sqlite(dir.to_path_buf()),
     };
-    let store = Store::open_backend(&backend)
+    // The key-encryption key the server started on `dir` finds: the development one there.
+    let kek = regie_server::storage::Kek::from_file_or_new(
+        &dir.join(regie_server::storage::keys::DEVELOPMENT_KEK_FILE),
+    )?;
+    let store = Store::open_backend(&backend, kek)
         .await
         .context("cannot open the store")?;
     let persons: Vec<PersonId> = crate::workload::persons()

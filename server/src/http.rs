@@ -1097,7 +1097,7 @@ async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<(
 #[utoipa::path(
     get,
     path = "/api/v1/destructions",
-    summary = r#"Proof of every dossier destroyed at the end of its retention (privacy officer; R23, I6): dossier id, when, why, how many documents, changes and bytes — never content."#,
+    summary = r#"Proof of every dossier destroyed at the end of its retention (privacy officer; R23, I6): dossier id, when, why, how many documents, changes and bytes, and the id of its data key destroyed with it — never content."#,
     responses(
         (status = 200, description = "Destructions, oldest first", body = [doc::DestructionProof]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),
