@@ -223,6 +223,19 @@ impl Store {
     /// Opens the store `backend` names with the key-encryption key `kek`, and runs its
     /// embedded migrations.
     pub async fn open_backend(backend: &Backend, kek: Kek) -> Result<Store> {
+        let store = Store::open_with(backend, Some(kek)).await?;
+        store.seal_what_is_plain().await?;
+        store.finish_destructions().await?;
+        Ok(store)
+    }
+
+    /// Opens the store `backend` names without a key-encryption key, for what needs no dossier
+    /// content (`regie-server verify-audit`): every read or write of a sealed block fails.
+    pub async fn open_audit_only(backend: &Backend) -> Result<Store> {
+        Store::open_with(backend, None).await
+    }
+
+    async fn open_with(backend: &Backend, kek: Option<Kek>) -> Result<Store> {
         let (pool, dialect) = Store::connect(backend).await?;
         dialect.migrator().run(&pool).await?;
         let keys = std::sync::Arc::new(Keys::open(backend, &pool, kek).await?);
@@ -246,8 +259,6 @@ impl Store {
             keys,
             backend: backend.clone(),
         };
-        store.seal_what_is_plain().await?;
-        store.finish_destructions().await?;
         Ok(store)
     }
 

@@ -44,6 +44,9 @@ pub enum KeyError {
     /// The configured key-encryption key is not 64 hex digits.
     #[error("the key-encryption key must be 32 bytes written as 64 hex digits")]
     Malformed,
+    /// The store was opened for its audit log only, without a key-encryption key.
+    #[error("no key-encryption key configured")]
+    NotConfigured,
     /// The key file could not be read or written.
     #[error("key file {path}: {source}")]
     File {
@@ -212,7 +215,8 @@ pub(crate) struct Keys {
     /// The key table's name as that pool sees it.
     table: &'static str,
     dialect: Dialect,
-    kek: Kek,
+    /// None when the store was opened for its audit log only.
+    kek: Option<Kek>,
     random: SystemRandom,
     keys: RwLock<HashMap<DossierId, Arc<DataKey>>>,
     dossier_of: RwLock<HashMap<DocumentId, DossierId>>,
@@ -222,7 +226,7 @@ pub(crate) struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keys({:?})", self.kek)
+        write!(f, "Keys({})", self.kek_id())
     }
 }
 
@@ -232,7 +236,7 @@ impl Keys {
     pub(crate) async fn open(
         backend: &dialect::Backend,
         data_pool: &AnyPool,
-        kek: Kek,
+        kek: Option<Kek>,
     ) -> Result<Keys> {
         let (pool, table, dialect) = match backend {
             dialect::Backend::Sqlite(dir) => {
@@ -279,9 +283,15 @@ impl Keys {
         })
     }
 
-    /// The configured KEK's id.
+    /// The configured KEK's id (`none` when opened for the audit log only).
     pub(crate) fn kek_id(&self) -> &str {
-        self.kek.id()
+        self.kek.as_ref().map_or("none", Kek::id)
+    }
+
+    fn kek(&self) -> Result<&Kek> {
+        self.kek
+            .as_ref()
+            .ok_or(StorageError::Key(KeyError::NotConfigured))
     }
 
     fn sql(&self, template: &str) -> sqlx::AssertSqlSafe<String> {
@@ -297,7 +307,7 @@ impl Keys {
             .fill(&mut key[..])
             .map_err(|_| StorageError::Crypto("no random bytes"))?;
         let key_id = format!("dk-{}", uuid::Uuid::new_v4().simple());
-        let wrapped = self.wrap(&self.kek, dossier, &key_id, &key[..])?;
+        let wrapped = self.wrap(self.kek()?, dossier, &key_id, &key[..])?;
         sqlx::query(self.sql(
             "INSERT INTO {keys} (dossier, key_id, wrapped, kek_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -305,7 +315,7 @@ impl Keys {
         .bind(dossier.to_string())
         .bind(&key_id)
         .bind(&wrapped)
-        .bind(self.kek.id())
+        .bind(self.kek()?.id())
         .bind(at)
         .execute(&self.pool)
         .await?;
@@ -433,11 +443,12 @@ impl Keys {
     }
 
     fn check_kek(&self, key_id: &str, wrapped_by: &str) -> Result<()> {
-        if wrapped_by != self.kek.id() {
+        let configured = self.kek()?.id();
+        if wrapped_by != configured {
             return Err(StorageError::Key(KeyError::WrongKek {
                 key_id: key_id.to_owned(),
                 wrapped_by: wrapped_by.to_owned(),
-                configured: self.kek.id().to_owned(),
+                configured: configured.to_owned(),
             }));
         }
         Ok(())
@@ -456,7 +467,7 @@ impl Keys {
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         let aead =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.kek.key[..]).expect("32 bytes"));
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"));
         let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
         let plain = Zeroizing::new(open_with(&aead, &aad, wrapped).ok_or_else(|| {
             StorageError::Tampered {
