@@ -369,10 +369,7 @@ impl Store {
             .await?
         {
             let (doc, seq, bytes): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
-            let dossier = self
-                .keys
-                .dossier_of(&mut tx, parse(&doc, "changes")?)
-                .await?;
+            let dossier = self.keys.dossier_of(parse(&doc, "changes")?).await?;
             let sealed = self
                 .keys
                 .seal(dossier, &BlockId::change(&doc, seq), &bytes)
@@ -389,10 +386,7 @@ impl Store {
             .await?
         {
             let (doc, upto, bytes): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
-            let dossier = self
-                .keys
-                .dossier_of(&mut tx, parse(&doc, "snapshots")?)
-                .await?;
+            let dossier = self.keys.dossier_of(parse(&doc, "snapshots")?).await?;
             let sealed = self
                 .keys
                 .seal(dossier, &BlockId::snapshot(&doc, upto), &bytes)
@@ -409,10 +403,7 @@ impl Store {
         {
             let (user, storage, doc, state): (String, String, String, Vec<u8>) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            let dossier = self
-                .keys
-                .dossier_of(&mut tx, parse(&doc, "sync_states")?)
-                .await?;
+            let dossier = self.keys.dossier_of(parse(&doc, "sync_states")?).await?;
             let sealed = self
                 .keys
                 .seal(dossier, &BlockId::sync_state(&user, &storage, &doc), &state)
@@ -435,11 +426,7 @@ impl Store {
         {
             let (id, doc, hashes, bytes): (i64, String, String, Vec<u8>) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            let sealed = match self
-                .keys
-                .dossier_of(&mut tx, parse(&doc, "quarantine")?)
-                .await
-            {
+            let sealed = match self.keys.dossier_of(parse(&doc, "quarantine")?).await {
                 Ok(dossier) => {
                     self.keys
                         .seal(dossier, &BlockId::quarantine(&doc, &hashes), &bytes)
@@ -773,11 +760,7 @@ impl Store {
     /// the whole load ([`StorageError::Tampered`]), so nothing altered is served.
     pub async fn load_document(&self, doc: DocumentId) -> Result<StoredDocument> {
         let id = doc.to_string();
-        let dossier = match self
-            .keys
-            .dossier_of(&mut *self.pool.acquire().await?, doc)
-            .await
-        {
+        let dossier = match self.keys.dossier_of(doc).await {
             Ok(dossier) => dossier,
             // An unknown document (e.g. destroyed) holds nothing.
             Err(StorageError::NoKey) => {
@@ -881,8 +864,8 @@ impl Store {
     /// them), in one transaction.
     pub async fn compact(&self, doc: DocumentId, snapshot: &[u8], upto_seq: i64) -> Result<()> {
         let id = doc.to_string();
+        let dossier = self.keys.dossier_of(doc).await?;
         let mut tx = self.pool.begin().await?;
-        let dossier = self.keys.dossier_of(&mut tx, doc).await?;
         let sealed = self
             .keys
             .seal(dossier, &BlockId::snapshot(&id, upto_seq), snapshot)
@@ -956,10 +939,7 @@ impl Store {
         .map(|r| r.get::<Vec<u8>, _>(0)) else {
             return Ok(None);
         };
-        let dossier = self
-            .keys
-            .dossier_of(&mut *self.pool.acquire().await?, doc)
-            .await?;
+        let dossier = self.keys.dossier_of(doc).await?;
         let block = BlockId::sync_state(user.as_str(), storage_id, &id);
         self.keys
             .unseal(dossier, &block, &sealed, "sync_states", || {
@@ -978,10 +958,7 @@ impl Store {
         state: &[u8],
     ) -> Result<()> {
         let id = doc.to_string();
-        let dossier = self
-            .keys
-            .dossier_of(&mut *self.pool.acquire().await?, doc)
-            .await?;
+        let dossier = self.keys.dossier_of(doc).await?;
         let sealed = self
             .keys
             .seal(
@@ -1128,11 +1105,7 @@ impl Store {
         let cap = self.quarantine_cap;
         // The bytes are sealed with the dossier's key; a batch for a document of no dossier
         // (unknown) keeps no bytes.
-        let sealed = match self
-            .keys
-            .dossier_of(&mut *self.pool.acquire().await?, doc)
-            .await
-        {
+        let sealed = match self.keys.dossier_of(doc).await {
             Ok(dossier) => {
                 self.keys
                     .seal(
@@ -1306,7 +1279,7 @@ async fn insert_changes(
     changes: &[&[u8]],
 ) -> Result<i64> {
     let id = doc.to_string();
-    let dossier = keys.dossier_of(&mut *tx, doc).await?;
+    let dossier = keys.dossier_of(doc).await?;
     let mut seq = after_seq;
     for bytes in changes {
         seq += 1;

@@ -22,7 +22,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 use zeroize::Zeroizing;
 
 use super::dialect::{self, Dialect};
@@ -31,6 +31,8 @@ use crate::audit::{AuditAction, AuditEvent};
 
 /// The first byte of every sealed block: the format (AES-256-GCM, nonce, ciphertext, tag).
 const SEALED_V1: u8 = 1;
+/// How much longer a sealed block is than its content: the format byte, the nonce and the tag.
+pub const SEALED_OVERHEAD: usize = 1 + NONCE_LEN + 16;
 /// The length of a key, in bytes.
 const KEY_LEN: usize = 32;
 /// The name of SQLite's key store, beside `regie.sqlite3`.
@@ -212,6 +214,8 @@ impl BlockId {
 pub(crate) struct Keys {
     /// The key store's pool: its own SQLite file, or the data's PostgreSQL pool.
     pool: AnyPool,
+    /// The data's pool, where documents name their dossier.
+    data: AnyPool,
     /// The key table's name as that pool sees it.
     table: &'static str,
     dialect: Dialect,
@@ -272,6 +276,7 @@ impl Keys {
             }
         };
         Ok(Keys {
+            data: data_pool.clone(),
             pool,
             table,
             dialect,
@@ -466,8 +471,9 @@ impl Keys {
         key_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
-        let aead =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"));
+        let aead = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
+        );
         let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
         let plain = Zeroizing::new(open_with(&aead, &aad, wrapped).ok_or_else(|| {
             StorageError::Tampered {
@@ -506,18 +512,16 @@ impl Keys {
         Ok(out)
     }
 
-    /// The dossier of `doc`: remembered, else read on `conn` (inside the caller's transaction).
-    pub(crate) async fn dossier_of(
-        &self,
-        conn: &mut AnyConnection,
-        doc: DocumentId,
-    ) -> Result<DossierId> {
+    /// The dossier of `doc`: remembered, else read from the data store — on a connection of
+    /// its own, never inside the caller's transaction, which on SQLite must begin with its write
+    /// (one that read first cannot take the write lock once another connection has written).
+    pub(crate) async fn dossier_of(&self, doc: DocumentId) -> Result<DossierId> {
         if let Some(d) = self.dossier_of.read().get(&doc) {
             return Ok(*d);
         }
         let row = sqlx::query("SELECT dossier FROM documents WHERE id = $1")
             .bind(doc.to_string())
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&self.data)
             .await?
             .ok_or(StorageError::NoKey)?;
         let dossier: DossierId = super::parse(row.get::<&str, _>(0), "documents")?;

@@ -67,14 +67,24 @@ impl Store {
         let key_id = self.keys.key_id(dossier).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
+        let destroyed_at = ts(at);
+        // The proof first: it is a write, so the transaction holds SQLite's write lock from its
+        // first statement (a transaction that read first could not upgrade once another
+        // connection had written: "database is locked"). Its counts are read in the statement.
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
-            "SELECT
+            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes, key_id)
+             SELECT $1, $2, $3,
                 (SELECT COUNT(*) FROM documents WHERE dossier = $1),
                 (SELECT COUNT(*) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1)),
                 CAST((SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1))
-                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)) AS BIGINT)",
+                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)) AS BIGINT),
+                $4
+             RETURNING documents, changes, bytes",
         )
         .bind(&id)
+        .bind(&destroyed_at)
+        .bind(reason)
+        .bind(&key_id)
         .fetch_one(&mut *tx)
         .await?;
         for sql in [
@@ -99,25 +109,13 @@ impl Store {
         }
         let proof = Destruction {
             dossier: id,
-            destroyed_at: ts(at),
+            destroyed_at,
             reason: reason.to_owned(),
             documents,
             changes,
             bytes,
             key_id,
         };
-        sqlx::query(
-            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&proof.dossier)
-        .bind(&proof.destroyed_at)
-        .bind(&proof.reason)
-        .bind(proof.documents)
-        .bind(proof.changes)
-        .bind(proof.bytes)
-        .bind(&proof.key_id)
-        .execute(&mut *tx)
-        .await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append(&mut tx, &audit(&proof)).await?;
         tx.commit().await?;
