@@ -310,6 +310,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(wrapped(routes!(share::tasks), plain))
         .routes(wrapped(routes!(share::finish_task), json))
         .routes(wrapped(routes!(statement::add_statement), json))
+        .routes(wrapped(routes!(device::device_key), json))
         .routes(wrapped(routes!(device::offline_reads), |route| {
             takes(NONE)(limit_body(route, OFFLINE_READS_BODY_LIMIT))
         }))

@@ -120,6 +120,21 @@ pub struct Store {
     backend: Backend,
 }
 
+/// A device's key as released to it (R29): its id and the 32 bytes, overwritten when dropped.
+/// `Debug` shows the id only.
+pub struct DeviceKey {
+    /// The key's id.
+    pub key_id: String,
+    /// The key.
+    pub key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey({})", self.key_id)
+    }
+}
+
 /// A stored document as loaded: the snapshot (if compacted) and the changes after it.
 pub struct StoredDocument {
     /// The compacted prefix, an Automerge `save()`.
@@ -486,6 +501,57 @@ impl Store {
         ));
         self.append_audit(&ev).await?;
         Ok(n)
+    }
+
+    /// Releases the device key of `user`'s device `storage` (R29) after the caller
+    /// authenticated them: made on first release, kept wrapped here, recorded in the audit log
+    /// (ids only). A device reported lost (in `revoked_devices`) is refused: its key is
+    /// destroyed, if it was not already, and `None` is returned.
+    pub async fn release_device_key(
+        &self,
+        user: &UserId,
+        role: &str,
+        storage: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<DeviceKey>> {
+        let revoked =
+            sqlx::query("SELECT 1 FROM revoked_devices WHERE user_id = $1 AND storage_id = $2")
+                .bind(user.as_str())
+                .bind(storage)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+        let mut ev = AuditEvent::new(at, user.as_str(), role, crate::audit::AuditAction::Key);
+        ev.device = Some(storage.to_owned());
+        let released = if revoked {
+            let id = self
+                .keys
+                .destroy_device_key(user.as_str(), storage, &ts(at))
+                .await?;
+            ev.outcome = "device_revoked".into();
+            ev.detail = Some(format!(
+                "device key {id} refused: the device was reported lost"
+            ));
+            None
+        } else {
+            match self
+                .keys
+                .device_key(user.as_str(), storage, &ts(at))
+                .await?
+            {
+                Ok((key_id, key)) => {
+                    ev.detail = Some(format!("device key {key_id} released"));
+                    Some(DeviceKey { key_id, key })
+                }
+                Err(key_id) => {
+                    ev.outcome = "device_revoked".into();
+                    ev.detail = Some(format!("device key {key_id} refused: destroyed"));
+                    None
+                }
+            }
+        };
+        self.append_audit(&ev).await?;
+        Ok(released)
     }
 
     /// The configured key-encryption key's id (never the key).

@@ -17,3 +17,17 @@ CREATE TABLE regie_keys.data_keys (
     created_at   TEXT COLLATE "C" NOT NULL,
     destroyed_at TEXT COLLATE "C"
 );
+
+-- Device keys (R29): one per user and device (client storage id), released to the device after
+-- authentication and kept here wrapped; destroyed when the device is reported lost, and never
+-- released again.
+CREATE TABLE regie_keys.device_keys (
+    user_id      TEXT COLLATE "C" NOT NULL,
+    storage_id   TEXT COLLATE "C" NOT NULL,
+    key_id       TEXT COLLATE "C" NOT NULL UNIQUE,
+    wrapped      BYTEA,
+    kek_id       TEXT COLLATE "C" NOT NULL,
+    created_at   TEXT COLLATE "C" NOT NULL,
+    destroyed_at TEXT COLLATE "C",
+    PRIMARY KEY (user_id, storage_id)
+);

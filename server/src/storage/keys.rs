@@ -269,6 +269,20 @@ impl Keys {
                 )
                 .execute(&pool)
                 .await?;
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS device_keys (
+                        user_id      TEXT NOT NULL,
+                        storage_id   TEXT NOT NULL,
+                        key_id       TEXT NOT NULL UNIQUE,
+                        wrapped      BLOB,
+                        kek_id       TEXT NOT NULL,
+                        created_at   TEXT NOT NULL,
+                        destroyed_at TEXT,
+                        PRIMARY KEY (user_id, storage_id)
+                    )",
+                )
+                .execute(&pool)
+                .await?;
                 (pool, "data_keys", Dialect::Sqlite)
             }
             dialect::Backend::Postgres(_) => {
@@ -300,7 +314,118 @@ impl Keys {
     }
 
     fn sql(&self, template: &str) -> sqlx::AssertSqlSafe<String> {
-        sqlx::AssertSqlSafe(template.replace("{keys}", self.table))
+        let devices = match self.dialect {
+            Dialect::Sqlite => "device_keys",
+            Dialect::Postgres => "regie_keys.device_keys",
+        };
+        sqlx::AssertSqlSafe(
+            template
+                .replace("{keys}", self.table)
+                .replace("{device_keys}", devices),
+        )
+    }
+
+    /// The device key of `user`'s device `storage` (R29), made on first release; `Err` with
+    /// the key's id when it was destroyed (the device was reported lost): never released
+    /// again. Returns the key's id and the key.
+    pub(crate) async fn device_key(
+        &self,
+        user: &str,
+        storage: &str,
+        at: &str,
+    ) -> Result<std::result::Result<(String, Zeroizing<[u8; KEY_LEN]>), String>> {
+        let mut key = Zeroizing::new([0_u8; KEY_LEN]);
+        self.random
+            .fill(&mut key[..])
+            .map_err(|_| StorageError::Crypto("no random bytes"))?;
+        let key_id = format!("dvk-{}", uuid::Uuid::new_v4().simple());
+        let block = BlockId::new("device_keys", &[user, storage, &key_id]);
+        let aead = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
+        );
+        let wrapped = self.seal_with(&aead, &block, &key[..])?;
+        sqlx::query(self.sql(
+            "INSERT INTO {device_keys} (user_id, storage_id, key_id, wrapped, kek_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        ))
+        .bind(user)
+        .bind(storage)
+        .bind(&key_id)
+        .bind(&wrapped)
+        .bind(self.kek()?.id())
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(self.sql(
+            "SELECT key_id, wrapped, kek_id, destroyed_at FROM {device_keys} \
+             WHERE user_id = $1 AND storage_id = $2",
+        ))
+        .bind(user)
+        .bind(storage)
+        .fetch_one(&self.pool)
+        .await?;
+        let stored_id: String = row.get(0);
+        if row.get::<Option<String>, _>(3).is_some() {
+            return Ok(Err(stored_id));
+        }
+        if stored_id == key_id {
+            return Ok(Ok((key_id, key)));
+        }
+        self.check_kek(&stored_id, row.get(2))?;
+        let block = BlockId::new("device_keys", &[user, storage, &stored_id]);
+        let wrapped: Vec<u8> = row.get(1);
+        let plain = Zeroizing::new(open_with(&aead, &block, &wrapped).ok_or_else(|| {
+            StorageError::Tampered {
+                table: "device_keys",
+                row: stored_id.clone(),
+            }
+        })?);
+        let mut key = Zeroizing::new([0_u8; KEY_LEN]);
+        if plain.len() != KEY_LEN {
+            return Err(StorageError::Tampered {
+                table: "device_keys",
+                row: stored_id,
+            });
+        }
+        key.copy_from_slice(&plain);
+        Ok(Ok((stored_id, key)))
+    }
+
+    /// Destroys the device key of `user`'s device `storage` (reported lost), or records it
+    /// destroyed if none was ever released, so none ever is; returns its id.
+    pub(crate) async fn destroy_device_key(
+        &self,
+        user: &str,
+        storage: &str,
+        at: &str,
+    ) -> Result<String> {
+        let key_id = format!("dvk-{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(self.sql(
+            "INSERT INTO {device_keys} (user_id, storage_id, key_id, wrapped, kek_id, created_at, destroyed_at) \
+             VALUES ($1, $2, $3, NULL, $4, $5, $5) \
+             ON CONFLICT (user_id, storage_id) DO UPDATE SET wrapped = NULL, \
+             destroyed_at = COALESCE({device_keys}.destroyed_at, excluded.destroyed_at)",
+        ))
+        .bind(user)
+        .bind(storage)
+        .bind(&key_id)
+        .bind(self.kek_id())
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(sqlx::query(
+            self.sql("SELECT key_id FROM {device_keys} WHERE user_id = $1 AND storage_id = $2"),
+        )
+        .bind(user)
+        .bind(storage)
+        .fetch_one(&self.pool)
+        .await?
+        .get(0))
     }
 
     /// Makes `dossier`'s data key and stores it wrapped; returns its id. A dossier that has
@@ -436,6 +561,44 @@ impl Keys {
                 .bind(dossier.to_string())
                 .execute(&mut *tx)
                 .await?;
+            n += 1;
+        }
+        let rows = sqlx::query(self.sql(
+            "SELECT user_id, storage_id, key_id, wrapped, kek_id FROM {device_keys} \
+             WHERE destroyed_at IS NULL",
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let old = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
+        );
+        let fresh =
+            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &new.key[..]).expect("32 bytes"));
+        for r in &rows {
+            let (user, storage, key_id): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let wrapped: Vec<u8> = r.get(3);
+            let kek_id: String = r.get(4);
+            if kek_id == new.id() {
+                continue;
+            }
+            self.check_kek(&key_id, &kek_id)?;
+            let block = BlockId::new("device_keys", &[&user, &storage, &key_id]);
+            let key = Zeroizing::new(open_with(&old, &block, &wrapped).ok_or_else(|| {
+                StorageError::Tampered {
+                    table: "device_keys",
+                    row: key_id.clone(),
+                }
+            })?);
+            let rewrapped = self.seal_with(&fresh, &block, &key)?;
+            sqlx::query(self.sql(
+                "UPDATE {device_keys} SET wrapped = $1, kek_id = $2 WHERE user_id = $3 AND storage_id = $4",
+            ))
+            .bind(&rewrapped)
+            .bind(new.id())
+            .bind(&user)
+            .bind(&storage)
+            .execute(&mut *tx)
+            .await?;
             n += 1;
         }
         tx.commit().await?;

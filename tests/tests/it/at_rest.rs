@@ -2,7 +2,9 @@
 //! the server's (data, write-ahead log, shared memory, key store) nor in a dump of its
 //! PostgreSQL database; the store opens and syncs after a restart and after the key-encryption
 //! key is rotated; a backup restored after a dossier's destruction yields nothing of it and
-//! everything of the others; a stored block altered or moved is refused, not served.
+//! everything of the others; a stored block altered or moved is refused, not served. On the
+//! device: a purge leaves no byte in its files, write-ahead log included; and its key is
+//! released per user and device, and destroyed and refused for good once it is reported lost.
 
 use std::path::Path;
 use std::time::Duration;
@@ -474,6 +476,128 @@ async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device
     for (who, d) in [("bram", &bram_dir), ("carla", &carla_dir)] {
         for (name, bytes) in device_files(d) {
             assert!(!holds(&bytes, PURGED), "{who}: {PURGED} left in {name}");
+        }
+    }
+    server.stop().await;
+}
+
+// ---- device keys (R29) --------------------------------------------------------------------
+
+/// Asks for `who`'s key of `device`; the status and the key (base64) if released.
+async fn device_key(server: &TestServer, who: &str, device: &str) -> (u16, Option<String>) {
+    let (status, body) = server
+        .api(
+            &server.token(who),
+            "POST",
+            "/api/v1/me/device-key",
+            json!({ "device": device }),
+        )
+        .await;
+    (status, body["key"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_lost_devices_key_is_destroyed_and_refused_ever_after_and_other_devices_keep_theirs() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, lost) = device_key(&server, "worker", "storage-lost").await;
+    assert_eq!(status, 200);
+    let lost = lost.unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&lost)
+            .unwrap()
+            .len(),
+        32
+    );
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost")
+            .await
+            .1
+            .as_deref(),
+        Some(lost.as_str()),
+        "the same key each time: kept wrapped on the server"
+    );
+    let other = device_key(&server, "worker", "storage-other")
+        .await
+        .1
+        .unwrap();
+    let colleague = device_key(&server, "worker2", "storage-lost")
+        .await
+        .1
+        .unwrap();
+    assert!(
+        other != lost && colleague != lost,
+        "a key per user and device"
+    );
+
+    let (status, breach) = server
+        .api(
+            &server.token("privacy_officer"),
+            "POST",
+            "/api/v1/breaches",
+            json!({
+                "what": "Tablet verloren in de trein",
+                "source": { "kind": "lost_device", "user": "anna", "device": "storage-lost" },
+                "risk": "high",
+                "measures": "apparaat op afstand ingetrokken",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{breach}");
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost").await,
+        (403, None)
+    );
+    assert_eq!(
+        device_key(&server, "worker", "storage-other")
+            .await
+            .1
+            .as_deref(),
+        Some(other.as_str()),
+        "the user's other device is unaffected"
+    );
+    assert_eq!(
+        device_key(&server, "worker2", "storage-lost")
+            .await
+            .1
+            .as_deref(),
+        Some(colleague.as_str()),
+        "another user's device of that id is unaffected"
+    );
+    server.stop().await;
+
+    // After a restart still refused; the releases, the destruction and the refusal are in the
+    // audit log by key id, and no key is in it nor in any file of the server.
+    let server = TestServer::start(dir.path()).await;
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost").await,
+        (403, None)
+    );
+    let log = server.state.hub.store().audit_events(None).await.unwrap();
+    let key_rows: Vec<String> = log
+        .iter()
+        .filter(|(_, e)| e.action == "key")
+        .filter_map(|(_, e)| e.detail.clone())
+        .collect();
+    for what in ["released", "destroyed: device reported lost", "refused"] {
+        assert!(
+            key_rows.iter().any(|d| d.contains(what)),
+            "{what}: {key_rows:?}"
+        );
+    }
+    let everything = format!("{log:?}");
+    for key in [&lost, &other, &colleague] {
+        assert!(!everything.contains(key.as_str()));
+        for (name, bytes) in stored_bytes(&server, dir.path()).await {
+            let k = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .unwrap();
+            assert!(
+                !bytes.windows(k.len()).any(|w| w == &k[..]) && !holds(&bytes, key),
+                "a device key in {name}"
+            );
         }
     }
     server.stop().await;
