@@ -84,6 +84,8 @@ pub enum Kind {
     Regie,
     /// Regie with gating, validation and audit bypassed.
     RegieBypass,
+    /// Regie with encryption at rest off.
+    RegiePlain,
     /// The published JS automerge-repo sync server.
     Js,
 }
@@ -170,7 +172,7 @@ impl Launch {
     ) -> anyhow::Result<ServerProc> {
         std::fs::create_dir_all(data_dir)?;
         let mut cmd = match kind {
-            Kind::Regie | Kind::RegieBypass => {
+            Kind::Regie | Kind::RegieBypass | Kind::RegiePlain => {
                 let mut c = Command::new(&self.regie_bin);
                 // Only what is given here counts: no REGIE_* from the caller's environment.
                 for (k, _) in std::env::vars_os() {
@@ -190,6 +192,9 @@ impl Launch {
                     .env("RUST_LOG", "warn");
                 if kind == Kind::RegieBypass {
                     c.arg("--bypass-privacy");
+                }
+                if kind == Kind::RegiePlain {
+                    c.arg("--no-encryption");
                 }
                 c
             }

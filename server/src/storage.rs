@@ -277,27 +277,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Benchmarks only: a store that keeps blocks as they come, to measure what encryption
-    /// costs (BENCHMARKS.md). Only for a fresh store: what it writes, an encrypting store
-    /// cannot read.
-    #[cfg(feature = "bench")]
-    pub fn without_encryption(self) -> Store {
-        let mut keys = std::sync::Arc::into_inner(self.keys).expect("the store is fresh");
-        keys.plain = true;
-        let keys = std::sync::Arc::new(keys);
-        Store {
-            commits: group::start(
-                self.pool.clone(),
-                self.dialect,
-                self.audit_tail.clone(),
-                keys.clone(),
-                None,
-            ),
-            keys,
-            ..self
-        }
-    }
-
     /// Applies the migrations `backend` lacks, without opening the store for service
     /// (`regie-server migrate`); returns the versions it applied.
     pub async fn migrate(backend: &Backend) -> Result<Vec<i64>> {

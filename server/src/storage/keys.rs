@@ -40,6 +40,19 @@ pub const SQLITE_KEY_FILE: &str = "regie-keys.sqlite3";
 /// The development key-encryption key made in the data directory when none is configured.
 pub const DEVELOPMENT_KEK_FILE: &str = "regie.kek";
 
+/// Benchmarks only: stores opened while this is set keep their blocks as they come, to
+/// measure what encryption costs (BENCHMARKS.md). Only the `bench` feature can set it.
+static PLAIN_FOR_BENCHMARKS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Benchmarks only (the `bench` feature): stores opened after `plain(true)` keep their blocks
+/// unencrypted, until `plain(false)`. What such a store writes, an encrypting store cannot
+/// read, nor the reverse: only for fresh stores of a benchmark run.
+#[cfg(feature = "bench")]
+pub fn store_plain_for_benchmarks(plain: bool) {
+    PLAIN_FOR_BENCHMARKS.store(plain, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Why a key or a sealed block cannot be used. Carries ids only, never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -224,7 +237,7 @@ pub(crate) struct Keys {
     random: SystemRandom,
     keys: RwLock<HashMap<DossierId, Arc<DataKey>>>,
     dossier_of: RwLock<HashMap<DocumentId, DossierId>>,
-    /// Benchmarks only: blocks stored as they come (see `Store::without_encryption`).
+    /// Benchmarks only: blocks stored as they come ([`store_plain_for_benchmarks`]).
     pub(crate) plain: bool,
 }
 
@@ -298,7 +311,7 @@ impl Keys {
             random: SystemRandom::new(),
             keys: RwLock::new(HashMap::new()),
             dossier_of: RwLock::new(HashMap::new()),
-            plain: false,
+            plain: PLAIN_FOR_BENCHMARKS.load(std::sync::atomic::Ordering::SeqCst),
         })
     }
 
