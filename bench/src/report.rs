@@ -216,7 +216,7 @@ fn fmt_num(x: f64) -> String {
 }
 
 /// Table order; `quiet` and `flood` are Regie without and with hostile devices (scenario f).
-const TARGET_ORDER: [&str; 6] = ["regie", "quiet", "flood", "bypass", "js", "raw"];
+const TARGET_ORDER: [&str; 7] = ["regie", "plain", "quiet", "flood", "bypass", "js", "raw"];
 
 /// A plain-text (Markdown) table of one scenario: median [min–max] per target and metric, then
 /// each target's medians as ratios to Regie's.

@@ -38,6 +38,8 @@ pub enum Target {
     Regie,
     /// Regie with gating, validation and audit bypassed (benchmark switch).
     Bypass,
+    /// Regie with encryption at rest off (benchmark switch).
+    Plain,
     /// The published JS `@automerge/automerge-repo-sync-server`.
     Js,
     /// Raw Automerge in-process plus an SQLite append: the limit.
@@ -50,6 +52,7 @@ impl Target {
         match self {
             Target::Regie => "regie",
             Target::Bypass => "bypass",
+            Target::Plain => "plain",
             Target::Js => "js",
             Target::Raw => "raw",
         }
@@ -59,6 +62,7 @@ impl Target {
         match self {
             Target::Regie => Some(Kind::Regie),
             Target::Bypass => Some(Kind::RegieBypass),
+            Target::Plain => Some(Kind::RegiePlain),
             Target::Js => Some(Kind::Js),
             Target::Raw => None,
         }
@@ -236,7 +240,13 @@ pub async fn steady(
     let keys = [DocumentKey::Plan, DocumentKey::Record];
     let mut out = Vec::new();
     let mut regie_acked: Option<f64> = None;
-    let all = [Target::Regie, Target::Bypass, Target::Js, Target::Raw];
+    let all = [
+        Target::Regie,
+        Target::Plain,
+        Target::Bypass,
+        Target::Js,
+        Target::Raw,
+    ];
     for (run, target) in common.rounds(&all) {
         common.say(format!(
             "({scenario}) run {}/{} {}: {} devices × {} dossiers",
@@ -600,7 +610,13 @@ pub async fn reconnect(common: &Common, cfg: &ReconnectCfg) -> anyhow::Result<Ve
         .map(|k| dossier_bytes(&layout, k, cfg.history))
         .collect();
     let keys = [DocumentKey::Plan, DocumentKey::Record, DocumentKey::Meta];
-    let all = [Target::Regie, Target::Bypass, Target::Js, Target::Raw];
+    let all = [
+        Target::Regie,
+        Target::Plain,
+        Target::Bypass,
+        Target::Js,
+        Target::Raw,
+    ];
     let mut out = Vec::new();
     for (run, target) in common.rounds(&all) {
         let r = if target == Target::Raw {
@@ -785,7 +801,8 @@ pub async fn idle(common: &Common, cfg: &IdleCfg) -> anyhow::Result<Vec<Measurem
         meta: metas[k].clone(),
     };
     let mut out = Vec::new();
-    for (run, target) in common.rounds(&[Target::Regie, Target::Bypass, Target::Js]) {
+    for (run, target) in common.rounds(&[Target::Regie, Target::Plain, Target::Bypass, Target::Js])
+    {
         common.say(format!(
             "(c) run {}/{} {}: {} connections",
             run + 1,
@@ -1010,6 +1027,26 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
         "e-template-{}-{}-{}-{}",
         common.seed, cfg.stored, cfg.hot, cfg.history
     ));
+    // Encryption off needs a store written without it: a template of its own.
+    let plain_template = common.work_dir.join(format!(
+        "e-template-plain-{}-{}-{}-{}",
+        common.seed, cfg.stored, cfg.hot, cfg.history
+    ));
+    if common.targets.contains(&Target::Plain) && !plain_template.join("regie.sqlite3").exists() {
+        let _ = std::fs::remove_dir_all(&plain_template);
+        common.say(format!(
+            "(e) seeding {} dossiers unencrypted into {}",
+            cfg.stored,
+            plain_template.display()
+        ));
+        regie_server::storage::keys::store_plain_for_benchmarks(true);
+        let seeded = seed_regie(&plain_template, None, &layout, bytes, |n| {
+            common.say(format!("(e) seeded {n} dossiers"))
+        })
+        .await;
+        regie_server::storage::keys::store_plain_for_benchmarks(false);
+        seeded?;
+    }
     let needs_store = common
         .targets
         .iter()
@@ -1029,7 +1066,13 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
         common.say(format!("(e) seeded in {:.0} s", t.elapsed().as_secs_f64()));
     }
     let mut out = Vec::new();
-    let all = [Target::Regie, Target::Bypass, Target::Js, Target::Raw];
+    let all = [
+        Target::Regie,
+        Target::Plain,
+        Target::Bypass,
+        Target::Js,
+        Target::Raw,
+    ];
     for (run, target) in common.rounds(&all) {
         common.say(format!(
             "(e) run {}/{} {}: {} stored, {} hot",
@@ -1042,7 +1085,12 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
         let r = if target == Target::Raw {
             memory_raw(common, cfg, &template, run).await
         } else {
-            memory_net(common, cfg, &layout, &bytes, &template, target, run).await
+            let template = if target == Target::Plain {
+                &plain_template
+            } else {
+                &template
+            };
+            memory_net(common, cfg, &layout, &bytes, template, target, run).await
         };
         match r {
             Ok(m) => {

@@ -84,6 +84,8 @@ pub enum Kind {
     Regie,
     /// Regie with gating, validation and audit bypassed.
     RegieBypass,
+    /// Regie with encryption at rest off.
+    RegiePlain,
     /// The published JS automerge-repo sync server.
     Js,
 }
@@ -170,7 +172,7 @@ impl Launch {
     ) -> anyhow::Result<ServerProc> {
         std::fs::create_dir_all(data_dir)?;
         let mut cmd = match kind {
-            Kind::Regie | Kind::RegieBypass => {
+            Kind::Regie | Kind::RegieBypass | Kind::RegiePlain => {
                 let mut c = Command::new(&self.regie_bin);
                 // Only what is given here counts: no REGIE_* from the caller's environment.
                 for (k, _) in std::env::vars_os() {
@@ -190,6 +192,9 @@ impl Launch {
                     .env("RUST_LOG", "warn");
                 if kind == Kind::RegieBypass {
                     c.arg("--bypass-privacy");
+                }
+                if kind == Kind::RegiePlain {
+                    c.arg("--no-encryption");
                 }
                 c
             }
@@ -307,7 +312,11 @@ pub async fn seed_regie(
         Some(url) => regie_server::storage::Backend::Postgres(url.to_owned()),
         None => regie_server::storage::Backend::Sqlite(dir.to_path_buf()),
     };
-    let store = Store::open_backend(&backend)
+    // The key-encryption key the server started on `dir` finds: the development one there.
+    let kek = regie_server::storage::Kek::from_file_or_new(
+        &dir.join(regie_server::storage::keys::DEVELOPMENT_KEK_FILE),
+    )?;
+    let store = Store::open_backend(&backend, kek)
         .await
         .context("cannot open the store")?;
     let persons: Vec<PersonId> = crate::workload::persons()

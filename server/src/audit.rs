@@ -77,6 +77,9 @@ pub enum AuditAction {
     Rights,
     /// A breach was recorded in the register, or its notification (R24).
     Breach,
+    /// A dossier's data key was created or destroyed, or a device key released, refused or
+    /// destroyed (I6, R29); ids only, never key material.
+    Key,
 }
 
 impl AuditAction {

@@ -18,7 +18,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use crate::telemetry::LogFormat;
 
 /// Options whose values `regie-server config` masks.
-const SECRETS: &[&str] = &["jwt_secret"];
+const SECRETS: &[&str] = &["jwt_secret", "key"];
 /// Options that are URLs whose password `regie-server config` masks.
 const REDACTED: &[&str] = &["database_url"];
 
@@ -57,6 +57,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Verify the audit log's hash chain and report the first broken row.
     VerifyAudit(StoreArgs),
+    /// Write an online, consistent copy of the data store, without its keys, to a new file
+    /// (SQLite); for PostgreSQL, print how to take one with pg_dump.
+    Backup(BackupArgs),
+    /// Re-wrap every dossier's data key with a new key-encryption key (no data is
+    /// re-encrypted); afterwards start the server with the new key. Stop the servers first.
+    RotateKey(RotateKeyArgs),
     /// Apply the store's embedded schema migrations and exit (`serve` applies them too; run
     /// this first when upgrading several instances of one PostgreSQL database).
     Migrate(StoreArgs),
@@ -65,6 +71,28 @@ pub enum Command {
     /// Print the configuration `serve` would run with, given the same flags, variables and
     /// file, and where each value came from (secrets masked).
     Config(ServeCommand),
+}
+
+/// Configuration of `backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The new file to write the copy to.
+    pub dest: PathBuf,
+}
+
+/// Configuration of `rotate-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateKeyArgs {
+    /// The store, with its current key-encryption key.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// File with the new key-encryption key (64 hex digits); made, with a fresh random key, if
+    /// it does not exist.
+    #[arg(long)]
+    pub new_key_file: PathBuf,
 }
 
 /// A configuration that cannot be used: a command line clap refuses (or `--help`), or a
@@ -322,6 +350,16 @@ pub struct StoreArgs {
     /// password. Several instances may share one (issue 17).
     #[arg(long, env = "REGIE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
+    /// File holding the key-encryption key that wraps every dossier's data key (I6): 32
+    /// random bytes as 64 hex digits (`openssl rand -hex 32`). Keep it outside the data
+    /// directory and out of the data's backups (DEPLOYMENT.md). Without it or --key, a
+    /// development key is made in the data directory on first start.
+    #[arg(long, env = "REGIE_KEY_FILE", conflicts_with = "key")]
+    pub key_file: Option<PathBuf>,
+    /// The key-encryption key itself, 64 hex digits, instead of --key-file (e.g. from a secret
+    /// store); never shown.
+    #[arg(long, env = "REGIE_KEY", hide_env_values = true)]
+    pub key: Option<KeyText>,
 }
 
 impl StoreArgs {
@@ -330,6 +368,28 @@ impl StoreArgs {
         StoreArgs {
             data_dir: dir.into(),
             database_url: None,
+            key_file: None,
+            key: None,
+        }
+    }
+
+    /// The key-encryption key: `--key`, else `--key-file`, else the development key in the
+    /// data directory (made on first use, with a warning). The error names no key material.
+    pub fn kek(&self) -> Result<crate::storage::Kek, crate::storage::KeyError> {
+        use crate::storage::Kek;
+        match (&self.key, &self.key_file) {
+            (Some(text), _) => Kek::from_hex(&text.0),
+            (None, Some(path)) => Kek::from_file(path),
+            (None, None) => {
+                let path = self
+                    .data_dir
+                    .join(crate::storage::keys::DEVELOPMENT_KEK_FILE);
+                tracing::warn!(
+                    path = %path.display(),
+                    "no --key-file or REGIE_KEY: using a development key-encryption key in the data directory; a copy of that directory is then readable (DEPLOYMENT.md)"
+                );
+                Kek::from_file_or_new(&path)
+            }
         }
     }
 
@@ -340,6 +400,30 @@ impl StoreArgs {
             &self.data_dir,
             self.database_url.as_ref().map(|u| u.0.as_str()),
         )
+    }
+}
+
+/// A key-encryption key as configured (hex): its `Debug` and `Display` show nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyText(pub String);
+
+impl std::str::FromStr for KeyText {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<KeyText, Self::Err> {
+        Ok(KeyText(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("********")
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(********)")
     }
 }
 

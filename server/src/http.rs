@@ -310,6 +310,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(wrapped(routes!(share::tasks), plain))
         .routes(wrapped(routes!(share::finish_task), json))
         .routes(wrapped(routes!(statement::add_statement), json))
+        .routes(wrapped(routes!(device::device_key), json))
         .routes(wrapped(routes!(device::offline_reads), |route| {
             takes(NONE)(limit_body(route, OFFLINE_READS_BODY_LIMIT))
         }))
@@ -1097,7 +1098,7 @@ async fn privacy_officer_reads(state: &AppState, who: &Principal) -> ApiResult<(
 #[utoipa::path(
     get,
     path = "/api/v1/destructions",
-    summary = r#"Proof of every dossier destroyed at the end of its retention (privacy officer; R23, I6): dossier id, when, why, how many documents, changes and bytes — never content."#,
+    summary = r#"Proof of every dossier destroyed at the end of its retention (privacy officer; R23, I6): dossier id, when, why, how many documents, changes and bytes, and the id of its data key destroyed with it — never content."#,
     responses(
         (status = 200, description = "Destructions, oldest first", body = [doc::DestructionProof]),
         (status = 400, description = "bad_request, unknown_parameter or repeated_parameter", body = doc::ErrorBody),

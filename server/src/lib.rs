@@ -37,7 +37,7 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::auth::{AuthConfig, Authenticator};
-use crate::config::{ServeArgs, ServeCommand, StoreArgs};
+use crate::config::{BackupArgs, RotateKeyArgs, ServeArgs, ServeCommand, StoreArgs};
 pub use crate::http::{AppState, Lifecycle};
 use crate::hub::Hub;
 use crate::storage::Store;
@@ -62,7 +62,11 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let backend = args.store.backend().map_err(anyhow::Error::msg)?;
     // `Backend`'s Display shows a PostgreSQL URL without its password.
     tracing::info!(store = %backend, "opening the store");
-    let store = Store::open_backend(&backend)
+    let kek = args
+        .store
+        .kek()
+        .context("cannot read the key-encryption key")?;
+    let store = Store::open_backend(&backend, kek)
         .await
         .with_context(|| format!("cannot open the store ({backend})"))?
         .with_quarantine_cap(storage::QuarantineCap {
@@ -331,8 +335,9 @@ pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
 
 /// `regie-server verify-audit`: walks the hash chain; fails if a row was altered.
 pub async fn verify_audit(args: StoreArgs) -> anyhow::Result<()> {
+    // The audit log holds no content: no key-encryption key is needed to verify it.
     let backend = args.backend().map_err(anyhow::Error::msg)?;
-    let store = Store::open_backend(&backend)
+    let store = Store::open_audit_only(&backend)
         .await
         .with_context(|| format!("cannot open the store ({backend})"))?;
     let v = store
@@ -349,4 +354,66 @@ pub async fn verify_audit(args: StoreArgs) -> anyhow::Result<()> {
             v.rows
         ),
     }
+}
+
+/// Opens the store `args` name with its key-encryption key.
+async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+    let backend = args.backend().map_err(anyhow::Error::msg)?;
+    let kek = args.kek().context("cannot read the key-encryption key")?;
+    Store::open_backend(&backend, kek)
+        .await
+        .with_context(|| format!("cannot open the store ({backend})"))
+}
+
+/// `regie-server backup <dest>`: an online, consistent copy of the SQLite data store without
+/// its key store (`VACUUM INTO`); for PostgreSQL, how to take one with `pg_dump`.
+pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let backend = args.store.backend().map_err(anyhow::Error::msg)?;
+    if let storage::Backend::Postgres(_) = backend {
+        println!(
+            "A PostgreSQL store is backed up with pg_dump, the key store left out:\n  \
+             pg_dump --format=custom --exclude-schema=regie_keys --file=<dest> <database-url>\n\
+             and the key store on its own, kept apart (DEPLOYMENT.md):\n  \
+             pg_dump --format=custom --schema=regie_keys --file=<keys-dest> <database-url>"
+        );
+        return Ok(());
+    }
+    if args.dest.exists() {
+        anyhow::bail!(
+            "{} exists already; the backup goes to a new file",
+            args.dest.display()
+        );
+    }
+    let store = open_store(&args.store).await?;
+    store
+        .backup(&args.dest)
+        .await
+        .with_context(|| format!("cannot write the backup to {}", args.dest.display()))?;
+    store.close().await;
+    println!(
+        "{}: a copy of the data store, without its keys (they stay in {})",
+        args.dest.display(),
+        storage::keys::SQLITE_KEY_FILE
+    );
+    Ok(())
+}
+
+/// `regie-server rotate-key --new-key-file <file>`: re-wraps every data key with the new
+/// key-encryption key (made in that file if it does not exist).
+pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
+    let new = storage::Kek::from_file_or_new(&args.new_key_file)
+        .context("cannot read or make the new key-encryption key")?;
+    let store = open_store(&args.store).await?;
+    let old = store.kek_id().to_owned();
+    let n = store
+        .rotate_kek(&new)
+        .await
+        .context("cannot re-wrap the data keys")?;
+    store.close().await;
+    println!(
+        "{n} data keys re-wrapped: key-encryption key {old} replaced by {}; start the server with --key-file {}",
+        new.id(),
+        args.new_key_file.display()
+    );
+    Ok(())
 }

@@ -22,6 +22,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::VerifyAudit(args) => regie_server::verify_audit(args.clone()).await,
         Command::Migrate(args) => regie_server::migrate(args.clone()).await,
+        Command::Backup(args) => regie_server::backup(args.clone()).await,
+        Command::RotateKey(args) => regie_server::rotate_key(args.clone()).await,
         Command::Openapi => {
             println!(
                 "{}",

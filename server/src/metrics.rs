@@ -45,6 +45,7 @@ struct Metrics {
     commit_seconds: Histogram,
     fan_out_seconds: Histogram,
     audit_appends: Counter,
+    tampered_blocks: Family<Label, Counter>,
     documents: Family<Label, Gauge>,
     outbox_bytes: Gauge,
     limit_refusals: Family<Label, Counter>,
@@ -71,6 +72,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         commit_seconds: latency(),
         fan_out_seconds: latency(),
         audit_appends: Counter::default(),
+        tampered_blocks: Family::default(),
         documents: Family::default(),
         outbox_bytes: Gauge::default(),
         limit_refusals: Family::default(),
@@ -140,6 +142,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "audit_appends",
         "Rows inserted into the audit hash chain (a row of a transaction that then failed included)",
         m.audit_appends.clone(),
+    );
+    r.register(
+        "tampered_blocks",
+        "Stored blocks that failed their integrity check (AEAD) and were not served, by table",
+        m.tampered_blocks.clone(),
     );
     r.register(
         "documents",
@@ -270,6 +277,14 @@ impl Drop for FanOutTimer {
 /// A row inserted into the audit chain.
 pub fn audit_appended() {
     METRICS.audit_appends.inc();
+}
+
+/// A stored block of `table` that failed its integrity check and was not served (I6).
+pub fn tampered_block(table: &'static str) {
+    METRICS
+        .tampered_blocks
+        .get_or_create(&[("table", table)])
+        .inc();
 }
 
 /// A connection or message refused at the limit named `limit`.

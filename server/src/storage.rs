@@ -4,7 +4,9 @@
 //! changes and compacted snapshot, peers' sync states, the hash-chained audit log and the
 //! quarantine. Nothing above this module knows SQL or which database it is on. What devices can
 //! make it hold is bounded (I7): the quarantine keeps rejected bytes only up to a cap per device
-//! and per dossier, and the audit log is read for reports in bounded pages.
+//! and per dossier, and the audit log is read for reports in bounded pages. Every block of
+//! dossier content is sealed with its dossier's own key where it is written and opened where it
+//! is read (`keys.rs`, I6), so nothing above this module sees a ciphertext or a key.
 
 pub mod share;
 pub mod signal;
@@ -27,6 +29,7 @@ use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verifica
 
 pub(crate) mod dialect;
 mod group;
+pub mod keys;
 mod oversight;
 pub mod retention;
 pub mod rights;
@@ -34,6 +37,8 @@ mod unit;
 use dialect::Dialect;
 pub use dialect::{Backend, redact_url};
 pub use group::CommitObserver;
+use keys::{BlockId, Keys};
+pub use keys::{Kek, KeyError};
 pub use oversight::{AUDIT_PAGE_MAX, AccessReview, AuditQuery, BreakGlassRequest, Scanned};
 pub use unit::{RelationEdit, Unit};
 
@@ -66,6 +71,32 @@ pub enum StorageError {
         /// What did not parse.
         detail: String,
     },
+    /// A stored block failed its integrity check (altered, moved to another row, or sealed
+    /// with another key): it is not served.
+    #[error("a stored block of {table} ({row}) failed its integrity check")]
+    Tampered {
+        /// The table.
+        table: &'static str,
+        /// The row's ids.
+        row: String,
+    },
+    /// The dossier's data key was destroyed (the dossier was, and this row came back from a
+    /// backup): its content cannot be read, ever.
+    #[error("the data key {0} of this dossier was destroyed")]
+    KeyDestroyed(String),
+    /// The dossier has no data key in the key store (the key store is not the one of this
+    /// data, or the document is unknown).
+    #[error("no data key for this dossier in the key store")]
+    NoKey,
+    /// A key could not be read, written or used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The cryptographic library failed.
+    #[error("encryption failed: {0}")]
+    Crypto(&'static str),
+    /// Not on this database: the reason says what to do instead.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -83,6 +114,25 @@ pub struct Store {
     commits: tokio::sync::mpsc::UnboundedSender<group::Pending>,
     /// What quarantine keeps per device and per dossier.
     quarantine_cap: QuarantineCap,
+    /// The dossiers' data keys (I6).
+    keys: std::sync::Arc<Keys>,
+    /// Where the data is, for backups.
+    backend: Backend,
+}
+
+/// A device's key as released to it (R29): its id and the 32 bytes, overwritten when dropped.
+/// `Debug` shows the id only.
+pub struct DeviceKey {
+    /// The key's id.
+    pub key_id: String,
+    /// The key.
+    pub key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey({})", self.key_id)
+    }
 }
 
 /// A stored document as loaded: the snapshot (if compacted) and the changes after it.
@@ -178,27 +228,53 @@ fn parse<T: FromStr>(s: &str, table: &'static str) -> Result<T> {
 
 impl Store {
     /// Opens (creating if needed) the SQLite store `regie.sqlite3` in `dir`, in WAL mode, and
-    /// runs the embedded migrations.
+    /// runs the embedded migrations; its key-encryption key is the development one in `dir`
+    /// (made on first use).
     pub async fn open(dir: &Path) -> Result<Store> {
-        Store::open_backend(&Backend::Sqlite(dir.to_path_buf())).await
+        let kek = Kek::from_file_or_new(&keys::development_kek(dir))?;
+        Store::open_backend(&Backend::Sqlite(dir.to_path_buf()), kek).await
     }
 
-    /// Opens the store `backend` names and runs its embedded migrations.
-    pub async fn open_backend(backend: &Backend) -> Result<Store> {
+    /// Opens the store `backend` names with the key-encryption key `kek`, and runs its
+    /// embedded migrations.
+    pub async fn open_backend(backend: &Backend, kek: Kek) -> Result<Store> {
+        let store = Store::open_with(backend, Some(kek)).await?;
+        store.seal_what_is_plain().await?;
+        store.finish_destructions().await?;
+        Ok(store)
+    }
+
+    /// Opens the store `backend` names without a key-encryption key, for what needs no dossier
+    /// content (`regie-server verify-audit`): every read or write of a sealed block fails.
+    pub async fn open_audit_only(backend: &Backend) -> Result<Store> {
+        Store::open_with(backend, None).await
+    }
+
+    async fn open_with(backend: &Backend, kek: Option<Kek>) -> Result<Store> {
         let (pool, dialect) = Store::connect(backend).await?;
         dialect.migrator().run(&pool).await?;
+        let keys = std::sync::Arc::new(Keys::open(backend, &pool, kek).await?);
         let tail: Option<Vec<u8>> = sqlx::query("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&pool)
             .await?
             .map(|r| r.get(0));
         let audit_tail = std::sync::Arc::new(Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())));
-        Ok(Store {
-            commits: group::start(pool.clone(), dialect, audit_tail.clone(), None),
+        let store = Store {
+            commits: group::start(
+                pool.clone(),
+                dialect,
+                audit_tail.clone(),
+                keys.clone(),
+                None,
+            ),
             pool,
             dialect,
             audit_tail,
             quarantine_cap: QuarantineCap::default(),
-        })
+            keys,
+            backend: backend.clone(),
+        };
+        Ok(store)
     }
 
     /// Applies the migrations `backend` lacks, without opening the store for service
@@ -248,6 +324,252 @@ impl Store {
         }
     }
 
+    /// Seals what a store from before encryption at rest holds in plain, once (a row in
+    /// `server_info` records it; on PostgreSQL that row also keeps a second instance out):
+    /// every dossier gets its key, and every change, snapshot, sync state and quarantined batch
+    /// is rewritten sealed, in one transaction. Loads them all at once: fine for the stores of
+    /// the pilots, to be paged for larger ones.
+    async fn seal_what_is_plain(&self) -> Result<()> {
+        if self.keys.plain {
+            return Ok(());
+        }
+        let mut tail = self.audit_tail.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query(
+            "INSERT INTO server_info (key, value) VALUES ('sealed_at_rest', 'aes-256-gcm/1') \
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut events = Vec::new();
+        for r in sqlx::query("SELECT id FROM dossiers ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let dossier: DossierId = parse(r.get::<&str, _>(0), "dossiers")?;
+            if !self.keys.has_key(dossier).await? {
+                events.push(self.keys.create_for(dossier, now).await?);
+            }
+        }
+        for r in sqlx::query("SELECT document, seq, bytes FROM changes")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let (doc, seq, bytes): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+            let dossier = self.keys.dossier_of(parse(&doc, "changes")?).await?;
+            let sealed = self
+                .keys
+                .seal(dossier, &BlockId::change(&doc, seq), &bytes)
+                .await?;
+            sqlx::query("UPDATE changes SET bytes = $1 WHERE document = $2 AND seq = $3")
+                .bind(&sealed)
+                .bind(&doc)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for r in sqlx::query("SELECT document, upto_seq, bytes FROM snapshots")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let (doc, upto, bytes): (String, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+            let dossier = self.keys.dossier_of(parse(&doc, "snapshots")?).await?;
+            let sealed = self
+                .keys
+                .seal(dossier, &BlockId::snapshot(&doc, upto), &bytes)
+                .await?;
+            sqlx::query("UPDATE snapshots SET bytes = $1 WHERE document = $2")
+                .bind(&sealed)
+                .bind(&doc)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for r in sqlx::query("SELECT user_id, storage_id, document, state FROM sync_states")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let (user, storage, doc, state): (String, String, String, Vec<u8>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let dossier = self.keys.dossier_of(parse(&doc, "sync_states")?).await?;
+            let sealed = self
+                .keys
+                .seal(dossier, &BlockId::sync_state(&user, &storage, &doc), &state)
+                .await?;
+            sqlx::query(
+                "UPDATE sync_states SET state = $1 WHERE user_id = $2 AND storage_id = $3 AND document = $4",
+            )
+            .bind(&sealed)
+            .bind(&user)
+            .bind(&storage)
+            .bind(&doc)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in sqlx::query(
+            "SELECT id, document, hashes, changes FROM quarantine WHERE LENGTH(changes) > 0",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let (id, doc, hashes, bytes): (i64, String, String, Vec<u8>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let sealed = match self.keys.dossier_of(parse(&doc, "quarantine")?).await {
+                Ok(dossier) => {
+                    self.keys
+                        .seal(dossier, &BlockId::quarantine(&doc, &hashes), &bytes)
+                        .await?
+                }
+                Err(StorageError::NoKey) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            sqlx::query("UPDATE quarantine SET changes = $1 WHERE id = $2")
+                .bind(&sealed)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut chain = Chain::new(self.dialect, &tail);
+        chain.append_all(&mut tx, &events).await?;
+        tx.commit().await?;
+        chain.commit_to(&mut tail);
+        Ok(())
+    }
+
+    /// Destroys the data keys of destroyed dossiers that outlived their rows (a stop between a
+    /// destruction's commit and its key's).
+    async fn finish_destructions(&self) -> Result<()> {
+        let destroyed: Vec<(DossierId, String)> =
+            sqlx::query("SELECT dossier, destroyed_at FROM destructions WHERE key_id IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((parse(r.get::<&str, _>(0), "destructions")?, r.get(1))))
+                .collect::<Result<_>>()?;
+        let n = self.keys.destroy_leftovers(&destroyed).await?;
+        if n > 0 {
+            tracing::warn!(
+                keys = n,
+                "data keys of destroyed dossiers destroyed on start"
+            );
+        }
+        Ok(())
+    }
+
+    /// Re-wraps every dossier's data key with `new` instead of the configured key-encryption
+    /// key, without re-encrypting any data, and records it in the audit log (key ids only).
+    /// Afterwards the store opens with `new` only. Returns how many keys were re-wrapped.
+    pub async fn rotate_kek(&self, new: &Kek) -> Result<usize> {
+        let n = self.keys.rewrap(new).await?;
+        let mut ev = AuditEvent::new(
+            OffsetDateTime::now_utc(),
+            "regie-server",
+            "system",
+            crate::audit::AuditAction::Key,
+        );
+        ev.detail = Some(format!(
+            "key-encryption key {} replaced by {}: {n} data keys re-wrapped",
+            self.keys.kek_id(),
+            new.id()
+        ));
+        self.append_audit(&ev).await?;
+        Ok(n)
+    }
+
+    /// Releases the device key of `user`'s device `storage` (R29) after the caller
+    /// authenticated them: made on first release, kept wrapped here, recorded in the audit log
+    /// (ids only). A device reported lost (in `revoked_devices`) is refused: its key is
+    /// destroyed, if it was not already, and `None` is returned.
+    pub async fn release_device_key(
+        &self,
+        user: &UserId,
+        role: &str,
+        storage: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<DeviceKey>> {
+        let revoked =
+            sqlx::query("SELECT 1 FROM revoked_devices WHERE user_id = $1 AND storage_id = $2")
+                .bind(user.as_str())
+                .bind(storage)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+        let mut ev = AuditEvent::new(at, user.as_str(), role, crate::audit::AuditAction::Key);
+        ev.device = Some(storage.to_owned());
+        let released = if revoked {
+            let id = self
+                .keys
+                .destroy_device_key(user.as_str(), storage, &ts(at))
+                .await?;
+            ev.outcome = "device_revoked".into();
+            ev.detail = Some(format!(
+                "device key {id} refused: the device was reported lost"
+            ));
+            None
+        } else {
+            match self
+                .keys
+                .device_key(user.as_str(), storage, &ts(at))
+                .await?
+            {
+                Ok((key_id, key)) => {
+                    ev.detail = Some(format!("device key {key_id} released"));
+                    Some(DeviceKey { key_id, key })
+                }
+                Err(key_id) => {
+                    ev.outcome = "device_revoked".into();
+                    ev.detail = Some(format!("device key {key_id} refused: destroyed"));
+                    None
+                }
+            }
+        };
+        self.append_audit(&ev).await?;
+        Ok(released)
+    }
+
+    /// The configured key-encryption key's id (never the key).
+    pub fn kek_id(&self) -> &str {
+        self.keys.kek_id()
+    }
+
+    /// Writes an online, consistent copy of the data store — without the key store — to the new
+    /// file `dest` (SQLite's `VACUUM INTO`). PostgreSQL is backed up with `pg_dump`
+    /// (DEPLOYMENT.md): [`StorageError::Unsupported`].
+    pub async fn backup(&self, dest: &Path) -> Result<()> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(StorageError::Unsupported(
+                "a PostgreSQL store is backed up with pg_dump --exclude-schema=regie_keys",
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves SQLite's write-ahead logs (data and key store) into their files and truncates
+    /// them; nothing on PostgreSQL. For backups of the files and tests that read them raw.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        self.keys.checkpoint().await
+    }
+
+    /// Where the data is.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     /// The store, telling `observer` of every group commit once it is durable (for tests that
     /// check no acknowledgement precedes its commit).
     pub fn with_commit_observer(mut self, observer: CommitObserver) -> Store {
@@ -255,6 +577,7 @@ impl Store {
             self.pool.clone(),
             self.dialect,
             self.audit_tail.clone(),
+            self.keys.clone(),
             Some(observer),
         );
         self
@@ -305,11 +628,13 @@ impl Store {
         at: OffsetDateTime,
         audit: &[AuditEvent],
     ) -> Result<()> {
+        let key_created = self.keys.create_for(rel.dossier, at).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
-        insert_dossier(&mut tx, rel, persons, documents, at).await?;
+        insert_dossier(&mut tx, &self.keys, rel, persons, documents, at).await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, audit).await?;
+        chain.append(&mut tx, &key_created).await?;
         tx.commit().await?;
         chain.commit_to(&mut tail);
         Ok(())
@@ -339,7 +664,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        insert_document(&mut tx, new, dossier, key, snapshot, at).await?;
+        insert_document(&mut tx, &self.keys, new, dossier, key, snapshot, at).await?;
         sqlx::query("UPDATE retired_documents SET replaced_by = $1 WHERE replaced_by = $2")
             .bind(new.to_string())
             .bind(old.to_string())
@@ -464,24 +789,49 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
-                Ok(DocumentRow {
+                let row = DocumentRow {
                     id: parse(r.get::<&str, _>(0), "documents")?,
                     dossier: parse(r.get::<&str, _>(1), "documents")?,
                     key: parse(r.get::<&str, _>(2), "documents")?,
-                })
+                };
+                self.keys.remember(row.id, row.dossier);
+                Ok(row)
             })
             .collect()
     }
 
     /// Loads a document's snapshot and later changes.
-    pub async fn load_document(&self, id: DocumentId) -> Result<StoredDocument> {
-        let id = id.to_string();
+    /// Every block is opened with the dossier's key; one that fails its integrity check fails
+    /// the whole load ([`StorageError::Tampered`]), so nothing altered is served.
+    pub async fn load_document(&self, doc: DocumentId) -> Result<StoredDocument> {
+        let id = doc.to_string();
+        let dossier = match self.keys.dossier_of(doc).await {
+            Ok(dossier) => dossier,
+            // An unknown document (e.g. destroyed) holds nothing.
+            Err(StorageError::NoKey) => {
+                return Ok(StoredDocument {
+                    snapshot: None,
+                    changes: Vec::new(),
+                    last_seq: 0,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let snap = sqlx::query("SELECT bytes, upto_seq FROM snapshots WHERE document = $1")
             .bind(&id)
             .fetch_optional(&self.pool)
             .await?;
         let (snapshot, upto) = match snap {
-            Some(r) => (Some(r.get::<Vec<u8>, _>(0)), r.get::<i64, _>(1)),
+            Some(r) => {
+                let upto = r.get::<i64, _>(1);
+                let sealed: Vec<u8> = r.get(0);
+                let block = BlockId::snapshot(&id, upto);
+                let bytes = self
+                    .keys
+                    .unseal(dossier, &block, &sealed, "snapshots", || id.clone())
+                    .await?;
+                (Some(bytes), upto)
+            }
             None => (None, 0),
         };
         let rows = sqlx::query(
@@ -492,7 +842,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let last_seq = rows.last().map_or(upto, |r| r.get(0));
-        let changes = rows.into_iter().map(|r| r.get(1)).collect();
+        let mut changes = Vec::with_capacity(rows.len());
+        for r in rows {
+            let seq: i64 = r.get(0);
+            let sealed: Vec<u8> = r.get(1);
+            let block = BlockId::change(&id, seq);
+            changes.push(
+                self.keys
+                    .unseal(dossier, &block, &sealed, "changes", || {
+                        format!("{id} #{seq}")
+                    })
+                    .await?,
+            );
+        }
         Ok(StoredDocument {
             snapshot,
             changes,
@@ -545,12 +907,17 @@ impl Store {
 
     /// Replaces the changes up to `upto_seq` by `snapshot` (an Automerge `save()` that contains
     /// them), in one transaction.
-    pub async fn compact(&self, id: DocumentId, snapshot: &[u8], upto_seq: i64) -> Result<()> {
-        let id = id.to_string();
+    pub async fn compact(&self, doc: DocumentId, snapshot: &[u8], upto_seq: i64) -> Result<()> {
+        let id = doc.to_string();
+        let dossier = self.keys.dossier_of(doc).await?;
         let mut tx = self.pool.begin().await?;
+        let sealed = self
+            .keys
+            .seal(dossier, &BlockId::snapshot(&id, upto_seq), snapshot)
+            .await?;
         sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES ($1, $2, $3) ON CONFLICT (document) DO UPDATE SET bytes = excluded.bytes, upto_seq = excluded.upto_seq")
             .bind(&id)
-            .bind(snapshot)
+            .bind(&sealed)
             .bind(upto_seq)
             .execute(&mut *tx)
             .await?;
@@ -605,15 +972,26 @@ impl Store {
         storage_id: &str,
         doc: DocumentId,
     ) -> Result<Option<Vec<u8>>> {
-        Ok(sqlx::query(
+        let id = doc.to_string();
+        let Some(sealed) = sqlx::query(
             "SELECT state FROM sync_states WHERE user_id = $1 AND storage_id = $2 AND document = $3",
         )
         .bind(user.as_str())
         .bind(storage_id)
-        .bind(doc.to_string())
+        .bind(&id)
         .fetch_optional(&self.pool)
         .await?
-        .map(|r| r.get(0)))
+        .map(|r| r.get::<Vec<u8>, _>(0)) else {
+            return Ok(None);
+        };
+        let dossier = self.keys.dossier_of(doc).await?;
+        let block = BlockId::sync_state(user.as_str(), storage_id, &id);
+        self.keys
+            .unseal(dossier, &block, &sealed, "sync_states", || {
+                format!("{id} of {}", user.as_str())
+            })
+            .await
+            .map(Some)
     }
 
     /// Persists a sync state.
@@ -624,11 +1002,21 @@ impl Store {
         doc: DocumentId,
         state: &[u8],
     ) -> Result<()> {
+        let id = doc.to_string();
+        let dossier = self.keys.dossier_of(doc).await?;
+        let sealed = self
+            .keys
+            .seal(
+                dossier,
+                &BlockId::sync_state(user.as_str(), storage_id, &id),
+                state,
+            )
+            .await?;
         sqlx::query("INSERT INTO sync_states (user_id, storage_id, document, state) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, storage_id, document) DO UPDATE SET state = excluded.state")
             .bind(user.as_str())
             .bind(storage_id)
-            .bind(doc.to_string())
-            .bind(state)
+            .bind(&id)
+            .bind(&sealed)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -760,6 +1148,21 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<()> {
         let cap = self.quarantine_cap;
+        // The bytes are sealed with the dossier's key; a batch for a document of no dossier
+        // (unknown) keeps no bytes.
+        let sealed = match self.keys.dossier_of(doc).await {
+            Ok(dossier) => {
+                self.keys
+                    .seal(
+                        dossier,
+                        &BlockId::quarantine(&doc.to_string(), hashes),
+                        changes,
+                    )
+                    .await?
+            }
+            Err(StorageError::NoKey) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         // SQLite runs one writer at a time; PostgreSQL would let two concurrent statements
@@ -794,7 +1197,7 @@ impl Store {
         .bind(path)
         .bind(detail)
         .bind(hashes)
-        .bind(changes)
+        .bind(&sealed)
         .bind(&[] as &[u8])
         .fetch_one(&mut *tx)
         .await?
@@ -860,6 +1263,7 @@ impl Store {
     /// Closes the store: waits for its connections to finish and checkpoints the log.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.keys.close().await;
     }
 }
 
@@ -876,6 +1280,7 @@ async fn applied_migrations(pool: &AnyPool) -> Result<Vec<i64>> {
 /// commit it together with what made it (e.g. the signal it came from).
 async fn insert_dossier(
     tx: &mut AnyConnection,
+    keys: &Keys,
     rel: &Relationships,
     persons: &[PersonId],
     documents: &[(DocumentId, DocumentKey, Vec<u8>)],
@@ -904,26 +1309,32 @@ async fn insert_dossier(
             .await?;
     }
     for (id, key, snapshot) in documents {
-        insert_document(tx, *id, rel.dossier, key, snapshot, at).await?;
+        insert_document(tx, keys, *id, rel.dossier, key, snapshot, at).await?;
     }
     Ok(())
 }
 
 /// Appends `changes` after `after_seq`; returns the last sequence number.
+/// Each change is sealed with its dossier's key, bound to its document and sequence number.
 async fn insert_changes(
     tx: &mut AnyConnection,
-    id: DocumentId,
+    keys: &Keys,
+    doc: DocumentId,
     after_seq: i64,
     changes: &[&[u8]],
 ) -> Result<i64> {
-    let id = id.to_string();
+    let id = doc.to_string();
+    let dossier = keys.dossier_of(doc).await?;
     let mut seq = after_seq;
     for bytes in changes {
         seq += 1;
+        let sealed = keys
+            .seal(dossier, &BlockId::change(&id, seq), bytes)
+            .await?;
         sqlx::query("INSERT INTO changes (document, seq, bytes) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(seq)
-            .bind(*bytes)
+            .bind(&sealed)
             .execute(&mut *tx)
             .await?;
     }
@@ -1007,6 +1418,7 @@ async fn insert_audit(conn: &mut AnyConnection, ev: &AuditEvent, tail: &[u8]) ->
 
 async fn insert_document(
     tx: &mut AnyConnection,
+    keys: &Keys,
     id: DocumentId,
     dossier: DossierId,
     key: &DocumentKey,
@@ -1020,9 +1432,13 @@ async fn insert_document(
         .bind(ts(at))
         .execute(&mut *tx)
         .await?;
+    keys.remember(id, dossier);
+    let sealed = keys
+        .seal(dossier, &BlockId::snapshot(&id.to_string(), 0), snapshot)
+        .await?;
     sqlx::query("INSERT INTO snapshots (document, bytes, upto_seq) VALUES ($1, $2, 0)")
         .bind(id.to_string())
-        .bind(snapshot)
+        .bind(&sealed)
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -370,7 +370,8 @@ async fn verify_audit_on_the_command_line_finds_a_tampered_row() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 2 rows"));
+    // Two dossiers: each its creation and its data key's creation.
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact: 4 rows"));
 
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",

@@ -2,7 +2,8 @@
 //! `regie-server serve` and runs `regie_server::run` on the store exactly as `serve` does, but
 //! on loopback addresses only; `--bypass-privacy` switches off gating, write validation and
 //! audit through the `bench` feature (to measure what privacy costs; `regie-server` itself has
-//! no such flag), and `--nodelay` serves with TCP_NODELAY on accepted sockets, to measure a
+//! no such flag), `--no-encryption` keeps the store's blocks unencrypted (what encryption at
+//! rest costs), and `--nodelay` serves with TCP_NODELAY on accepted sockets, to measure a
 //! proposed server change. `regie-load` starts it as a separate process so that its memory and
 //! CPU time are its own.
 
@@ -22,6 +23,10 @@ struct Args {
     /// Skip audience gating, write validation and audit (benchmark switch).
     #[arg(long)]
     bypass_privacy: bool,
+    /// Keep the store's blocks unencrypted (benchmark switch: what encryption at rest costs;
+    /// only on a store made with it).
+    #[arg(long)]
+    no_encryption: bool,
     /// Set TCP_NODELAY on accepted sockets (a proposed server change, measured here).
     #[arg(long)]
     nodelay: bool,
@@ -49,6 +54,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     regie_server::install_crypto_provider();
+    regie_server::storage::keys::store_plain_for_benchmarks(args.no_encryption);
     let state = regie_server::state(&args.serve).await?;
     if args.bypass_privacy {
         state.hub.bypass_privacy_for_benchmarks();

@@ -4,7 +4,9 @@
 //! and claims, offline reads waiting for upload, purge records and rejection reports. Every
 //! change that must stay consistent (a document's bytes with its sync state, a purge with its
 //! record) is one transaction, and the file is in WAL mode, so killing the process at any moment
-//! leaves either the old or the new state. `secure_delete` overwrites what a purge deletes.
+//! leaves either the old or the new state. `secure_delete` overwrites what a purge deletes, and
+//! each purge ends with a checkpoint that truncates the write-ahead log, which still held the
+//! purged pages' earlier images.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -520,6 +522,11 @@ impl DeviceStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // `secure_delete` zeroed the freed cells in the pages the purge wrote, but the
+        // write-ahead log still holds the earlier images of those pages, content and all: move
+        // the log into the file and truncate it now, so no byte of the document is left in
+        // any file of the store (I6).
+        self.checkpoint().await?;
         Ok(PurgeRecord {
             at: now,
             document_id: info.id,

@@ -491,6 +491,7 @@ fn action_codes_are_the_stored_ones_and_read_back() {
             "export",
             "rights",
             "breach",
+            "key",
         ]
     );
     for &a in AuditAction::VARIANTS {

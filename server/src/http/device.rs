@@ -4,6 +4,8 @@
 //! clock (measured from the upload's `sent_at`). A device may only report reads of documents
 //! the policy lets its user read now; other reports are refused one by one, and a report about
 //! an existing document is still logged, as refused, because a device claiming it is an event.
+//! `POST /api/v1/me/device-key` releases the key a device encrypts its store with (R29) to the
+//! authenticated user, per device; a device reported lost gets none, ever.
 
 use axum::Json;
 use axum::extract::State;
@@ -157,4 +159,62 @@ pub(super) async fn offline_reads(
         }
     }
     Ok((StatusCode::OK, Json(out)))
+}
+
+/// Which device asks for its key.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct DeviceKeyRequest {
+    /// The device's storage id.
+    device: String,
+}
+
+/// A device's key (R29): hold it in memory only, drop it when idle, ask again after login.
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeviceKeyBody {
+    /// The key's id.
+    key_id: String,
+    /// The 32-byte key, base64 (standard alphabet, padded).
+    key: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/device-key",
+    summary = r#"The key the caller's device encrypts its store with (R29): one per user and device, kept wrapped on the server, released after authentication (audited, ids only); a device reported lost is refused, its key destroyed"#,
+    request_body = DeviceKeyRequest,
+    responses(
+        (status = 200, description = "The device's key", body = DeviceKeyBody),
+        (status = 403, description = "device_revoked: this device was reported lost; its key is destroyed", body = doc::ErrorBody),
+        (status = 400, description = "bad_request: no device id, unreadable JSON, or the body refused", body = doc::ErrorBody),
+        doc::JsonBody,
+    )
+)]
+pub(super) async fn device_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Json(body): Json<DeviceKeyRequest>,
+) -> ApiResult<Json<DeviceKeyBody>> {
+    use base64::Engine;
+    if body.device.is_empty() || body.device.len() > 128 {
+        return Err(ApiError::bad_request(
+            "device must be the device's storage id (1 to 128 characters)",
+        ));
+    }
+    let released = state
+        .hub
+        .store()
+        .release_device_key(
+            &who.user,
+            who.role.as_str(),
+            &body.device,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    match released {
+        Some(k) => Ok(Json(DeviceKeyBody {
+            key: base64::engine::general_purpose::STANDARD.encode(&k.key[..]),
+            key_id: k.key_id,
+        })),
+        None => Err(ApiError::forbidden("device_revoked")),
+    }
 }

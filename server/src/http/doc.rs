@@ -192,6 +192,9 @@ pub(super) struct DestructionProof {
     changes: i64,
     /// How many bytes of changes and snapshots were deleted.
     bytes: i64,
+    /// The id of the dossier's data key, destroyed with it, so no backup of its rows decrypts
+    /// (I6); null for a dossier destroyed before encryption at rest.
+    key_id: Option<String>,
 }
 
 /// A task of a dossier (`crate::storage::share::TaskRow`).
@@ -310,6 +313,7 @@ mod tests {
             documents: 3,
             changes: 4,
             bytes: 5,
+            key_id: Some("dk-1".into()),
         });
         fits::<TaskSchema>(crate::storage::share::TaskRow {
             id: 1,

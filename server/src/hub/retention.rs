@@ -52,8 +52,11 @@ impl Hub {
                     let mut ev = AuditEvent::new(t, "regie-server", "system", AuditAction::Destroy);
                     ev.dossier = Some(dossier.to_string());
                     ev.detail = Some(format!(
-                        "retention ended: {} documents, {} changes, {} bytes destroyed",
-                        proof.documents, proof.changes, proof.bytes
+                        "retention ended: {} documents, {} changes, {} bytes and data key {} destroyed",
+                        proof.documents,
+                        proof.changes,
+                        proof.bytes,
+                        proof.key_id.as_deref().unwrap_or("(none)")
                     ));
                     ev
                 })

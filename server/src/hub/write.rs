@@ -76,7 +76,16 @@ impl Hub {
                 return Ok(SyncOutcome::Refused);
             }
         };
-        let slot = self.slot(doc_id, dossier, &key).await?;
+        let slot = match self.slot(doc_id, dossier, &key).await {
+            Ok(slot) => slot,
+            // A block that fails its integrity check, or a dossier whose key was destroyed (its
+            // rows back from a backup): nothing of it is served, and the device is answered as
+            // for an unknown document (the store logged and counted it, I6).
+            Err(HubError::Storage(
+                StorageError::Tampered { .. } | StorageError::KeyDestroyed(_) | StorageError::NoKey,
+            )) => return unavailable(),
+            Err(e) => return Err(e),
+        };
         let mut inner = slot.inner.lock().await;
         if let std::collections::hash_map::Entry::Vacant(vacant) = inner.peers.entry(session) {
             // I3: the open is on record before the first byte of the document leaves.

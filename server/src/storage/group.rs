@@ -12,6 +12,7 @@ use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
+use super::keys::Keys;
 use super::{Chain, Result, StorageError, insert_changes};
 use crate::audit::AuditEvent;
 
@@ -35,6 +36,7 @@ pub(super) fn start(
     pool: AnyPool,
     dialect: Dialect,
     tail: Arc<Mutex<Vec<u8>>>,
+    keys: Arc<Keys>,
     observer: Option<CommitObserver>,
 ) -> mpsc::UnboundedSender<Pending> {
     let (send, mut receive) = mpsc::unbounded_channel::<Pending>();
@@ -47,7 +49,7 @@ pub(super) fn start(
                     Err(_) => break,
                 }
             }
-            match commit(&pool, dialect, &tail, &group, observer.as_ref()).await {
+            match commit(&pool, dialect, &tail, &keys, &group, observer.as_ref()).await {
                 Ok(seqs) => {
                     for (pending, seq) in group.into_iter().zip(seqs) {
                         let _ = pending.done.send(Ok(seq));
@@ -63,6 +65,7 @@ pub(super) fn start(
                             &pool,
                             dialect,
                             &tail,
+                            &keys,
                             std::slice::from_ref(&pending),
                             observer.as_ref(),
                         )
@@ -82,6 +85,7 @@ async fn commit(
     pool: &AnyPool,
     dialect: Dialect,
     tail: &Mutex<Vec<u8>>,
+    keys: &Keys,
     group: &[Pending],
     observer: Option<&CommitObserver>,
 ) -> Result<Vec<i64>> {
@@ -91,7 +95,7 @@ async fn commit(
     let mut seqs = Vec::with_capacity(group.len());
     for pending in group {
         let changes: Vec<&[u8]> = pending.changes.iter().map(Vec::as_slice).collect();
-        seqs.push(insert_changes(&mut tx, pending.doc, pending.after_seq, &changes).await?);
+        seqs.push(insert_changes(&mut tx, keys, pending.doc, pending.after_seq, &changes).await?);
         if let Some(ev) = &pending.audit {
             chain.append(&mut tx, ev).await?;
         }

@@ -5,7 +5,9 @@
 //! truncated afterwards, so no old page image stays on disk. PostgreSQL has no such thing: the
 //! deleted rows are gone for every query at commit, but their bytes stay in the table files
 //! until VACUUM reuses the space, and in the WAL archive and backups for as long as those are
-//! kept (see `Dialect::after_destruction`; crypto-shredding is issue 18).
+//! kept (see `Dialect::after_destruction`). What reaches those copies is the destruction of the
+//! dossier's data key, right after the rows' (crypto-shredding, I6): every block of the dossier
+//! in a backup, an archive or a free page was sealed with that key. The proof names the key.
 
 use regie_core::id::DossierId;
 use serde::Serialize;
@@ -30,6 +32,9 @@ pub struct Destruction {
     pub changes: i64,
     /// How many bytes of changes and snapshots were deleted.
     pub bytes: i64,
+    /// The id of the dossier's data key, destroyed with it (none for a dossier stored before
+    /// encryption at rest that never had one).
+    pub key_id: Option<String>,
 }
 
 impl Store {
@@ -47,7 +52,10 @@ impl Store {
     }
 
     /// Destroys everything stored of `dossier` and records the proof, with the audit row
-    /// `audit` makes of it, in one transaction.
+    /// `audit` makes of it, in one transaction; then destroys the dossier's data key, so no
+    /// copy of its rows anywhere decrypts again. A stop between the two is finished when the
+    /// store opens next ([`Store::finish_destructions`]). This is the one destruction path:
+    /// the end of retention and erasure both come here.
     pub async fn destroy_dossier(
         &self,
         dossier: DossierId,
@@ -56,16 +64,27 @@ impl Store {
         audit: impl FnOnce(&Destruction) -> AuditEvent,
     ) -> Result<Destruction> {
         let id = dossier.to_string();
+        let key_id = self.keys.key_id(dossier).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
+        let destroyed_at = ts(at);
+        // The proof first: it is a write, so the transaction holds SQLite's write lock from its
+        // first statement (a transaction that read first could not upgrade once another
+        // connection had written: "database is locked"). Its counts are read in the statement.
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
-            "SELECT
+            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes, key_id)
+             SELECT $1, $2, $3,
                 (SELECT COUNT(*) FROM documents WHERE dossier = $1),
                 (SELECT COUNT(*) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1)),
                 CAST((SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1))
-                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)) AS BIGINT)",
+                  + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)) AS BIGINT),
+                $4
+             RETURNING documents, changes, bytes",
         )
         .bind(&id)
+        .bind(&destroyed_at)
+        .bind(reason)
+        .bind(&key_id)
         .fetch_one(&mut *tx)
         .await?;
         for sql in [
@@ -90,48 +109,41 @@ impl Store {
         }
         let proof = Destruction {
             dossier: id,
-            destroyed_at: ts(at),
+            destroyed_at,
             reason: reason.to_owned(),
             documents,
             changes,
             bytes,
+            key_id,
         };
-        sqlx::query(
-            "INSERT INTO destructions (dossier, destroyed_at, reason, documents, changes, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&proof.dossier)
-        .bind(&proof.destroyed_at)
-        .bind(&proof.reason)
-        .bind(proof.documents)
-        .bind(proof.changes)
-        .bind(proof.bytes)
-        .execute(&mut *tx)
-        .await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append(&mut tx, &audit(&proof)).await?;
         tx.commit().await?;
         chain.commit_to(&mut tail);
         drop(tail);
+        self.keys.forget_dossier(dossier);
+        self.keys.destroy(dossier, &proof.destroyed_at).await?;
         self.dialect.after_destruction(&self.pool).await?;
         Ok(proof)
     }
 
     /// Every recorded destruction, oldest first.
     pub async fn destructions(&self) -> Result<Vec<Destruction>> {
-        Ok(sqlx::query_as::<_, (String, String, String, i64, i64, i64)>(
-            "SELECT dossier, destroyed_at, reason, documents, changes, bytes FROM destructions ORDER BY destroyed_at, dossier",
+        Ok(sqlx::query_as::<_, (String, String, String, i64, i64, i64, Option<String>)>(
+            "SELECT dossier, destroyed_at, reason, documents, changes, bytes, key_id FROM destructions ORDER BY destroyed_at, dossier",
         )
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(
-            |(dossier, destroyed_at, reason, documents, changes, bytes)| Destruction {
+            |(dossier, destroyed_at, reason, documents, changes, bytes, key_id)| Destruction {
                 dossier,
                 destroyed_at,
                 reason,
                 documents,
                 changes,
                 bytes,
+                key_id,
             },
         )
         .collect())

@@ -524,6 +524,26 @@ impl Store {
         chain.append_all(&mut tx, audit).await?;
         tx.commit().await?;
         chain.commit_to(&mut tail);
+        drop(tail);
+        // A lost device's key is destroyed once its revocation is committed (R29): the copy on
+        // the device is then unreadable, and the key is never released again (refused on every
+        // later request, which also destroys it should this step not have happened).
+        if let (Some(user), Some(device)) = (&b.device_user, &b.device) {
+            let key_id = self
+                .keys
+                .destroy_device_key(user, device, &b.recorded_at)
+                .await?;
+            let at = super::parse_ts(&b.recorded_at, "breaches")
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+            let mut ev =
+                AuditEvent::new(at, "regie-server", "system", crate::audit::AuditAction::Key);
+            ev.device = Some(device.clone());
+            ev.detail = Some(format!(
+                "device key {key_id} of {user} destroyed: device reported lost in {}",
+                b.id
+            ));
+            self.append_audit(&ev).await?;
+        }
         Ok(())
     }
 

@@ -235,6 +235,7 @@ impl Store {
             .agreed_on
             .format(DATE)
             .expect("dates always format");
+        let key_created = self.keys.create_for(rel.dossier, at).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
@@ -252,9 +253,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_dossier(&mut tx, rel, persons, documents, at).await?;
+        insert_dossier(&mut tx, &self.keys, rel, persons, documents, at).await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, audit).await?;
+        chain.append(&mut tx, &key_created).await?;
         tx.commit().await?;
         chain.commit_to(&mut tail);
         Ok(true)

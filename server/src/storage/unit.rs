@@ -265,11 +265,20 @@ impl Store {
             }
         }
         if let Some((id, key, snapshot)) = unit.new_document {
-            insert_document(&mut tx, id, unit.dossier, key, snapshot, unit.at).await?;
+            insert_document(
+                &mut tx,
+                &self.keys,
+                id,
+                unit.dossier,
+                key,
+                snapshot,
+                unit.at,
+            )
+            .await?;
         }
         let mut seqs = Vec::with_capacity(unit.changes.len());
         for (doc, after, changes) in &unit.changes {
-            seqs.push(insert_changes(&mut tx, *doc, *after, changes).await?);
+            seqs.push(insert_changes(&mut tx, &self.keys, *doc, *after, changes).await?);
         }
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, unit.audit).await?;

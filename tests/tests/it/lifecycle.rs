@@ -589,9 +589,21 @@ async fn at_its_destroy_by_date_a_closed_dossier_is_destroyed_leaving_only_proof
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    // Control: the entry is stored (sealed with the dossier's key, so not as text on disk).
+    let stored = server
+        .state
+        .hub
+        .store()
+        .load_document(record)
+        .await
+        .unwrap();
     assert!(
-        store_holds(&data, PLANTED).await,
-        "control: the entry is on disk"
+        stored
+            .snapshot
+            .iter()
+            .chain(&stored.changes)
+            .any(|b| String::from_utf8_lossy(b).contains(PLANTED)),
+        "control: the entry is stored"
     );
 
     let proofs = server
@@ -603,6 +615,10 @@ async fn at_its_destroy_by_date_a_closed_dossier_is_destroyed_leaving_only_proof
     assert_eq!(proofs.len(), 1, "only the dossier whose date has come");
     assert_eq!(proofs[0].dossier, old.id);
     assert_eq!(proofs[0].documents as usize, old.docs.len());
+    assert!(
+        proofs[0].key_id.is_some(),
+        "its data key is destroyed with it"
+    );
     assert!(
         bram.settle(Duration::from_millis(300)).await.iter().any(|m| matches!(
             m,

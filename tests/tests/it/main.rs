@@ -4,6 +4,7 @@
 mod js;
 mod support;
 
+mod at_rest;
 mod audience;
 mod audit;
 mod bounds;

@@ -163,7 +163,10 @@ mod bounded {
     use regie_core::id::{DocumentKey, DossierId};
     use regie_core::relationship::Relationships;
     use regie_server::audit::{AuditAction, AuditEvent};
+    use regie_server::storage::keys::SEALED_OVERHEAD;
     use regie_server::storage::{AUDIT_PAGE_MAX, AuditQuery, QuarantineCap, Store};
+
+    const SEALED: i64 = SEALED_OVERHEAD as i64;
     use regie_sync_protocol::DocumentId;
     use time::OffsetDateTime;
 
@@ -201,6 +204,9 @@ mod bounded {
         let store = open_store(dir.path()).await;
         let (noord, _) = dossier(&store, "team-noord").await;
         let (zuid, _) = dossier(&store, "team-zuid").await;
+        // Each dossier's creation logged its data key's (I6).
+        let earlier = store.audit_events(None).await.unwrap().len();
+        assert_eq!(earlier, 2);
         let base = datetime!(2024-05-01 00:00 UTC);
         // Appended out of time order, with whole and fractional seconds side by side (as text
         // "…:00Z" sorts after "…:00.5Z", which a text order would get wrong).
@@ -268,14 +274,14 @@ mod bounded {
             .scan_audit(&everything, |seq, _| scanned.push(seq))
             .await
             .unwrap();
-        assert_eq!(counted.rows as usize, rows.len());
+        assert_eq!(counted.rows as usize, earlier + rows.len());
         assert_eq!(
             counted.pages as usize,
-            (rows.len()).div_ceil(AUDIT_PAGE_MAX)
+            (earlier + rows.len()).div_ceil(AUDIT_PAGE_MAX)
         );
         scanned.sort_unstable();
         scanned.dedup();
-        assert_eq!(scanned.len(), rows.len(), "each row once");
+        assert_eq!(scanned.len(), earlier + rows.len(), "each row once");
         // A cursor that names no row gives nothing, and the chain verifies in pages too.
         assert!(
             store
@@ -285,7 +291,10 @@ mod bounded {
                 .is_empty()
         );
         let v = store.verify_audit().await.unwrap();
-        assert_eq!((v.rows as usize, v.first_broken_seq), (rows.len(), None));
+        assert_eq!(
+            (v.rows as usize, v.first_broken_seq),
+            (earlier + rows.len(), None)
+        );
     }
 
     #[tokio::test]
@@ -323,9 +332,10 @@ mod bounded {
         assert_eq!((fine.unwrap(), also.unwrap()), (2, 2));
         let stored = store.load_document(doc).await.unwrap();
         assert_eq!(stored.changes, vec![b"one".to_vec(), b"two".to_vec()]);
-        // The refused batch left no audit row, and the chain is whole.
+        // The refused batch left no audit row, and the chain is whole (the first row is the
+        // creation of the dossier's data key).
         let rows = store.audit_events(Some(dossier)).await.unwrap();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         assert!(store.verify_audit().await.unwrap().intact());
     }
 
@@ -446,14 +456,15 @@ mod bounded {
         reject(&store, "olga", "laptop", other_doc, 1001).await;
         assert_eq!(
             kept(dir.path()).await,
+            // Kept bytes are sealed (I6): each block a little longer than the batch.
             [
-                (true, 100, 100),
-                (true, 100, 100),
-                (true, 100, 100),
+                (true, 100, 100 + SEALED),
+                (true, 100, 100 + SEALED),
+                (true, 100, 100 + SEALED),
                 (false, 100, 0),
                 (false, 100, 0),
                 (false, 100, 0),
-                (true, 600, 600),
+                (true, 600, 600 + SEALED),
                 (false, 600, 0),
                 (false, 1001, 0),
             ]

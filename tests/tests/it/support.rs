@@ -394,7 +394,8 @@ fn drop_postgres_database(name: String) {
 
 /// The store of `dir` in this run's backend, opened directly (for storage-level tests).
 pub(crate) async fn open_store(dir: &Path) -> regie_server::storage::Store {
-    regie_server::storage::Store::open_backend(&store_args(dir).await.backend().unwrap())
+    let args = store_args(dir).await;
+    regie_server::storage::Store::open_backend(&args.backend().unwrap(), args.kek().unwrap())
         .await
         .unwrap()
 }

@@ -1,0 +1,604 @@
+//! Encryption at rest on the server (I6): what a device and the API write is found in no file of
+//! the server's (data, write-ahead log, shared memory, key store) nor in a dump of its
+//! PostgreSQL database; the store opens and syncs after a restart and after the key-encryption
+//! key is rotated; a backup restored after a dossier's destruction yields nothing of it and
+//! everything of the others; a stored block altered or moved is refused, not served. On the
+//! device: a purge leaves no byte in its files, write-ahead log included; and its key is
+//! released per user and device, and destroyed and refused for good once it is reported lost.
+
+use std::path::Path;
+use std::time::Duration;
+
+use regie_server::storage::{Kek, StorageError};
+use regie_sync_protocol::DocumentId;
+use serde_json::json;
+
+use crate::support::*;
+
+/// Whether `haystack` holds `needle` as is, or as PostgreSQL's text dump writes bytes (hex).
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    let hex = hex::encode(needle.as_bytes());
+    [needle.as_bytes(), hex.as_bytes()]
+        .iter()
+        .any(|n| haystack.windows(n.len()).any(|w| w == *n))
+}
+
+/// The files of the server's store in `dir` (every file there, the development key-encryption
+/// key aside) — or, on PostgreSQL, a plain `pg_dump` of its whole database, key schema
+/// included — with their bytes.
+async fn stored_bytes(server: &TestServer, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    server.state.hub.store().checkpoint().await.unwrap();
+    match test_database() {
+        TestDatabase::Sqlite => std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && !p.ends_with("regie.kek"))
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect(),
+        TestDatabase::Postgres => {
+            let url = database_url(dir).await;
+            let out = std::process::Command::new("pg_dump")
+                .arg("--format=plain")
+                .arg(&url)
+                .output()
+                .expect("pg_dump runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            vec![("pg_dump".into(), out.stdout)]
+        }
+    }
+}
+
+/// The PostgreSQL URL of the store in `dir`.
+async fn database_url(dir: &Path) -> String {
+    store_args(dir)
+        .await
+        .database_url
+        .expect("a PostgreSQL store")
+        .0
+}
+
+/// Writes an entry with `text` to the household's `record` as the worker's device, and waits
+/// until the server holds it.
+async fn write_entry(server: &TestServer, record: DocumentId, id: &str, text: &str) {
+    let mut worker = Peer::open(server, "worker", record, "entries").await;
+    worker
+        .edit(record, |d| entry(d, id, &["p-sanne"], text))
+        .await;
+    assert!(
+        worker.wait_in_sync(record).await,
+        "the server holds the entry"
+    );
+    worker.settle(Duration::from_millis(50)).await;
+}
+
+/// Whether a fresh device of the worker receives `record` with `text` in it.
+async fn reads(server: &TestServer, record: DocumentId, text: &str) -> bool {
+    let mut peer = Peer::connect(server, &server.token("worker"))
+        .await
+        .unwrap();
+    peer.request(record).await;
+    peer.wait_for(record, |d| view_texts(d).iter().any(|t| t.contains(text)))
+        .await
+}
+
+/// Whether the worker's device is refused `record` (answered `doc-unavailable`) and receives
+/// nothing of `text`.
+async fn refused(server: &TestServer, record: DocumentId, text: &str) -> bool {
+    let mut peer = Peer::connect(server, &server.token("worker"))
+        .await
+        .unwrap();
+    peer.request(record).await;
+    peer.settle(Duration::from_millis(300)).await;
+    peer.unavailable().contains(&record) && !peer.saw(text)
+}
+
+#[tokio::test]
+async fn a_sentinel_written_through_the_api_and_through_a_device_is_in_no_file_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    const BY_API: &str = "Zwaluwstaart-Api-7731";
+    const BY_DEVICE: &str = "Kwikstaart-Tablet-4410";
+    let house = create_dossier(
+        &server,
+        json!([{ "id": "p-sanne", "name": BY_API, "birth_date": "1988-03-14" }]),
+    )
+    .await;
+    let record = house.doc("record");
+    write_entry(&server, record, "e-sentinel", BY_DEVICE).await;
+    // What would lie on the disk without encryption: the sentinels in the plain blocks.
+    let stored = server
+        .state
+        .hub
+        .store()
+        .load_document(record)
+        .await
+        .unwrap();
+    let plain: Vec<u8> = stored
+        .snapshot
+        .iter()
+        .chain(&stored.changes)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        holds(&plain, BY_DEVICE),
+        "the device's entry is stored as it is written"
+    );
+    assert!(reads(&server, record, BY_DEVICE).await);
+    let meta = server
+        .state
+        .hub
+        .store()
+        .load_document(house.doc("meta"))
+        .await
+        .unwrap();
+    assert!(
+        meta.snapshot
+            .iter()
+            .chain(&meta.changes)
+            .any(|b| holds(b, BY_API)),
+        "the name given to the API is stored in meta"
+    );
+
+    let files = stored_bytes(&server, dir.path()).await;
+    assert!(
+        files
+            .iter()
+            .any(|(name, _)| name.ends_with("regie-keys.sqlite3"))
+            || test_database() == TestDatabase::Postgres
+    );
+    for (name, bytes) in &files {
+        for sentinel in [BY_API, BY_DEVICE] {
+            assert!(!holds(bytes, sentinel), "{sentinel} found in {name}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_store_opens_and_syncs_after_a_restart_and_after_the_key_encryption_key_is_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    write_entry(&server, record, "e-before", "voor de herstart").await;
+    server.stop().await;
+
+    let server = TestServer::start(dir.path()).await;
+    assert!(
+        reads(&server, record, "voor de herstart").await,
+        "after a restart"
+    );
+    server.stop().await;
+
+    // Rotation: the data keys are wrapped again with a new key-encryption key, which the
+    // server is then configured with (here: the development key file in the directory).
+    let keys = tempfile::tempdir().unwrap();
+    let new = Kek::generate(&keys.path().join("new.kek")).unwrap();
+    let old_text = std::fs::read_to_string(dir.path().join("regie.kek")).unwrap();
+    let store = open_store(dir.path()).await;
+    let old_id = store.kek_id().to_owned();
+    let rewrapped = store.rotate_kek(&new).await.unwrap();
+    assert!(rewrapped >= 1, "the dossier's key was re-wrapped");
+    let rotation = store.audit_events(None).await.unwrap();
+    let logged = rotation.last().unwrap().1.detail.clone().unwrap();
+    assert!(
+        logged.contains(&old_id) && logged.contains(new.id()),
+        "{logged}"
+    );
+    store.close().await;
+
+    // With the old key the store refuses to unwrap, naming key ids and no key.
+    let store = open_store(dir.path()).await;
+    let err = store
+        .load_document(record)
+        .await
+        .err()
+        .expect("the old key no longer opens it");
+    let said = err.to_string();
+    assert!(
+        said.contains(new.id()) && !said.contains(old_text.trim()),
+        "{said}"
+    );
+    store.close().await;
+
+    std::fs::copy(keys.path().join("new.kek"), dir.path().join("regie.kek")).unwrap();
+    let server = TestServer::start(dir.path()).await;
+    assert!(
+        reads(&server, record, "voor de herstart").await,
+        "after the rotation"
+    );
+    write_entry(&server, record, "e-after", "na de rotatie").await;
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    assert!(reads(&server, record, "na de rotatie").await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_backup_restored_beside_the_current_key_store_yields_nothing_of_a_destroyed_dossier() {
+    if test_database() != TestDatabase::Sqlite {
+        eprintln!("SQLite only: a PostgreSQL store is backed up with pg_dump (DEPLOYMENT.md)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (gone, kept) = (seed_household(&server).await, seed_household(&server).await);
+    write_entry(&server, gone.doc("record"), "e-gone", "Vernietigd-Geheim").await;
+    write_entry(&server, kept.doc("record"), "e-kept", "Bewaard-Verslag").await;
+    // Online: the server keeps serving while the copy is made.
+    let backup = dir.path().join("backup.sqlite3");
+    server.state.hub.store().backup(&backup).await.unwrap();
+    server.stop().await;
+
+    let store = open_store(dir.path()).await;
+    let dossier = gone.id.parse().unwrap();
+    let key_id = {
+        let made = store.audit_events(Some(dossier)).await.unwrap();
+        let created = made
+            .iter()
+            .find(|(_, e)| e.action == "key")
+            .expect("the key's creation is in the audit log");
+        let detail = created.1.detail.clone().unwrap();
+        detail.split_whitespace().nth(2).unwrap().to_owned()
+    };
+    let proof = store
+        .destroy_dossier(dossier, "erasure", time::OffsetDateTime::now_utc(), |p| {
+            let mut ev = regie_server::audit::AuditEvent::new(
+                time::OffsetDateTime::now_utc(),
+                "regie-server",
+                "system",
+                regie_server::audit::AuditAction::Destroy,
+            );
+            ev.dossier = Some(p.dossier.clone());
+            ev
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        proof.key_id.as_deref(),
+        Some(key_id.as_str()),
+        "the proof names the key"
+    );
+    store.close().await;
+
+    // The backup comes back beside the current key store.
+    for f in ["regie.sqlite3-wal", "regie.sqlite3-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    std::fs::rename(&backup, dir.path().join("regie.sqlite3")).unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let store = server.state.hub.store();
+    assert!(matches!(
+        store.load_document(gone.doc("record")).await,
+        Err(StorageError::KeyDestroyed(id)) if id == key_id
+    ));
+    assert!(refused(&server, gone.doc("record"), "Vernietigd-Geheim").await);
+    assert!(
+        reads(&server, kept.doc("record"), "Bewaard-Verslag").await,
+        "the others decrypt"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stored_block_altered_or_moved_is_detected_and_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (house, other) = (seed_household(&server).await, seed_household(&server).await);
+    let (record, plan) = (house.doc("record"), house.doc("plan"));
+    write_entry(&server, other.doc("record"), "e-other", "Ander-Dossier").await;
+    write_entry(&server, record, "e-1", "Eerste-Notitie").await;
+    write_entry(&server, record, "e-2", "Tweede-Notitie").await;
+    let mut worker = Peer::open(&server, "worker", plan, "goals").await;
+    for n in 0..2 {
+        worker
+            .edit(plan, |d| {
+                use automerge::{ReadDoc, transaction::Transactable};
+                let h = d.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
+                d.splice_text(&h, n, 0, "x").unwrap();
+            })
+            .await;
+    }
+    assert!(worker.wait_in_sync(plan).await);
+    drop(worker);
+    server.stop().await;
+
+    let pool = database_file(dir.path()).await;
+    let (seq, mut bytes): (i64, Vec<u8>) = sqlx::query_as(
+        "SELECT seq, bytes FROM changes WHERE document = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(record.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    sqlx::query("UPDATE changes SET bytes = $1 WHERE document = $2 AND seq = $3")
+        .bind(&bytes)
+        .bind(record.to_string())
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // In `plan`, the first change's block copied over the second's: each opens alone, not moved.
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, bytes FROM changes WHERE document = $1 ORDER BY seq")
+            .bind(plan.to_string())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(rows.len() >= 2, "two changes of plan stored");
+    sqlx::query("UPDATE changes SET bytes = $1 WHERE document = $2 AND seq = $3")
+        .bind(&rows[0].1)
+        .bind(plan.to_string())
+        .bind(rows[1].0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let server = TestServer::start(dir.path()).await;
+    let store = server.state.hub.store();
+    for doc in [record, plan] {
+        assert!(
+            matches!(
+                store.load_document(doc).await,
+                Err(StorageError::Tampered {
+                    table: "changes",
+                    ..
+                })
+            ),
+            "{doc} is reported as tampered with"
+        );
+    }
+    assert!(
+        refused(&server, record, "Eerste-Notitie").await,
+        "not served"
+    );
+    assert!(refused(&server, plan, "Eerste-Notitie").await, "not served");
+    assert!(
+        reads(&server, other.doc("record"), "Ander-Dossier").await,
+        "another dossier is served as before"
+    );
+    server.stop().await;
+}
+
+// ---- the device store (I6, R28) -----------------------------------------------------------
+
+/// The raw bytes of every file of a device's store, as they are: no checkpoint first, so what
+/// the write-ahead log still holds is read too.
+fn device_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device_files_wal_included()
+ {
+    use crate::client::{device, sync};
+    use regie_client::edit::EntryKind;
+    const PURGED: &str = "SENTINEL-PURGED-5b1e";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::builder()
+        .dir(&dir.path().join("server"))
+        .oversight(regie_server::config::OversightArgs {
+            break_glass: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .start()
+        .await;
+    let house = seed_household(&server).await;
+    let dossier: regie_core::id::DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker").await;
+    sync(&anna).await;
+    anna.add_entry(
+        dossier,
+        &new_entry(EntryKind::Fact, "p-sanne", &format!("{PURGED} schulden")),
+    )
+    .await
+    .unwrap();
+    sync(&anna).await;
+
+    // Bram is assigned; Carla, of the same team, breaks the glass for three seconds.
+    let bram_dir = dir.path().join("bram");
+    let bram = device(&server, &bram_dir, "worker2").await;
+    let carla_token = server.token("colleague");
+    let path = format!("/api/v1/dossiers/{}/break-glass", house.id);
+    let (status, warned) = server
+        .api(
+            &carla_token,
+            "POST",
+            &path,
+            json!({ "reason": "moeder belt in crisis", "category": "crisis" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{warned}");
+    let (status, granted) = server
+        .api(
+            &carla_token,
+            "POST",
+            &path,
+            json!({ "confirmation": warned["confirmation"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{granted}");
+    let carla_dir = dir.path().join("carla");
+    let carla = device(&server, &carla_dir, "colleague").await;
+    for (c, d) in [(&bram, &bram_dir), (&carla, &carla_dir)] {
+        sync(c).await;
+        c.store().checkpoint().await.unwrap();
+        assert!(
+            device_files(d).iter().any(|(_, b)| holds(b, PURGED)),
+            "control: the device held the entry"
+        );
+    }
+
+    let (status, body) = server
+        .api(
+            &server.token("admin"),
+            "DELETE",
+            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(!sync(&bram).await.purged.is_empty(), "unassigned: purged");
+    // The grant runs out; the sweep revokes it and the next sync purges.
+    let ended = eventually(PATIENCE, || async {
+        let (_, listed) = server
+            .api(
+                &carla_token,
+                "GET",
+                "/api/v1/me/documents",
+                serde_json::Value::Null,
+            )
+            .await;
+        listed
+            .as_array()
+            .is_some_and(|l| l.is_empty())
+            .then_some(())
+    })
+    .await;
+    assert!(ended.is_some(), "the grant ran out");
+    assert!(
+        !sync(&carla).await.purged.is_empty(),
+        "grant expired: purged"
+    );
+    for (who, d) in [("bram", &bram_dir), ("carla", &carla_dir)] {
+        for (name, bytes) in device_files(d) {
+            assert!(!holds(&bytes, PURGED), "{who}: {PURGED} left in {name}");
+        }
+    }
+    server.stop().await;
+}
+
+// ---- device keys (R29) --------------------------------------------------------------------
+
+/// Asks for `who`'s key of `device`; the status and the key (base64) if released.
+async fn device_key(server: &TestServer, who: &str, device: &str) -> (u16, Option<String>) {
+    let (status, body) = server
+        .api(
+            &server.token(who),
+            "POST",
+            "/api/v1/me/device-key",
+            json!({ "device": device }),
+        )
+        .await;
+    (status, body["key"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_lost_devices_key_is_destroyed_and_refused_ever_after_and_other_devices_keep_theirs() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, lost) = device_key(&server, "worker", "storage-lost").await;
+    assert_eq!(status, 200);
+    let lost = lost.unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&lost)
+            .unwrap()
+            .len(),
+        32
+    );
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost")
+            .await
+            .1
+            .as_deref(),
+        Some(lost.as_str()),
+        "the same key each time: kept wrapped on the server"
+    );
+    let other = device_key(&server, "worker", "storage-other")
+        .await
+        .1
+        .unwrap();
+    let colleague = device_key(&server, "worker2", "storage-lost")
+        .await
+        .1
+        .unwrap();
+    assert!(
+        other != lost && colleague != lost,
+        "a key per user and device"
+    );
+
+    let (status, breach) = server
+        .api(
+            &server.token("privacy_officer"),
+            "POST",
+            "/api/v1/breaches",
+            json!({
+                "what": "Tablet verloren in de trein",
+                "source": { "kind": "lost_device", "user": "anna", "device": "storage-lost" },
+                "risk": "high",
+                "measures": "apparaat op afstand ingetrokken",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{breach}");
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost").await,
+        (403, None)
+    );
+    assert_eq!(
+        device_key(&server, "worker", "storage-other")
+            .await
+            .1
+            .as_deref(),
+        Some(other.as_str()),
+        "the user's other device is unaffected"
+    );
+    assert_eq!(
+        device_key(&server, "worker2", "storage-lost")
+            .await
+            .1
+            .as_deref(),
+        Some(colleague.as_str()),
+        "another user's device of that id is unaffected"
+    );
+    server.stop().await;
+
+    // After a restart still refused; the releases, the destruction and the refusal are in the
+    // audit log by key id, and no key is in it nor in any file of the server.
+    let server = TestServer::start(dir.path()).await;
+    assert_eq!(
+        device_key(&server, "worker", "storage-lost").await,
+        (403, None)
+    );
+    let log = server.state.hub.store().audit_events(None).await.unwrap();
+    let key_rows: Vec<String> = log
+        .iter()
+        .filter(|(_, e)| e.action == "key")
+        .filter_map(|(_, e)| e.detail.clone())
+        .collect();
+    for what in ["released", "destroyed: device reported lost", "refused"] {
+        assert!(
+            key_rows.iter().any(|d| d.contains(what)),
+            "{what}: {key_rows:?}"
+        );
+    }
+    let everything = format!("{log:?}");
+    for key in [&lost, &other, &colleague] {
+        assert!(!everything.contains(key.as_str()));
+        for (name, bytes) in stored_bytes(&server, dir.path()).await {
+            let k = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .unwrap();
+            assert!(
+                !bytes.windows(k.len()).any(|w| w == &k[..]) && !holds(&bytes, key),
+                "a device key in {name}"
+            );
+        }
+    }
+    server.stop().await;
+}
