@@ -500,47 +500,6 @@ async fn a_consent_that_expires_ends_the_partners_access_at_the_next_sweep() {
     server.stop().await;
 }
 
-/// Whether the server's store holds `text`. SQLite: in any byte of its files on disk (main
-/// file and WAL). PostgreSQL: in any text or bytes column of any row its tables answer with; its
-/// files belong to the database server, where deleted rows stay until VACUUM (what destruction
-/// can and cannot promise there is in server/src/storage/retention.rs).
-async fn store_holds(dir: &std::path::Path, text: &str) -> bool {
-    use sqlx::Row;
-    if test_database() == TestDatabase::Sqlite {
-        return std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
-            .any(|b| String::from_utf8_lossy(&b).contains(text));
-    }
-    let pool = database_file(dir).await;
-    let columns = sqlx::query(
-        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
-         WHERE table_schema = 'public' AND data_type IN ('text', 'bytea')",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    for c in &columns {
-        let (table, column, kind): (String, String, String) = (c.get(0), c.get(1), c.get(2));
-        let found = if kind == "bytea" {
-            format!(
-                "SELECT COUNT(*) FROM {table} WHERE position(convert_to($1, 'UTF8') in {column}) > 0"
-            )
-        } else {
-            format!("SELECT COUNT(*) FROM {table} WHERE strpos({column}, $1) > 0")
-        };
-        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(found))
-            .bind(text)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if n > 0 {
-            return true;
-        }
-    }
-    false
-}
-
 #[tokio::test]
 async fn at_its_destroy_by_date_a_closed_dossier_is_destroyed_leaving_only_proof() {
     const PLANTED: &str = "SENTINEL-DESTROY-5e0b";
