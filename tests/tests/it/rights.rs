@@ -1306,3 +1306,52 @@ async fn the_small_count_threshold_is_configurable() {
     assert_eq!(report["shares_by_ground"]["application"], 1);
     assert_eq!(report["break_glass_uses"], "< 1");
 }
+
+/// Every number in a JSON value, wherever it is.
+fn numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64()),
+        Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+        Value::Object(o) => o.values().for_each(|x| numbers(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_team_of_two_s_manager_sees_no_overdue_count_below_five() {
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let two_months_ago = rights::due_after(rights::parse_date(&today()).unwrap(), -2)
+        .unwrap()
+        .to_string();
+    for (subject, kind) in [("p-sanne", "access"), ("p-daan", "erasure")] {
+        let (status, filed) = server
+            .api(
+                &server.token("worker"),
+                "POST",
+                &format!("/api/v1/dossiers/{}/requests", house.id),
+                json!({ "subject": subject, "kind": kind, "received_on": two_months_ago }),
+            )
+            .await;
+        assert_eq!(status, 201, "{filed}");
+        assert_eq!(filed["overdue"], true);
+    }
+    let path = "/api/v1/teams/team-noord/rights-requests/overdue";
+    let (status, summary) = server
+        .api(&server.token("manager"), "GET", path, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let mut shown = Vec::new();
+    numbers(&summary, &mut shown);
+    assert!(
+        shown.iter().all(|n| *n >= 5.0),
+        "no count below five: {summary}"
+    );
+    assert_eq!(summary["total"], "< 5");
+    assert_eq!(summary["by_kind"]["erasure"], "< 5");
+    let (_, detail) = server
+        .api(&server.token("privacy_officer"), "GET", path, Value::Null)
+        .await;
+    assert_eq!(detail["total"], 2, "the privacy officer reads each request");
+    assert_eq!(detail["requests"].as_array().unwrap().len(), 2);
+}
