@@ -204,13 +204,12 @@ fn edit_supporting_facts<D: Transactable + ReadDoc>(
                 doc.delete(&facts, i)?;
                 changed += 1;
             }
-            Some(Some(new)) => {
-                if text(doc, &f, "text").as_deref() != Some(new.as_str()) {
-                    let t = doc.put_object(&f, "text", ObjType::Text)?;
-                    doc.splice_text(&t, 0, 0, &new)?;
-                    changed += 1;
-                }
+            Some(Some(new)) if text(doc, &f, "text").as_deref() != Some(new.as_str()) => {
+                let t = doc.put_object(&f, "text", ObjType::Text)?;
+                doc.splice_text(&t, 0, 0, &new)?;
+                changed += 1;
             }
+            Some(Some(_)) => {}
         }
     }
     Ok(changed)
