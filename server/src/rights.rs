@@ -474,6 +474,9 @@ pub async fn decide_request(
         return restrict(hub, who, &row, reasons, ev, at).await;
     }
     let outcome = match (verdict, row.kind) {
+        (Verdict::Refused, _) if ground == Some(RefusalGround::RetentionDuty) => {
+            Some(retention_basis(hub, row.dossier).await?)
+        }
         (Verdict::Granted, RightKind::Erasure) => {
             let scope = input.scope.ok_or_else(|| {
                 invalid(
@@ -508,6 +511,32 @@ pub async fn decide_request(
         )
     };
     commit(hub, &row, RightsEdit::Decide(ruling), ev, "decided_already").await
+}
+
+/// The retention duty a refusal rests on (R23), as a code: the regimes `meta` records with
+/// their terms and the destroy-by date they give, or `dossier_open` while the dossier has not
+/// been closed (its terms start at closing or at the last change, and the help still needs the
+/// data).
+async fn retention_basis(hub: &Hub, dossier: DossierId) -> Result<String, DomainError> {
+    let meta = match hub
+        .dossier(dossier)
+        .and_then(|e| e.documents.get(&DocumentKey::Meta).copied())
+    {
+        Some(id) => hub.snapshot(id).await?,
+        None => None,
+    };
+    let parts = meta.map(|m| document::regimes(&m)).unwrap_or_default();
+    if parts.is_empty() {
+        return Ok("retention dossier_open".into());
+    }
+    let regimes: Vec<String> = parts
+        .iter()
+        .map(|p| format!("{}:{}y", p.regime.code(), p.regime.term_years()))
+        .collect();
+    let until = regie_core::retention::destroy_by_dossier(&parts, &[])
+        .map(|d| format!(" destroy_by={d}"))
+        .unwrap_or_default();
+    Ok(format!("retention regimes={}{until}", regimes.join(",")))
 }
 
 /// Carries out a granted erasure (R21, I6); returns the outcome code (counts, no content).
@@ -952,7 +981,9 @@ pub struct RulingView {
     #[schema(value_type = Option<String>)]
     pub ground_label: Option<&'static str>,
     /// What granting did, as a code with counts (`erased_items entries=2 documents=2`,
-    /// `dossier_destroyed documents=6 changes=40`, `rectified entries=1 documents=1`).
+    /// `dossier_destroyed documents=6 changes=40`, `rectified entries=1 documents=1`); for a
+    /// refusal on `retention_duty`, the regimes that impose it (`retention regimes=jeugdwet:20y
+    /// destroy_by=2046-05-01`, or `retention dossier_open`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// The weighing an objection was decided on.

@@ -365,6 +365,32 @@ async fn closing_needs_its_triage_then_fixes_the_destroy_by_date_ends_partners_a
         (status, got["error"]["code"].as_str()),
         (403, Some("dossier_closed"))
     );
+    // Rights outlive the help: an erasure refused on the retention duty names its regimes.
+    let (status, filed) = server
+        .api(
+            &server.token("resident"),
+            "POST",
+            "/api/v1/me/requests",
+            json!({ "dossier": house.id, "kind": "erasure" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{filed}");
+    let (status, refused) = server
+        .api(
+            &w,
+            "POST",
+            &format!(
+                "/api/v1/requests/{}/decision",
+                filed["id"].as_str().unwrap()
+            ),
+            json!({ "verdict": "refused", "ground": "retention_duty", "reasons": "bewaartermijn" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(
+        refused["decision"]["outcome"],
+        format!("retention regimes=wmo2015:15y,jeugdwet:20y destroy_by={in_20_years}")
+    );
 
     // After a restart the dossier is still closed.
     let data = dir.path().join("server");
