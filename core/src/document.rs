@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub(crate) mod read;
+pub mod rewrite;
 mod schema;
 
 use automerge::{

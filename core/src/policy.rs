@@ -91,6 +91,14 @@ pub enum Action<'a> {
     /// Decide an escalated refusal at this level (R22): the dossier's team manager, then the
     /// privacy officer. About the request, never the dossier's content.
     DecideEscalation(crate::rights::EscalationLevel),
+    /// Record that `contributor` agreed to an onward share of what they brought into a case
+    /// conference (R15): the contributor themselves (the worker, or a user of the chain
+    /// partner `partner:<org>`, involved in the dossier), or an assigned worker recording an
+    /// agreement given at the table.
+    AgreeOnward {
+        /// Who brought the item in.
+        contributor: &'a str,
+    },
     /// Keep the registers the privacy officer keeps (R24 breaches).
     KeepRegisters,
     /// Read the council's accountability report (R27): aggregated counts, no personal data.
@@ -194,6 +202,9 @@ pub enum DenyReason {
     SubjectActsAlone,
     /// The processing of a person's data is restricted on their request (R21, AVG art. 18).
     ProcessingRestricted,
+    /// An item brought into a case conference by someone else is shared onward without its
+    /// contributor's recorded agreement for this recipient (R15).
+    ContributorAgreementMissing,
 }
 
 impl DenyReason {
@@ -226,6 +237,7 @@ impl DenyReason {
             DenyReason::TooYoungToActAlone => "too_young_to_act_alone",
             DenyReason::SubjectActsAlone => "subject_acts_alone",
             DenyReason::ProcessingRestricted => "processing_restricted",
+            DenyReason::ContributorAgreementMissing => "contributor_agreement_missing",
         }
     }
 }
@@ -367,6 +379,25 @@ pub fn decide(
             _ => Decision::Deny(DenyReason::NotInAudience),
         },
         Action::ExerciseRight(subject) => exercise_right(who, rel, subject),
+        Action::AgreeOnward { contributor } => {
+            let own_partner = who.role == Role::Partner
+                && who.org.as_ref().is_some_and(|o| {
+                    rel.partners.contains(o) && format!("partner:{o}") == contributor
+                });
+            if who.role == Role::Worker && rel.is_assigned(&who.user) {
+                Decision::Allow {
+                    basis: Basis::Assignment,
+                    mode: Mode::Write,
+                }
+            } else if own_partner {
+                Decision::Allow {
+                    basis: Basis::PartnerInvolvement,
+                    mode: Mode::Write,
+                }
+            } else {
+                Decision::Deny(absent(who, rel))
+            }
+        }
         Action::HandleRightsRequest => {
             if who.role == Role::Worker && rel.is_assigned(&who.user) {
                 Decision::Allow {
@@ -525,6 +556,15 @@ fn share(
     // R21: a restricted person's data is stored, not processed further, until it is lifted.
     if request.subjects.iter().any(|p| rel.restricted.contains(p)) {
         return Decision::Deny(DenyReason::ProcessingRestricted);
+    }
+    // R15: what someone else brought into a case conference goes on only with their agreement.
+    let recipient = request.recipient.code();
+    if rel.contributions.iter().any(|c| {
+        request.items.contains(&c.entry)
+            && c.contributor != who.user.as_str()
+            && !c.agreed.contains(&recipient)
+    }) {
+        return Decision::Deny(DenyReason::ContributorAgreementMissing);
     }
     // Every share is its own triage moment (R12): a plan or evaluation record is no share.
     let Some(triage) = request.triage.filter(|t| {

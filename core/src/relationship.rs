@@ -57,6 +57,19 @@ impl Grant {
     }
 }
 
+/// A record entry brought into a case conference (R15): who brought it in, and the recipients
+/// (as [`crate::share::Recipient::code`]) they agreed it may be shared onward with. Kept in SQL,
+/// never in a document a worker could edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The record entry's id.
+    pub entry: String,
+    /// Who brought it in: a user id, or `partner:<org>` for a chain partner.
+    pub contributor: String,
+    /// The recipients the contributor agreed to.
+    pub agreed: Vec<String>,
+}
+
 /// Everything the policy needs to know about one dossier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relationships {
@@ -85,6 +98,10 @@ pub struct Relationships {
     /// about them is shared until the restriction is lifted.
     #[serde(default)]
     pub restricted: Vec<PersonId>,
+    /// Case-conference contributions (R15): sharing one onward needs its contributor's
+    /// agreement for that recipient.
+    #[serde(default)]
+    pub contributions: Vec<Contribution>,
 }
 
 impl Relationships {
@@ -101,6 +118,7 @@ impl Relationships {
             applicants: Vec::new(),
             closed: false,
             restricted: Vec::new(),
+            contributions: Vec::new(),
         }
     }
 

@@ -97,6 +97,111 @@ impl Verdict {
     }
 }
 
+/// The legal ground of a refusal, which the resident reads with the reasons (R21, R22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalGround {
+    /// A legal duty to keep the data (art. 17(3)(b)): the retention term of the dossier's regime
+    /// (R23) has not run out.
+    RetentionDuty,
+    /// Another person's rights and freedoms (art. 15(4), 17(3)): e.g. a household member.
+    OthersInterest,
+    /// Needed for legal claims (art. 17(3)(e)).
+    LegalClaims,
+    /// Rectification: it is an opinion, not a fact (R14, R20); the resident may add an eigen
+    /// verklaring, kept with it.
+    Opinion,
+    /// Rectification: the fact is correct as recorded; the resident may add an eigen verklaring.
+    Accurate,
+    /// Objection: compelling legitimate grounds override the resident's interests (art. 21(1)),
+    /// as the recorded weighing shows.
+    CompellingGrounds,
+    /// Manifestly unfounded or excessive (art. 12(5)).
+    Unfounded,
+}
+
+impl RefusalGround {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            RefusalGround::RetentionDuty => "retention_duty",
+            RefusalGround::OthersInterest => "others_interest",
+            RefusalGround::LegalClaims => "legal_claims",
+            RefusalGround::Opinion => "opinion",
+            RefusalGround::Accurate => "accurate",
+            RefusalGround::CompellingGrounds => "compelling_grounds",
+            RefusalGround::Unfounded => "unfounded",
+        }
+    }
+
+    /// The ground from its stored code.
+    pub fn from_code(code: &str) -> Option<RefusalGround> {
+        [
+            RefusalGround::RetentionDuty,
+            RefusalGround::OthersInterest,
+            RefusalGround::LegalClaims,
+            RefusalGround::Opinion,
+            RefusalGround::Accurate,
+            RefusalGround::CompellingGrounds,
+            RefusalGround::Unfounded,
+        ]
+        .into_iter()
+        .find(|g| g.code() == code)
+    }
+
+    /// What the resident reads.
+    pub fn label_nl(self) -> &'static str {
+        match self {
+            RefusalGround::RetentionDuty => "wettelijke bewaarplicht",
+            RefusalGround::OthersInterest => "belang van een ander",
+            RefusalGround::LegalClaims => "nodig voor een rechtsvordering",
+            RefusalGround::Opinion => {
+                "het is een mening, geen feit; u kunt er een eigen verklaring bij zetten"
+            }
+            RefusalGround::Accurate => {
+                "het feit klopt zoals vastgelegd; u kunt er een eigen verklaring bij zetten"
+            }
+            RefusalGround::CompellingGrounds => "dwingende gerechtvaardigde gronden gaan voor",
+            RefusalGround::Unfounded => "kennelijk ongegrond of buitensporig",
+        }
+    }
+
+    /// The grounds on which a request of `kind` can be refused: erasure only on the exceptions
+    /// of art. 17(3), rectification because it is an opinion or correct, objection on
+    /// compelling grounds; every kind when manifestly unfounded.
+    pub fn allowed_for(kind: RightKind) -> &'static [RefusalGround] {
+        match kind {
+            RightKind::Access => &[RefusalGround::OthersInterest, RefusalGround::Unfounded],
+            RightKind::Rectification => &[
+                RefusalGround::Opinion,
+                RefusalGround::Accurate,
+                RefusalGround::Unfounded,
+            ],
+            RightKind::Erasure => &[
+                RefusalGround::RetentionDuty,
+                RefusalGround::OthersInterest,
+                RefusalGround::LegalClaims,
+                RefusalGround::Unfounded,
+            ],
+            RightKind::Restriction => &[RefusalGround::LegalClaims, RefusalGround::Unfounded],
+            RightKind::Objection => &[RefusalGround::CompellingGrounds, RefusalGround::Unfounded],
+        }
+    }
+}
+
+/// How far a granted erasure goes (R21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureScope {
+    /// The person's items leave every document that held them, by replacement.
+    Items,
+    /// The whole dossier is destroyed, with proof (only a dossier of this one person: another
+    /// member's data is their interest).
+    Dossier,
+}
+
 /// Who decides an escalated refusal (R22), in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]

@@ -342,6 +342,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(wrapped(routes!(rights::decide_escalation), json))
         .routes(wrapped(routes!(rights::overdue), plain))
         .routes(wrapped(routes!(rights::lift_restriction), plain))
+        .routes(wrapped(routes!(rights::contribute), json))
+        .routes(wrapped(routes!(rights::agree_onward), json))
         .routes(wrapped(routes!(rights::export), takes(FORMAT)))
         .routes(wrapped(
             routes!(registers::council_report),

@@ -213,6 +213,13 @@ impl Hub {
                 Arc::make_mut(&mut entry.rel).restricted.push(person);
             }
         }
+        for (dossier, contribution) in store.contributions().await? {
+            if let Some(entry) = dossiers.get_mut(&dossier) {
+                Arc::make_mut(&mut entry.rel)
+                    .contributions
+                    .push(contribution);
+            }
+        }
         let mut by_document = HashMap::new();
         for row in store.document_index().await? {
             if let Some(entry) = dossiers.get_mut(&row.dossier) {

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth;
 pub mod breach;
+pub mod conference;
 pub mod config;
 pub mod council;
 pub mod demo;

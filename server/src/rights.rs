@@ -6,18 +6,22 @@
 //! (I8). Dates are days on the Europe/Amsterdam calendar.
 
 use regie_core::consent;
-use regie_core::document::{self, PersonRecord};
-use regie_core::id::{DocumentKey, DossierId, PersonId, TeamId};
+use regie_core::document::{self, PersonRecord, rewrite};
+use regie_core::id::{DocumentKey, DocumentKind, DossierId, PersonId, TeamId};
 use regie_core::policy::{Action, Decision, DenyReason, ReportTier, RightsSubject, decide};
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
-use regie_core::rights::{self, EscalationLevel, EscalationState, RightKind, Status, Verdict};
+use regie_core::rights::{
+    self, ErasureScope, EscalationLevel, EscalationState, RefusalGround, RightKind, Status, Verdict,
+};
+use regie_sync_protocol::DocumentId;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
 use crate::domain::DomainError;
 use crate::hub::{DossierEntry, Hub, Relating};
+use crate::report::Count;
 use crate::storage::RelationEdit;
 use crate::storage::rights::{
     EscalationRow, Extension, RightsEdit, RightsQuery, RightsRequestRow, Ruling,
@@ -209,7 +213,8 @@ pub async fn file(
 }
 
 /// The requests the calling resident filed or that concern them, in dossiers they are linked
-/// to (a worker has none of their own here).
+/// to, and the ones they filed whose dossier is gone (destroyed on their erasure request, or at
+/// the end of retention), so they can read the answer (a worker has none of their own here).
 pub async fn mine(
     hub: &Hub,
     who: &Principal,
@@ -218,20 +223,24 @@ pub async fn mine(
     let Some(person) = &who.person else {
         return Ok(Vec::new());
     };
-    let dossiers: Vec<DossierId> = hub
+    let linked: std::collections::HashSet<DossierId> = hub
         .dossiers()
         .into_iter()
         .filter(|e| e.rel.is_linked(person))
         .map(|e| e.rel.dossier)
         .collect();
     let today = local_day(at);
-    let rows = hub
-        .store()
-        .rights_requests(RightsQuery::Dossiers(&dossiers))
-        .await?;
+    let rows = hub.store().rights_requests(RightsQuery::All).await?;
+    let filed = |r: &RightsRequestRow| r.filed_by == who.user.as_str();
     Ok(rows
         .iter()
-        .filter(|r| &r.subject == person || r.filed_by == who.user.as_str())
+        .filter(|r| {
+            if linked.contains(&r.dossier) {
+                &r.subject == person || filed(r)
+            } else {
+                filed(r) && hub.dossier(r.dossier).is_none()
+            }
+        })
         .map(|r| RequestView::of(r, today))
         .collect())
 }
@@ -359,35 +368,298 @@ pub async fn extend(
     commit(hub, &row, edit, ev, "not_extendable").await
 }
 
-/// Decides a request (an assigned worker); a refusal needs its reasons.
+/// A decision as a worker makes it.
+#[derive(Debug, Clone)]
+pub struct DecisionInput {
+    /// Granted or refused.
+    pub verdict: Verdict,
+    /// The reasons (required for a refusal).
+    pub reasons: String,
+    /// A refusal's legal ground: required to refuse an erasure, a rectification or an
+    /// objection, and one of [`RefusalGround::allowed_for`] the kind.
+    pub ground: Option<RefusalGround>,
+    /// How far a granted erasure goes (required to grant one).
+    pub scope: Option<ErasureScope>,
+    /// The corrected facts of a granted rectification (at least one).
+    pub corrections: Vec<Correction>,
+    /// The weighing of an objection (required to decide one either way).
+    pub weighing: Option<String>,
+}
+
+impl DecisionInput {
+    /// A decision with only its verdict and reasons.
+    pub fn plain(verdict: Verdict, reasons: &str) -> DecisionInput {
+        DecisionInput {
+            verdict,
+            reasons: reasons.to_owned(),
+            ground: None,
+            scope: None,
+            corrections: Vec::new(),
+            weighing: None,
+        }
+    }
+}
+
+/// A fact corrected on a rectification request (R20).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct Correction {
+    /// The record entry (a fact about the request's subject).
+    pub entry: String,
+    /// The corrected text, which replaces the old one without history.
+    pub text: String,
+}
+
+/// Decides a request (an assigned worker); a refusal needs its reasons and, for an erasure,
+/// rectification or objection, its legal ground. Granting an erasure erases (the person's
+/// items, or the whole dossier of one person); granting a rectification corrects the facts;
+/// granting a restriction restricts. Each of those steps is its own transaction, and the
+/// decision with its audit row commits last: a failure in between leaves the request open, and
+/// deciding it again finds nothing more to erase or correct.
 pub async fn decide_request(
     hub: &Hub,
     who: &Principal,
     id: &str,
-    verdict: Verdict,
-    reasons: &str,
+    input: DecisionInput,
     at: OffsetDateTime,
 ) -> Result<RequestView, DomainError> {
     let (row, rel) = request(hub, id).await?;
     allowed(who, Action::HandleRightsRequest, &rel, at)?;
-    let reasons = text(reasons, "reasons", verdict == Verdict::Refused)?;
+    let verdict = input.verdict;
+    let reasons = text(&input.reasons, "reasons", verdict == Verdict::Refused)?;
     if row.decision.is_some() {
         return Err(conflict(
             "decided_already",
             "this request was decided already",
         ));
     }
-    let ev = event(who, at, &row, format!("decided verdict={}", verdict.code()));
+    let ground = match (verdict, input.ground) {
+        (Verdict::Granted, Some(_)) => {
+            return Err(invalid("ground_not_allowed", "only a refusal has a ground"));
+        }
+        (Verdict::Granted, None) => None,
+        (Verdict::Refused, None)
+            if matches!(
+                row.kind,
+                RightKind::Erasure | RightKind::Rectification | RightKind::Objection
+            ) =>
+        {
+            return Err(invalid(
+                "ground_required",
+                "refusing this right needs its legal ground",
+            ));
+        }
+        (Verdict::Refused, None) => None,
+        (Verdict::Refused, Some(g)) => {
+            if !RefusalGround::allowed_for(row.kind).contains(&g) {
+                return Err(invalid(
+                    "ground_not_applicable",
+                    format!("{} is no ground to refuse {}", g.code(), row.kind.code()),
+                ));
+            }
+            Some(g)
+        }
+    };
+    let weighing = match &input.weighing {
+        Some(w) => Some(text(w, "weighing", true)?),
+        None if row.kind == RightKind::Objection => {
+            return Err(invalid(
+                "weighing_required",
+                "an objection is decided on a recorded weighing of the resident's situation against the grounds of the processing",
+            ));
+        }
+        None => None,
+    };
     if verdict == Verdict::Granted && row.kind == RightKind::Restriction {
+        let ev = event(who, at, &row, format!("decided verdict={}", verdict.code()));
         return restrict(hub, who, &row, reasons, ev, at).await;
     }
+    let outcome = match (verdict, row.kind) {
+        (Verdict::Refused, _) if ground == Some(RefusalGround::RetentionDuty) => {
+            Some(retention_basis(hub, row.dossier).await?)
+        }
+        (Verdict::Granted, RightKind::Erasure) => {
+            let scope = input.scope.ok_or_else(|| {
+                invalid(
+                    "scope_required",
+                    "granting an erasure says whether the person's items or the whole dossier go",
+                )
+            })?;
+            Some(erase(hub, who, &row, scope).await?)
+        }
+        (Verdict::Granted, RightKind::Rectification) => {
+            Some(rectify(hub, &row, &input.corrections).await?)
+        }
+        _ => None,
+    };
+    let mut what = format!("decided verdict={}", verdict.code());
+    if let Some(g) = ground {
+        what.push_str(&format!(" ground={}", g.code()));
+    }
+    if let Some(o) = &outcome {
+        what.push_str(&format!(" outcome={o}"));
+    }
+    let ev = event(who, at, &row, what);
     let ruling = Ruling {
-        verdict,
-        reasons,
-        by: who.user.to_string(),
-        on: local_day(at).to_string(),
+        ground: ground.map(|g| g.code().to_owned()),
+        outcome,
+        weighing,
+        ..Ruling::plain(
+            verdict,
+            reasons,
+            who.user.to_string(),
+            local_day(at).to_string(),
+        )
     };
     commit(hub, &row, RightsEdit::Decide(ruling), ev, "decided_already").await
+}
+
+/// The retention duty a refusal rests on (R23), as a code: the regimes `meta` records with
+/// their terms and the destroy-by date they give, or `dossier_open` while the dossier has not
+/// been closed (its terms start at closing or at the last change, and the help still needs the
+/// data).
+async fn retention_basis(hub: &Hub, dossier: DossierId) -> Result<String, DomainError> {
+    let meta = match hub
+        .dossier(dossier)
+        .and_then(|e| e.documents.get(&DocumentKey::Meta).copied())
+    {
+        Some(id) => hub.snapshot(id).await?,
+        None => None,
+    };
+    let parts = meta.map(|m| document::regimes(&m)).unwrap_or_default();
+    if parts.is_empty() {
+        return Ok("retention dossier_open".into());
+    }
+    let regimes: Vec<String> = parts
+        .iter()
+        .map(|p| format!("{}:{}y", p.regime.code(), p.regime.term_years()))
+        .collect();
+    let until = regie_core::retention::destroy_by_dossier(&parts, &[])
+        .map(|d| format!(" destroy_by={d}"))
+        .unwrap_or_default();
+    Ok(format!("retention regimes={}{until}", regimes.join(",")))
+}
+
+/// Carries out a granted erasure (R21, I6); returns the outcome code (counts, no content).
+async fn erase(
+    hub: &Hub,
+    who: &Principal,
+    row: &RightsRequestRow,
+    scope: ErasureScope,
+) -> Result<String, DomainError> {
+    let entry = hub.dossier(row.dossier).ok_or(DomainError::NotFound)?;
+    match scope {
+        ErasureScope::Dossier => {
+            if entry.persons.iter().any(|p| p != &row.subject) {
+                return Err(conflict(
+                    "others_in_dossier",
+                    "the dossier holds other persons' data: erase this person's items, or refuse on others_interest",
+                ));
+            }
+            let proof = hub
+                .destroy(
+                    row.dossier,
+                    "erasure_granted",
+                    (who.user.as_str(), who.role.as_str()),
+                )
+                .await?;
+            Ok(format!(
+                "dossier_destroyed documents={} changes={}",
+                proof.documents, proof.changes
+            ))
+        }
+        ErasureScope::Items => {
+            let person = row.subject.clone();
+            let mut erased = std::collections::BTreeSet::new();
+            let mut documents = 0;
+            // The record first: which entries are about the person alone is read under its
+            // lock; maatwerk requests then lose the facts they copied from those entries.
+            if let Some(&record) = entry.documents.get(&DocumentKey::Record) {
+                let erased = &mut erased;
+                let person = &person;
+                let replaced = hub
+                    .rewrite(record, move |tx, kind| {
+                        *erased = rewrite::entries_only_about(&*tx, person);
+                        rewrite::erase_person(tx, kind, person, &*erased)
+                    })
+                    .await?;
+                documents += usize::from(replaced.is_some());
+            }
+            for (key, doc) in &entry.documents {
+                if key.kind() != DocumentKind::Maatwerk {
+                    continue;
+                }
+                let replaced = hub
+                    .rewrite(*doc, |tx, kind| {
+                        rewrite::erase_person(tx, kind, &person, &erased)
+                    })
+                    .await?;
+                documents += usize::from(replaced.is_some());
+            }
+            hub.store().wipe_freed_pages().await?;
+            Ok(format!(
+                "erased_items entries={} documents={documents}",
+                erased.len()
+            ))
+        }
+    }
+}
+
+/// Carries out a granted rectification (R20): each corrected fact gets its new text in every
+/// document that held it, by replacement; returns the outcome code.
+async fn rectify(
+    hub: &Hub,
+    row: &RightsRequestRow,
+    corrections: &[Correction],
+) -> Result<String, DomainError> {
+    if corrections.is_empty() {
+        return Err(invalid(
+            "corrections_required",
+            "granting a rectification names the facts and their corrected text",
+        ));
+    }
+    let entry = hub.dossier(row.dossier).ok_or(DomainError::NotFound)?;
+    let record_id = *entry
+        .documents
+        .get(&DocumentKey::Record)
+        .ok_or(DomainError::NotFound)?;
+    let record = hub
+        .snapshot(record_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let mut fixes = Vec::new();
+    for c in corrections {
+        if !rewrite::entry_concerns(&record, &c.entry, &row.subject) {
+            return Err(invalid(
+                "no_such_entry",
+                "no entry of the record about this person has that id",
+            ));
+        }
+        if rewrite::entry_kind(&record, &c.entry).as_deref() != Some("fact") {
+            return Err(invalid(
+                "opinion_not_rectified",
+                "an opinion is not rectified: refuse on the ground opinion, and the resident may add an eigen verklaring",
+            ));
+        }
+        fixes.push((c.entry.clone(), text(&c.text, "text", true)?));
+    }
+    let mut documents = 0;
+    let ids: Vec<DocumentId> = entry
+        .documents
+        .iter()
+        .filter(|(k, _)| matches!(k.kind(), DocumentKind::Record | DocumentKind::Maatwerk))
+        .map(|(_, d)| *d)
+        .collect();
+    for doc in ids {
+        let replaced = hub
+            .rewrite(doc, |tx, kind| rewrite::rectify(tx, kind, &fixes))
+            .await?;
+        documents += usize::from(replaced.is_some());
+    }
+    hub.store().wipe_freed_pages().await?;
+    Ok(format!(
+        "rectified entries={} documents={documents}",
+        fixes.len()
+    ))
 }
 
 /// Grants a restriction (R21): the decision and the restriction commit together, and from then
@@ -542,12 +814,12 @@ pub async fn decide_escalation(
             verdict.code()
         ),
     );
-    let ruling = Ruling {
+    let ruling = Ruling::plain(
         verdict,
         reasons,
-        by: who.user.to_string(),
-        on: local_day(at).to_string(),
-    };
+        who.user.to_string(),
+        local_day(at).to_string(),
+    );
     commit(
         hub,
         &row,
@@ -559,12 +831,14 @@ pub async fn decide_escalation(
 }
 
 /// The overdue requests of `team` on the Amsterdam day of `at`: counts for the team's manager,
-/// and each request for the privacy officer (R27's register of timeliness). Reading it is
-/// audited.
+/// each below `threshold` shown as `"< N"` (R27: in a small team a count of one points at a
+/// person), and each request with exact counts for the privacy officer (R27's register of
+/// timeliness). Reading it is audited.
 pub async fn overdue(
     hub: &Hub,
     who: &Principal,
     team: TeamId,
+    threshold: usize,
     at: OffsetDateTime,
 ) -> Result<Overdue, DomainError> {
     let place = Relationships::of_team(team.clone());
@@ -596,12 +870,20 @@ pub async fn overdue(
     for v in &late {
         *by_kind.entry(v.kind).or_insert(0_usize) += 1;
     }
+    let detail = tier == ReportTier::Detail;
+    let count = |n: usize| {
+        if detail {
+            Count::Exact(n)
+        } else {
+            Count::of(n, threshold)
+        }
+    };
     Ok(Overdue {
         team,
         today: today.to_string(),
-        total: late.len(),
-        by_kind,
-        requests: (tier == ReportTier::Detail).then_some(late),
+        total: count(late.len()),
+        by_kind: by_kind.into_iter().map(|(k, n)| (k, count(n))).collect(),
+        requests: detail.then_some(late),
     })
 }
 
@@ -613,10 +895,10 @@ pub struct Overdue {
     /// The day, on the Amsterdam calendar.
     #[schema(format = Date)]
     pub today: String,
-    /// How many requests are overdue.
-    pub total: usize,
-    /// How many per right.
-    pub by_kind: std::collections::BTreeMap<RightKind, usize>,
+    /// How many requests are overdue (for the manager, below the threshold `"< N"`).
+    pub total: Count,
+    /// How many per right, likewise.
+    pub by_kind: std::collections::BTreeMap<RightKind, Count>,
     /// Each overdue request: for the privacy officer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<Vec<RequestView>>,
@@ -691,6 +973,22 @@ pub struct RulingView {
     /// The day.
     #[schema(format = Date)]
     pub on: String,
+    /// A refusal's legal ground.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ground: Option<RefusalGround>,
+    /// The ground, in Dutch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub ground_label: Option<&'static str>,
+    /// What granting did, as a code with counts (`erased_items entries=2 documents=2`,
+    /// `dossier_destroyed documents=6 changes=40`, `rectified entries=1 documents=1`); for a
+    /// refusal on `retention_duty`, the regimes that impose it (`retention regimes=jeugdwet:20y
+    /// destroy_by=2046-05-01`, or `retention dossier_open`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The weighing an objection was decided on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weighing: Option<String>,
 }
 
 /// An escalation as shown.
@@ -711,10 +1009,15 @@ pub struct EscalationView {
 }
 
 fn ruling_view(r: &Ruling) -> RulingView {
+    let ground = r.ground.as_deref().and_then(RefusalGround::from_code);
     RulingView {
         verdict: r.verdict,
         reasons: r.reasons.clone(),
         on: r.on.clone(),
+        ground,
+        ground_label: ground.map(RefusalGround::label_nl),
+        outcome: r.outcome.clone(),
+        weighing: r.weighing.clone(),
     }
 }
 

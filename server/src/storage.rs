@@ -641,8 +641,9 @@ impl Store {
     }
 
     /// Replaces document `old` by `new` holding only `snapshot`, in one transaction: the old
-    /// document's changes, snapshot and sync states are deleted, and `old` is retired so that
-    /// it is refused forever; earlier ids retired in its favour now point to `new`.
+    /// document's changes, snapshot, sync states and quarantined batches are deleted, and `old`
+    /// is retired so that it is refused forever; earlier ids retired in its favour now point to
+    /// `new`. What the deletion leaves on disk: [`Store::wipe_freed_pages`].
     pub async fn replace_document(
         &self,
         old: DocumentId,
@@ -657,6 +658,8 @@ impl Store {
             "DELETE FROM changes WHERE document = $1",
             "DELETE FROM snapshots WHERE document = $1",
             "DELETE FROM sync_states WHERE document = $1",
+            "DELETE FROM quarantine WHERE document = $1",
+            "DELETE FROM view_projections WHERE view = $1",
             "DELETE FROM documents WHERE id = $1",
         ] {
             sqlx::query(sql)

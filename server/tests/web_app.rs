@@ -271,3 +271,10 @@ fn the_web_app_works_in_headless_chromium_against_the_real_server() {
 fn every_face_is_accessible_at_tablet_and_phone_width() {
     browser_tests("test/faces.test.mjs");
 }
+
+/// A resident files a rights request and reads its status; the worker refuses it with its
+/// legal ground; both screens pass axe-core (issue 16).
+#[test]
+fn a_resident_files_a_rights_request_and_the_worker_decides_it_in_the_browser() {
+    browser_tests("test/rights.test.mjs");
+}

@@ -6,15 +6,17 @@ import type { CaseloadEntry, MaatwerkDocument, ViewDocument } from "@regie/clien
 
 import { t, type MessageKey } from "./i18n"
 import { PlanEditor } from "./plan"
+import { MyRequests } from "./rights"
 import type { Sync } from "./session"
 import { attempt, useDoc, useSync } from "./ui"
 
-type Tab = "plan" | "recorded" | "looked" | "decisions"
+type Tab = "plan" | "recorded" | "looked" | "decisions" | "requests"
 const TABS: [Tab, MessageKey][] = [
   ["plan", "resident.title"],
   ["recorded", "resident.recorded"],
   ["looked", "resident.looked"],
   ["decisions", "resident.decisions"],
+  ["requests", "resident.requests"],
 ]
 
 export function ResidentFace({ sync }: { sync: Sync }) {
@@ -36,6 +38,7 @@ export function ResidentFace({ sync }: { sync: Sync }) {
       {tab === "recorded" && (view ? <Recorded sync={sync} entry={view} /> : <p>{t("resident.noEntries")}</p>)}
       {tab === "looked" && <Looked sync={sync} />}
       {tab === "decisions" && <Decisions sync={sync} entries={maatwerk} />}
+      {tab === "requests" && <MyRequests sync={sync} dossier={(plan ?? view)?.dossier} />}
     </>
   )
 }

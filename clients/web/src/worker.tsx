@@ -5,6 +5,7 @@ import type { CaseloadEntry, MetaDocument, RecordDocument } from "@regie/client/
 
 import { t, type MessageKey } from "./i18n"
 import { PlanEditor } from "./plan"
+import { DossierRequests } from "./rights"
 import type { Sync } from "./session"
 import { Field, attempt, newId, useDoc, useSync } from "./ui"
 
@@ -75,8 +76,8 @@ export function WorkerFace({ sync }: { sync: Sync }) {
   )
 }
 
-type Tab = "plan" | "record" | "triage" | "consents" | "shares"
-const TABS: Tab[] = ["plan", "record", "triage", "consents", "shares"]
+type Tab = "plan" | "record" | "triage" | "consents" | "shares" | "requests"
+const TABS: Tab[] = ["plan", "record", "triage", "consents", "shares", "requests"]
 
 function Dossier({ sync, entries, onBack }: { sync: Sync; entries: CaseloadEntry[]; onBack: () => void }) {
   const [tab, setTab] = useState<Tab>("plan")
@@ -118,6 +119,7 @@ function Dossier({ sync, entries, onBack }: { sync: Sync; entries: CaseloadEntry
         {tab === "triage" && by("record") && <Triage sync={sync} entry={by("record")!} />}
         {tab === "consents" && by("record") && <Consents sync={sync} entry={by("record")!} dossier={entries[0].dossier} />}
         {tab === "shares" && <Shares sync={sync} dossier={entries[0].dossier} persons={persons} />}
+        {tab === "requests" && <DossierRequests sync={sync} dossier={entries[0].dossier} />}
       </div>
     </section>
   )

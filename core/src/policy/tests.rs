@@ -535,6 +535,7 @@ fn arb_relationships() -> impl Strategy<Value = Relationships> {
                     applicants,
                     closed,
                     restricted: Vec::new(),
+                    contributions: Vec::new(),
                 }
             },
         )
@@ -1106,4 +1107,84 @@ fn r21_no_record_entry_is_written_about_a_restricted_person_and_others_as_before
     );
     rel.restricted.clear();
     assert!(about("w1", &[p1], &rel).is_allowed(), "lifted");
+}
+
+#[test]
+fn r15_a_contribution_goes_on_only_to_recipients_its_contributor_agreed_to() {
+    use crate::relationship::Contribution;
+    use crate::share::{Ground, Recipient, ShareRequest, Triage};
+    let mut rel = dossier();
+    let items: std::collections::BTreeSet<String> = ["e1".to_owned(), "e2".to_owned()].into();
+    let triage = Triage {
+        id: "t1".into(),
+        moment: "share".into(),
+        recipient: Some("backoffice".into()),
+        items: items.clone(),
+        argued: true,
+        discussed_or_explained: true,
+        superseded: false,
+    };
+    let subjects = [PersonId::new("p1").unwrap()];
+    let ask = |who: &str, rel: &Relationships| {
+        decide(
+            &cast(who),
+            Action::Share(ShareRequest {
+                recipient: &Recipient::Backoffice,
+                items: &items,
+                triage: Some(&triage),
+                ground: Ground::Application,
+                subjects: &subjects,
+            }),
+            rel,
+            NOW,
+        )
+    };
+    assert!(
+        ask("w1", &rel).is_allowed(),
+        "nothing contributed: as before"
+    );
+    rel.contributions = vec![Contribution {
+        entry: "e2".into(),
+        contributor: "partner:ggd".into(),
+        agreed: vec!["partner:veiligthuis".into()],
+    }];
+    assert_eq!(
+        ask("w1", &rel),
+        Decision::Deny(DenyReason::ContributorAgreementMissing),
+        "an agreement for another recipient does not count"
+    );
+    rel.contributions[0].agreed.push("backoffice".into());
+    assert!(ask("w1", &rel).is_allowed(), "agreed");
+    // What a worker brought in themselves, they share on their own triage.
+    rel.contributions[0] = Contribution {
+        entry: "e2".into(),
+        contributor: "w1".into(),
+        agreed: Vec::new(),
+    };
+    assert!(ask("w1", &rel).is_allowed());
+    assert_eq!(
+        ask("w2", &rel),
+        Decision::Deny(DenyReason::ContributorAgreementMissing)
+    );
+}
+
+#[test]
+fn r15_the_contributor_or_an_assigned_worker_records_the_agreement() {
+    let rel = dossier();
+    let agree = |who: &str, contributor: &str| {
+        decide(&cast(who), Action::AgreeOnward { contributor }, &rel, NOW).is_allowed()
+    };
+    assert!(agree("ggd", "partner:ggd"), "the partner for itself");
+    assert!(
+        !agree("ggd", "partner:veiligthuis"),
+        "not for another partner"
+    );
+    assert!(!agree("ggd", "w2"));
+    assert!(
+        agree("w1", "partner:ggd"),
+        "an assigned worker, for the contributor"
+    );
+    for who in ["manager", "fg", "admin", "bo", "res_p1", "otherteam"] {
+        assert!(!agree(who, "partner:ggd"), "{who}");
+    }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use regie_core::id::{DossierId, PersonId};
-use regie_core::rights::{RightKind, Verdict};
+use regie_core::rights::{ErasureScope, RefusalGround, RightKind, Verdict};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::oversight::{format, respond};
 use super::params::Params;
 use super::{ApiError, ApiResult, AppState, Caller, doc, dossier_id};
-use crate::rights::{self, Filing, Overdue, RequestView};
+use crate::rights::{self, Correction, DecisionInput, Filing, Overdue, RequestView};
 
 /// A request a resident files.
 #[derive(Deserialize, ToSchema)]
@@ -65,6 +65,21 @@ pub(super) struct NewRuling {
     /// Required for a refusal and for every escalation decision.
     #[serde(default)]
     reasons: String,
+    /// A request's refusal: its legal ground, required for an erasure, a rectification or an
+    /// objection (retention_duty, others_interest, legal_claims for an erasure; opinion,
+    /// accurate for a rectification; compelling_grounds for an objection; unfounded for any).
+    #[serde(default)]
+    ground: Option<RefusalGround>,
+    /// A granted erasure: `items` (the person's items leave every document, by replacement) or
+    /// `dossier` (the whole dossier of this one person is destroyed, with proof).
+    #[serde(default)]
+    scope: Option<ErasureScope>,
+    /// A granted rectification: the facts and their corrected text.
+    #[serde(default)]
+    corrections: Vec<Correction>,
+    /// An objection: the weighing it is decided on (required either way).
+    #[serde(default)]
+    weighing: Option<String>,
 }
 
 /// An escalation of a refusal (R22).
@@ -222,14 +237,14 @@ pub(super) async fn extend(
 #[utoipa::path(
     post,
     path = "/api/v1/requests/{request}/decision",
-    summary = r#"An assigned worker decides a rights request; a refusal needs its reasons and can then be escalated (R21, R22)"#,
+    summary = r#"An assigned worker decides a rights request; a refusal needs its reasons (and for an erasure, rectification or objection its legal ground) and can then be escalated (R21, R22). Granting an erasure erases the person's items from every document by replacement, or destroys the dossier of this one person with proof; granting a rectification replaces the corrected facts' text without history; an objection is decided on a recorded weighing"#,
     params(("request" = String, Path, description = "The request's id")),
     request_body = NewRuling,
     responses(
         (status = 200, description = "Decided", body = RequestView),
-        (status = 400, description = "text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 400, description = "text_required, text_too_long, ground_required, ground_not_applicable, ground_not_allowed, weighing_required, scope_required, corrections_required, no_such_entry, opinion_not_rectified; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
         (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
-        (status = 409, description = "decided_already", body = doc::ErrorBody),
+        (status = 409, description = "decided_already; others_in_dossier: the whole dossier cannot be erased while it holds other persons", body = doc::ErrorBody),
         doc::JsonBody,
     )
 )]
@@ -240,8 +255,16 @@ pub(super) async fn decide(
     Json(body): Json<NewRuling>,
 ) -> ApiResult<Json<RequestView>> {
     let at = OffsetDateTime::now_utc();
+    let input = DecisionInput {
+        verdict: body.verdict,
+        reasons: body.reasons,
+        ground: body.ground,
+        scope: body.scope,
+        corrections: body.corrections,
+        weighing: body.weighing,
+    };
     Ok(Json(
-        rights::decide_request(&state.hub, &who, &request, body.verdict, &body.reasons, at).await?,
+        rights::decide_request(&state.hub, &who, &request, input, at).await?,
     ))
 }
 
@@ -302,7 +325,7 @@ pub(super) async fn decide_escalation(
 #[utoipa::path(
     get,
     path = "/api/v1/teams/{team}/rights-requests/overdue",
-    summary = r#"Overdue rights requests of a team: counts per right for its manager, each request for the privacy officer (audited)"#,
+    summary = r#"Overdue rights requests of a team: counts per right for its manager (below the small-count threshold shown as "< 5", R27), each request with exact counts for the privacy officer (audited)"#,
     params(("team" = regie_core::id::TeamId, Path, description = "The team")),
     responses(
         (status = 200, description = "The overdue register", body = Overdue),
@@ -320,7 +343,10 @@ pub(super) async fn overdue(
         .parse()
         .map_err(|_| ApiError::bad_request("not a team id"))?;
     let at = OffsetDateTime::now_utc();
-    Ok(Json(rights::overdue(&state.hub, &who, team, at).await?))
+    let threshold = usize::from(state.oversight.small_count_threshold);
+    Ok(Json(
+        rights::overdue(&state.hub, &who, team, threshold, at).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -386,4 +412,119 @@ pub(super) async fn lift_restriction(
     let at = OffsetDateTime::now_utc();
     rights::lift_restriction(&state.hub, &who, dossier_id(&id)?, &person, at).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A case-conference contribution (R15).
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewContribution {
+    /// The record entry brought in.
+    entry: String,
+    /// Who brought it in: a user id, or `partner:<org>`.
+    contributor: String,
+    /// The day of the case conference, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    conference_on: String,
+}
+
+/// A contributor's agreement to share their contribution onward (R15).
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewAgreement {
+    /// The recipient: `backoffice` or `partner:<org>`.
+    recipient: String,
+    /// The day the contributor agreed, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    agreed_on: String,
+}
+
+/// A contribution as recorded.
+#[derive(serde::Serialize, ToSchema)]
+pub(super) struct ContributionView {
+    /// The record entry.
+    entry: String,
+    /// Who brought it in.
+    contributor: String,
+    /// The recipients they agreed to.
+    agreed: Vec<String>,
+}
+
+impl From<regie_core::relationship::Contribution> for ContributionView {
+    fn from(c: regie_core::relationship::Contribution) -> Self {
+        ContributionView {
+            entry: c.entry,
+            contributor: c.contributor,
+            agreed: c.agreed,
+        }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/contributions",
+    summary = r#"An assigned worker records a record entry brought into a case conference with its contributor (R15); sharing it onward then needs that contributor's recorded agreement"#,
+    params(("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found")),
+    request_body = NewContribution,
+    responses(
+        (status = 201, description = "Recorded", body = ContributionView),
+        (status = 400, description = "invalid_contributor, invalid_date, no_such_entry; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's", body = doc::ErrorBody),
+        (status = 409, description = "contributed_already", body = doc::ErrorBody),
+        doc::JsonBody,
+    )
+)]
+pub(super) async fn contribute(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewContribution>,
+) -> ApiResult<(StatusCode, Json<ContributionView>)> {
+    let dossier = dossier_id(&id)?;
+    let at = OffsetDateTime::now_utc();
+    let made = crate::conference::contribute(
+        &state.hub,
+        &who,
+        dossier,
+        &body.entry,
+        &body.contributor,
+        &body.conference_on,
+        at,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(made.into())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/dossiers/{id}/contributions/{entry}/agreements",
+    summary = r#"The contributor (a user of the involved chain partner for partner:<org>), or an assigned worker for them, records the agreement to share a case-conference contribution onward with one recipient (R15)"#,
+    params(
+        ("id" = regie_core::id::DossierId, Path, description = "The dossier; an id that is not a dossier id is not_found"),
+        ("entry" = String, Path, description = "The contributed record entry"),
+    ),
+    request_body = NewAgreement,
+    responses(
+        (status = 200, description = "Recorded", body = ContributionView),
+        (status = 400, description = "invalid_recipient, invalid_date; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such dossier, or not the caller's; no_such_contribution", body = doc::ErrorBody),
+        doc::JsonBody,
+    )
+)]
+pub(super) async fn agree_onward(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((id, entry)): Path<(String, String)>,
+    Json(body): Json<NewAgreement>,
+) -> ApiResult<Json<ContributionView>> {
+    let dossier = dossier_id(&id)?;
+    let at = OffsetDateTime::now_utc();
+    let agreed = crate::conference::agree(
+        &state.hub,
+        &who,
+        dossier,
+        &entry,
+        &body.recipient,
+        &body.agreed_on,
+        at,
+    )
+    .await?;
+    Ok(Json(agreed.into()))
 }

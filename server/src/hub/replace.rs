@@ -7,13 +7,14 @@
 //! new one.
 
 use automerge::Automerge;
-use regie_core::id::{DocumentKey, PersonId};
+use regie_core::document;
+use regie_core::id::{DocumentKey, DocumentKind, DossierId, PersonId};
 use regie_core::policy::{Action, decide};
 use regie_core::principal::Principal;
 use regie_core::projection::{self, ViewEntry};
 use regie_sync_protocol::{DocumentId, Message};
 
-use super::{Hub, HubError, now};
+use super::{DocInner, Hub, HubError, now};
 
 impl Hub {
     /// Whether updating `view` to `keep` and `changed` would delete anything from it.
@@ -44,13 +45,29 @@ impl Hub {
         let slot = self.slot(view, dossier, &key).await?;
         let inner = slot.inner.lock().await;
         let mut fresh = projection::rebuild(&inner.doc, record, person);
+        self.swap(view, dossier, &key, &inner, &fresh.save()).await
+    }
+
+    /// Stores `snapshot` as the document that replaces `old` (whose lock the caller holds as
+    /// `inner`): the old changes destroyed in one transaction, the new id taken into memory, every
+    /// connection holding `old` told `replaced`, and `old` refused forever. A write that was
+    /// waiting for `old`'s lock meanwhile cannot land: its changes would reference a document
+    /// row that no longer exists, which the foreign key refuses.
+    pub(super) async fn swap(
+        &self,
+        old: DocumentId,
+        dossier: DossierId,
+        key: &DocumentKey,
+        inner: &DocInner,
+        snapshot: &[u8],
+    ) -> Result<DocumentId, HubError> {
         let new = DocumentId::new_random();
         self.store
-            .replace_document(view, new, dossier, &key, &fresh.save(), now())
+            .replace_document(old, new, dossier, key, snapshot, now())
             .await?;
         {
             let mut by_doc = self.by_document.write();
-            by_doc.remove(&view);
+            by_doc.remove(&old);
             by_doc.insert(new, (dossier, key.clone()));
         }
         if let Some(entry) = self.dossiers.write().get_mut(&dossier) {
@@ -58,26 +75,64 @@ impl Hub {
         }
         {
             let mut retired = self.retired.write();
-            for target in retired.values_mut().filter(|t| **t == view) {
+            for target in retired.values_mut().filter(|t| **t == old) {
                 *target = new;
             }
-            retired.insert(view, new);
+            retired.insert(old, new);
         }
-        self.slots.lock().pop(&view);
+        self.slots.lock().pop(&old);
         let sessions = self.sessions.read();
         for session in inner.peers.keys() {
             let Some(handle) = sessions.get(session) else {
                 continue;
             };
-            handle.docs.lock().remove(&view);
+            handle.docs.lock().remove(&old);
             handle.send(&Message::Replaced {
                 sender_id: self.peer_id.clone(),
                 target_id: handle.peer.clone(),
-                document_id: view,
+                document_id: old,
                 new_document_id: new,
             });
         }
         Ok(new)
+    }
+
+    /// Rewrites document `id` by `edit` on a fork and replaces it by a copy of the result
+    /// without history (R20, R21): nothing `edit` deleted or overwrote stays in any byte the
+    /// store or a device holds afterwards. Returns the new id, or `None` when `edit` changed
+    /// nothing (the document is left as it is). A record's views are projected again, so a
+    /// view that loses content is replaced too.
+    pub(crate) async fn rewrite(
+        &self,
+        id: DocumentId,
+        edit: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+            DocumentKind,
+        ) -> Result<usize, automerge::AutomergeError>,
+    ) -> Result<Option<DocumentId>, HubError> {
+        let Some((dossier, key)) = self.locate(id) else {
+            return Ok(None);
+        };
+        let slot = self.slot(id, dossier, &key).await?;
+        let inner = slot.inner.lock().await;
+        let mut fork = inner.doc.fork();
+        let mut tx = fork.transaction();
+        let changed =
+            edit(&mut tx, key.kind()).map_err(|e| HubError::Corrupt(id, e.to_string()))?;
+        tx.commit();
+        if changed == 0 {
+            return Ok(None);
+        }
+        let mut fresh = regie_core::document::rewrite::without_history(&fork);
+        document::validate(key.kind(), &fresh).map_err(HubError::Schema)?;
+        let new = self.swap(id, dossier, &key, &inner, &fresh.save()).await?;
+        drop(inner);
+        if key == DocumentKey::Record {
+            let record = Automerge::load(&fresh.save())
+                .map_err(|e| HubError::Corrupt(new, e.to_string()))?;
+            self.project_record(dossier, &record, None, 0).await?;
+        }
+        Ok(Some(new))
     }
 
     /// The document that replaces retired `old`, if `who` may sync it; otherwise `None`, so

@@ -103,6 +103,8 @@ impl Store {
             "DELETE FROM tasks WHERE dossier = $1",
             "DELETE FROM break_glass_requests WHERE dossier = $1",
             "DELETE FROM signals WHERE dossier = $1",
+            "DELETE FROM contribution_agreements WHERE dossier = $1",
+            "DELETE FROM contributions WHERE dossier = $1",
             "DELETE FROM dossiers WHERE id = $1",
         ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await?;

@@ -69,6 +69,27 @@ pub struct Ruling {
     pub by: String,
     /// On which day.
     pub on: String,
+    /// A refusal's legal ground (a request's decision only), e.g. `retention_duty`.
+    pub ground: Option<String>,
+    /// What granting it did, as a code with counts and no content (a request's decision only).
+    pub outcome: Option<String>,
+    /// The weighing of an objection (a request's decision only).
+    pub weighing: Option<String>,
+}
+
+impl Ruling {
+    /// A plain decision: no ground, outcome or weighing.
+    pub fn plain(verdict: Verdict, reasons: String, by: String, on: String) -> Ruling {
+        Ruling {
+            verdict,
+            reasons,
+            by,
+            on,
+            ground: None,
+            outcome: None,
+            weighing: None,
+        }
+    }
 }
 
 /// One escalation of a refusal (R22).
@@ -130,6 +151,12 @@ fn ruling(r: &AnyRow, prefix: &str, table: &'static str) -> Result<Option<Ruling
             reasons: opt_text(r, reasons).unwrap_or_default(),
             by: opt_text(r, by).unwrap_or_default(),
             on: opt_text(r, on).unwrap_or_default(),
+            ground: prefix
+                .is_empty()
+                .then(|| opt_text(r, "refusal_ground"))
+                .flatten(),
+            outcome: prefix.is_empty().then(|| opt_text(r, "outcome")).flatten(),
+            weighing: prefix.is_empty().then(|| opt_text(r, "weighing")).flatten(),
         })),
     }
 }
@@ -260,12 +287,16 @@ impl Store {
             .rows_affected(),
             RightsEdit::Decide(r) => sqlx::query(
                 "UPDATE rights_requests SET verdict = $1, verdict_reasons = $2, decided_by = $3, \
-                 decided_on = $4 WHERE id = $5 AND verdict IS NULL",
+                 decided_on = $4, refusal_ground = $5, outcome = $6, weighing = $7 \
+                 WHERE id = $8 AND verdict IS NULL",
             )
             .bind(r.verdict.code())
             .bind(&r.reasons)
             .bind(&r.by)
             .bind(&r.on)
+            .bind(r.ground.clone())
+            .bind(r.outcome.clone())
+            .bind(r.weighing.clone())
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -630,5 +661,58 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// After rows holding content were deleted and committed (a document replaced on erasure or
+    /// rectification, R20/R21): SQLite's `secure_delete` zeroed the freed pages in the database
+    /// file, and the WAL, which still holds the old page images, is checkpointed and truncated.
+    /// PostgreSQL has no equivalent: the rows are gone for every query at commit, their bytes
+    /// stay in the table files until VACUUM reuses the space (and in WAL archives and backups
+    /// as long as those are kept), as `Dialect::after_destruction` says.
+    pub async fn wipe_freed_pages(&self) -> Result<()> {
+        self.dialect.after_destruction(&self.pool).await
+    }
+}
+
+impl Store {
+    /// Every case-conference contribution with the recipients its contributor agreed to (R15),
+    /// by dossier (loaded once at start; the hub keeps them current).
+    pub async fn contributions(
+        &self,
+    ) -> Result<Vec<(DossierId, regie_core::relationship::Contribution)>> {
+        let mut out: Vec<(DossierId, regie_core::relationship::Contribution)> = Vec::new();
+        for r in sqlx::query(
+            "SELECT dossier, entry, contributor FROM contributions ORDER BY dossier, recorded_at, entry",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            out.push((
+                parse(r.get::<&str, _>(0), "contributions")?,
+                regie_core::relationship::Contribution {
+                    entry: r.get(1),
+                    contributor: r.get(2),
+                    agreed: Vec::new(),
+                },
+            ));
+        }
+        for r in sqlx::query(
+            "SELECT dossier, entry, recipient FROM contribution_agreements ORDER BY agreed_on, recipient",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let dossier: DossierId = parse(r.get::<&str, _>(0), "contribution_agreements")?;
+            let entry: String = r.get(1);
+            if let Some((_, c)) = out
+                .iter_mut()
+                .find(|(d, c)| *d == dossier && c.entry == entry)
+            {
+                c.agreed.push(r.get(2));
+            }
+        }
+        Ok(out)
     }
 }

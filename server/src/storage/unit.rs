@@ -85,6 +85,29 @@ pub enum RelationEdit {
     /// Use up the warned break-glass request under this confirmation-token hash (R2): its
     /// grant commits only if the request is still there, so a token grants once.
     ConsumeBreakGlass(String),
+    /// A case-conference contribution (R15): record entry `entry`, brought in by
+    /// `contributor` at the conference of `conference_on`; nothing when recorded already.
+    Contribute {
+        /// The record entry.
+        entry: String,
+        /// A user id, or `partner:<org>`.
+        contributor: String,
+        /// The day of the conference, `YYYY-MM-DD`.
+        conference_on: String,
+        /// Who recorded it.
+        by: String,
+    },
+    /// The contributor's agreement to share `entry` onward with `recipient` (R15).
+    AgreeOnward {
+        /// The record entry.
+        entry: String,
+        /// The recipient, as `Recipient::code`.
+        recipient: String,
+        /// The day the agreement was given.
+        agreed_on: String,
+        /// Who recorded it.
+        by: String,
+    },
     /// Close the dossier (R18) with its destroy-by date, if it has one (R23).
     Close {
         /// The date the dossier is destroyed.
@@ -244,6 +267,35 @@ impl Store {
                 .bind(on)
                 .bind(request)
                 .bind(&dossier),
+                RelationEdit::Contribute {
+                    entry,
+                    contributor,
+                    conference_on,
+                    by,
+                } => sqlx::query(
+                    "INSERT INTO contributions (dossier, entry, contributor, conference_on, recorded_by, recorded_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&dossier)
+                .bind(entry)
+                .bind(contributor)
+                .bind(conference_on)
+                .bind(by)
+                .bind(&at),
+                RelationEdit::AgreeOnward {
+                    entry,
+                    recipient,
+                    agreed_on,
+                    by,
+                } => sqlx::query(
+                    "INSERT INTO contribution_agreements (dossier, entry, recipient, agreed_on, recorded_by)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&dossier)
+                .bind(entry)
+                .bind(recipient)
+                .bind(agreed_on)
+                .bind(by),
                 RelationEdit::ConsumeBreakGlass(token_hash) => sqlx::query(
                     "DELETE FROM break_glass_requests WHERE token_hash = $1 AND dossier = $2",
                 )

@@ -232,7 +232,7 @@ async fn two_tablets_and_a_resident_edit_the_plan_offline_and_converge_in_any_re
 
 /// Every text a device stored: the decoded operations of each stored change and snapshot, the
 /// materialized documents, and the raw bytes of the store files.
-async fn stored_texts(c: &Client, dir: &Path) -> Vec<String> {
+pub(crate) async fn stored_texts(c: &Client, dir: &Path) -> Vec<String> {
     let mut texts = Vec::new();
     c.store().checkpoint().await.unwrap();
     for stored in c.store().stored_bytes().await.unwrap() {

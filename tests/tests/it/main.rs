@@ -9,6 +9,7 @@ mod audience;
 mod audit;
 mod bounds;
 mod client;
+mod erasure;
 mod extract;
 mod frame;
 mod house;

@@ -270,8 +270,11 @@ async fn a_request_received_on_31_january_is_due_at_the_end_of_february_and_show
     assert_eq!(status, 200);
     let listed = detail["requests"].as_array().unwrap();
     if overdue {
-        assert_eq!(counts["total"], 1);
-        assert_eq!(counts["by_kind"]["rectification"], 1);
+        // A team of two: one late request would point at its worker, so the manager reads
+        // "< 5"; the privacy officer, who sees each request anyway, the exact count.
+        assert_eq!(counts["total"], "< 5", "{counts}");
+        assert_eq!(counts["by_kind"]["rectification"], "< 5");
+        assert_eq!(detail["total"], 1);
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0]["id"], id);
         assert_eq!(listed[0]["subject"], "p-daan");
@@ -431,11 +434,17 @@ async fn a_refused_request_is_escalated_to_the_manager_then_to_the_privacy_offic
         "worker",
         id,
         "decision",
-        json!({ "verdict": "refused", "reasons": "bewaarplicht Jeugdwet (R23)" }),
+        json!({ "verdict": "refused", "reasons": "bewaarplicht Jeugdwet (R23)", "ground": "retention_duty" }),
     )
     .await;
     assert_eq!(status, 200, "{refused}");
     assert_eq!(refused["status"], "refused");
+    // The legal ground, in the resident's words too.
+    assert_eq!(refused["decision"]["ground"], "retention_duty");
+    assert_eq!(
+        refused["decision"]["ground_label"],
+        "wettelijke bewaarplicht"
+    );
     assert_eq!(refused["can_escalate_to"], "manager");
     let (status, body) = act(
         &server,
@@ -1296,4 +1305,53 @@ async fn the_small_count_threshold_is_configurable() {
     assert_eq!(report["shares_by_ground"]["consent"], 1);
     assert_eq!(report["shares_by_ground"]["application"], 1);
     assert_eq!(report["break_glass_uses"], "< 1");
+}
+
+/// Every number in a JSON value, wherever it is.
+fn numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64()),
+        Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+        Value::Object(o) => o.values().for_each(|x| numbers(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_team_of_two_s_manager_sees_no_overdue_count_below_five() {
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let two_months_ago = rights::due_after(rights::parse_date(&today()).unwrap(), -2)
+        .unwrap()
+        .to_string();
+    for (subject, kind) in [("p-sanne", "access"), ("p-daan", "erasure")] {
+        let (status, filed) = server
+            .api(
+                &server.token("worker"),
+                "POST",
+                &format!("/api/v1/dossiers/{}/requests", house.id),
+                json!({ "subject": subject, "kind": kind, "received_on": two_months_ago }),
+            )
+            .await;
+        assert_eq!(status, 201, "{filed}");
+        assert_eq!(filed["overdue"], true);
+    }
+    let path = "/api/v1/teams/team-noord/rights-requests/overdue";
+    let (status, summary) = server
+        .api(&server.token("manager"), "GET", path, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let mut shown = Vec::new();
+    numbers(&summary, &mut shown);
+    assert!(
+        shown.iter().all(|n| *n >= 5.0),
+        "no count below five: {summary}"
+    );
+    assert_eq!(summary["total"], "< 5");
+    assert_eq!(summary["by_kind"]["erasure"], "< 5");
+    let (_, detail) = server
+        .api(&server.token("privacy_officer"), "GET", path, Value::Null)
+        .await;
+    assert_eq!(detail["total"], 2, "the privacy officer reads each request");
+    assert_eq!(detail["requests"].as_array().unwrap().len(), 2);
 }

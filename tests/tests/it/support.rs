@@ -801,3 +801,54 @@ pub(crate) async fn join_refusal(server: &TestServer, who: &str, storage: &str) 
         Err(other) => panic!("no answer to join: {other}"),
     }
 }
+
+/// Whether the server's store holds `text`. SQLite: in any byte of its files on disk (main
+/// file and WAL). PostgreSQL: in any text or bytes column of any row its tables answer with; its
+/// files belong to the database server, where deleted rows stay until VACUUM (what destruction
+/// can and cannot promise there is in server/src/storage/retention.rs).
+pub(crate) async fn store_holds(dir: &std::path::Path, text: &str) -> bool {
+    use sqlx::Row;
+    if test_database() == TestDatabase::Sqlite {
+        return std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
+            .any(|b| String::from_utf8_lossy(&b).contains(text));
+    }
+    let pool = database_file(dir).await;
+    let columns = sqlx::query(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND data_type IN ('text', 'bytea')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for c in &columns {
+        let (table, column, kind): (String, String, String) = (c.get(0), c.get(1), c.get(2));
+        let found = if kind == "bytea" {
+            format!(
+                "SELECT COUNT(*) FROM {table} WHERE position(convert_to($1, 'UTF8') in {column}) > 0"
+            )
+        } else {
+            format!("SELECT COUNT(*) FROM {table} WHERE strpos({column}, $1) > 0")
+        };
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(found))
+            .bind(text)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Appends a `record` entry of kind `fact` (an analysis) with this id about `subjects`.
+pub(crate) fn fact(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) {
+    use automerge::transaction::Transactable;
+    entry(d, id, subjects, body);
+    let entries = d.get(automerge::ROOT, "entries").unwrap().unwrap().1;
+    let e = d.get(&entries, d.length(&entries) - 1).unwrap().unwrap().1;
+    d.put(&e, "kind", "fact").unwrap();
+    d.put(&e, "category", "analysis").unwrap();
+}
