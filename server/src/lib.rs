@@ -83,8 +83,13 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
             "resident views projected again on start"
         );
     }
+    let hub = Arc::new(hub);
+    // Several instances on one PostgreSQL database: follow the others' commits (issue 17).
+    hub.follow()
+        .await
+        .context("cannot follow the change feed of other instances")?;
     Ok(AppState {
-        hub: Arc::new(hub),
+        hub,
         auth,
         oversight: args.oversight.clone(),
         lifecycle: Lifecycle::default(),
@@ -194,16 +199,17 @@ pub async fn run_with(
                 last_consent_sweep = Some(std::time::Instant::now());
                 let today = time::OffsetDateTime::now_utc().date();
                 let started = std::time::Instant::now();
-                let swept = hub.sweep_consent_shares(today).await;
+                // Once across instances: the one holding the sweep lock runs them.
+                let swept = hub.sweep_alone(hub.sweep_consent_shares(today)).await;
                 metrics::swept("consent_shares", started, swept.is_ok());
                 if let Err(e) = swept {
                     tracing::error!(error = %e, "could not sweep consent shares");
                 }
                 let started = std::time::Instant::now();
-                let destroyed = hub.destroy_due(today).await;
+                let destroyed = hub.sweep_alone(hub.destroy_due(today)).await;
                 metrics::swept("retention", started, destroyed.is_ok());
                 match destroyed {
-                    Ok(proofs) if !proofs.is_empty() => {
+                    Ok(Some(proofs)) if !proofs.is_empty() => {
                         tracing::info!(
                             dossiers = proofs.len(),
                             "destroyed at the end of retention"

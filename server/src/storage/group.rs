@@ -12,7 +12,7 @@ use sqlx::AnyPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
-use super::{Chain, Result, StorageError, insert_changes};
+use super::{Chain, Result, StorageError};
 use crate::audit::AuditEvent;
 
 /// At most this many batches share one commit.
@@ -35,6 +35,7 @@ pub(super) fn start(
     pool: AnyPool,
     dialect: Dialect,
     tail: Arc<Mutex<Vec<u8>>>,
+    origin: String,
     observer: Option<CommitObserver>,
 ) -> mpsc::UnboundedSender<Pending> {
     let (send, mut receive) = mpsc::unbounded_channel::<Pending>();
@@ -47,7 +48,7 @@ pub(super) fn start(
                     Err(_) => break,
                 }
             }
-            match commit(&pool, dialect, &tail, &group, observer.as_ref()).await {
+            match commit(&pool, dialect, &tail, &origin, &group, observer.as_ref()).await {
                 Ok(seqs) => {
                     for (pending, seq) in group.into_iter().zip(seqs) {
                         let _ = pending.done.send(Ok(seq));
@@ -63,6 +64,7 @@ pub(super) fn start(
                             &pool,
                             dialect,
                             &tail,
+                            &origin,
                             std::slice::from_ref(&pending),
                             observer.as_ref(),
                         )
@@ -82,6 +84,7 @@ async fn commit(
     pool: &AnyPool,
     dialect: Dialect,
     tail: &Mutex<Vec<u8>>,
+    origin: &str,
     group: &[Pending],
     observer: Option<&CommitObserver>,
 ) -> Result<Vec<i64>> {
@@ -91,7 +94,19 @@ async fn commit(
     let mut seqs = Vec::with_capacity(group.len());
     for pending in group {
         let changes: Vec<&[u8]> = pending.changes.iter().map(Vec::as_slice).collect();
-        seqs.push(insert_changes(&mut tx, pending.doc, pending.after_seq, &changes).await?);
+        // Several instances (issue 17): appended only after the sequence the writer validated
+        // against, with a feed entry for the other instances (`feed.rs`).
+        seqs.push(
+            super::feed::append_changes(
+                &mut tx,
+                dialect,
+                origin,
+                pending.doc,
+                pending.after_seq,
+                &changes,
+            )
+            .await?,
+        );
         if let Some(ev) = &pending.audit {
             chain.append(&mut tx, ev).await?;
         }

@@ -58,6 +58,8 @@ impl Store {
         let id = dossier.to_string();
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
+        // Other instances forget it and revoke its documents (issue 17).
+        super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, dossier).await?;
         let (documents, changes, bytes): (i64, i64, i64) = sqlx::query_as(
             "SELECT
                 (SELECT COUNT(*) FROM documents WHERE dossier = $1),

@@ -8,6 +8,7 @@ mod audience;
 mod audit;
 mod bounds;
 mod client;
+mod cluster;
 mod extract;
 mod frame;
 mod house;
