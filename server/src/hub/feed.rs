@@ -11,7 +11,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-use crate::storage::feed::{FeedEntry, Heard};
+use crate::storage::feed::{Changed, FeedEntry, Heard};
 
 /// How often one batch is caught up and checked again before its error is returned.
 const ATTEMPTS: usize = 8;
@@ -94,11 +94,20 @@ impl Hub {
     async fn apply_feed(&self, entries: &[FeedEntry]) -> Result<(), HubError> {
         let mut dossiers = Vec::new();
         let mut documents = Vec::new();
+        let mut devices = false;
         for e in entries {
-            match e.document {
-                None if !dossiers.contains(&e.dossier) => dossiers.push(e.dossier),
-                Some(doc) if !documents.contains(&doc) => documents.push(doc),
+            match e.what {
+                Changed::Dossier(d) if !dossiers.contains(&d) => dossiers.push(d),
+                Changed::Document(doc) if !documents.contains(&doc) => documents.push(doc),
+                Changed::Devices => devices = true,
                 _ => {}
+            }
+        }
+        if devices {
+            for (user, device) in self.store.revoked_devices().await? {
+                if let Ok(user) = user.parse() {
+                    self.revoke_device(&user, &device);
+                }
             }
         }
         // Dossiers first: a new document (a replaced view) is known before its changes.

@@ -30,11 +30,19 @@ pub const LISTENER_NAME: &str = "regie-feed";
 pub struct FeedEntry {
     /// Its place in the feed.
     pub seq: i64,
-    /// The dossier it concerns.
-    pub dossier: DossierId,
-    /// The document whose changes committed; `None` when the dossier's state changed
-    /// (relationships, documents, closing, destruction).
-    pub document: Option<DocumentId>,
+    /// What changed.
+    pub what: Changed,
+}
+
+/// What a feed entry says changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Changes to this document committed.
+    Document(DocumentId),
+    /// This dossier's state changed (relationships, documents, closing, destruction).
+    Dossier(DossierId),
+    /// A device was reported lost.
+    Devices,
 }
 
 /// Appends `changes` to `doc` after `after_seq` inside the transaction on `conn`: on PostgreSQL
@@ -66,7 +74,7 @@ pub(super) async fn append_changes(
     }
     let seq = insert_changes(conn, doc, after_seq, changes).await?;
     sqlx::query(
-        "INSERT INTO change_feed (dossier, document, origin) SELECT dossier, id, $2 FROM documents WHERE id = $1",
+        "INSERT INTO change_feed (kind, dossier, document, origin) SELECT 'change', dossier, id, $2 FROM documents WHERE id = $1",
     )
     .bind(&id)
     .bind(origin)
@@ -88,8 +96,26 @@ pub(super) async fn dossier_changed(
         return Ok(());
     }
     dialect.lock(conn, Lock::AuditChain).await?;
-    sqlx::query("INSERT INTO change_feed (dossier, document, origin) VALUES ($1, NULL, $2)")
+    sqlx::query("INSERT INTO change_feed (kind, dossier, origin) VALUES ('dossier', $1, $2)")
         .bind(dossier.to_string())
+        .bind(origin)
+        .execute(&mut *conn)
+        .await?;
+    notify(conn, origin).await
+}
+
+/// Records inside the transaction on `conn` that a device was reported lost, so that other
+/// instances refuse and close it too (PostgreSQL; nothing on SQLite).
+pub(super) async fn devices_changed(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    origin: &str,
+) -> Result<()> {
+    if dialect == Dialect::Sqlite {
+        return Ok(());
+    }
+    dialect.lock(conn, Lock::AuditChain).await?;
+    sqlx::query("INSERT INTO change_feed (kind, origin) VALUES ('devices', $1)")
         .bind(origin)
         .execute(&mut *conn)
         .await?;
@@ -207,7 +233,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT seq, dossier, document FROM change_feed WHERE seq > $1 AND origin <> $2 ORDER BY seq LIMIT 10000",
+            "SELECT seq, kind, dossier, document FROM change_feed WHERE seq > $1 AND origin <> $2 ORDER BY seq LIMIT 10000",
         )
         .bind(after)
         .bind(&self.instance)
@@ -215,13 +241,26 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let what = match (
+                    r.get::<&str, _>(1),
+                    r.get::<Option<&str>, _>(2),
+                    r.get::<Option<&str>, _>(3),
+                ) {
+                    ("change", _, Some(doc)) => Changed::Document(parse(doc, "change_feed")?),
+                    ("dossier", Some(dossier), _) => {
+                        Changed::Dossier(parse(dossier, "change_feed")?)
+                    }
+                    ("devices", _, _) => Changed::Devices,
+                    (kind, _, _) => {
+                        return Err(StorageError::Corrupt {
+                            table: "change_feed",
+                            detail: format!("an entry of kind {kind:?} without its id"),
+                        });
+                    }
+                };
                 Ok(FeedEntry {
                     seq: r.get(0),
-                    dossier: parse(r.get::<&str, _>(1), "change_feed")?,
-                    document: r
-                        .get::<Option<&str>, _>(2)
-                        .map(|d| parse(d, "change_feed"))
-                        .transpose()?,
+                    what,
                 })
             })
             .collect()
@@ -233,7 +272,7 @@ impl Store {
             return Ok(0);
         }
         Ok(sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) FROM change_feed WHERE dossier = $1 AND document IS NULL",
+            "SELECT COALESCE(MAX(seq), 0) FROM change_feed WHERE dossier = $1 AND kind = 'dossier'",
         )
         .bind(dossier.to_string())
         .fetch_one(&self.pool)

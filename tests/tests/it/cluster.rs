@@ -333,3 +333,78 @@ async fn a_feed_listener_that_loses_its_connection_reconnects_and_catches_up() {
             .await
     );
 }
+
+#[tokio::test]
+async fn a_device_reported_lost_on_one_instance_is_closed_and_refused_on_another() {
+    let Some((a, b, _c)) = three_instances().await else {
+        return;
+    };
+    let house = seed_household(&a).await;
+    knows(&b, &house).await;
+    let mut lost = Peer::connect_as(&b, &b.token("worker"), "tablet-lost", Some("storage-lost"))
+        .await
+        .unwrap();
+    lost.request(house.doc("plan")).await;
+    let (status, breach) = a
+        .api(
+            &a.token("privacy_officer"),
+            "POST",
+            "/api/v1/breaches",
+            serde_json::json!({
+                "what": "Tablet verloren in de trein",
+                "source": { "kind": "lost_device", "user": "anna", "device": "storage-lost" },
+                "risk": "high",
+                "measures": "apparaat op afstand ingetrokken",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{breach}");
+    let mut told = None;
+    while let Some(m) = lost.next().await {
+        if let Message::Error { message } = m {
+            told = Some(message);
+        }
+    }
+    assert!(
+        told.is_some_and(|m| m.contains("reported lost")),
+        "closed on the other instance"
+    );
+    assert!(
+        join_refusal(&b, "worker", "storage-lost")
+            .await
+            .is_some_and(|m| m.contains("reported lost"))
+    );
+}
+
+#[tokio::test]
+async fn when_an_instance_stops_its_devices_continue_on_another_with_every_acknowledged_change() {
+    let Some((a, b, c)) = three_instances().await else {
+        return;
+    };
+    let house = seed_household(&a).await;
+    knows(&b, &house).await;
+    knows(&c, &house).await;
+    let plan = house.doc("plan");
+    let mut anna = open_plan(&a, "worker", plan).await;
+    let mut bram = open_plan(&b, "worker2", plan).await;
+    for round in 0..10 {
+        write_hulpvraag(&mut bram, plan, &format!(" b{round}")).await;
+    }
+    assert!(bram.wait_in_sync(plan).await, "every edit acknowledged");
+    b.stop().await;
+    // Bram's tablet reconnects to another instance and carries on.
+    let mut again = open_plan(&c, "worker2", plan).await;
+    let all = |d: &automerge::AutoCommit| {
+        let t = hulpvraag(d);
+        (0..10).all(|r| t.contains(&format!(" b{r}")))
+    };
+    assert!(
+        again.wait_for(plan, all).await,
+        "nothing acknowledged was lost"
+    );
+    write_hulpvraag(&mut again, plan, " verder op C").await;
+    assert!(
+        anna.wait_for(plan, |d| all(d) && hulpvraag(d).contains("verder op C"))
+            .await
+    );
+}
