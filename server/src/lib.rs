@@ -134,6 +134,10 @@ pub async fn serve(
     .await
 }
 
+/// How long the change feed of several instances keeps its entries: far longer than any
+/// listener's reconnect; one that was away longer loads everything again.
+const FEED_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// How [`run_with`] serves besides the API.
 #[derive(Debug, Default)]
 pub struct RunOptions {
@@ -204,6 +208,13 @@ pub async fn run_with(
                 metrics::swept("consent_shares", started, swept.is_ok());
                 if let Err(e) = swept {
                     tracing::error!(error = %e, "could not sweep consent shares");
+                }
+                // The change feed of several instances keeps a day (issue 17).
+                let started = std::time::Instant::now();
+                let pruned = hub.store().prune_feed(FEED_KEPT).await;
+                metrics::swept("change_feed", started, pruned.is_ok());
+                if let Err(e) = pruned {
+                    tracing::error!(error = %e, "could not prune the change feed");
                 }
                 let started = std::time::Instant::now();
                 let destroyed = hub.sweep_alone(hub.destroy_due(today)).await;

@@ -59,14 +59,14 @@ impl Hub {
             return Ok(None);
         };
         // What committed between loading and listening.
-        self.catch_up_feed().await?;
+        self.catch_up_feed(false).await?;
         let hub = Arc::downgrade(self);
         Ok(Some(tokio::spawn(async move {
             loop {
                 let heard = listener.next().await;
                 let Some(hub) = hub.upgrade() else { break };
                 if heard != Heard::Nothing
-                    && let Err(e) = hub.catch_up_feed().await
+                    && let Err(e) = hub.catch_up_feed(heard == Heard::Reconnected).await
                 {
                     tracing::warn!(error = %e, "could not catch up with the change feed");
                 }
@@ -74,9 +74,19 @@ impl Hub {
         })))
     }
 
-    /// Applies every feed entry of other instances after the last one applied.
-    pub async fn catch_up_feed(&self) -> Result<usize, HubError> {
+    /// Applies every feed entry of other instances after the last one applied; after a
+    /// reconnect (`after_absence`), first checks that the feed still holds them all, and loads
+    /// everything again when entries it never read were pruned meanwhile.
+    pub async fn catch_up_feed(&self, after_absence: bool) -> Result<usize, HubError> {
         let mut seen = self.follow.seen.lock().await;
+        if after_absence && self.store.feed_floor().await? > *seen + 1 {
+            tracing::error!(
+                "the change feed was pruned past what this instance applied; loading everything again"
+            );
+            let head = self.store.feed_head().await?;
+            self.reload_everything().await?;
+            *seen = head;
+        }
         let mut applied = 0;
         loop {
             let entries = self.store.feed_after(*seen).await?;
@@ -121,6 +131,41 @@ impl Hub {
             let mut inner = slot.inner.lock().await;
             if self.catch_up_document(&slot, &mut inner).await? {
                 self.fan_out(&slot, &mut inner, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every dossier loaded again and every document in memory caught up: for an instance that
+    /// missed feed entries.
+    async fn reload_everything(&self) -> Result<(), HubError> {
+        let mut ids: std::collections::HashSet<DossierId> =
+            self.dossiers.read().keys().copied().collect();
+        ids.extend(
+            self.store
+                .all_relationships()
+                .await?
+                .into_iter()
+                .map(|r| r.dossier),
+        );
+        for dossier in ids {
+            self.reload_dossier(dossier).await?;
+        }
+        let hot: Vec<Arc<DocSlot>> = self
+            .slots
+            .lock()
+            .iter()
+            .filter_map(|(_, cell)| cell.get().cloned())
+            .collect();
+        for slot in hot {
+            let mut inner = slot.inner.lock().await;
+            if self.catch_up_document(&slot, &mut inner).await? {
+                self.fan_out(&slot, &mut inner, None);
+            }
+        }
+        for (user, device) in self.store.revoked_devices().await? {
+            if let Ok(user) = user.parse() {
+                self.revoke_device(&user, &device);
             }
         }
         Ok(())

@@ -266,6 +266,34 @@ impl Store {
             .collect()
     }
 
+    /// The first entry the feed still holds (0 when empty or on SQLite): an instance that has
+    /// applied less than the one before it has missed entries.
+    pub async fn feed_floor(&self) -> Result<i64> {
+        if !self.is_shared() {
+            return Ok(0);
+        }
+        Ok(sqlx::query("SELECT COALESCE(MIN(seq), 0) FROM change_feed")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
+    }
+
+    /// Deletes feed entries older than `age` (never the last one, so the sequence's high-water
+    /// mark stays readable); returns how many.
+    pub async fn prune_feed(&self, age: Duration) -> Result<u64> {
+        if !self.is_shared() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM change_feed WHERE at < now() - make_interval(secs => $1)
+             AND seq < (SELECT MAX(seq) FROM change_feed)",
+        )
+        .bind(age.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The last feed entry of a change to `dossier`'s state, by any instance (0 when none).
     pub async fn dossier_feed_seq(&self, dossier: DossierId) -> Result<i64> {
         if !self.is_shared() {

@@ -408,3 +408,57 @@ async fn when_an_instance_stops_its_devices_continue_on_another_with_every_ackno
             .await
     );
 }
+
+#[tokio::test]
+async fn an_instance_that_finds_entries_it_never_read_pruned_loads_everything_again() {
+    let Some((a, b, _c)) = three_instances().await else {
+        return;
+    };
+    let house = seed_household(&a).await;
+    knows(&b, &house).await;
+    let plan = house.doc("plan");
+    let mut anna = open_plan(&a, "worker", plan).await;
+    let mut bram = open_plan(&b, "worker2", plan).await;
+    // B's listener is away while the unassignment commits, and the feed is pruned past it.
+    let held = b.state.hub.hold_feed().await;
+    let pool = database_file(&a.dir).await;
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()")
+        .bind(regie_server::storage::feed::LISTENER_NAME)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = a
+        .api(
+            &a.token("admin"),
+            "DELETE",
+            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    write_hulpvraag(&mut anna, plan, " na het snoeien").await;
+    let pruned = a
+        .state
+        .hub
+        .store()
+        .prune_feed(Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(pruned > 0);
+    drop(held);
+    let mut got = false;
+    for _ in 0..50 {
+        let others = bram.settle(Duration::from_millis(100)).await;
+        if others
+            .iter()
+            .any(|m| matches!(m, Message::Revoked { document_id, .. } if *document_id == plan))
+        {
+            got = true;
+            break;
+        }
+    }
+    assert!(
+        got,
+        "the unassignment whose entry was pruned still revokes on B"
+    );
+}
