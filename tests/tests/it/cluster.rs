@@ -462,3 +462,31 @@ async fn an_instance_that_finds_entries_it_never_read_pruned_loads_everything_ag
         "the unassignment whose entry was pruned still revokes on B"
     );
 }
+
+#[tokio::test]
+async fn a_sweep_runs_on_one_instance_at_a_time() {
+    let Some((a, b, _c)) = three_instances().await else {
+        return;
+    };
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let first = a.state.hub.sweep_alone(async move {
+        let _ = started.send(());
+        let _ = finished.await;
+        Ok(1)
+    });
+    let second = async {
+        running.await.unwrap();
+        let skipped = b.state.hub.sweep_alone(async { Ok(2) }).await.unwrap();
+        finish.send(()).unwrap();
+        skipped
+    };
+    let (first, skipped) = tokio::join!(first, second);
+    assert_eq!(first.unwrap(), Some(1));
+    assert_eq!(skipped, None, "the other instance skips while one sweeps");
+    // Once it is done, the next may.
+    assert_eq!(
+        b.state.hub.sweep_alone(async { Ok(3) }).await.unwrap(),
+        Some(3)
+    );
+}
