@@ -29,6 +29,7 @@ use crate::audit::{AuditAction, AuditEvent};
 use crate::storage::{StorageError, Store};
 
 mod connection;
+mod feed;
 mod limits;
 mod relate;
 mod replace;
@@ -185,6 +186,8 @@ pub struct Hub {
     relating: Mutex<()>,
     /// Devices reported lost (R24, R29): (user, client storage id), refused at join.
     revoked_devices: RwLock<std::collections::HashSet<(UserId, String)>>,
+    /// What this instance has applied of other instances' commits (issue 17).
+    follow: feed::Follow,
 }
 
 fn now() -> OffsetDateTime {
@@ -195,6 +198,8 @@ impl Hub {
     /// Loads the dossier table and document index from `store`; documents load lazily.
     pub async fn load(store: Arc<Store>, hot_documents: usize) -> Result<Hub, HubError> {
         let storage_id = store.storage_id().await?;
+        // Read before anything is loaded: what other instances commit later is caught up.
+        let follow = feed::Follow::new(store.feed_head().await?);
         let mut dossiers = HashMap::new();
         let mut all_persons = store.all_persons().await?;
         for rel in store.all_relationships().await? {
@@ -256,6 +261,7 @@ impl Hub {
             bypass: std::sync::atomic::AtomicBool::new(false),
             relating: Mutex::new(()),
             revoked_devices: RwLock::new(revoked_devices),
+            follow,
         })
     }
 

@@ -88,8 +88,13 @@ pub async fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
             "resident views projected again on start"
         );
     }
+    let hub = Arc::new(hub);
+    // Several instances on one PostgreSQL database: follow the others' commits (issue 17).
+    hub.follow()
+        .await
+        .context("cannot follow the change feed of other instances")?;
     Ok(AppState {
-        hub: Arc::new(hub),
+        hub,
         auth,
         oversight: args.oversight.clone(),
         lifecycle: Lifecycle::default(),
@@ -133,6 +138,10 @@ pub async fn serve(
     )
     .await
 }
+
+/// How long the change feed of several instances keeps its entries: far longer than any
+/// listener's reconnect; one that was away longer loads everything again.
+const FEED_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// How [`run_with`] serves besides the API.
 #[derive(Debug, Default)]
@@ -199,16 +208,24 @@ pub async fn run_with(
                 last_consent_sweep = Some(std::time::Instant::now());
                 let today = time::OffsetDateTime::now_utc().date();
                 let started = std::time::Instant::now();
-                let swept = hub.sweep_consent_shares(today).await;
+                // Once across instances: the one holding the sweep lock runs them.
+                let swept = hub.sweep_alone(hub.sweep_consent_shares(today)).await;
                 metrics::swept("consent_shares", started, swept.is_ok());
                 if let Err(e) = swept {
                     tracing::error!(error = %e, "could not sweep consent shares");
                 }
+                // The change feed of several instances keeps a day (issue 17).
                 let started = std::time::Instant::now();
-                let destroyed = hub.destroy_due(today).await;
+                let pruned = hub.store().prune_feed(FEED_KEPT).await;
+                metrics::swept("change_feed", started, pruned.is_ok());
+                if let Err(e) = pruned {
+                    tracing::error!(error = %e, "could not prune the change feed");
+                }
+                let started = std::time::Instant::now();
+                let destroyed = hub.sweep_alone(hub.destroy_due(today)).await;
                 metrics::swept("retention", started, destroyed.is_ok());
                 match destroyed {
-                    Ok(proofs) if !proofs.is_empty() => {
+                    Ok(Some(proofs)) if !proofs.is_empty() => {
                         tracing::info!(
                             dossiers = proofs.len(),
                             "destroyed at the end of retention"

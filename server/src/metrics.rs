@@ -52,6 +52,8 @@ struct Metrics {
     sweeps: Family<Labels2, Counter>,
     sweep_seconds: Histograms<Label>,
     jwks_refresh_failures: Counter,
+    feed_reconnects: Counter,
+    feed_entries: Counter,
     http_requests: Family<Labels3, Counter>,
     http_seconds: Histograms<Label>,
 }
@@ -79,10 +81,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         sweeps: Family::default(),
         sweep_seconds: Family::new_with_constructor(sweep_latency),
         jwks_refresh_failures: Counter::default(),
+        feed_reconnects: Counter::default(),
+        feed_entries: Counter::default(),
         http_requests: Family::default(),
         http_seconds: Family::new_with_constructor(latency),
     };
     let r = &mut registry;
+    r.register(
+        "feed_reconnects",
+        "Times the change feed listener lost its connection and made it again",
+        m.feed_reconnects.clone(),
+    );
+    r.register(
+        "feed_entries",
+        "Change feed entries of other instances applied",
+        m.feed_entries.clone(),
+    );
     r.register(
         "sync_connections",
         "Live sync connections by role",
@@ -306,6 +320,16 @@ pub fn swept(sweep: &'static str, started: Instant, ok: bool) {
         .sweep_seconds
         .get_or_create(&[("sweep", sweep)])
         .observe(started.elapsed().as_secs_f64());
+}
+
+/// The change feed listener lost its connection (it connects again and catches up).
+pub fn feed_reconnected() {
+    METRICS.feed_reconnects.inc();
+}
+
+/// Change feed entries of other instances applied.
+pub fn feed_applied(n: usize) {
+    METRICS.feed_entries.inc_by(n as u64);
 }
 
 /// A failed fetch of the JWKS.

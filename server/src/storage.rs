@@ -28,6 +28,7 @@ use tokio::sync::Mutex;
 use crate::audit::{AuditEvent, ChainWalk, Encoding, GENESIS, StoredRow, Verification};
 
 pub(crate) mod dialect;
+pub mod feed;
 mod group;
 pub mod keys;
 mod oversight;
@@ -118,6 +119,11 @@ pub struct Store {
     keys: std::sync::Arc<Keys>,
     /// Where the data is, for backups.
     backend: Backend,
+    /// This instance's id in the change feed (several instances may share a PostgreSQL
+    /// database; [`feed`]).
+    instance: String,
+    /// The PostgreSQL URL the feed listener connects to.
+    listen_url: Option<String>,
 }
 
 /// A device's key as released to it (R29): its id and the 32 bytes, overwritten when dropped.
@@ -259,12 +265,14 @@ impl Store {
             .await?
             .map(|r| r.get(0));
         let audit_tail = std::sync::Arc::new(Mutex::new(tail.unwrap_or_else(|| GENESIS.to_vec())));
+        let instance = uuid::Uuid::new_v4().to_string();
         let store = Store {
             commits: group::start(
                 pool.clone(),
                 dialect,
                 audit_tail.clone(),
                 keys.clone(),
+                instance.clone(),
                 None,
             ),
             pool,
@@ -272,6 +280,11 @@ impl Store {
             audit_tail,
             quarantine_cap: QuarantineCap::default(),
             keys,
+            instance,
+            listen_url: match backend {
+                Backend::Postgres(url) => Some(url.clone()),
+                Backend::Sqlite(_) => None,
+            },
             backend: backend.clone(),
         };
         Ok(store)
@@ -578,6 +591,7 @@ impl Store {
             self.dialect,
             self.audit_tail.clone(),
             self.keys.clone(),
+            self.instance.clone(),
             Some(observer),
         );
         self
@@ -631,6 +645,7 @@ impl Store {
         let key_created = self.keys.create_for(rel.dossier, at).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
+        feed::dossier_changed(&mut tx, self.dialect, &self.instance, rel.dossier).await?;
         insert_dossier(&mut tx, &self.keys, rel, persons, documents, at).await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, audit).await?;
@@ -654,6 +669,8 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Other instances learn the new id and retire the old one.
+        feed::dossier_changed(&mut tx, self.dialect, &self.instance, dossier).await?;
         for sql in [
             "DELETE FROM changes WHERE document = $1",
             "DELETE FROM snapshots WHERE document = $1",
@@ -704,10 +721,30 @@ impl Store {
     /// One query per table, grouped in memory: a query per dossier would make a cold start
     /// with 100,000 dossiers take half a minute (BENCHMARKS.md).
     pub async fn all_relationships(&self) -> Result<Vec<Relationships>> {
+        self.relationships_of(None).await
+    }
+
+    /// The relationships of `only` (another instance changed them, issue 17), or of every
+    /// dossier.
+    async fn relationships_of(&self, only: Option<DossierId>) -> Result<Vec<Relationships>> {
+        let only = only.map(|d| d.to_string()).unwrap_or_default();
+        // The filter is one of two literals; the dossier id is bound.
+        let rows = |sql: &'static str, column: &'static str| {
+            let filter = if only.is_empty() {
+                String::from("$1 = ''")
+            } else {
+                format!("{column} = $1")
+            };
+            sqlx::query(sqlx::AssertSqlSafe(sql.replace("{filter}", &filter)))
+                .bind(only.clone())
+                .fetch_all(&self.pool)
+        };
         let mut by_id: HashMap<String, Relationships> = HashMap::new();
-        for r in sqlx::query("SELECT id, district, team, status FROM dossiers")
-            .fetch_all(&self.pool)
-            .await?
+        for r in rows(
+            "SELECT id, district, team, status FROM dossiers WHERE {filter}",
+            "id",
+        )
+        .await?
         {
             let mut rel = Relationships::new(
                 parse(r.get::<&str, _>(0), "dossiers")?,
@@ -717,9 +754,8 @@ impl Store {
             rel.closed = r.get::<&str, _>(3) == "closed";
             by_id.insert(r.get(0), rel);
         }
-        let rows = |sql: &'static str| sqlx::query(sql).fetch_all(&self.pool);
         for r in
-            rows("SELECT dossier, user_id FROM assignments ORDER BY dossier, assigned_at, user_id")
+            rows("SELECT dossier, user_id FROM assignments WHERE {filter} ORDER BY dossier, assigned_at, user_id", "dossier")
                 .await?
         {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
@@ -727,15 +763,22 @@ impl Store {
                     .push(parse(r.get::<&str, _>(1), "assignments")?);
             }
         }
-        for r in rows("SELECT dossier, person FROM resident_links ORDER BY dossier, person").await?
+        for r in rows(
+            "SELECT dossier, person FROM resident_links WHERE {filter} ORDER BY dossier, person",
+            "dossier",
+        )
+        .await?
         {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
                 rel.linked_persons
                     .push(parse(r.get::<&str, _>(1), "resident_links")?);
             }
         }
-        for r in
-            rows("SELECT dossier, n, person FROM maatwerk_applicants ORDER BY dossier, n").await?
+        for r in rows(
+            "SELECT dossier, n, person FROM maatwerk_applicants WHERE {filter} ORDER BY dossier, n",
+            "dossier",
+        )
+        .await?
         {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
                 let n = u32::try_from(r.get::<i64, _>(1)).map_err(|_| StorageError::Corrupt {
@@ -747,14 +790,14 @@ impl Store {
             }
         }
         for r in
-            rows("SELECT dossier, org FROM partners WHERE ended_at IS NULL ORDER BY dossier, org")
+            rows("SELECT dossier, org FROM partners WHERE ended_at IS NULL AND {filter} ORDER BY dossier, org", "dossier")
                 .await?
         {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
                 rel.partners.push(parse(r.get::<&str, _>(1), "partners")?);
             }
         }
-        for r in rows("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants ORDER BY dossier, id").await? {
+        for r in rows("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants WHERE {filter} ORDER BY dossier, id", "dossier").await? {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
                 rel.grants.push(Grant {
                     user: parse(r.get::<&str, _>(1), "grants")?,
@@ -781,6 +824,50 @@ impl Store {
                 .push(parse(r.get::<&str, _>(1), "dossier_persons")?);
         }
         Ok(out)
+    }
+
+    /// One dossier as stored now, for an instance that learns another changed it (issue 17):
+    /// its relationships (with restrictions), persons and documents; `None` once it is gone.
+    pub async fn dossier_state(
+        &self,
+        dossier: DossierId,
+    ) -> Result<Option<(Relationships, Vec<PersonId>, Vec<DocumentRow>)>> {
+        let Some(mut rel) = self.relationships_of(Some(dossier)).await?.pop() else {
+            return Ok(None);
+        };
+        let id = dossier.to_string();
+        for r in sqlx::query(
+            "SELECT person FROM restrictions WHERE dossier = $1 AND lifted_at IS NULL ORDER BY person",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            rel.restricted.push(parse(r.get::<&str, _>(0), "restrictions")?);
+        }
+        let mut persons = Vec::new();
+        for r in
+            sqlx::query("SELECT person FROM dossier_persons WHERE dossier = $1 ORDER BY person")
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?
+        {
+            persons.push(parse(r.get::<&str, _>(0), "dossier_persons")?);
+        }
+        let documents = sqlx::query("SELECT id, dossier, key FROM documents WHERE dossier = $1")
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DocumentRow {
+                    id: parse(r.get::<&str, _>(0), "documents")?,
+                    dossier: parse(r.get::<&str, _>(1), "documents")?,
+                    key: parse(r.get::<&str, _>(2), "documents")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((rel, persons, documents)))
     }
 
     // ---- documents -----------------------------------------------------------------------

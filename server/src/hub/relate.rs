@@ -84,7 +84,8 @@ impl Hub {
         };
         // The edit is made on a fork and checked before anything commits.
         let mut forked = None;
-        if let (Some(inner), Some((id, key, edit))) = (inner.as_mut(), edited) {
+        if let (Some(slot), Some(inner), Some((id, key, edit))) = (&slot, inner.as_mut(), edited) {
+            self.latest(slot, inner).await?;
             let mut fork = inner.doc.clone();
             let mut tx = fork.transaction();
             edit(&mut tx).map_err(|e| HubError::Corrupt(id, e.to_string()))?;

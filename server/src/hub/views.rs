@@ -12,7 +12,7 @@ impl Hub {
     pub async fn server_write(
         &self,
         doc_id: DocumentId,
-        edit: impl FnOnce(
+        edit: impl Fn(
             &mut automerge::transaction::Transaction<'_>,
         ) -> Result<(), automerge::AutomergeError>,
     ) -> Result<(), HubError> {
@@ -25,7 +25,7 @@ impl Hub {
         &self,
         doc_id: DocumentId,
         audit: &[AuditEvent],
-        edit: impl FnOnce(
+        edit: impl Fn(
             &mut automerge::transaction::Transaction<'_>,
         ) -> Result<(), automerge::AutomergeError>,
     ) -> Result<(), HubError> {
@@ -34,6 +34,34 @@ impl Hub {
         };
         let slot = self.slot(doc_id, dossier, &key).await?;
         let mut inner = slot.inner.lock().await;
+        // Several instances (issue 17): the edit is made after what others committed, and made
+        // again should one of them commit first meanwhile.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.latest(&slot, &mut inner).await?;
+            match self
+                .server_write_once(&slot, &mut inner, dossier, &key, audit, &edit)
+                .await
+            {
+                Err(HubError::Storage(StorageError::Stale("changes"))) if attempts < 8 => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn server_write_once(
+        &self,
+        slot: &DocSlot,
+        inner: &mut DocInner,
+        dossier: DossierId,
+        key: &DocumentKey,
+        audit: &[AuditEvent],
+        edit: &impl Fn(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> Result<(), automerge::AutomergeError>,
+    ) -> Result<(), HubError> {
+        let doc_id = slot.id;
         let mut fork = inner.doc.clone();
         let mut tx = fork.transaction();
         edit(&mut tx).map_err(|e| HubError::Corrupt(doc_id, e.to_string()))?;
@@ -68,13 +96,13 @@ impl Hub {
             self.store.commit_unit(&unit).await?[0]
         };
         inner.doc = fork;
-        if key == DocumentKey::Record {
+        if *key == DocumentKey::Record {
             let touched = touched_paths(&inner.doc, &new);
             let entries = projection::touched_entries(&inner.doc, &touched);
             self.project_record(dossier, &inner.doc, Some(&entries), inner.last_seq)
                 .await?;
         }
-        self.fan_out(&slot, &mut inner, None);
+        self.fan_out(slot, inner, None);
         Ok(())
     }
 

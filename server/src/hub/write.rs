@@ -138,8 +138,9 @@ impl Hub {
             }
             (SyncOutcome::Synced, Touched::new())
         } else {
-            self.receive_changes(
-                &slot, &mut inner, session, handle, &rel, &persons, mode, message, data, t,
+            // Several instances (issue 17): checked against the latest committed state.
+            self.receive_changes_latest(
+                &slot, &mut inner, session, handle, rel, persons, mode, message, data, t,
             )
             .await?
         };

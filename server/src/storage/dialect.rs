@@ -112,16 +112,19 @@ pub(crate) enum Lock {
     AuditChain,
     /// Counting what quarantine keeps, then inserting.
     Quarantine,
+    /// The consent-share and retention sweeps: run by one instance at a time.
+    Sweep,
 }
 
 impl Lock {
     /// Its advisory lock key: "Regie" in ASCII and a number, unlikely to meet another
     /// application's keys in the same database.
-    fn key(self) -> i64 {
+    pub(crate) fn key(self) -> i64 {
         const BASE: i64 = 0x5265_6769_6500_0000;
         match self {
             Lock::AuditChain => BASE + 1,
             Lock::Quarantine => BASE + 2,
+            Lock::Sweep => BASE + 3,
         }
     }
 }

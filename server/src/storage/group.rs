@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::keys::Keys;
-use super::{Chain, Result, StorageError, insert_changes};
+use super::{Chain, Result, StorageError};
 use crate::audit::AuditEvent;
 
 /// At most this many batches share one commit.
@@ -37,6 +37,7 @@ pub(super) fn start(
     dialect: Dialect,
     tail: Arc<Mutex<Vec<u8>>>,
     keys: Arc<Keys>,
+    origin: String,
     observer: Option<CommitObserver>,
 ) -> mpsc::UnboundedSender<Pending> {
     let (send, mut receive) = mpsc::unbounded_channel::<Pending>();
@@ -49,7 +50,7 @@ pub(super) fn start(
                     Err(_) => break,
                 }
             }
-            match commit(&pool, dialect, &tail, &keys, &group, observer.as_ref()).await {
+            match commit(&pool, dialect, &tail, &keys, &origin, &group, observer.as_ref()).await {
                 Ok(seqs) => {
                     for (pending, seq) in group.into_iter().zip(seqs) {
                         let _ = pending.done.send(Ok(seq));
@@ -66,6 +67,7 @@ pub(super) fn start(
                             dialect,
                             &tail,
                             &keys,
+                            &origin,
                             std::slice::from_ref(&pending),
                             observer.as_ref(),
                         )
@@ -86,6 +88,7 @@ async fn commit(
     dialect: Dialect,
     tail: &Mutex<Vec<u8>>,
     keys: &Keys,
+    origin: &str,
     group: &[Pending],
     observer: Option<&CommitObserver>,
 ) -> Result<Vec<i64>> {
@@ -95,7 +98,20 @@ async fn commit(
     let mut seqs = Vec::with_capacity(group.len());
     for pending in group {
         let changes: Vec<&[u8]> = pending.changes.iter().map(Vec::as_slice).collect();
-        seqs.push(insert_changes(&mut tx, keys, pending.doc, pending.after_seq, &changes).await?);
+        // Several instances (issue 17): appended only after the sequence the writer validated
+        // against, with a feed entry for the other instances (`feed.rs`).
+        seqs.push(
+            super::feed::append_changes(
+                &mut tx,
+                dialect,
+                keys,
+                origin,
+                pending.doc,
+                pending.after_seq,
+                &changes,
+            )
+            .await?,
+        );
         if let Some(ev) = &pending.audit {
             chain.append(&mut tx, ev).await?;
         }

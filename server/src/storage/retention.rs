@@ -87,6 +87,8 @@ impl Store {
         .bind(&key_id)
         .fetch_one(&mut *tx)
         .await?;
+        // Other instances forget it and revoke its documents (issue 17).
+        super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, dossier).await?;
         for sql in [
             "DELETE FROM changes WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",
             "DELETE FROM snapshots WHERE document IN (SELECT id FROM documents WHERE dossier = $1)",

@@ -540,6 +540,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let (Some(user), Some(device)) = (&b.device_user, &b.device) {
+            // Every instance refuses it (issue 17).
+            super::feed::devices_changed(&mut tx, self.dialect, &self.instance).await?;
             sqlx::query(
                 "INSERT INTO revoked_devices (user_id, storage_id, revoked_at, breach) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, storage_id) DO NOTHING",

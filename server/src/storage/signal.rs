@@ -253,6 +253,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, rel.dossier).await?;
         insert_dossier(&mut tx, &self.keys, rel, persons, documents, at).await?;
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, audit).await?;

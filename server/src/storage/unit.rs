@@ -10,7 +10,7 @@ use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
 use super::share::PartnerShareRow;
-use super::{Chain, Result, StorageError, Store, insert_changes, insert_document, ts};
+use super::{Chain, Result, StorageError, Store, insert_document, ts};
 use crate::audit::AuditEvent;
 
 /// A row a state change writes.
@@ -151,6 +151,9 @@ impl Store {
     pub async fn commit_unit(&self, unit: &Unit<'_>) -> Result<Vec<i64>> {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
+        // Other instances load the dossier again (issue 17); first, so the feed's lock is
+        // taken before any row this unit writes.
+        super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, unit.dossier).await?;
         let dossier = unit.dossier.to_string();
         let at = ts(unit.at);
         let list = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialize");
@@ -330,7 +333,18 @@ impl Store {
         }
         let mut seqs = Vec::with_capacity(unit.changes.len());
         for (doc, after, changes) in &unit.changes {
-            seqs.push(insert_changes(&mut tx, &self.keys, *doc, *after, changes).await?);
+            seqs.push(
+                super::feed::append_changes(
+                    &mut tx,
+                    self.dialect,
+                    &self.keys,
+                    &self.instance,
+                    *doc,
+                    *after,
+                    changes,
+                )
+                .await?,
+            );
         }
         let mut chain = Chain::new(self.dialect, &tail);
         chain.append_all(&mut tx, unit.audit).await?;

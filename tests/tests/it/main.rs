@@ -9,6 +9,7 @@ mod audience;
 mod audit;
 mod bounds;
 mod client;
+mod cluster;
 mod erasure;
 mod extract;
 mod frame;

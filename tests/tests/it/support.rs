@@ -33,6 +33,8 @@ pub(crate) struct TestServer {
     _owned: Option<tempfile::TempDir>,
     /// The PostgreSQL database the server owns (its directory is its own), dropped with it.
     owned_database: Option<String>,
+    /// The store's directory.
+    pub(crate) dir: std::path::PathBuf,
 }
 
 /// How to start a [`TestServer`]: in its own temporary directory unless told another.
@@ -41,12 +43,22 @@ pub(crate) struct Builder {
     dir: Option<std::path::PathBuf>,
     hot_documents: Option<usize>,
     oversight: OversightArgs,
+    shares: Option<String>,
 }
 
 impl Builder {
     /// A store in `dir` (which outlives the server, e.g. to start another on it).
     pub(crate) fn dir(mut self, dir: &Path) -> Builder {
         self.dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Another instance on the PostgreSQL database of `other` (issue 17), which owns it.
+    /// Panics unless this run's servers store in PostgreSQL ([`cluster_database`]).
+    pub(crate) fn database_of(mut self, other: &TestServer) -> Builder {
+        self.shares = Some(
+            postgres_database_of(&other.dir).expect("another instance needs a PostgreSQL database"),
+        );
         self
     }
 
@@ -74,6 +86,10 @@ impl Builder {
             (None, Some(owned)) => owned.path().to_path_buf(),
             (None, None) => unreachable!("one of the two is set"),
         };
+        if let Some(name) = &self.shares {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(POSTGRES_MARKER), name).unwrap();
+        }
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             store: store_args(&dir).await,
@@ -100,11 +116,12 @@ impl Builder {
                 let _ = stopped.await;
             },
         ));
-        let owned_database = match owned {
-            Some(_) => postgres_database_of(&dir),
-            None => None,
+        let owned_database = match (&owned, &self.shares) {
+            (Some(_), None) => postgres_database_of(&dir),
+            _ => None,
         };
         TestServer {
+            dir,
             addr,
             state,
             stop: Some(stop),
@@ -236,6 +253,16 @@ impl Drop for TestServer {
 }
 
 // ---- the backend under test ---------------------------------------------------------------
+
+/// Whether this run can start several instances on one database (PostgreSQL, issue 17); a
+/// SQLite run says why a test is skipped.
+pub(crate) fn cluster_database() -> bool {
+    let postgres = test_database() == TestDatabase::Postgres;
+    if !postgres {
+        eprintln!("skipped: several instances need REGIE_TEST_DATABASE=postgres");
+    }
+    postgres
+}
 
 /// Which database this run's servers store in: SQLite in each server's directory (the
 /// default), or PostgreSQL with `REGIE_TEST_DATABASE=postgres`, each store a fresh database
