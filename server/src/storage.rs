@@ -924,14 +924,31 @@ impl Store {
             }
             None => (None, 0),
         };
+        let (last_seq, changes) = self.changes_after(dossier, doc, upto).await?;
+        Ok(StoredDocument {
+            snapshot,
+            changes,
+            last_seq,
+        })
+    }
+
+    /// The changes of `doc` (of `dossier`) after `after`, unsealed, and the last one's sequence
+    /// (`after` when there are none).
+    pub(crate) async fn changes_after(
+        &self,
+        dossier: DossierId,
+        doc: DocumentId,
+        after: i64,
+    ) -> Result<(i64, Vec<Vec<u8>>)> {
+        let id = doc.to_string();
         let rows = sqlx::query(
             "SELECT seq, bytes FROM changes WHERE document = $1 AND seq > $2 ORDER BY seq",
         )
         .bind(&id)
-        .bind(upto)
+        .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        let last_seq = rows.last().map_or(upto, |r| r.get(0));
+        let last_seq = rows.last().map_or(after, |r| r.get(0));
         let mut changes = Vec::with_capacity(rows.len());
         for r in rows {
             let seq: i64 = r.get(0);
@@ -945,11 +962,7 @@ impl Store {
                     .await?,
             );
         }
-        Ok(StoredDocument {
-            snapshot,
-            changes,
-            last_seq,
-        })
+        Ok((last_seq, changes))
     }
 
     /// Appends changes after `after_seq`; when it returns, they are durable. They commit with

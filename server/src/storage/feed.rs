@@ -323,16 +323,14 @@ impl Store {
         if upto > after_seq {
             return self.load_document(doc).await;
         }
-        let rows = sqlx::query(
-            "SELECT seq, bytes FROM changes WHERE document = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(&id)
-        .bind(after_seq)
-        .fetch_all(&self.pool)
-        .await?;
+        let Ok(dossier) = self.keys.dossier_of(doc).await else {
+            // Unknown (destroyed meanwhile): the whole, empty, state.
+            return self.load_document(doc).await;
+        };
+        let (last_seq, changes) = self.changes_after(dossier, doc, after_seq).await?;
         Ok(StoredDocument {
-            last_seq: rows.last().map_or(after_seq, |r| r.get(0)),
-            changes: rows.into_iter().map(|r| r.get(1)).collect(),
+            last_seq,
+            changes,
             snapshot: None,
         })
     }

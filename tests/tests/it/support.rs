@@ -43,7 +43,8 @@ pub(crate) struct Builder {
     dir: Option<std::path::PathBuf>,
     hot_documents: Option<usize>,
     oversight: OversightArgs,
-    shares: Option<String>,
+    /// The PostgreSQL database and the directory of the instance this one joins.
+    shares: Option<(String, std::path::PathBuf)>,
 }
 
 impl Builder {
@@ -56,9 +57,10 @@ impl Builder {
     /// Another instance on the PostgreSQL database of `other` (issue 17), which owns it.
     /// Panics unless this run's servers store in PostgreSQL ([`cluster_database`]).
     pub(crate) fn database_of(mut self, other: &TestServer) -> Builder {
-        self.shares = Some(
+        self.shares = Some((
             postgres_database_of(&other.dir).expect("another instance needs a PostgreSQL database"),
-        );
+            other.dir.clone(),
+        ));
         self
     }
 
@@ -86,9 +88,12 @@ impl Builder {
             (None, Some(owned)) => owned.path().to_path_buf(),
             (None, None) => unreachable!("one of the two is set"),
         };
-        if let Some(name) = &self.shares {
+        if let Some((name, other)) = &self.shares {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(POSTGRES_MARKER), name).unwrap();
+            // Instances of one database share its key-encryption key (issue 18).
+            let kek = regie_server::storage::keys::DEVELOPMENT_KEK_FILE;
+            std::fs::copy(other.join(kek), dir.join(kek)).expect("the first instance's key");
         }
         let args = ServeArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
