@@ -340,6 +340,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(wrapped(routes!(rights::decide), json))
         .routes(wrapped(routes!(rights::escalate), json))
         .routes(wrapped(routes!(rights::decide_escalation), json))
+        .routes(wrapped(routes!(rights::carry_out), json))
         .routes(wrapped(routes!(rights::overdue), plain))
         .routes(wrapped(routes!(rights::lift_restriction), plain))
         .routes(wrapped(routes!(rights::contribute), json))

@@ -206,6 +206,7 @@ pub async fn file(
         extension: None,
         decision: None,
         escalations: Vec::new(),
+        carried_out: None,
     };
     let ev = event(who, at, &row, format!("filed kind={}", row.kind.code()));
     hub.store().file_rights_request(&row, &[ev]).await?;
@@ -511,6 +512,58 @@ pub async fn decide_request(
         )
     };
     commit(hub, &row, RightsEdit::Decide(ruling), ev, "decided_already").await
+}
+
+/// Carries out a request whose refusal was overturned on escalation (R22): an assigned worker
+/// erases (with its scope) or rectifies (with the corrections) as a granted decision would have,
+/// and the outcome is recorded once. Only erasure and rectification are carried out here.
+pub async fn carry_out(
+    hub: &Hub,
+    who: &Principal,
+    id: &str,
+    scope: Option<ErasureScope>,
+    corrections: &[Correction],
+    at: OffsetDateTime,
+) -> Result<RequestView, DomainError> {
+    let (row, rel) = request(hub, id).await?;
+    allowed(who, Action::HandleRightsRequest, &rel, at)?;
+    let verdict = row.decision.as_ref().map(|d| d.verdict);
+    if rights::status(row.extension.is_some(), verdict, &states(&row))
+        != Status::GrantedOnEscalation
+        || row.carried_out.is_some()
+    {
+        return Err(conflict(
+            "not_to_carry_out",
+            "only a request granted on escalation is carried out here, and once",
+        ));
+    }
+    let outcome = match row.kind {
+        RightKind::Erasure => {
+            let scope = scope.ok_or_else(|| {
+                invalid(
+                    "scope_required",
+                    "carrying out an erasure says whether the person's items or the whole dossier go",
+                )
+            })?;
+            erase(hub, who, &row, scope).await?
+        }
+        RightKind::Rectification => rectify(hub, &row, corrections).await?,
+        _ => {
+            return Err(conflict(
+                "not_to_carry_out",
+                "only an erasure or a rectification is carried out",
+            ));
+        }
+    };
+    let ev = event(who, at, &row, format!("carried out outcome={outcome}"));
+    commit(
+        hub,
+        &row,
+        RightsEdit::CarriedOut(outcome),
+        ev,
+        "not_to_carry_out",
+    )
+    .await
 }
 
 /// The retention duty a refusal rests on (R23), as a code: the regimes `meta` records with
@@ -949,6 +1002,10 @@ pub struct RequestView {
     pub escalations: Vec<EscalationView>,
     /// The level a refusal can be escalated to now, if any.
     pub can_escalate_to: Option<EscalationLevel>,
+    /// What was done once a refusal was overturned on escalation (an outcome code, as the
+    /// decision's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried_out: Option<String>,
 }
 
 /// An extension as shown.
@@ -1062,6 +1119,7 @@ impl RequestView {
                 })
                 .collect(),
             can_escalate_to: rights::next_escalation(verdict, &escalations),
+            carried_out: row.carried_out.clone(),
         }
     }
 }

@@ -2,6 +2,7 @@
 ALTER TABLE rights_requests ADD COLUMN refusal_ground TEXT COLLATE "C";
 ALTER TABLE rights_requests ADD COLUMN outcome TEXT COLLATE "C";
 ALTER TABLE rights_requests ADD COLUMN weighing TEXT COLLATE "C";
+ALTER TABLE rights_requests ADD COLUMN carried_out TEXT COLLATE "C";
 
 CREATE TABLE contributions (
     dossier       TEXT COLLATE "C" NOT NULL REFERENCES dossiers (id),

@@ -528,3 +528,48 @@ pub(super) async fn agree_onward(
     .await?;
     Ok(Json(agreed.into()))
 }
+
+/// What carrying out a request granted on escalation needs.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct NewExecution {
+    /// An erasure: `items` or `dossier`.
+    #[serde(default)]
+    scope: Option<ErasureScope>,
+    /// A rectification: the facts and their corrected text.
+    #[serde(default)]
+    corrections: Vec<Correction>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{request}/execution",
+    summary = r#"An assigned worker carries out an erasure or rectification whose refusal was overturned on escalation (R21, R22): as a granted decision would have, recorded once"#,
+    params(("request" = String, Path, description = "The request's id")),
+    request_body = NewExecution,
+    responses(
+        (status = 200, description = "Carried out", body = RequestView),
+        (status = 400, description = "scope_required, corrections_required, no_such_entry, opinion_not_rectified, text_required, text_too_long; or bad_request: unreadable JSON, or the body refused", body = doc::ErrorBody),
+        (status = 404, description = "not_found: no such request, or not the caller's to handle", body = doc::ErrorBody),
+        (status = 409, description = "not_to_carry_out: not granted on escalation, carried out already, or not an erasure or rectification; others_in_dossier", body = doc::ErrorBody),
+        doc::JsonBody,
+    )
+)]
+pub(super) async fn carry_out(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(request): Path<String>,
+    Json(body): Json<NewExecution>,
+) -> ApiResult<Json<RequestView>> {
+    let at = OffsetDateTime::now_utc();
+    Ok(Json(
+        rights::carry_out(
+            &state.hub,
+            &who,
+            &request,
+            body.scope,
+            &body.corrections,
+            at,
+        )
+        .await?,
+    ))
+}

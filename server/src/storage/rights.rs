@@ -43,6 +43,8 @@ pub struct RightsRequestRow {
     pub decision: Option<Ruling>,
     /// The escalations of a refusal, manager first.
     pub escalations: Vec<EscalationRow>,
+    /// What was done once a refusal was overturned on escalation (an outcome code).
+    pub carried_out: Option<String>,
 }
 
 /// A recorded extension (art. 12(3)).
@@ -125,6 +127,8 @@ pub enum RightsEdit {
     Escalate(EscalationRow),
     /// Decide the escalation at `level`; only while it is undecided.
     DecideEscalation(EscalationLevel, Ruling),
+    /// Record what was done to carry out a request granted on escalation; only once.
+    CarriedOut(String),
 }
 
 fn opt_text(r: &AnyRow, col: &str) -> Option<String> {
@@ -190,6 +194,7 @@ fn request_row(r: &AnyRow) -> Result<RightsRequestRow> {
         extension,
         decision: ruling(r, "", table)?,
         escalations: Vec::new(),
+        carried_out: opt_text(r, "carried_out"),
     })
 }
 
@@ -325,6 +330,14 @@ impl Store {
             .bind(&r.on)
             .bind(id)
             .bind(level.code())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            RightsEdit::CarriedOut(outcome) => sqlx::query(
+                "UPDATE rights_requests SET carried_out = $1 WHERE id = $2 AND carried_out IS NULL",
+            )
+            .bind(outcome)
+            .bind(id)
             .execute(&mut *tx)
             .await?
             .rows_affected(),

@@ -618,3 +618,87 @@ async fn a_case_conference_contribution_goes_on_only_with_its_contributors_agree
     assert_eq!(rel.contributions.len(), 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_erasure_granted_on_escalation_is_carried_out_once_by_the_worker() {
+    const ERASED: &str = "SENTINEL-ESCALATED-ERASE-5f2";
+    let server = TestServer::new().await;
+    let house = seed_household(&server).await;
+    let record = house.doc("record");
+    let mut bram = Peer::open(&server, "worker2", record, "entries").await;
+    bram.edit(record, |d| entry(d, "e-1", &["p-sanne"], ERASED))
+        .await;
+    let request = file(&server, "resident", &house.id, "erasure", "mijn notities").await;
+    let execution = format!("/api/v1/requests/{request}/execution");
+    let worker = server.token("worker");
+    let (status, body) = server
+        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_to_carry_out")),
+        "nothing to carry out before a decision"
+    );
+    let (status, _) = decide(
+        &server,
+        &request,
+        json!({ "verdict": "refused", "ground": "others_interest", "reasons": "ook over Daan" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .api(
+            &server.token("resident"),
+            "POST",
+            &format!("/api/v1/requests/{request}/escalation"),
+            json!({ "grounds": "het gaat alleen over mij" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, overturned) = server
+        .api(
+            &server.token("manager"),
+            "POST",
+            &format!("/api/v1/requests/{request}/escalation/decision"),
+            json!({ "verdict": "granted", "reasons": "de notitie gaat alleen over Sanne" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{overturned}");
+    assert_eq!(overturned["status"], "granted_on_escalation");
+    assert!(
+        stored_document_texts(&server, &house.id)
+            .await
+            .iter()
+            .any(|t| t.contains(ERASED)),
+        "control: not erased by the escalation decision itself"
+    );
+    let (status, body) = server
+        .api(
+            &server.token("colleague"),
+            "POST",
+            &execution,
+            json!({ "scope": "items" }),
+        )
+        .await;
+    assert_eq!(status, 404, "only an assigned worker: {body}");
+    let (status, done) = server
+        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["carried_out"], "erased_items entries=1 documents=1");
+    assert!(
+        !stored_document_texts(&server, &house.id)
+            .await
+            .iter()
+            .any(|t| t.contains(ERASED))
+    );
+    let (status, body) = server
+        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_to_carry_out")),
+        "once"
+    );
+    server.stop().await;
+}
