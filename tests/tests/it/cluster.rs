@@ -468,25 +468,41 @@ async fn a_sweep_runs_on_one_instance_at_a_time() {
     let Some((a, b, _c)) = three_instances().await else {
         return;
     };
-    let (started, running) = tokio::sync::oneshot::channel::<()>();
-    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
-    let first = a.state.hub.sweep_alone(async move {
-        let _ = started.send(());
-        let _ = finished.await;
-        Ok(1)
-    });
+    // Each instance sweeps once on start: A takes the lock as soon as it is free.
+    let held = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let first = async {
+        loop {
+            let (h, r) = (held.clone(), release.clone());
+            let ran = a
+                .state
+                .hub
+                .sweep_alone(async move {
+                    h.notify_one();
+                    r.notified().await;
+                    Ok(1)
+                })
+                .await
+                .unwrap();
+            if ran.is_some() {
+                return ran;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     let second = async {
-        running.await.unwrap();
+        held.notified().await;
         let skipped = b.state.hub.sweep_alone(async { Ok(2) }).await.unwrap();
-        finish.send(()).unwrap();
+        release.notify_one();
         skipped
     };
     let (first, skipped) = tokio::join!(first, second);
-    assert_eq!(first.unwrap(), Some(1));
+    assert_eq!(first, Some(1));
     assert_eq!(skipped, None, "the other instance skips while one sweeps");
     // Once it is done, the next may.
-    assert_eq!(
-        b.state.hub.sweep_alone(async { Ok(3) }).await.unwrap(),
-        Some(3)
-    );
+    let next = eventually(PATIENCE, || async {
+        b.state.hub.sweep_alone(async { Ok(3) }).await.unwrap()
+    })
+    .await;
+    assert_eq!(next, Some(3));
 }
