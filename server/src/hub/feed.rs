@@ -62,13 +62,22 @@ impl Hub {
         self.catch_up_feed(false).await?;
         let hub = Arc::downgrade(self);
         Ok(Some(tokio::spawn(async move {
+            let mut failed = false;
             loop {
-                let heard = listener.next().await;
+                // After a failed catch-up, try again soon rather than wait for another commit.
+                let heard = if failed {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    Heard::Reconnected
+                } else {
+                    listener.next().await
+                };
                 let Some(hub) = hub.upgrade() else { break };
+                failed = false;
                 if heard != Heard::Nothing
                     && let Err(e) = hub.catch_up_feed(heard == Heard::Reconnected).await
                 {
                     tracing::warn!(error = %e, "could not catch up with the change feed");
+                    failed = true;
                 }
             }
         })))
@@ -102,15 +111,18 @@ impl Hub {
     }
 
     async fn apply_feed(&self, entries: &[FeedEntry]) -> Result<(), HubError> {
-        let mut dossiers = Vec::new();
-        let mut documents = Vec::new();
+        let mut dossiers = std::collections::BTreeSet::new();
+        let mut documents = std::collections::BTreeSet::new();
         let mut devices = false;
         for e in entries {
             match e.what {
-                Changed::Dossier(d) if !dossiers.contains(&d) => dossiers.push(d),
-                Changed::Document(doc) if !documents.contains(&doc) => documents.push(doc),
+                Changed::Dossier(d) => {
+                    dossiers.insert(d);
+                }
+                Changed::Document(doc) => {
+                    documents.insert(doc);
+                }
                 Changed::Devices => devices = true,
-                _ => {}
             }
         }
         if devices {

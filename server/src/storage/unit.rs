@@ -152,8 +152,12 @@ impl Store {
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         // Other instances load the dossier again (issue 17); first, so the feed's lock is
-        // taken before any row this unit writes.
-        super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, unit.dossier).await?;
+        // taken before any row this unit writes. A unit of document changes only (a server
+        // edit with its audit rows) is announced by its changes' entries.
+        if !unit.edits.is_empty() || unit.new_document.is_some() {
+            super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, unit.dossier)
+                .await?;
+        }
         let dossier = unit.dossier.to_string();
         let at = ts(unit.at);
         let list = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialize");

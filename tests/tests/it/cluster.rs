@@ -112,6 +112,89 @@ async fn edits_made_on_three_instances_reach_the_devices_on_the_others_and_conve
 }
 
 #[tokio::test]
+async fn devices_spread_over_three_instances_make_random_edits_across_shared_dossiers_and_converge()
+{
+    let Some((a, b, c)) = three_instances().await else {
+        return;
+    };
+    let houses = [seed_household(&a).await, seed_household(&b).await];
+    for server in [&a, &b, &c] {
+        for house in &houses {
+            knows(server, house).await;
+        }
+    }
+    let plans: Vec<DocumentId> = houses.iter().map(|h| h.doc("plan")).collect();
+    let mut devices = Vec::new();
+    for (server, who) in [
+        (&a, "worker"),
+        (&b, "worker2"),
+        (&c, "worker"),
+        (&c, "worker2"),
+        (&b, "worker"),
+    ] {
+        let mut peer = open_plan(server, who, plans[0]).await;
+        peer.request(plans[1]).await;
+        assert!(
+            peer.wait_for(plans[1], |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
+                .await
+        );
+        devices.push(peer);
+    }
+    // A fixed xorshift sequence: which device edits which dossier, two at a time.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut tokens = vec![Vec::new(), Vec::new()];
+    for i in 0..16 {
+        let (d1, d2) = (next(devices.len()), next(devices.len() - 1));
+        let d2 = if d2 >= d1 { d2 + 1 } else { d2 };
+        let (p1, p2) = (next(2), next(2));
+        let (t1, t2) = (format!(" e{i}x"), format!(" e{i}y"));
+        tokens[p1].push(t1.clone());
+        tokens[p2].push(t2.clone());
+        let (lo, hi) = (d1.min(d2), d1.max(d2));
+        let (left, right) = devices.split_at_mut(hi);
+        let (first, second) = (&mut left[lo], &mut right[0]);
+        let (first_plan, second_plan, first_text, second_text) = if d1 < d2 {
+            (plans[p1], plans[p2], &t1, &t2)
+        } else {
+            (plans[p2], plans[p1], &t2, &t1)
+        };
+        tokio::join!(
+            write_hulpvraag(first, first_plan, first_text),
+            write_hulpvraag(second, second_plan, second_text),
+        );
+    }
+    for device in &mut devices {
+        assert!(!rejected(&device.settle(Duration::from_millis(50)).await));
+        for (plan, tokens) in plans.iter().zip(&tokens) {
+            assert!(
+                device
+                    .wait_for(*plan, |d| {
+                        let t = hulpvraag(d);
+                        tokens.iter().all(|k| t.contains(k.as_str()))
+                    })
+                    .await,
+                "every device has every edit of both dossiers"
+            );
+        }
+    }
+    for plan in &plans {
+        let texts: Vec<String> = devices
+            .iter_mut()
+            .map(|p| hulpvraag(p.doc(*plan)))
+            .collect();
+        assert!(texts.windows(2).all(|w| w[0] == w[1]), "{texts:?}");
+    }
+    let v = a.state.hub.store().verify_audit().await.unwrap();
+    assert_eq!(v.first_broken_seq, None);
+}
+
+#[tokio::test]
 async fn a_record_sentinel_written_on_one_instance_reaches_no_outsider_on_another() {
     let Some((a, b, c)) = three_instances().await else {
         return;
@@ -468,25 +551,41 @@ async fn a_sweep_runs_on_one_instance_at_a_time() {
     let Some((a, b, _c)) = three_instances().await else {
         return;
     };
-    let (started, running) = tokio::sync::oneshot::channel::<()>();
-    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
-    let first = a.state.hub.sweep_alone(async move {
-        let _ = started.send(());
-        let _ = finished.await;
-        Ok(1)
-    });
+    // Each instance sweeps once on start: A takes the lock as soon as it is free.
+    let held = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let first = async {
+        loop {
+            let (h, r) = (held.clone(), release.clone());
+            let ran = a
+                .state
+                .hub
+                .sweep_alone(async move {
+                    h.notify_one();
+                    r.notified().await;
+                    Ok(1)
+                })
+                .await
+                .unwrap();
+            if ran.is_some() {
+                return ran;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     let second = async {
-        running.await.unwrap();
+        held.notified().await;
         let skipped = b.state.hub.sweep_alone(async { Ok(2) }).await.unwrap();
-        finish.send(()).unwrap();
+        release.notify_one();
         skipped
     };
     let (first, skipped) = tokio::join!(first, second);
-    assert_eq!(first.unwrap(), Some(1));
+    assert_eq!(first, Some(1));
     assert_eq!(skipped, None, "the other instance skips while one sweeps");
     // Once it is done, the next may.
-    assert_eq!(
-        b.state.hub.sweep_alone(async { Ok(3) }).await.unwrap(),
-        Some(3)
-    );
+    let next = eventually(PATIENCE, || async {
+        b.state.hub.sweep_alone(async { Ok(3) }).await.unwrap()
+    })
+    .await;
+    assert_eq!(next, Some(3));
 }
