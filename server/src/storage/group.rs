@@ -50,7 +50,17 @@ pub(super) fn start(
                     Err(_) => break,
                 }
             }
-            match commit(&pool, dialect, &tail, &keys, &origin, &group, observer.as_ref()).await {
+            match commit(
+                &pool,
+                dialect,
+                &tail,
+                &keys,
+                &origin,
+                &group,
+                observer.as_ref(),
+            )
+            .await
+            {
                 Ok(seqs) => {
                     for (pending, seq) in group.into_iter().zip(seqs) {
                         let _ = pending.done.send(Ok(seq));

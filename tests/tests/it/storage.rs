@@ -524,6 +524,42 @@ mod backends {
     }
 
     #[tokio::test]
+    async fn a_postgresql_url_asking_for_tls_gets_only_encrypted_connections() {
+        if test_database() != TestDatabase::Postgres {
+            eprintln!("skipped: TLS to the database needs REGIE_TEST_DATABASE=postgres");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = crate::support::store_args(dir.path()).await;
+        let url = args.database_url.take().expect("a PostgreSQL URL").0;
+        let name = url.rsplit('/').next().unwrap().to_owned();
+        args.database_url = Some(regie_server::config::DatabaseUrl(format!(
+            "{url}?sslmode=require"
+        )));
+        let store = regie_server::storage::Store::open_backend(
+            &args.backend().unwrap(),
+            args.kek().unwrap(),
+        )
+        .await
+        .expect("the store opens over TLS");
+        store.audit_events(None).await.unwrap();
+
+        // Seen from the server's side: every connection to the store's database is encrypted.
+        let mut admin = crate::support::admin_connection().await;
+        let (connections, encrypted): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE s.ssl)
+             FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid
+             WHERE a.datname = $1",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert!(connections > 0, "the store is connected");
+        assert_eq!(encrypted, connections, "every connection speaks TLS");
+    }
+
+    #[tokio::test]
     async fn a_destroyed_dossier_leaves_no_row_behind_only_the_proof() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path()).await;

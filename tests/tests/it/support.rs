@@ -343,7 +343,7 @@ fn postgres_database_of(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join(POSTGRES_MARKER)).ok()
 }
 
-async fn admin_connection() -> sqlx::AnyConnection {
+pub(crate) async fn admin_connection() -> sqlx::AnyConnection {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     sqlx::AnyConnection::connect(&postgres_admin_url())
