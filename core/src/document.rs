@@ -124,13 +124,15 @@ pub fn validate_paths<'a>(
 ) -> Result<(), SchemaError> {
     let fields = schema(kind);
     let root = Path::root();
+    let mut present = Vec::with_capacity(fields.len());
     for key in doc.keys(ROOT) {
-        if !fields.iter().any(|f| f.name == key) {
+        let Some(field) = fields.iter().find(|f| f.name == key) else {
             return Err(err(&root.child(Segment::Key(key)), Problem::UnknownKey));
-        }
+        };
+        present.push(field.name);
     }
     for field in fields.iter().filter(|f| f.required) {
-        if !matches!(doc.get(ROOT, field.name), Ok(Some(_))) {
+        if !present.contains(&field.name) {
             return Err(err(
                 &root.child(Segment::Key(field.name.into())),
                 Problem::Missing,
@@ -205,17 +207,19 @@ fn check_map(
     fields: &'static [Field],
     path: &Path,
 ) -> Result<(), SchemaError> {
-    for key in doc.keys(obj) {
-        let here = path.child(Segment::Key(key.clone()));
-        let Some(field) = fields.iter().find(|f| f.name == key) else {
+    // One pass over the map's entries: in automerge 0.12 each `get` seeks the key again.
+    let mut present = Vec::with_capacity(fields.len());
+    for item in doc.map_range(obj, ..) {
+        let here = path.child(Segment::Key(item.key.to_string()));
+        let Some(field) = fields.iter().find(|f| f.name == item.key) else {
             return Err(err(&here, Problem::UnknownKey));
         };
-        if let Ok(Some((value, id))) = doc.get(obj, key.as_str()) {
-            check_value(doc, value, &id, &field.shape, &here)?;
-        }
+        let id = item.id();
+        check_value(doc, item.value.into_value(), &id, &field.shape, &here)?;
+        present.push(field.name);
     }
     for field in fields.iter().filter(|f| f.required) {
-        if !matches!(doc.get(obj, field.name), Ok(Some(_))) {
+        if !present.contains(&field.name) {
             return Err(err(
                 &path.child(Segment::Key(field.name.into())),
                 Problem::Missing,
@@ -273,10 +277,11 @@ fn check_value(
             if len > *max {
                 return Err(err(path, Problem::TooMany { max: *max, len }));
             }
-            for i in 0..len {
-                if let Ok(Some((v, vid))) = doc.get(id, i) {
-                    check_value(doc, v, &vid, item, &path.child(Segment::Index(i)))?;
-                }
+            // One pass over the items, not a seek per index.
+            for entry in doc.list_range(id, ..) {
+                let here = path.child(Segment::Index(entry.index));
+                let id = entry.id();
+                check_value(doc, entry.value.into_value(), &id, item, &here)?;
             }
             Ok(())
         }

@@ -25,6 +25,8 @@ use crate::hub::{Hub, SessionHandle, SyncOutcome, TokenBucket};
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to accept its `error` and close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// At most this many sync messages in a row share one answer per document.
+const MAX_DEFERRED_ANSWERS: usize = 32;
 
 /// Runs a WebSocket connection until the client leaves, misbehaves, its token expires
 /// (`expires_at`) or the server shuts down.
@@ -190,11 +192,18 @@ async fn serve_in_span<K, S>(
     tokio::pin!(expiry);
     let rate = hub.limits().messages_per_second;
     let mut pace = TokenBucket::new(rate, 10.0 * rate);
+    // The device's next message when it was already waiting (read ahead to coalesce answers).
+    let mut ahead: Option<Result<Option<Message>, String>> = None;
+    // Sync messages handled since the hub last sent this device the answers it owes.
+    let mut deferred = 0;
     loop {
-        let next = tokio::select! {
-            next = next_message(&mut stream) => next,
-            () = &mut expiry => Err("the token expired; reconnect with a fresh token".into()),
-            _ = handle.closed() => break,
+        let next = match ahead.take() {
+            Some(next) => next,
+            None => tokio::select! {
+                next = next_message(&mut stream) => next,
+                () = &mut expiry => Err("the token expired; reconnect with a fresh token".into()),
+                _ = handle.closed() => break,
+            },
         };
         let message = match next {
             Ok(Some(m)) => m,
@@ -206,6 +215,10 @@ async fn serve_in_span<K, S>(
         };
         // A device faster than its budget waits; meanwhile nothing more of it is read.
         if let Some(wait) = pace.take() {
+            if deferred > 0 {
+                hub.answer_owed(id, &handle).await;
+                deferred = 0;
+            }
             crate::metrics::paced();
             tokio::time::sleep(wait).await;
         }
@@ -225,9 +238,25 @@ async fn serve_in_span<K, S>(
             | Message::Sync {
                 document_id, data, ..
             } => {
-                let work = AssertUnwindSafe(hub.receive_sync(id, &handle, document_id, &data))
-                    .catch_unwind()
-                    .await;
+                // Coalesce answers: when the device's next sync message is already here, this
+                // one's answer waits for it, and one reply with the latest heads answers both.
+                // Nothing waits when nothing more is pending, so no answer is delayed then.
+                ahead = next_message(&mut stream).now_or_never();
+                let defer = deferred < MAX_DEFERRED_ANSWERS
+                    && matches!(
+                        ahead,
+                        Some(Ok(Some(Message::Sync { .. } | Message::Request { .. })))
+                    );
+                let work =
+                    AssertUnwindSafe(hub.receive_sync(id, &handle, document_id, &data, defer))
+                        .catch_unwind()
+                        .await;
+                if defer {
+                    deferred += 1;
+                } else if deferred > 0 {
+                    hub.answer_owed(id, &handle).await;
+                    deferred = 0;
+                }
                 match work {
                     Ok(Ok(SyncOutcome::Refused)) => break,
                     Ok(Ok(_)) => {}
@@ -426,26 +455,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn no_device_hears_of_a_change_before_the_group_commit_made_it_durable() {
-        use automerge::ReadDoc;
-        use automerge::sync::SyncDoc;
-        use automerge::transaction::Transactable;
+    /// A hub over `store` with one dossier assigned to anna (see [`anna`]) holding a plan: the
+    /// hub, the plan's id and the plan as stored.
+    async fn hub_with_plan(
+        store: crate::storage::Store,
+    ) -> (Arc<Hub>, DocumentId, automerge::AutoCommit) {
         use regie_core::id::{DocumentKey, DossierId};
-        use std::time::Instant;
-
-        let dir = tempfile::tempdir().unwrap();
-        let committed: Arc<parking_lot::Mutex<Vec<(DocumentId, i64, Instant)>>> =
-            Default::default();
-        let seen = committed.clone();
-        let store = crate::storage::Store::open(dir.path())
-            .await
-            .unwrap()
-            .with_commit_observer(Arc::new(move |made: &[(DocumentId, i64)]| {
-                let now = Instant::now();
-                seen.lock()
-                    .extend(made.iter().map(|(doc, seq)| (*doc, *seq, now)));
-            }));
         let plan = DocumentId::new_random();
         let mut rel = regie_core::relationship::Relationships::new(
             DossierId::new_random(),
@@ -464,8 +479,16 @@ mod tests {
             )
             .await
             .unwrap();
-        let hub = Arc::new(Hub::load(Arc::new(store), 10).await.unwrap());
-        let anna = Principal::from_claims(&Claims {
+        (
+            Arc::new(Hub::load(Arc::new(store), 10).await.unwrap()),
+            plan,
+            doc,
+        )
+    }
+
+    /// The worker assigned to [`hub_with_plan`]'s dossier.
+    fn anna() -> Principal {
+        Principal::from_claims(&Claims {
             sub: "anna".into(),
             role: Role::Worker,
             district: Some("noord".into()),
@@ -474,8 +497,90 @@ mod tests {
             person: None,
             citywide: false,
         })
-        .unwrap();
-        let mut device = connect_as(&hub, anna, Duration::from_secs(60));
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sync_messages_that_arrive_together_get_one_answer_with_the_latest_heads() {
+        use automerge::ReadDoc;
+        use automerge::sync::SyncDoc;
+        use automerge::transaction::Transactable;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::Store::open(dir.path()).await.unwrap();
+        let (hub, plan, mut doc) = hub_with_plan(store).await;
+        let mut device = connect_as(&hub, anna(), Duration::from_secs(60));
+        let me = PeerId::new("tablet-1");
+        device.frame(&join("tablet-1"));
+        assert!(matches!(device.message().await, Message::Peer { .. }));
+        // A first round, so that each side knows what the other has.
+        let mut state = automerge::sync::State::new();
+        let hello = doc.sync().generate_sync_message(&mut state).unwrap();
+        device.frame(&Message::Request {
+            sender_id: me.clone(),
+            target_id: hub.peer_id.clone(),
+            document_id: plan,
+            data: hello.encode(),
+        });
+        let Message::Sync { data, .. } = device.message().await else {
+            panic!("a sync answer");
+        };
+        let answer = automerge::sync::Message::decode(&data).unwrap();
+        doc.sync().receive_sync_message(&mut state, answer).unwrap();
+        // Three edits, each sent at once as its own message, all before the session reads one
+        // (this test's runtime has one thread: the session runs only when the test awaits).
+        for i in 0..3 {
+            let h = doc.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
+            doc.splice_text(&h, i, 0, "x").unwrap();
+            doc.commit();
+            let data = doc
+                .sync()
+                .generate_sync_message(&mut state)
+                .unwrap()
+                .encode();
+            // The device does not wait for answers (a pipelining client).
+            state.in_flight = false;
+            device.frame(&Message::Sync {
+                sender_id: me.clone(),
+                target_id: hub.peer_id.clone(),
+                document_id: plan,
+                data,
+            });
+        }
+        let Message::Sync { data, .. } = device.message().await else {
+            panic!("a sync answer");
+        };
+        let answer = automerge::sync::Message::decode(&data).unwrap();
+        assert_eq!(
+            answer.heads,
+            doc.get_heads(),
+            "the one answer has the latest heads"
+        );
+        let more = tokio::time::timeout(Duration::from_millis(300), device.receive.recv()).await;
+        assert!(more.is_err(), "no second answer: {more:?}");
+    }
+
+    #[tokio::test]
+    async fn no_device_hears_of_a_change_before_the_group_commit_made_it_durable() {
+        use automerge::ReadDoc;
+        use automerge::sync::SyncDoc;
+        use automerge::transaction::Transactable;
+        use std::time::Instant;
+
+        let dir = tempfile::tempdir().unwrap();
+        let committed: Arc<parking_lot::Mutex<Vec<(DocumentId, i64, Instant)>>> =
+            Default::default();
+        let seen = committed.clone();
+        let store = crate::storage::Store::open(dir.path())
+            .await
+            .unwrap()
+            .with_commit_observer(Arc::new(move |made: &[(DocumentId, i64)]| {
+                let now = Instant::now();
+                seen.lock()
+                    .extend(made.iter().map(|(doc, seq)| (*doc, *seq, now)));
+            }));
+        let (hub, plan, mut doc) = hub_with_plan(store).await;
+        let mut device = connect_as(&hub, anna(), Duration::from_secs(60));
         let me = PeerId::new("tablet-1");
         device.frame(&join("tablet-1"));
         // Edits streamed in; every heads announcement is checked against the commits made so far.

@@ -53,6 +53,8 @@ pub struct SessionHandle {
     /// Ephemeral messages this connection may still have relayed.
     pub(super) ephemeral: StdMutex<TokenBucket>,
     pub(super) refusals: StdMutex<HashMap<DocumentId, Refusals>>,
+    /// Documents whose sync answer this session is owed (coalesced, see `Hub::answer_owed`).
+    pub(super) owed: StdMutex<Vec<DocumentId>>,
 }
 
 /// The receiving end of a connection's outbox, drained by the connection's writer.
@@ -121,6 +123,7 @@ impl SessionHandle {
             docs: StdMutex::new(HashSet::new()),
             ephemeral: StdMutex::new(ephemeral_bucket()),
             refusals: StdMutex::new(HashMap::new()),
+            owed: StdMutex::new(Vec::new()),
         };
         let outbox = Outbox {
             frames: rx,
@@ -176,6 +179,14 @@ impl SessionHandle {
         let mut kill = self.kill.subscribe();
         // The sender lives in `self`, so waiting cannot fail.
         let _ = kill.wait_for(Option::is_some).await;
+    }
+
+    /// Marks `doc`'s sync answer as owed to this session.
+    pub(super) fn owe(&self, doc: DocumentId) {
+        let mut owed = self.owed.lock();
+        if !owed.contains(&doc) {
+            owed.push(doc);
+        }
     }
 
     /// Bytes waiting in the outbox.

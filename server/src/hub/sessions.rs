@@ -181,6 +181,28 @@ impl Hub {
     /// peer whose sync state makes Automerge panic is dropped and its connection closed; the
     /// others are served as if it had never been there.
     pub(super) fn fan_out(&self, slot: &DocSlot, inner: &mut DocInner, only: Option<SessionId>) {
+        self.fan_out_to(slot, inner, |sid| only.is_none_or(|o| o == sid));
+    }
+
+    /// Sends the sync answers a session owes (see [`Hub::receive_sync`]'s `defer_reply`): one
+    /// per document, with the document's latest heads, re-authorized now (I1).
+    pub async fn answer_owed(&self, session: SessionId, handle: &SessionHandle) {
+        let owed: Vec<DocumentId> = std::mem::take(&mut *handle.owed.lock());
+        for doc in owed {
+            if let Some(slot) = self.cached_slot(doc) {
+                let mut inner = slot.inner.lock().await;
+                self.fan_out(&slot, &mut inner, Some(session));
+            }
+        }
+    }
+
+    /// [`Hub::fan_out`] to the peers `to` selects.
+    pub(super) fn fan_out_to(
+        &self,
+        slot: &DocSlot,
+        inner: &mut DocInner,
+        to: impl Fn(SessionId) -> bool,
+    ) {
         let _timer = crate::metrics::FanOutTimer::start();
         let Some((rel, _)) = self.relationships(slot.dossier) else {
             return;
@@ -191,7 +213,7 @@ impl Hub {
         let mut broken = Vec::new();
         for (sid, peer) in peers
             .iter_mut()
-            .filter(|(sid, p)| only.is_none_or(|o| o == **sid) && p.blocked.is_none())
+            .filter(|(sid, p)| to(**sid) && p.blocked.is_none())
         {
             let Some(handle) = sessions.get(sid) else {
                 continue;
@@ -213,7 +235,7 @@ impl Hub {
                         msg.need.extend(
                             peer.missing
                                 .iter()
-                                .filter(|h| doc.get_change_by_hash(h).is_none()),
+                                .filter(|h| doc.get_change_meta_by_hash(h).is_none()),
                         );
                         msg.need.sort();
                         msg.need.dedup();

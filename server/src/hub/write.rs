@@ -7,13 +7,17 @@ use super::*;
 
 impl Hub {
     /// Handles a `request` or `sync` from a session. Documents the principal may not read are
-    /// answered exactly like unknown ones.
+    /// answered exactly like unknown ones. With `defer_reply` (the session has more of the
+    /// device's messages waiting) the sync answer to the sender is owed instead of sent, and
+    /// [`Hub::answer_owed`] sends one answer per document once the burst is handled; other
+    /// peers hear of new heads at once either way.
     pub async fn receive_sync(
         &self,
         session: SessionId,
         handle: &SessionHandle,
         doc_id: DocumentId,
         data: &[u8],
+        defer_reply: bool,
     ) -> Result<SyncOutcome, HubError> {
         // I7: Regie reads the message and bounds its cost before any Automerge code does, and
         // before looking the document up, so the answer says nothing about whether it exists.
@@ -147,7 +151,14 @@ impl Hub {
         // Everyone hears of new heads; otherwise only the sender gets an answer, or peers would
         // keep answering each other's empty rounds forever.
         let changed = inner.doc.get_heads() != heads_before;
-        self.fan_out(&slot, &mut inner, (!changed).then_some(session));
+        if defer_reply {
+            handle.owe(doc_id);
+            if changed {
+                self.fan_out_to(&slot, &mut inner, |sid| sid != session);
+            }
+        } else {
+            self.fan_out(&slot, &mut inner, (!changed).then_some(session));
+        }
         let consents_changed =
             changed && key == DocumentKey::Record && regie_core::share::touches_consents(&touched);
         drop(inner);
@@ -183,25 +194,34 @@ impl Hub {
             // What this peer sent earlier may apply now; it is checked with this batch.
             let _ = fork.apply_changes(waiting.iter().cloned());
         }
+        // The message's changes, parsed once: what the batch adds is read from them, not rebuilt
+        // from the fork's operations (automerge 0.12 re-encodes a change from its op set).
+        let incoming = incoming_changes(&message);
         // Look at what a read-only peer sent, so it can be told it was refused; it is never merged.
         state.read_only = false;
         let received = fork.receive_sync_message(&mut state, message);
-        let new: Vec<Change> = inner.doc.get_changes_added(&fork);
+        let new: Vec<Change> = match &incoming {
+            Some(incoming) => added(&inner.doc, &fork, &waiting, incoming),
+            None => inner.doc.get_changes_added(&fork),
+        };
         let missing = fork.get_missing_deps(&[]);
         if !missing.is_empty() {
             // Changes the fork could not apply stay with this peer; the fork is only the place
             // where they were tried.
-            // Rare (a Bloom filter's false positive): read the message's changes again rather
-            // than copy them on every batch.
-            if let Ok(incoming) = sync::Message::decode(data) {
-                waiting.extend(
-                    incoming
-                        .changes
-                        .iter()
-                        .filter_map(|bytes| Change::from_bytes(bytes.to_vec()).ok()),
-                );
+            match incoming {
+                Some(incoming) => waiting.extend(incoming),
+                None => {
+                    if let Ok(incoming) = sync::Message::decode(data) {
+                        waiting.extend(
+                            incoming
+                                .changes
+                                .iter()
+                                .filter_map(|bytes| Change::from_bytes(bytes.to_vec()).ok()),
+                        );
+                    }
+                }
             }
-            waiting.retain(|c| fork.get_change_by_hash(&c.hash()).is_none());
+            waiting.retain(|c| fork.get_change_meta_by_hash(&c.hash()).is_none());
             waiting.sort_by_key(Change::hash);
             waiting.dedup_by_key(|c| c.hash());
         } else {
@@ -295,7 +315,9 @@ impl Hub {
                     .apply_changes(new.iter().cloned())
                     .map_err(|e| HubError::Corrupt(slot.id, e.to_string()))?;
             }
-            if slot.key == DocumentKey::Record {
+            // Only a record with resident views is projected (and only then are the touched
+            // entries worth finding).
+            if slot.key == DocumentKey::Record && !self.views(slot.dossier).is_empty() {
                 let entries = projection::touched_entries(&inner.doc, &touched);
                 self.project_record(slot.dossier, &inner.doc, Some(&entries), inner.last_seq)
                     .await?;
@@ -367,5 +389,140 @@ impl Hub {
             changes: hashes,
         });
         Ok(())
+    }
+}
+
+/// The changes a sync message carries, parsed once. A V2 message joins its changes into one
+/// chunk list; each is split at its storage-chunk header. `None` when anything is not a change
+/// (a whole document, as a V2 message may send, or bytes that do not parse), so that the caller
+/// asks the fork instead.
+fn incoming_changes(message: &sync::Message) -> Option<Vec<Change>> {
+    let mut changes = Vec::new();
+    for mut rest in message.changes.iter() {
+        while !rest.is_empty() {
+            let len = chunk_len(rest)?;
+            changes.push(Change::from_bytes(rest[..len].to_vec()).ok()?);
+            rest = &rest[len..];
+        }
+    }
+    Some(changes)
+}
+
+/// The length of the Automerge storage chunk at the start of `bytes`: magic bytes (4), checksum
+/// (4), chunk type (1), the body's length (ULEB128), then the body.
+fn chunk_len(bytes: &[u8]) -> Option<usize> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    if bytes.get(..4)? != MAGIC {
+        return None;
+    }
+    let (mut body, mut shift, mut at) = (0u64, 0u32, 9);
+    loop {
+        let byte = *bytes.get(at)?;
+        at += 1;
+        body |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    let end = at.checked_add(usize::try_from(body).ok()?)?;
+    (end <= bytes.len()).then_some(end)
+}
+
+/// What `fork` holds that `doc` lacks, in the order it came (the peer's waiting changes first,
+/// then the message's): the same set `doc.get_changes_added(fork)` returns when the fork was
+/// `doc` plus `waiting` plus `incoming`, without re-encoding them from the fork's operations.
+fn added(
+    doc: &Automerge,
+    fork: &Automerge,
+    waiting: &[Change],
+    incoming: &[Change],
+) -> Vec<Change> {
+    let mut seen = std::collections::HashSet::new();
+    waiting
+        .iter()
+        .chain(incoming)
+        .filter(|c| {
+            let hash = c.hash();
+            seen.insert(hash)
+                && doc.get_change_meta_by_hash(&hash).is_none()
+                && fork.get_change_meta_by_hash(&hash).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    fn hashes(changes: &[Change]) -> std::collections::BTreeSet<automerge::ChangeHash> {
+        changes.iter().map(Change::hash).collect()
+    }
+
+    #[test]
+    fn what_a_batch_adds_is_what_automerge_finds_added_to_the_fork() {
+        let mut server = Automerge::new();
+        let mut tx = server.transaction();
+        tx.put(automerge::ROOT, "a", 1).unwrap();
+        tx.commit();
+        let mut device = server.fork();
+        for i in 0..3 {
+            let mut tx = device.transaction();
+            tx.put(automerge::ROOT, "b", i).unwrap();
+            tx.commit();
+        }
+        let sent = device.get_changes(&server.get_heads());
+        // One change came earlier and waited with the peer; the message repeats it and brings
+        // the rest, and one more whose parent the server never got (it stays queued).
+        let waiting = vec![sent[0].clone()];
+        let mut orphan_source = device.fork();
+        let mut tx = orphan_source.transaction();
+        tx.put(automerge::ROOT, "c", 1).unwrap();
+        tx.commit();
+        let mut tx = orphan_source.transaction();
+        tx.put(automerge::ROOT, "c", 2).unwrap();
+        tx.commit();
+        let orphan = orphan_source.get_last_local_change().unwrap();
+        let incoming: Vec<Change> = sent.iter().cloned().chain([orphan]).collect();
+
+        let mut fork = server.clone();
+        fork.apply_changes(waiting.iter().cloned()).unwrap();
+        fork.apply_changes(incoming.iter().cloned()).unwrap();
+        let found = added(&server, &fork, &waiting, &incoming);
+        assert_eq!(hashes(&found), hashes(&server.get_changes_added(&fork)));
+        assert_eq!(found.len(), 3, "the orphan is not added");
+    }
+
+    #[test]
+    fn changes_joined_into_one_chunk_are_read_one_by_one_and_anything_else_is_left_to_automerge() {
+        let mut device = Automerge::new();
+        for i in 0..3 {
+            let mut tx = device.transaction();
+            tx.put(automerge::ROOT, "b", i).unwrap();
+            tx.commit();
+        }
+        let changes = device.get_changes(&[]);
+        let joined: Vec<u8> = changes
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let message = |chunks: Vec<Vec<u8>>| sync::Message {
+            heads: device.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: chunks.into(),
+            flags: None,
+            version: sync::MessageVersion::V2,
+        };
+        let read = incoming_changes(&message(vec![joined.clone()])).expect("three changes");
+        assert_eq!(hashes(&read), hashes(&changes));
+        // A whole document, a truncated change: the caller falls back to Automerge's own answer.
+        assert!(incoming_changes(&message(vec![device.save()])).is_none());
+        assert!(incoming_changes(&message(vec![joined[..joined.len() - 1].to_vec()])).is_none());
     }
 }
