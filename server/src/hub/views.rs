@@ -176,7 +176,19 @@ impl Hub {
     pub async fn catch_up_views(&self) -> Result<usize, HubError> {
         let behind = self.store.views_behind().await?;
         for dossier in &behind {
-            self.refresh_views(*dossier).await?;
+            match self.refresh_views(*dossier).await {
+                // A dossier whose key was destroyed (its rows back from a backup) or whose
+                // blocks fail their check cannot be projected; it is never served either, and
+                // the store logged it. The rest of the server starts.
+                Err(HubError::Storage(
+                    StorageError::KeyDestroyed(_)
+                    | StorageError::Tampered { .. }
+                    | StorageError::NoKey,
+                )) => {
+                    tracing::warn!(%dossier, "resident views not projected: the dossier's content cannot be read")
+                }
+                other => other?,
+            }
         }
         Ok(behind.len())
     }
