@@ -132,6 +132,10 @@ pub struct DeviceStats {
     pub ack_us: Vec<u32>,
     /// Another device's edit → receipt here, µs.
     pub recv_us: Vec<u32>,
+    /// Of those, edits made by a device connected to the same instance (several instances).
+    pub recv_within_us: Vec<u32>,
+    /// Of those, edits made by a device connected to another instance (several instances).
+    pub recv_cross_us: Vec<u32>,
     /// Protocol messages sent.
     pub msgs_up: u64,
     /// Protocol messages received.
@@ -153,6 +157,8 @@ impl DeviceStats {
         self.acked += o.acked;
         self.ack_us.extend(o.ack_us);
         self.recv_us.extend(o.recv_us);
+        self.recv_within_us.extend(o.recv_within_us);
+        self.recv_cross_us.extend(o.recv_cross_us);
         self.msgs_up += o.msgs_up;
         self.msgs_down += o.msgs_down;
         self.payload_up += o.payload_up;
@@ -222,6 +228,9 @@ pub struct Device {
     pub stats: DeviceStats,
     /// Acknowledged changes, live, for progress output.
     live_acked: Option<Arc<AtomicU64>>,
+    /// With several server instances: the instance each device's actor is connected to, and
+    /// this device's, so that receipts split into within and across instances.
+    pub instances: Option<(Arc<HashMap<ActorId, usize>>, usize)>,
 }
 
 enum Event {
@@ -273,6 +282,7 @@ impl Device {
             serial: 0,
             epoch,
             wire,
+            instances: None,
             window: Window::always(),
             stats: DeviceStats::default(),
             live_acked: None,
@@ -663,6 +673,15 @@ impl Device {
                 {
                     let us = (now_us - change.timestamp()).clamp(0, u32::MAX as i64);
                     self.stats.recv_us.push(us as u32);
+                    if let Some((of, mine)) = &self.instances
+                        && let Some(theirs) = of.get(change.actor_id())
+                    {
+                        if theirs == mine {
+                            self.stats.recv_within_us.push(us as u32);
+                        } else {
+                            self.stats.recv_cross_us.push(us as u32);
+                        }
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@
 //! - (e) [`memory`]: cold start over 100,000 stored dossiers, memory per hot dossier.
 //! - (f) [`flood`]: (d)'s steady editing, quiet and under attack by hostile devices.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -86,6 +87,9 @@ pub struct Common {
     pub keep: bool,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Regie instances on the one PostgreSQL database of `launch` in (a), (d) and (f), devices
+    /// spread round-robin over them (issue 17); 1 otherwise.
+    pub instances: usize,
 }
 
 impl Common {
@@ -344,10 +348,31 @@ async fn steady_net(
         )
         .await?;
     }
-    let server = common
-        .start(target, &dir, 10_000.max(3 * cfg.dossiers))
-        .await?;
-    let pid = server.pid().to_string();
+    let instances = if target == Target::Js {
+        1
+    } else {
+        common.instances.max(1)
+    };
+    let mut servers = Vec::with_capacity(instances);
+    for _ in 0..instances {
+        // One directory: with PostgreSQL it holds only the development key, which instances
+        // on one database must share.
+        servers.push(
+            common
+                .start(target, &dir, 10_000.max(3 * cfg.dossiers))
+                .await?,
+        );
+    }
+    let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
+    let instance_of: Option<Arc<HashMap<automerge::ActorId, usize>>> = (instances > 1).then(|| {
+        Arc::new(
+            layout
+                .devices
+                .iter()
+                .map(|s| (s.actor.clone(), s.index % instances))
+                .collect(),
+        )
+    });
     let epoch = Instant::now();
     let wire = Arc::new(Wire::default());
     let live = Arc::new(AtomicU64::new(0));
@@ -366,7 +391,8 @@ async fn steady_net(
             &wire,
         )?;
         dev.report_acks_to(live.clone());
-        let to = endpoint(&server, &spec.user)?;
+        dev.instances = instance_of.clone().map(|of| (of, spec.index % instances));
+        let to = endpoint(&servers[spec.index % instances], &spec.user)?;
         let (ready, mut go, connecting) = (ready.clone(), go_rx.clone(), connecting.clone());
         tasks.push(tokio::spawn(async move {
             let setup = async {
@@ -418,7 +444,7 @@ async fn steady_net(
     let bomb = Arc::new(crate::flood::deflate_bomb());
     let mut hostile = Vec::new();
     for i in 0..cfg.attackers {
-        let to = endpoint(&server, &layout.devices[i % n].user)?;
+        let to = endpoint(&servers[i % instances], &layout.devices[i % n].user)?;
         let doc = crate::flood::target(layout, i);
         hostile.push(tokio::spawn(crate::flood::hostile(
             to,
@@ -428,7 +454,7 @@ async fn steady_net(
             flood.clone(),
         )));
     }
-    let s0 = ProcStats::of(&pid)?;
+    let s0 = ProcStats::sum(&pids)?;
     let me0 = ProcStats::of("self")?;
     let w0 = wire.total();
     let a0 = live.load(Ordering::Relaxed);
@@ -444,7 +470,7 @@ async fn steady_net(
         ));
         last = now;
     }
-    let s1 = ProcStats::of(&pid)?;
+    let s1 = ProcStats::sum(&pids)?;
     let me1 = ProcStats::of("self")?;
     let w1 = wire.total();
     for h in hostile {
@@ -457,10 +483,25 @@ async fn steady_net(
         total.merge(stats);
         failures.extend(err);
     }
-    server.stop();
+    for server in servers {
+        server.stop();
+    }
     common.clean(&dir);
 
     let mut m = Measurement::new(scenario, target.name(), run);
+    if instances > 1 {
+        m.set("instances", instances as f64);
+        m.set(
+            "lat_within_p99_ms",
+            percentile_ms(&mut total.recv_within_us, 99.0),
+        );
+        m.set(
+            "lat_cross_p99_ms",
+            percentile_ms(&mut total.recv_cross_us, 99.0),
+        );
+        m.set("receipts_within", total.recv_within_us.len() as f64);
+        m.set("receipts_cross", total.recv_cross_us.len() as f64);
+    }
     let d = cfg.duration_s;
     let acked = total.acked as f64;
     m.set("acked", acked);

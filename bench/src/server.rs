@@ -43,6 +43,18 @@ fn clock_ticks() -> f64 {
 }
 
 impl ProcStats {
+    /// The stats of several processes added up (several server instances); peak RSS too.
+    pub fn sum(pids: &[String]) -> anyhow::Result<ProcStats> {
+        let mut total = ProcStats::default();
+        for pid in pids {
+            let s = ProcStats::of(pid)?;
+            total.rss += s.rss;
+            total.peak_rss += s.peak_rss;
+            total.cpu_s += s.cpu_s;
+        }
+        Ok(total)
+    }
+
     /// Reads the stats of `pid` (`"self"` for this process).
     pub fn of(pid: &str) -> anyhow::Result<ProcStats> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -11,6 +11,7 @@ use regie_bench::server::Launch;
 
 fn common(dir: &std::path::Path, targets: Vec<Target>) -> Common {
     Common {
+        instances: 1,
         seed: 7,
         runs: 1,
         targets,

@@ -1,5 +1,6 @@
 //! The `regie-server` binary as a process: the demo command, graceful shutdown on SIGTERM,
-//! durable acknowledgement across SIGKILL (I4), and the audit verifier on the command line.
+//! durable acknowledgement across SIGKILL (I4) — of one instance, and of one of three instances
+//! on one PostgreSQL database (issue 17) — and the audit verifier on the command line.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,9 +28,15 @@ impl Drop for Server {
 
 /// Starts `regie-server <args>` in `cwd` and waits for its "listening on" line.
 fn spawn(cwd: &Path, args: &[&str]) -> Server {
+    spawn_with(cwd, args, &[])
+}
+
+/// [`spawn`] with more environment variables.
+fn spawn_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
     regie_server::install_crypto_provider();
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .env("REGIE_JWT_SECRET", SECRET)
         .env("REGIE_JWT_ISSUER", "regie-test")
@@ -394,5 +401,186 @@ async fn verify_audit_on_the_command_line_finds_a_tampered_row() {
         String::from_utf8_lossy(&broken.stderr).contains("broken at row 2"),
         "{}",
         String::from_utf8_lossy(&broken.stderr)
+    );
+}
+
+/// A device of the cluster test: its connection, the instance it is on, and its own changes in
+/// order with how many of them the server acknowledged.
+struct Device {
+    peer: Peer,
+    instance: usize,
+    goal: Option<automerge::ObjId>,
+    hashes: Vec<automerge::ChangeHash>,
+    acked: usize,
+}
+
+impl Device {
+    /// Counts the changes the server's announced heads now include.
+    fn note_acks(&mut self, plan: DocumentId) {
+        let announced = self.peer.server_heads(plan);
+        if let Some(last) = self.hashes.iter().rposition(|h| announced.contains(h)) {
+            self.acked = self.acked.max(last + 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_instances_on_one_postgres_lose_no_acknowledged_change_when_one_is_killed() {
+    use regie_testkit::postgres::{FreshDatabase, TestDatabase, test_database};
+    if test_database() != TestDatabase::Postgres {
+        eprintln!("skipped: several instances need REGIE_TEST_DATABASE=postgres");
+        return;
+    }
+    let database = FreshDatabase::new().await;
+    // Instances on one database share the key-encryption key (DEPLOYMENT.md).
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let env = [("REGIE_KEY", key.as_str())];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &database.url,
+    ];
+    let mut servers: Vec<Option<Server>> = dirs
+        .iter()
+        .map(|d| Some(spawn_with(d.path(), &args, &env)))
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.as_ref().unwrap().1).collect();
+    let plan = create_dossier(addrs[0]).await;
+
+    // Two devices on each instance, all editing the one plan.
+    let mut devices = Vec::new();
+    for n in 0..6 {
+        devices.push(Device {
+            peer: open(addrs[n % 3], plan, &worker(), "goals").await,
+            instance: n % 3,
+            goal: None,
+            hashes: Vec::new(),
+            acked: 0,
+        });
+    }
+    const KILLED: usize = 1;
+    let mut acked_before_kill = [0; 6];
+    let mut dropped_by_live = 0;
+    for round in 0..100 {
+        for (n, dev) in devices.iter_mut().enumerate() {
+            // Each device adds one goal (the plan holds at most 200) and rewords it from then on.
+            let d = dev.peer.doc(plan);
+            let goal = match &dev.goal {
+                Some(g) => g.clone(),
+                None => {
+                    let goals = d.get(ROOT, "goals").unwrap().unwrap().1;
+                    let g = d.insert_object(&goals, 0, ObjType::Map).unwrap();
+                    d.put(&g, "id", format!("d{n}")).unwrap();
+                    dev.goal = Some(g.clone());
+                    g
+                }
+            };
+            d.put(
+                &goal,
+                "title",
+                format!("doel van apparaat {n}, versie {round}"),
+            )
+            .unwrap();
+            dev.hashes.push(d.commit().unwrap());
+            dev.peer.push(plan).await;
+        }
+        for (n, dev) in devices.iter_mut().enumerate() {
+            dev.peer.settle(Duration::from_millis(2)).await;
+            dev.note_acks(plan);
+            // A device whose instance is gone carries on with another one, with everything it
+            // holds (acknowledged or not), as a tablet's automerge-repo does.
+            // (A live instance may close a connection too: a batch that loses the race for
+            // its document more often than the server retries ends the session. The device
+            // then reconnects to the same instance.)
+            if dev.peer.closed {
+                let to = if servers[dev.instance].is_some() {
+                    dropped_by_live += 1;
+                    dev.instance
+                } else {
+                    acked_before_kill[n] = dev.acked;
+                    (KILLED + 1) % 3
+                };
+                let held = dev.peer.docs.remove(&plan).unwrap().0;
+                let mut peer = Peer::connect(&addrs[to], &worker()).await.unwrap();
+                peer.docs
+                    .insert(plan, (held, automerge::sync::State::new()));
+                peer.request(plan).await;
+                dev.peer = peer;
+                dev.instance = to;
+            }
+        }
+        // Pull the plug of one instance in the middle of the stream, without warning.
+        if round == 40 {
+            drop(servers[KILLED].take());
+        }
+    }
+    eprintln!("connections closed by live instances: {dropped_by_live}");
+    for dev in &mut devices {
+        // In sync: the instance announced heads that cover everything the device holds.
+        assert!(dev.peer.wait_in_sync(plan).await, "every device catches up");
+        dev.acked = dev.hashes.len();
+    }
+    for (n, dev) in devices.iter().enumerate() {
+        if n % 3 == KILLED {
+            assert_ne!(dev.instance, KILLED, "device {n} moved to another instance");
+            assert!(
+                acked_before_kill[n] > 0 && dev.acked > acked_before_kill[n],
+                "device {n} continued on another instance: {} acknowledged before the kill, {} of {} after",
+                acked_before_kill[n],
+                dev.acked,
+                dev.hashes.len()
+            );
+        }
+    }
+
+    // Read back through the instance no device moved to.
+    let reader = (KILLED + 2) % 3;
+    let mut fresh = Peer::connect(&addrs[reader], &worker()).await.unwrap();
+    fresh.request(plan).await;
+    let acknowledged: Vec<_> = devices
+        .iter()
+        .flat_map(|dev| dev.hashes[..dev.acked].iter().copied())
+        .collect();
+    fresh
+        .wait_for(plan, |d| {
+            acknowledged
+                .iter()
+                .all(|h| ReadDoc::get_change_by_hash(d, h).is_some())
+        })
+        .await;
+    let lost: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .flat_map(|(n, dev)| {
+            let doc = fresh.docs.get(&plan).map(|(d, _)| d);
+            (0..dev.acked)
+                .filter(move |i| {
+                    doc.is_none_or(|d| ReadDoc::get_change_by_hash(d, &dev.hashes[*i]).is_none())
+                })
+                .map(move |i| (n, i))
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged changes (device, index) lost after a SIGKILL of one of three instances: {lost:?}"
+    );
+
+    drop(servers);
+    let verify = Command::new(BIN)
+        .args(["verify-audit", "--database-url", &database.url])
+        .env("REGIE_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "the audit chain of the shared database is intact: {}",
+        String::from_utf8_lossy(&verify.stderr)
     );
 }

@@ -113,6 +113,10 @@ struct Args {
     /// per invocation, so one Regie target and one run (`--targets regie --runs 1`).
     #[arg(long)]
     database_url: Option<String>,
+    /// Regie instances on the one database of --database-url in (a), (d) and (f), devices
+    /// spread round-robin over them (issue 17).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -188,7 +192,13 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
             .extend(["--database-url".into(), url.clone()]);
         launch.database_url = Some(url.clone());
     }
+    if args.instances > 1 && args.database_url.is_none() {
+        anyhow::bail!(
+            "--instances needs --database-url: several instances share one PostgreSQL database"
+        );
+    }
     let common = Common {
+        instances: args.instances,
         seed: args.seed,
         runs: args.runs.max(1),
         targets: args.targets.clone(),

@@ -269,71 +269,9 @@ pub(crate) fn cluster_database() -> bool {
     postgres
 }
 
-/// Which database this run's servers store in: SQLite in each server's directory (the
-/// default), or PostgreSQL with `REGIE_TEST_DATABASE=postgres`, each store a fresh database
-/// `regie_t_<seconds>_<random>` made through the `test` database of `REGIE_TEST_POSTGRES_URL`
-/// (default `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that does not answer fails
-/// the run under `CI=true`; elsewhere the run says so and stays on SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TestDatabase {
-    Sqlite,
-    Postgres,
-}
-
-/// The backend of this run, decided once.
-pub(crate) fn test_database() -> TestDatabase {
-    static CHOSEN: std::sync::OnceLock<TestDatabase> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        let wanted = std::env::var("REGIE_TEST_DATABASE").unwrap_or_default();
-        match wanted.as_str() {
-            "" | "sqlite" => TestDatabase::Sqlite,
-            "postgres" => {
-                let url = postgres_admin_url();
-                let reachable = postgres_host_port(&url)
-                    .and_then(|hp| std::net::ToSocketAddrs::to_socket_addrs(&hp).ok())
-                    .into_iter()
-                    .flatten()
-                    .any(|a| {
-                        std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok()
-                    });
-                if reachable {
-                    TestDatabase::Postgres
-                } else if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("REGIE_TEST_DATABASE=postgres but PostgreSQL does not answer at {url}");
-                } else {
-                    eprintln!(
-                        "PostgreSQL does not answer at {url}: these tests run on SQLite instead"
-                    );
-                    TestDatabase::Sqlite
-                }
-            }
-            other => panic!("REGIE_TEST_DATABASE={other}: expected sqlite or postgres"),
-        }
-    })
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("REGIE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn postgres_host_port(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    Some(if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    })
-}
-
-/// The URL of database `name` on the test server.
-fn postgres_url(name: &str) -> String {
-    let admin = postgres_admin_url();
-    let (head, _) = admin.rsplit_once('/').expect("a URL with a database");
-    format!("{head}/{name}")
-}
+use regie_testkit::postgres::url_of as postgres_url;
+pub(crate) use regie_testkit::postgres::{TestDatabase, admin_connection, test_database};
+use regie_testkit::postgres::{create_database, drop_database as drop_postgres_database};
 
 /// Where the PostgreSQL store of `dir` is named, so that a server started again on `dir`
 /// finds the same database.
@@ -343,36 +281,16 @@ fn postgres_database_of(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join(POSTGRES_MARKER)).ok()
 }
 
-pub(crate) async fn admin_connection() -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(&postgres_admin_url())
-        .await
-        .expect("connect to the PostgreSQL test database")
-}
-
-/// The store arguments of a server on `dir` in this run's backend: with PostgreSQL, the
-/// database `dir` names, made on first use.
+/// The store arguments of a server on `dir` in this run's backend (SQLite in `dir`, or with
+/// `REGIE_TEST_DATABASE=postgres` a fresh PostgreSQL database of its own, see
+/// [`regie_testkit::postgres`]): with PostgreSQL, the database `dir` names, made on first use.
 pub(crate) async fn store_args(dir: &Path) -> StoreArgs {
     let mut args = StoreArgs::sqlite(dir);
     if test_database() == TestDatabase::Postgres {
         let name = match postgres_database_of(dir) {
             Some(name) => name,
             None => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let name = format!(
-                    "regie_t_{now}_{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                );
-                let mut admin = admin_connection().await;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
-                drop_stale_databases(&mut admin, now).await;
+                let name = create_database().await;
                 std::fs::create_dir_all(dir).unwrap();
                 std::fs::write(dir.join(POSTGRES_MARKER), &name).unwrap();
                 name
@@ -381,47 +299,6 @@ pub(crate) async fn store_args(dir: &Path) -> StoreArgs {
         args.database_url = Some(regie_server::config::DatabaseUrl(postgres_url(&name)));
     }
     args
-}
-
-/// Test databases of directories the tests kept (a store started again on its directory)
-/// are not dropped with a server; those older than two hours are dropped here.
-async fn drop_stale_databases(admin: &mut sqlx::AnyConnection, now: u64) {
-    use sqlx::Row;
-    let names: Vec<String> =
-        sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'regie_t_%'")
-            .fetch_all(&mut *admin)
-            .await
-            .map(|rows| rows.iter().map(|r| r.get::<String, _>(0)).collect())
-            .unwrap_or_default();
-    for name in names {
-        let made: Option<u64> = name.split('_').nth(2).and_then(|s| s.parse().ok());
-        if made.is_some_and(|t| t + 2 * 3600 < now) {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut *admin)
-            .await;
-        }
-    }
-}
-
-/// Drops a test database, from any context (a `Drop`): on a thread with its own runtime.
-fn drop_postgres_database(name: String) {
-    let _ = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let mut admin = admin_connection().await;
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
-            });
-    })
-    .join();
 }
 
 /// The store of `dir` in this run's backend, opened directly (for storage-level tests).
