@@ -13,8 +13,20 @@ use super::*;
 
 use crate::storage::feed::{Changed, FeedEntry, Heard};
 
-/// How often one batch is caught up and checked again before its error is returned.
-const ATTEMPTS: usize = 8;
+/// How often one batch is caught up and checked again before its error is returned (which
+/// ends the device's connection): with a growing, jittered pause between attempts, so that
+/// instances racing for one document take turns instead of losing to each other in lockstep.
+const ATTEMPTS: usize = 32;
+
+/// The pause before attempt `attempt + 1`: up to `attempt` milliseconds (at most 20), random.
+fn backoff(attempt: usize) -> std::time::Duration {
+    use ring::rand::SecureRandom;
+    let mut byte = [0_u8; 1];
+    // A failed random source only means no jitter.
+    let _ = ring::rand::SystemRandom::new().fill(&mut byte);
+    let ceiling_us = attempt.min(20) as u64 * 1000;
+    std::time::Duration::from_micros(ceiling_us * u64::from(byte[0]) / 255)
+}
 
 /// What this instance has taken into memory of the feed.
 pub(super) struct Follow {
@@ -366,6 +378,7 @@ impl Hub {
                 .await
             {
                 Err(HubError::Storage(StorageError::Stale("changes"))) if attempt < ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
                     self.catch_up_document(slot, inner).await?;
                 }
                 other => return other,

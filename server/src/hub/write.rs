@@ -38,7 +38,16 @@ impl Hub {
             });
             Ok(SyncOutcome::Unavailable)
         };
-        let Some((dossier, key)) = self.locate(doc_id) else {
+        let located = match self.locate(doc_id) {
+            // Another instance may have made it a moment ago (issue 17): take in the change
+            // feed before answering that it is unknown.
+            None if self.store.is_shared() => {
+                self.catch_up_feed(false).await?;
+                self.locate(doc_id)
+            }
+            found => found,
+        };
+        let Some((dossier, key)) = located else {
             if let Some(new) = self.replacement_for(&handle.principal, doc_id) {
                 handle.send(&Message::Replaced {
                     sender_id: self.peer_id.clone(),

@@ -589,3 +589,29 @@ async fn a_sweep_runs_on_one_instance_at_a_time() {
     .await;
     assert_eq!(next, Some(3));
 }
+
+#[tokio::test]
+async fn a_document_made_a_moment_ago_on_another_instance_is_served_not_answered_unknown() {
+    let Some((a, b, _c)) = three_instances().await else {
+        return;
+    };
+    // B has not yet taken in the feed entry of the dossier A is about to make.
+    let held = b.state.hub.hold_feed().await;
+    let house = seed_household(&a).await;
+    let plan = house.doc("plan");
+    let mut anna = Peer::connect(&b, &b.token("worker")).await.unwrap();
+    anna.request(plan).await;
+    let early = anna.settle(Duration::from_millis(300)).await;
+    assert!(
+        !early
+            .iter()
+            .any(|m| matches!(m, Message::DocUnavailable { .. })),
+        "answered unknown before B looked at the feed: {early:?}"
+    );
+    drop(held);
+    assert!(
+        anna.wait_for(plan, |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
+            .await,
+        "the plan arrives once B has taken in the feed"
+    );
+}
