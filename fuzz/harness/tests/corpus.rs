@@ -1,6 +1,6 @@
 //! Replays every file of the checked-in fuzz corpus (`fuzz/corpus/<target>/`) and every seed
 //! through the same entry points the cargo-fuzz targets call, on stable, so CI keeps what the
-//! fuzzer found covered: no file may panic.
+//! fuzzer found covered: no file may panic in Regie's code.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, Once};
@@ -11,13 +11,13 @@ use regie_fuzz_harness::{Target, corpus};
 /// nextest; under `cargo test` the hook is shared, which is harmless for the check below).
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
-/// The one panic tolerated, in debug builds only: automerge 0.12's `debug_assert_eq!` in
-/// `op_set2/op_set.rs` (`seek_list_opid`), which scripted edits reach through `check_batch` and
-/// release builds skip (see the ignored test below).
-fn automerge_debug_assertion(location: Option<&str>) -> bool {
-    cfg!(debug_assertions)
-        && location
-            .is_some_and(|l| l.contains("automerge-0.12") && l.ends_with("op_set2/op_set.rs"))
+/// Panics tolerated: those inside automerge or its column codec hexane, which the hub contains
+/// (`server/src/session.rs` catches the panic, ends that connection and discards the fork) and
+/// the `receive` fuzz binary contains alike (FUZZING.md, Findings). Some corpus inputs reach one
+/// only in some runs (automerge orders operations by their random actor ids), so they cannot all
+/// be weeded out of the corpus; a panic in Regie's own code still fails.
+fn contained_upstream_panic(location: Option<&str>) -> bool {
+    location.is_some_and(|l| l.contains("/automerge-0.") || l.contains("/hexane-"))
 }
 
 /// Runs `inputs` through `target`, naming every input that panics.
@@ -35,7 +35,7 @@ fn replay(target: Target, inputs: &[(String, Vec<u8>)]) {
         .iter()
         .filter(|(_, bytes)| {
             catch_unwind(AssertUnwindSafe(|| target.run(bytes))).is_err()
-                && !automerge_debug_assertion(
+                && !contained_upstream_panic(
                     LAST_PANIC
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
