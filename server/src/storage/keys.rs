@@ -157,6 +157,16 @@ impl Kek {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// The AEAD key that wraps data and device keys.
+    fn aead(&self) -> LessSafeKey {
+        aes_key(&self.key)
+    }
+}
+
+/// An AES-256-GCM key made of 32 bytes.
+fn aes_key(key: &[u8; KEY_LEN]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key[..]).expect("32-byte key"))
 }
 
 /// Writes `bytes` to a new file at `path` that only its owner may read.
@@ -174,15 +184,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// A dossier's data key, unwrapped, in memory only.
+/// A dossier's data key, unwrapped, in memory only: its AES key schedule, expanded once rather
+/// than for every block sealed or opened.
 struct DataKey {
     id: String,
-    key: Zeroizing<[u8; KEY_LEN]>,
+    aead: LessSafeKey,
 }
 
 impl DataKey {
-    fn aead(&self) -> LessSafeKey {
-        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key[..]).expect("32-byte key"))
+    fn new(id: String, key: &[u8; KEY_LEN]) -> DataKey {
+        DataKey {
+            id,
+            aead: aes_key(key),
+        }
     }
 }
 
@@ -347,15 +361,10 @@ impl Keys {
         storage: &str,
         at: &str,
     ) -> Result<std::result::Result<(String, Zeroizing<[u8; KEY_LEN]>), String>> {
-        let mut key = Zeroizing::new([0_u8; KEY_LEN]);
-        self.random
-            .fill(&mut key[..])
-            .map_err(|_| StorageError::Crypto("no random bytes"))?;
+        let key = self.fresh_key()?;
         let key_id = format!("dvk-{}", uuid::Uuid::new_v4().simple());
         let block = BlockId::new("device_keys", &[user, storage, &key_id]);
-        let aead = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
-        );
+        let aead = self.kek()?.aead();
         let wrapped = self.seal_with(&aead, &block, &key[..])?;
         sqlx::query(self.sql(
             "INSERT INTO {device_keys} (user_id, storage_id, key_id, wrapped, kek_id, created_at) \
@@ -387,20 +396,7 @@ impl Keys {
         self.check_kek(&stored_id, row.get(2))?;
         let block = BlockId::new("device_keys", &[user, storage, &stored_id]);
         let wrapped: Vec<u8> = row.get(1);
-        let plain = Zeroizing::new(open_with(&aead, &block, &wrapped).ok_or_else(|| {
-            StorageError::Tampered {
-                table: "device_keys",
-                row: stored_id.clone(),
-            }
-        })?);
-        let mut key = Zeroizing::new([0_u8; KEY_LEN]);
-        if plain.len() != KEY_LEN {
-            return Err(StorageError::Tampered {
-                table: "device_keys",
-                row: stored_id,
-            });
-        }
-        key.copy_from_slice(&plain);
+        let key = open_key(&aead, &block, &wrapped, "device_keys", &stored_id)?;
         Ok(Ok((stored_id, key)))
     }
 
@@ -426,11 +422,7 @@ impl Keys {
         .bind(at)
         .execute(&self.pool)
         .await?;
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
-        }
+        self.checkpoint().await?;
         Ok(sqlx::query(
             self.sql("SELECT key_id FROM {device_keys} WHERE user_id = $1 AND storage_id = $2"),
         )
@@ -445,10 +437,7 @@ impl Keys {
     /// (or had) a key keeps it: the existing id is returned, and a destroyed key is never made
     /// again.
     pub(crate) async fn create(&self, dossier: DossierId, at: &str) -> Result<String> {
-        let mut key = Zeroizing::new([0_u8; KEY_LEN]);
-        self.random
-            .fill(&mut key[..])
-            .map_err(|_| StorageError::Crypto("no random bytes"))?;
+        let key = self.fresh_key()?;
         let key_id = format!("dk-{}", uuid::Uuid::new_v4().simple());
         let wrapped = self.wrap(self.kek()?, dossier, &key_id, &key[..])?;
         sqlx::query(self.sql(
@@ -462,15 +451,11 @@ impl Keys {
         .bind(at)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(self.sql("SELECT key_id FROM {keys} WHERE dossier = $1"))
-            .bind(dossier.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        let stored: String = row.get(0);
+        let stored = self.key_id(dossier).await?.ok_or(StorageError::NoKey)?;
         if stored == key_id {
             self.keys
                 .write()
-                .insert(dossier, Arc::new(DataKey { id: key_id, key }));
+                .insert(dossier, Arc::new(DataKey::new(key_id, &key)));
         }
         Ok(stored)
     }
@@ -512,11 +497,7 @@ impl Keys {
         .bind(dossier.to_string())
         .execute(&self.pool)
         .await?;
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
-        }
+        self.checkpoint().await?;
         self.key_id(dossier).await
     }
 
@@ -582,11 +563,8 @@ impl Keys {
         ))
         .fetch_all(&mut *tx)
         .await?;
-        let old = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
-        );
-        let fresh =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &new.key[..]).expect("32 bytes"));
+        let old = self.kek()?.aead();
+        let fresh = new.aead();
         for r in &rows {
             let (user, storage, key_id): (String, String, String) = (r.get(0), r.get(1), r.get(2));
             let wrapped: Vec<u8> = r.get(3);
@@ -596,13 +574,8 @@ impl Keys {
             }
             self.check_kek(&key_id, &kek_id)?;
             let block = BlockId::new("device_keys", &[&user, &storage, &key_id]);
-            let key = Zeroizing::new(open_with(&old, &block, &wrapped).ok_or_else(|| {
-                StorageError::Tampered {
-                    table: "device_keys",
-                    row: key_id.clone(),
-                }
-            })?);
-            let rewrapped = self.seal_with(&fresh, &block, &key)?;
+            let key = open_key(&old, &block, &wrapped, "device_keys", &key_id)?;
+            let rewrapped = self.seal_with(&fresh, &block, &key[..])?;
             sqlx::query(self.sql(
                 "UPDATE {device_keys} SET wrapped = $1, kek_id = $2 WHERE user_id = $3 AND storage_id = $4",
             ))
@@ -615,11 +588,7 @@ impl Keys {
             n += 1;
         }
         tx.commit().await?;
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
-        }
+        self.checkpoint().await?;
         Ok(n)
     }
 
@@ -636,9 +605,8 @@ impl Keys {
     }
 
     fn wrap(&self, kek: &Kek, dossier: DossierId, key_id: &str, key: &[u8]) -> Result<Vec<u8>> {
-        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kek.key[..]).expect("32 bytes"));
         let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
-        self.seal_with(&aead, &aad, key)
+        self.seal_with(&kek.aead(), &aad, key)
     }
 
     fn unwrap(
@@ -647,24 +615,16 @@ impl Keys {
         key_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
-        let aead = LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &self.kek()?.key[..]).expect("32 bytes"),
-        );
         let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
-        let plain = Zeroizing::new(open_with(&aead, &aad, wrapped).ok_or_else(|| {
-            StorageError::Tampered {
-                table: "data_keys",
-                row: key_id.to_owned(),
-            }
-        })?);
+        open_key(&self.kek()?.aead(), &aad, wrapped, "data_keys", key_id)
+    }
+
+    /// A new random key.
+    fn fresh_key(&self) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         let mut key = Zeroizing::new([0_u8; KEY_LEN]);
-        if plain.len() != KEY_LEN {
-            return Err(StorageError::Tampered {
-                table: "data_keys",
-                row: key_id.to_owned(),
-            });
-        }
-        key.copy_from_slice(&plain);
+        self.random
+            .fill(&mut key[..])
+            .map_err(|_| StorageError::Crypto("no random bytes"))?;
         Ok(key)
     }
 
@@ -734,7 +694,7 @@ impl Keys {
         self.check_kek(&key_id, row.get(2))?;
         let wrapped: Vec<u8> = row.get(1);
         let key = self.unwrap(dossier, &key_id, &wrapped)?;
-        let key = Arc::new(DataKey { id: key_id, key });
+        let key = Arc::new(DataKey::new(key_id, &key));
         self.keys.write().insert(dossier, key.clone());
         Ok(key)
     }
@@ -750,7 +710,7 @@ impl Keys {
             return Ok(plain.to_vec());
         }
         let key = self.key(dossier).await?;
-        self.seal_with(&key.aead(), block, plain)
+        self.seal_with(&key.aead, block, plain)
     }
 
     /// Opens a block sealed with `dossier`'s key for `block`. A block that does not open (altered,
@@ -768,7 +728,7 @@ impl Keys {
             return Ok(sealed.to_vec());
         }
         let key = self.key(dossier).await?;
-        open_with(&key.aead(), block, sealed).ok_or_else(|| {
+        open_with(&key.aead, block, sealed).ok_or_else(|| {
             let row = row();
             tracing::error!(
                 table,
@@ -835,6 +795,26 @@ fn open_with(aead: &LessSafeKey, block: &BlockId, sealed: &[u8]) -> Option<Vec<u
     let n = plain.len();
     body.truncate(n);
     Some(body)
+}
+
+/// Opens a wrapped key (of `table`'s row `row`) with `aead`: 32 bytes, or tampered with.
+fn open_key(
+    aead: &LessSafeKey,
+    block: &BlockId,
+    wrapped: &[u8],
+    table: &'static str,
+    row: &str,
+) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    let plain = Zeroizing::new(open_with(aead, block, wrapped).unwrap_or_default());
+    if plain.len() != KEY_LEN {
+        return Err(StorageError::Tampered {
+            table,
+            row: row.to_owned(),
+        });
+    }
+    let mut key = Zeroizing::new([0_u8; KEY_LEN]);
+    key.copy_from_slice(&plain);
+    Ok(key)
 }
 
 /// Kept so the development default is named in one place.
