@@ -138,11 +138,7 @@ impl Hub {
             }
         }
         if devices {
-            for (user, device) in self.store.revoked_devices().await? {
-                if let Ok(user) = user.parse() {
-                    self.revoke_device(&user, &device);
-                }
-            }
+            self.revoke_lost_devices().await?;
         }
         // Dossiers first: a new document (a replaced view) is known before its changes.
         for dossier in dossiers {
@@ -152,10 +148,7 @@ impl Hub {
             let Some(slot) = self.cached_slot(doc) else {
                 continue; // Not in memory: loaded from SQL when next needed.
             };
-            let mut inner = slot.inner.lock().await;
-            if self.catch_up_document(&slot, &mut inner).await? {
-                self.fan_out(&slot, &mut inner, None);
-            }
+            self.catch_up_and_tell(&slot).await?;
         }
         Ok(())
     }
@@ -182,11 +175,23 @@ impl Hub {
             .filter_map(|(_, cell)| cell.get().cloned())
             .collect();
         for slot in hot {
-            let mut inner = slot.inner.lock().await;
-            if self.catch_up_document(&slot, &mut inner).await? {
-                self.fan_out(&slot, &mut inner, None);
-            }
+            self.catch_up_and_tell(&slot).await?;
         }
+        self.revoke_lost_devices().await?;
+        Ok(())
+    }
+
+    /// Catches `slot` up with the store and tells its connections when anything was new.
+    async fn catch_up_and_tell(&self, slot: &DocSlot) -> Result<(), HubError> {
+        let mut inner = slot.inner.lock().await;
+        if self.catch_up_document(slot, &mut inner).await? {
+            self.fan_out(slot, &mut inner, None);
+        }
+        Ok(())
+    }
+
+    /// Closes and refuses every device reported lost, on whichever instance it was reported.
+    async fn revoke_lost_devices(&self) -> Result<(), HubError> {
         for (user, device) in self.store.revoked_devices().await? {
             if let Ok(user) = user.parse() {
                 self.revoke_device(&user, &device);
@@ -271,41 +276,6 @@ impl Hub {
             self.revoke_everywhere(doc, "replaced");
         }
         Ok(())
-    }
-
-    /// Another instance destroyed `dossier`: forget it and tell its connections.
-    fn forget_destroyed(&self, dossier: DossierId) {
-        let documents: Vec<DocumentId> = self
-            .dossiers
-            .write()
-            .remove(&dossier)
-            .map(|e| e.documents.into_values().collect())
-            .unwrap_or_default();
-        {
-            let mut by_doc = self.by_document.write();
-            let mut slots = self.slots.lock();
-            for doc in &documents {
-                by_doc.remove(doc);
-                slots.pop(doc);
-            }
-        }
-        for doc in documents {
-            self.revoke_everywhere(doc, "destroyed");
-        }
-    }
-
-    fn revoke_everywhere(&self, doc: DocumentId, reason: &str) {
-        let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
-        for handle in sessions {
-            if handle.docs.lock().remove(&doc) {
-                handle.send(&Message::Revoked {
-                    sender_id: self.peer_id.clone(),
-                    target_id: handle.peer.clone(),
-                    document_id: doc,
-                    reason: reason.into(),
-                });
-            }
-        }
     }
 
     /// The dossier's relationships as committed now, when another instance changed them after

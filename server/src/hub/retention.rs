@@ -5,7 +5,7 @@
 //! purge it at their next sync, when the server answers its ids like unknown ones.
 
 use regie_core::id::DossierId;
-use regie_sync_protocol::{DocumentId, Message};
+use regie_sync_protocol::DocumentId;
 use time::Date;
 
 use super::{Hub, HubError, now};
@@ -37,33 +37,7 @@ impl Hub {
         actor: (&str, &str),
     ) -> Result<Destruction, HubError> {
         let t = now();
-        let documents: Vec<DocumentId> = self
-            .dossiers
-            .write()
-            .remove(&dossier)
-            .map(|e| e.documents.into_values().collect())
-            .unwrap_or_default();
-        {
-            let mut by_doc = self.by_document.write();
-            let mut slots = self.slots.lock();
-            for doc in &documents {
-                by_doc.remove(doc);
-                slots.pop(doc);
-            }
-        }
-        let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
-        for handle in sessions {
-            for doc in &documents {
-                if handle.docs.lock().remove(doc) {
-                    handle.send(&Message::Revoked {
-                        sender_id: self.peer_id.clone(),
-                        target_id: handle.peer.clone(),
-                        document_id: *doc,
-                        reason: "destroyed".into(),
-                    });
-                }
-            }
-        }
+        self.forget_destroyed(dossier);
         // The destruction, its proof and its audit row: one transaction.
         let proof = self
             .store
@@ -81,5 +55,28 @@ impl Hub {
             })
             .await?;
         Ok(proof)
+    }
+
+    /// Forgets destroyed `dossier` in memory, so nothing can load it again, and tells every
+    /// connection holding one of its documents `revoked` (`destroyed`): on the instance that
+    /// destroys it and on every other (issue 17).
+    pub(super) fn forget_destroyed(&self, dossier: DossierId) {
+        let documents: Vec<DocumentId> = self
+            .dossiers
+            .write()
+            .remove(&dossier)
+            .map(|e| e.documents.into_values().collect())
+            .unwrap_or_default();
+        {
+            let mut by_doc = self.by_document.write();
+            let mut slots = self.slots.lock();
+            for doc in &documents {
+                by_doc.remove(doc);
+                slots.pop(doc);
+            }
+        }
+        for doc in documents {
+            self.revoke_everywhere(doc, "destroyed");
+        }
     }
 }

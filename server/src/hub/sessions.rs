@@ -379,4 +379,20 @@ impl Hub {
             }
         }
     }
+
+    /// Tells every connection holding `doc` that it is `revoked` for `reason`, and forgets it
+    /// there.
+    pub(super) fn revoke_everywhere(&self, doc: DocumentId, reason: &str) {
+        let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
+        for handle in sessions {
+            if handle.docs.lock().remove(&doc) {
+                handle.send(&Message::Revoked {
+                    sender_id: self.peer_id.clone(),
+                    target_id: handle.peer.clone(),
+                    document_id: doc,
+                    reason: reason.into(),
+                });
+            }
+        }
+    }
 }
