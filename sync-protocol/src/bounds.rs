@@ -231,17 +231,8 @@ fn chunks(mut bytes: &[u8], limits: &SyncLimits) -> Result<SyncStats, LimitError
                 limit: limits.max_chunks,
             });
         }
-        let mut r = Reader::new(bytes);
-        if r.take(4)? != MAGIC {
-            return Err(LimitError::Malformed(
-                "a change does not start with the magic bytes",
-            ));
-        }
-        r.take(4)?; // checksum: Automerge verifies it
-        let kind = r.byte()?;
-        let len = r.len_prefix()?;
-        let body = r.take(len)?;
-        bytes = r.rest();
+        let (kind, body, rest) = split_chunk(bytes)?;
+        bytes = rest;
         let (inflated, ops) = match kind {
             0 => document(body, limits)?,
             1 => (body.len(), change(body, limits)?),
@@ -270,6 +261,28 @@ fn chunks(mut bytes: &[u8], limits: &SyncLimits) -> Result<SyncStats, LimitError
         }
     }
     Ok(stats)
+}
+
+/// The storage chunk at the start of `bytes`: its type, its body, and the bytes after it.
+fn split_chunk(bytes: &[u8]) -> Result<(u8, &[u8], &[u8]), LimitError> {
+    let mut r = Reader::new(bytes);
+    if r.take(4)? != MAGIC {
+        return Err(LimitError::Malformed(
+            "a change does not start with the magic bytes",
+        ));
+    }
+    r.take(4)?; // checksum: Automerge verifies it
+    let kind = r.byte()?;
+    let len = r.len_prefix()?;
+    let body = r.take(len)?;
+    Ok((kind, body, r.rest()))
+}
+
+/// The length (header and body) of the Automerge storage chunk at the start of `bytes`, read
+/// as [`check_sync_message`] reads it; `None` when `bytes` does not start with one.
+pub fn chunk_len(bytes: &[u8]) -> Option<usize> {
+    let (_, _, rest) = split_chunk(bytes).ok()?;
+    Some(bytes.len() - rest.len())
 }
 
 /// A change chunk's body: header fields, then uncompressed columns. Returns its operations.

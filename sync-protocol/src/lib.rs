@@ -77,7 +77,7 @@ mod error;
 mod ids;
 mod message;
 
-pub use bounds::{LimitError, SyncLimits, SyncStats, check_sync_message};
+pub use bounds::{LimitError, SyncLimits, SyncStats, check_sync_message, chunk_len};
 pub use codec::{MAX_MESSAGE_BYTES, decode, encode};
 pub use error::DecodeError;
 pub use ids::{DocumentId, DocumentIdError, PeerId, StorageId, URL_PREFIX};

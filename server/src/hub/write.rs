@@ -409,36 +409,12 @@ fn incoming_changes(message: &sync::Message) -> Option<Vec<Change>> {
     let mut changes = Vec::new();
     for mut rest in message.changes.iter() {
         while !rest.is_empty() {
-            let len = chunk_len(rest)?;
+            let len = regie_sync_protocol::chunk_len(rest)?;
             changes.push(Change::from_bytes(rest[..len].to_vec()).ok()?);
             rest = &rest[len..];
         }
     }
     Some(changes)
-}
-
-/// The length of the Automerge storage chunk at the start of `bytes`: magic bytes (4), checksum
-/// (4), chunk type (1), the body's length (ULEB128), then the body.
-fn chunk_len(bytes: &[u8]) -> Option<usize> {
-    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-    if bytes.get(..4)? != MAGIC {
-        return None;
-    }
-    let (mut body, mut shift, mut at) = (0u64, 0u32, 9);
-    loop {
-        let byte = *bytes.get(at)?;
-        at += 1;
-        body |= u64::from(byte & 0x7f).checked_shl(shift)?;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    let end = at.checked_add(usize::try_from(body).ok()?)?;
-    (end <= bytes.len()).then_some(end)
 }
 
 /// What `fork` holds that `doc` lacks, in the order it came (the peer's waiting changes first,
