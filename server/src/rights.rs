@@ -478,18 +478,7 @@ pub async fn decide_request(
         (Verdict::Refused, _) if ground == Some(RefusalGround::RetentionDuty) => {
             Some(retention_basis(hub, row.dossier).await?)
         }
-        (Verdict::Granted, RightKind::Erasure) => {
-            let scope = input.scope.ok_or_else(|| {
-                invalid(
-                    "scope_required",
-                    "granting an erasure says whether the person's items or the whole dossier go",
-                )
-            })?;
-            Some(erase(hub, who, &row, scope).await?)
-        }
-        (Verdict::Granted, RightKind::Rectification) => {
-            Some(rectify(hub, &row, &input.corrections).await?)
-        }
+        (Verdict::Granted, _) => carry(hub, who, &row, input.scope, &input.corrections).await?,
         _ => None,
     };
     let mut what = format!("decided verdict={}", verdict.code());
@@ -537,23 +526,11 @@ pub async fn carry_out(
             "only a request granted on escalation is carried out here, and once",
         ));
     }
-    let outcome = match row.kind {
-        RightKind::Erasure => {
-            let scope = scope.ok_or_else(|| {
-                invalid(
-                    "scope_required",
-                    "carrying out an erasure says whether the person's items or the whole dossier go",
-                )
-            })?;
-            erase(hub, who, &row, scope).await?
-        }
-        RightKind::Rectification => rectify(hub, &row, corrections).await?,
-        _ => {
-            return Err(conflict(
-                "not_to_carry_out",
-                "only an erasure or a rectification is carried out",
-            ));
-        }
+    let Some(outcome) = carry(hub, who, &row, scope, corrections).await? else {
+        return Err(conflict(
+            "not_to_carry_out",
+            "only an erasure or a rectification is carried out",
+        ));
     };
     let ev = event(who, at, &row, format!("carried out outcome={outcome}"));
     commit(
@@ -590,6 +567,31 @@ async fn retention_basis(hub: &Hub, dossier: DossierId) -> Result<String, Domain
         .map(|d| format!(" destroy_by={d}"))
         .unwrap_or_default();
     Ok(format!("retention regimes={}{until}", regimes.join(",")))
+}
+
+/// Carries out what granting `row` changes in the documents — an erasure with its `scope`, a
+/// rectification with its `corrections` — as decided at once or on escalation; returns the
+/// outcome code, or `None` for a right that changes no document.
+async fn carry(
+    hub: &Hub,
+    who: &Principal,
+    row: &RightsRequestRow,
+    scope: Option<ErasureScope>,
+    corrections: &[Correction],
+) -> Result<Option<String>, DomainError> {
+    Ok(match row.kind {
+        RightKind::Erasure => {
+            let scope = scope.ok_or_else(|| {
+                invalid(
+                    "scope_required",
+                    "an erasure says whether the person's items or the whole dossier go",
+                )
+            })?;
+            Some(erase(hub, who, row, scope).await?)
+        }
+        RightKind::Rectification => Some(rectify(hub, row, corrections).await?),
+        _ => None,
+    })
 }
 
 /// Carries out a granted erasure (R21, I6); returns the outcome code (counts, no content).
