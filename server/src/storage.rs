@@ -162,6 +162,17 @@ pub struct DocumentRow {
     pub key: DocumentKey,
 }
 
+impl DocumentRow {
+    /// A row of `SELECT id, dossier, key FROM documents`.
+    fn of(r: &sqlx::any::AnyRow) -> Result<DocumentRow> {
+        Ok(DocumentRow {
+            id: parse(r.get::<&str, _>(0), "documents")?,
+            dossier: parse(r.get::<&str, _>(1), "documents")?,
+            key: parse(r.get::<&str, _>(2), "documents")?,
+        })
+    }
+}
+
 /// A quarantined batch, as listed for review.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuarantineRow {
@@ -433,15 +444,9 @@ impl Store {
         {
             let (id, doc, hashes, bytes): (i64, String, String, Vec<u8>) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            let sealed = match self.keys.dossier_of(parse(&doc, "quarantine")?).await {
-                Ok(dossier) => {
-                    self.keys
-                        .seal(dossier, &BlockId::quarantine(&doc, &hashes), &bytes)
-                        .await?
-                }
-                Err(StorageError::NoKey) => Vec::new(),
-                Err(e) => return Err(e),
-            };
+            let sealed = self
+                .seal_quarantined(parse(&doc, "quarantine")?, &hashes, &bytes)
+                .await?;
             sqlx::query("UPDATE quarantine SET changes = $1 WHERE id = $2")
                 .bind(&sealed)
                 .bind(id)
@@ -859,13 +864,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(DocumentRow {
-                    id: parse(r.get::<&str, _>(0), "documents")?,
-                    dossier: parse(r.get::<&str, _>(1), "documents")?,
-                    key: parse(r.get::<&str, _>(2), "documents")?,
-                })
-            })
+            .map(DocumentRow::of)
             .collect::<Result<Vec<_>>>()?;
         Ok(Some((rel, persons, documents)))
     }
@@ -879,11 +878,7 @@ impl Store {
             .await?;
         rows.iter()
             .map(|r| {
-                let row = DocumentRow {
-                    id: parse(r.get::<&str, _>(0), "documents")?,
-                    dossier: parse(r.get::<&str, _>(1), "documents")?,
-                    key: parse(r.get::<&str, _>(2), "documents")?,
-                };
+                let row = DocumentRow::of(r)?;
                 self.keys.remember(row.id, row.dossier);
                 Ok(row)
             })
@@ -1251,21 +1246,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<()> {
         let cap = self.quarantine_cap;
-        // The bytes are sealed with the dossier's key; a batch for a document of no dossier
-        // (unknown) keeps no bytes.
-        let sealed = match self.keys.dossier_of(doc).await {
-            Ok(dossier) => {
-                self.keys
-                    .seal(
-                        dossier,
-                        &BlockId::quarantine(&doc.to_string(), hashes),
-                        changes,
-                    )
-                    .await?
-            }
-            Err(StorageError::NoKey) => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let sealed = self.seal_quarantined(doc, hashes, changes).await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         // SQLite runs one writer at a time; PostgreSQL would let two concurrent statements
@@ -1361,6 +1342,24 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A rejected batch's bytes sealed with its dossier's key; a batch for a document of no
+    /// dossier (unknown) keeps no bytes.
+    async fn seal_quarantined(
+        &self,
+        doc: DocumentId,
+        hashes: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>> {
+        match self.keys.dossier_of(doc).await {
+            Ok(dossier) => {
+                let block = BlockId::quarantine(&doc.to_string(), hashes);
+                self.keys.seal(dossier, &block, bytes).await
+            }
+            Err(StorageError::NoKey) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Closes the store: waits for its connections to finish and checkpoints the log.
