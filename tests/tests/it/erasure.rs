@@ -40,6 +40,11 @@ async fn decide(server: &TestServer, request: &str, body: Value) -> (u16, Value)
         .await
 }
 
+/// Whether any of `texts` contains `needle`.
+fn holds(texts: Vec<String>, needle: &str) -> bool {
+    texts.iter().any(|t| t.contains(needle))
+}
+
 /// Every string the server stores of the dossier's documents now: each stored snapshot and
 /// change decoded (operations, history included) — what a compressed column would hide from a
 /// raw byte scan.
@@ -116,7 +121,6 @@ async fn an_erasure_of_one_persons_items_leaves_no_byte_of_them_in_the_store_or_
     let sanne_dir = dir.path().join("sanne");
     let sanne = device(&server, &sanne_dir, "resident").await;
     sync(&sanne).await;
-    let holds = |texts: Vec<String>, s: &str| texts.iter().any(|t| t.contains(s));
     // Control: stored (decoded, so it holds whether or not the store seals its rows).
     assert!(holds(
         stored_document_texts(&server, &house.id).await,
@@ -259,10 +263,7 @@ async fn an_erasure_of_a_one_person_dossier_destroys_it_with_a_proof_that_holds_
     let anna = device(&server, &anna_dir, "worker").await;
     sync(&anna).await;
     assert!(
-        stored_document_texts(&server, &house.id)
-            .await
-            .iter()
-            .any(|t| t.contains(ERASED)),
+        holds(stored_document_texts(&server, &house.id).await, ERASED),
         "control: stored"
     );
 
@@ -299,10 +300,7 @@ async fn an_erasure_of_a_one_person_dossier_destroys_it_with_a_proof_that_holds_
     assert!(new.is_none() && !synced, "the old id is unknown now");
     sync(&anna).await;
     assert!(
-        !stored_texts(&anna, &anna_dir)
-            .await
-            .iter()
-            .any(|t| t.contains(ERASED)),
+        !holds(stored_texts(&anna, &anna_dir).await, ERASED),
         "nor on the worker's tablet after its next sync"
     );
     let (status, proofs) = server
@@ -355,10 +353,7 @@ async fn a_rectified_fact_keeps_only_its_corrected_text_and_an_opinion_is_not_re
     })
     .await;
     assert!(
-        stored_document_texts(&server, &house.id)
-            .await
-            .iter()
-            .any(|t| t.contains(OLD)),
+        holds(stored_document_texts(&server, &house.id).await, OLD),
         "control: stored"
     );
     let request = file(
@@ -417,15 +412,15 @@ async fn a_rectified_fact_keeps_only_its_corrected_text_and_an_opinion_is_not_re
         "nowhere in the SQLite files"
     );
     let stored = stored_document_texts(&server, &house.id).await;
-    assert!(!stored.iter().any(|t| t.contains(OLD)));
-    assert!(stored.iter().any(|t| t.contains(NEW)));
+    assert!(!holds(stored.clone(), OLD));
+    assert!(holds(stored, NEW));
     // A fresh device receives the corrected text and no byte of the old one.
     let fresh_dir = dir.path().join("bram");
     let fresh = device(&server, &fresh_dir, "worker2").await;
     sync(&fresh).await;
     let texts = stored_texts(&fresh, &fresh_dir).await;
-    assert!(texts.iter().any(|t| t.contains(NEW)), "the corrected fact");
-    assert!(!texts.iter().any(|t| t.contains(OLD)));
+    assert!(holds(texts.clone(), NEW), "the corrected fact");
+    assert!(!holds(texts, OLD));
 
     // The opinion: refused on its ground, and the resident's statement is kept with it.
     let second = file(
@@ -666,10 +661,7 @@ async fn an_erasure_granted_on_escalation_is_carried_out_once_by_the_worker() {
     assert_eq!(status, 200, "{overturned}");
     assert_eq!(overturned["status"], "granted_on_escalation");
     assert!(
-        stored_document_texts(&server, &house.id)
-            .await
-            .iter()
-            .any(|t| t.contains(ERASED)),
+        holds(stored_document_texts(&server, &house.id).await, ERASED),
         "control: not erased by the escalation decision itself"
     );
     let (status, body) = server
@@ -686,12 +678,10 @@ async fn an_erasure_granted_on_escalation_is_carried_out_once_by_the_worker() {
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["carried_out"], "erased_items entries=1 documents=1");
-    assert!(
-        !stored_document_texts(&server, &house.id)
-            .await
-            .iter()
-            .any(|t| t.contains(ERASED))
-    );
+    assert!(!holds(
+        stored_document_texts(&server, &house.id).await,
+        ERASED
+    ));
     let (status, body) = server
         .api(&worker, "POST", &execution, json!({ "scope": "items" }))
         .await;
