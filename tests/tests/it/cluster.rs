@@ -52,6 +52,19 @@ async fn open_plan(server: &TestServer, who: &str, plan: DocumentId) -> Peer {
     peer
 }
 
+/// The admin unassigns Bram (`worker2`) from the household on `server`.
+async fn unassign_bram(server: &TestServer, house: &Household) {
+    let (status, body) = server
+        .api(
+            &server.token("admin"),
+            "DELETE",
+            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
 fn hulpvraag(d: &automerge::AutoCommit) -> String {
     let h = d.get(ROOT, "hulpvraag").unwrap().unwrap().1;
     d.text(&h).unwrap()
@@ -272,15 +285,7 @@ async fn an_unassignment_on_one_instance_revokes_the_device_on_another() {
     knows(&c, &house).await;
     let plan = house.doc("plan");
     let mut bram = open_plan(&c, "worker2", plan).await;
-    let (status, body) = a
-        .api(
-            &a.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&a, &house).await;
     let mut got = false;
     for _ in 0..50 {
         let others = bram.settle(Duration::from_millis(100)).await;
@@ -346,15 +351,7 @@ async fn a_write_racing_a_revocation_on_another_instance_is_rejected() {
     let mut bram = open_plan(&b, "worker2", plan).await;
     // B has not heard of the unassignment yet when Bram's write arrives.
     let held = b.state.hub.hold_feed().await;
-    let (status, body) = a
-        .api(
-            &a.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&a, &house).await;
     write_hulpvraag(&mut bram, plan, " na de overdracht").await;
     let others = bram.settle(Duration::from_millis(200)).await;
     assert!(rejected(&others), "{others:?}");
@@ -510,15 +507,7 @@ async fn an_instance_that_finds_entries_it_never_read_pruned_loads_everything_ag
         .execute(&pool)
         .await
         .unwrap();
-    let (status, body) = a
-        .api(
-            &a.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&a, &house).await;
     write_hulpvraag(&mut anna, plan, " na het snoeien").await;
     let pruned = a
         .state

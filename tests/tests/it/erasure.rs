@@ -14,30 +14,20 @@ use regie_sync_protocol::{DocumentId, Message};
 use serde_json::{Value, json};
 
 use crate::client::{device, stored_texts, sync};
+use crate::rights::{act, file_as};
 use crate::support::*;
 
+/// `who` files a request of `kind`; its id.
 async fn file(server: &TestServer, who: &str, dossier: &str, kind: &str, details: &str) -> String {
-    let (status, filed) = server
-        .api(
-            &server.token(who),
-            "POST",
-            "/api/v1/me/requests",
-            json!({ "dossier": dossier, "kind": kind, "details": details }),
-        )
-        .await;
+    let body = json!({ "kind": kind, "details": details });
+    let (status, filed) = file_as(server, who, dossier, body).await;
     assert_eq!(status, 201, "{filed}");
     filed["id"].as_str().unwrap().to_owned()
 }
 
+/// The worker decides `request`.
 async fn decide(server: &TestServer, request: &str, body: Value) -> (u16, Value) {
-    server
-        .api(
-            &server.token("worker"),
-            "POST",
-            &format!("/api/v1/requests/{request}/decision"),
-            body,
-        )
-        .await
+    act(server, "worker", request, "decision", body).await
 }
 
 /// Whether any of `texts` contains `needle`.
@@ -624,11 +614,16 @@ async fn an_erasure_granted_on_escalation_is_carried_out_once_by_the_worker() {
     bram.edit(record, |d| entry(d, "e-1", &["p-sanne"], ERASED))
         .await;
     let request = file(&server, "resident", &house.id, "erasure", "mijn notities").await;
-    let execution = format!("/api/v1/requests/{request}/execution");
-    let worker = server.token("worker");
-    let (status, body) = server
-        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
-        .await;
+    let carry_out = |who| {
+        act(
+            &server,
+            who,
+            &request,
+            "execution",
+            json!({ "scope": "items" }),
+        )
+    };
+    let (status, body) = carry_out("worker").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("not_to_carry_out")),
@@ -641,50 +636,39 @@ async fn an_erasure_granted_on_escalation_is_carried_out_once_by_the_worker() {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _) = server
-        .api(
-            &server.token("resident"),
-            "POST",
-            &format!("/api/v1/requests/{request}/escalation"),
-            json!({ "grounds": "het gaat alleen over mij" }),
-        )
-        .await;
+    let (status, _) = act(
+        &server,
+        "resident",
+        &request,
+        "escalation",
+        json!({ "grounds": "het gaat alleen over mij" }),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, overturned) = server
-        .api(
-            &server.token("manager"),
-            "POST",
-            &format!("/api/v1/requests/{request}/escalation/decision"),
-            json!({ "verdict": "granted", "reasons": "de notitie gaat alleen over Sanne" }),
-        )
-        .await;
+    let (status, overturned) = act(
+        &server,
+        "manager",
+        &request,
+        "escalation/decision",
+        json!({ "verdict": "granted", "reasons": "de notitie gaat alleen over Sanne" }),
+    )
+    .await;
     assert_eq!(status, 200, "{overturned}");
     assert_eq!(overturned["status"], "granted_on_escalation");
     assert!(
         holds(stored_document_texts(&server, &house.id).await, ERASED),
         "control: not erased by the escalation decision itself"
     );
-    let (status, body) = server
-        .api(
-            &server.token("colleague"),
-            "POST",
-            &execution,
-            json!({ "scope": "items" }),
-        )
-        .await;
+    let (status, body) = carry_out("colleague").await;
     assert_eq!(status, 404, "only an assigned worker: {body}");
-    let (status, done) = server
-        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
-        .await;
+    let (status, done) = carry_out("worker").await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["carried_out"], "erased_items entries=1 documents=1");
     assert!(!holds(
         stored_document_texts(&server, &house.id).await,
         ERASED
     ));
-    let (status, body) = server
-        .api(&worker, "POST", &execution, json!({ "scope": "items" }))
-        .await;
+    let (status, body) = carry_out("worker").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("not_to_carry_out")),

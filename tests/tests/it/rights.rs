@@ -24,7 +24,13 @@ fn date_after(day: &str, months: i8) -> String {
         .to_string()
 }
 
-async fn file_as(server: &TestServer, who: &str, dossier: &str, body: Value) -> (u16, Value) {
+/// `who` files a request about `dossier` (`body` without the dossier).
+pub(crate) async fn file_as(
+    server: &TestServer,
+    who: &str,
+    dossier: &str,
+    body: Value,
+) -> (u16, Value) {
     let mut body = body;
     body["dossier"] = json!(dossier);
     server
@@ -32,7 +38,8 @@ async fn file_as(server: &TestServer, who: &str, dossier: &str, body: Value) -> 
         .await
 }
 
-async fn act(
+/// `who` takes `step` (`decision`, `extension`, `escalation`, …) on `request`.
+pub(crate) async fn act(
     server: &TestServer,
     who: &str,
     request: &str,
