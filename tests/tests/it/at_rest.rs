@@ -13,6 +13,7 @@ use regie_server::storage::{Kek, StorageError};
 use regie_sync_protocol::DocumentId;
 use serde_json::json;
 
+use crate::rights::report_annas_tablet_lost;
 use crate::support::*;
 
 /// Whether `haystack` holds `needle` as is, or as PostgreSQL's text dump writes bytes (hex).
@@ -532,20 +533,7 @@ async fn a_lost_devices_key_is_destroyed_and_refused_ever_after_and_other_device
         "a key per user and device"
     );
 
-    let (status, breach) = server
-        .api(
-            &server.token("privacy_officer"),
-            "POST",
-            "/api/v1/breaches",
-            json!({
-                "what": "Tablet verloren in de trein",
-                "source": { "kind": "lost_device", "user": "anna", "device": "storage-lost" },
-                "risk": "high",
-                "measures": "apparaat op afstand ingetrokken",
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{breach}");
+    report_annas_tablet_lost(&server).await;
     assert_eq!(
         device_key(&server, "worker", "storage-lost").await,
         (403, None)

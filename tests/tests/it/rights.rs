@@ -1058,16 +1058,9 @@ async fn a_breach_found_in_the_access_log_takes_its_dossier_and_persons_from_the
     }
 }
 
-#[tokio::test]
-async fn a_lost_device_is_revoked_at_once_and_refused_at_every_later_join_also_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let house = seed_household(&server).await;
-    let token = server.token("worker");
-    let mut lost = Peer::connect_as(&server, &token, "tablet-lost", Some("storage-lost"))
-        .await
-        .unwrap();
-    lost.request(house.doc("plan")).await;
+/// The privacy officer records that Anna's tablet (storage id `storage-lost`) was lost: a
+/// breach opened from a lost device, which revokes it. The breach as answered (201).
+pub(crate) async fn report_annas_tablet_lost(server: &TestServer) -> Value {
     let (status, breach) = server
         .api(
             &server.token("privacy_officer"),
@@ -1082,6 +1075,20 @@ async fn a_lost_device_is_revoked_at_once_and_refused_at_every_later_join_also_a
         )
         .await;
     assert_eq!(status, 201, "{breach}");
+    breach
+}
+
+#[tokio::test]
+async fn a_lost_device_is_revoked_at_once_and_refused_at_every_later_join_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let token = server.token("worker");
+    let mut lost = Peer::connect_as(&server, &token, "tablet-lost", Some("storage-lost"))
+        .await
+        .unwrap();
+    lost.request(house.doc("plan")).await;
+    let breach = report_annas_tablet_lost(&server).await;
     assert_eq!(breach["device"], "storage-lost");
     // The lost tablet's connection ends at once, with the reason.
     let mut told = None;
