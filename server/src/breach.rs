@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, invalid};
 use crate::hub::Hub;
 use crate::storage::rights::BreachRow;
 use regie_core::policy::{Action, Decision, decide};
@@ -73,13 +73,6 @@ pub struct BreachView {
     pub notification_overdue: bool,
     /// Whole hours left to notify, while not notified (negative once overdue).
     pub hours_left: Option<i64>,
-}
-
-fn invalid(code: &'static str, message: impl Into<String>) -> DomainError {
-    DomainError::Invalid {
-        code,
-        message: message.into(),
-    }
 }
 
 fn keeps_registers(who: &Principal, at: OffsetDateTime) -> Result<(), DomainError> {

@@ -12,22 +12,9 @@ use regie_core::relationship::Contribution;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, invalid};
 use crate::hub::{Hub, Relating};
 use crate::storage::RelationEdit;
-
-fn invalid(code: &'static str, message: &str) -> DomainError {
-    DomainError::Invalid {
-        code,
-        message: message.to_owned(),
-    }
-}
-
-fn day(value: &str, what: &str) -> Result<String, DomainError> {
-    regie_core::rights::parse_date(value)
-        .map(|d| d.to_string())
-        .ok_or_else(|| invalid("invalid_date", &format!("{what} is a date YYYY-MM-DD")))
-}
 
 /// A contributor as stored: a user id, or `partner:<org>`.
 fn contributor(value: &str) -> Result<String, DomainError> {
@@ -86,7 +73,7 @@ pub async fn contribute(
 ) -> Result<Contribution, DomainError> {
     let found = crate::domain::standing(hub, who, dossier, Action::WorkOn, at)?;
     let by_whom = contributor(by_whom)?;
-    let conference_on = day(conference_on, "conference_on")?;
+    let conference_on = crate::rights::date(conference_on, "conference_on")?.to_string();
     let record = found
         .documents
         .get(&regie_core::id::DocumentKey::Record)
@@ -171,7 +158,7 @@ pub async fn agree(
         return Err(DomainError::NotFound);
     }
     let to = recipient(to)?;
-    let agreed_on = day(agreed_on, "agreed_on")?;
+    let agreed_on = crate::rights::date(agreed_on, "agreed_on")?.to_string();
     let row = RelationEdit::AgreeOnward {
         entry: entry.to_owned(),
         recipient: to.clone(),

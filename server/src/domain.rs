@@ -56,6 +56,14 @@ pub enum DomainError {
     Hub(#[from] HubError),
 }
 
+/// A [`DomainError::Invalid`]: the request itself is wrong (`code`), with what to do.
+pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
 impl From<StorageError> for DomainError {
     fn from(e: StorageError) -> Self {
         DomainError::Hub(HubError::Storage(e))

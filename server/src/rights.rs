@@ -19,7 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, invalid};
 use crate::hub::{DossierEntry, Hub, Relating};
 use crate::report::Count;
 use crate::storage::RelationEdit;
@@ -36,13 +36,6 @@ pub fn local_day(at: OffsetDateTime) -> jiff::civil::Date {
     jiff::civil::date(d.year() as i16, d.month() as i8, d.day() as i8)
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> DomainError {
-    DomainError::Invalid {
-        code,
-        message: message.into(),
-    }
-}
-
 fn text(value: &str, what: &'static str, required: bool) -> Result<String, DomainError> {
     let t = value.trim();
     if required && t.is_empty() {
@@ -57,7 +50,8 @@ fn text(value: &str, what: &'static str, required: bool) -> Result<String, Domai
     Ok(t.to_owned())
 }
 
-fn date(value: &str, what: &'static str) -> Result<jiff::civil::Date, DomainError> {
+/// `value` as a date `YYYY-MM-DD`, or `invalid_date` naming `what`.
+pub(crate) fn date(value: &str, what: &'static str) -> Result<jiff::civil::Date, DomainError> {
     rights::parse_date(value)
         .ok_or_else(|| invalid("invalid_date", format!("{what} is a date YYYY-MM-DD")))
 }
