@@ -94,16 +94,7 @@ pub(super) async fn dossier_changed(
     origin: &str,
     dossier: DossierId,
 ) -> Result<()> {
-    if dialect == Dialect::Sqlite {
-        return Ok(());
-    }
-    dialect.lock(conn, Lock::AuditChain).await?;
-    sqlx::query("INSERT INTO change_feed (kind, dossier, origin) VALUES ('dossier', $1, $2)")
-        .bind(dossier.to_string())
-        .bind(origin)
-        .execute(&mut *conn)
-        .await?;
-    notify(conn, origin).await
+    entry(conn, dialect, origin, "dossier", Some(dossier)).await
 }
 
 /// Records inside the transaction on `conn` that a device was reported lost, so that other
@@ -113,11 +104,24 @@ pub(super) async fn devices_changed(
     dialect: Dialect,
     origin: &str,
 ) -> Result<()> {
+    entry(conn, dialect, origin, "devices", None).await
+}
+
+/// A feed entry of `kind` (about `dossier`), in commit order and announced at commit.
+async fn entry(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    origin: &str,
+    kind: &str,
+    dossier: Option<DossierId>,
+) -> Result<()> {
     if dialect == Dialect::Sqlite {
         return Ok(());
     }
     dialect.lock(conn, Lock::AuditChain).await?;
-    sqlx::query("INSERT INTO change_feed (kind, origin) VALUES ('devices', $1)")
+    sqlx::query("INSERT INTO change_feed (kind, dossier, origin) VALUES ($1, $2, $3)")
+        .bind(kind)
+        .bind(dossier.map(|d| d.to_string()))
         .bind(origin)
         .execute(&mut *conn)
         .await?;
