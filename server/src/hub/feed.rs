@@ -13,19 +13,33 @@ use super::*;
 
 use crate::storage::feed::{Changed, FeedEntry, Heard};
 
-/// How often one batch is caught up and checked again before its error is returned (which
-/// ends the device's connection): with a growing, jittered pause between attempts, so that
-/// instances racing for one document take turns instead of losing to each other in lockstep.
+/// How often a commit that lost the race for its document to another instance is made again
+/// before its error is returned (which ends a device's connection or fails a server edit).
 const ATTEMPTS: usize = 32;
 
-/// The pause before attempt `attempt + 1`: up to `attempt` milliseconds (at most 20), random.
-fn backoff(attempt: usize) -> std::time::Duration {
+/// Whether `result` of attempt `attempt` lost the race for its document (`Stale`) and is to be
+/// made again — after a growing, jittered pause (up to `attempt` ms, at most 20), so that
+/// instances racing for one document take turns instead of losing to each other in lockstep.
+/// The one retry rule of the write path and of server edits.
+pub(super) async fn try_again<T>(result: &Result<T, HubError>, attempt: usize) -> bool {
     use ring::rand::SecureRandom;
+    if attempt >= ATTEMPTS
+        || !matches!(
+            result,
+            Err(HubError::Storage(StorageError::Stale("changes")))
+        )
+    {
+        return false;
+    }
     let mut byte = [0_u8; 1];
     // A failed random source only means no jitter.
     let _ = ring::rand::SystemRandom::new().fill(&mut byte);
     let ceiling_us = attempt.min(20) as u64 * 1000;
-    std::time::Duration::from_micros(ceiling_us * u64::from(byte[0]) / 255)
+    tokio::time::sleep(std::time::Duration::from_micros(
+        ceiling_us * u64::from(byte[0]) / 255,
+    ))
+    .await;
+    true
 }
 
 /// What this instance has taken into memory of the feed.
@@ -341,18 +355,15 @@ impl Hub {
                 None => sync::Message::decode(data)
                     .map_err(|e| HubError::Corrupt(slot.id, e.to_string()))?,
             };
-            match self
+            let result = self
                 .receive_changes(
                     slot, inner, session, handle, &rel, &persons, mode, message, data, t,
                 )
-                .await
-            {
-                Err(HubError::Storage(StorageError::Stale("changes"))) if attempt < ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    self.catch_up_document(slot, inner).await?;
-                }
-                other => return other,
+                .await;
+            if !try_again(&result, attempt).await {
+                return result;
             }
+            self.catch_up_document(slot, inner).await?;
         }
     }
 

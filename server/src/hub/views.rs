@@ -40,12 +40,11 @@ impl Hub {
         loop {
             attempts += 1;
             self.latest(&slot, &mut inner).await?;
-            match self
+            let result = self
                 .server_write_once(&slot, &mut inner, dossier, &key, audit, &edit)
-                .await
-            {
-                Err(HubError::Storage(StorageError::Stale("changes"))) if attempts < 8 => {}
-                other => return other,
+                .await;
+            if !super::feed::try_again(&result, attempts).await {
+                return result;
             }
         }
     }
