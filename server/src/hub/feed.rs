@@ -263,11 +263,11 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default();
+        // Replaced documents: their ids are refused from now on, as on the instance that
+        // replaced them, and their readers are told the new id.
+        let mut retired: HashMap<DocumentId, DocumentId> = HashMap::new();
         if !gone.is_empty() {
-            // Replaced views: their ids are refused from now on, as on the instance that
-            // replaced them.
-            let retired: HashMap<DocumentId, DocumentId> =
-                self.store.retired_documents().await?.into_iter().collect();
+            retired = self.store.retired_documents().await?.into_iter().collect();
             let mut by_doc = self.by_document.write();
             let mut slots = self.slots.lock();
             let mut known_retired = self.retired.write();
@@ -287,7 +287,10 @@ impl Hub {
         })
         .await;
         for doc in gone {
-            self.revoke_everywhere(doc, "replaced");
+            match retired.get(&doc) {
+                Some(new) => self.tell_replaced_everywhere(doc, *new),
+                None => self.revoke_everywhere(doc, "destroyed"),
+            }
         }
         Ok(())
     }

@@ -395,4 +395,20 @@ impl Hub {
             }
         }
     }
+
+    /// Tells every connection syncing `old` that it was replaced by `new` (R20, R21) and stops
+    /// syncing `old` there; used when another instance replaced it.
+    pub(super) fn tell_replaced_everywhere(&self, old: DocumentId, new: DocumentId) {
+        let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
+        for handle in sessions {
+            if handle.docs.lock().remove(&old) {
+                handle.send(&Message::Replaced {
+                    sender_id: self.peer_id.clone(),
+                    target_id: handle.peer.clone(),
+                    document_id: old,
+                    new_document_id: new,
+                });
+            }
+        }
+    }
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use regie_sync_protocol::{DocumentId, Message};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::erasure::{decide, file};
 use crate::rights::report_annas_tablet_lost;
 use crate::support::*;
 
@@ -304,6 +305,61 @@ async fn an_unassignment_on_one_instance_revokes_the_device_on_another() {
         again.next().await,
         Some(Message::DocUnavailable { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_record_replaced_on_one_instance_is_announced_as_replaced_to_its_readers_on_another() {
+    let Some((a, _b, c)) = three_instances().await else {
+        return;
+    };
+    let house = seed_household(&a).await;
+    knows(&c, &house).await;
+    let record = house.doc("record");
+    let mut bram = Peer::open(&c, "worker2", record, "entries").await;
+    bram.edit(record, |d| {
+        fact(d, "adres", &["p-sanne"], "woont op de Kerkstraat 3c");
+    })
+    .await;
+    let request = file(
+        &a,
+        "resident",
+        &house.id,
+        "rectification",
+        "mijn adres klopt niet",
+    )
+    .await;
+    let (status, decided) = decide(
+        &a,
+        &request,
+        json!({ "verdict": "granted", "corrections": [{ "entry": "adres", "text": "Dorpsstraat" }] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
+    let mut replaced_by = None;
+    for _ in 0..50 {
+        replaced_by = bram
+            .settle(Duration::from_millis(100))
+            .await
+            .iter()
+            .find_map(|m| match m {
+                Message::Replaced {
+                    document_id,
+                    new_document_id,
+                    ..
+                } if *document_id == record => Some(*new_document_id),
+                _ => None,
+            });
+        if replaced_by.is_some() {
+            break;
+        }
+    }
+    let new = replaced_by.expect("the device on the other instance is told the new id");
+    assert_ne!(new, record);
+    let entry = c.state.hub.dossier(house.id.parse().unwrap()).unwrap();
+    assert!(
+        entry.documents.values().any(|d| *d == new),
+        "the instance serves the new record"
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,13 @@ use crate::rights::{act, file_as};
 use crate::support::*;
 
 /// `who` files a request of `kind`; its id.
-async fn file(server: &TestServer, who: &str, dossier: &str, kind: &str, details: &str) -> String {
+pub(crate) async fn file(
+    server: &TestServer,
+    who: &str,
+    dossier: &str,
+    kind: &str,
+    details: &str,
+) -> String {
     let body = json!({ "kind": kind, "details": details });
     let (status, filed) = file_as(server, who, dossier, body).await;
     assert_eq!(status, 201, "{filed}");
@@ -26,7 +32,7 @@ async fn file(server: &TestServer, who: &str, dossier: &str, kind: &str, details
 }
 
 /// The worker decides `request`.
-async fn decide(server: &TestServer, request: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn decide(server: &TestServer, request: &str, body: Value) -> (u16, Value) {
     act(server, "worker", request, "decision", body).await
 }
 
