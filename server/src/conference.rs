@@ -71,7 +71,7 @@ pub async fn contribute(
     conference_on: &str,
     at: OffsetDateTime,
 ) -> Result<Contribution, DomainError> {
-    let found = crate::domain::standing(hub, who, dossier, Action::WorkOn, at)?;
+    let found = crate::domain::standing(hub, who, dossier, Action::WorkOn, at).await?;
     let by_whom = contributor(by_whom)?;
     let conference_on = crate::rights::date(conference_on, "conference_on")?.to_string();
     let record = found
@@ -135,7 +135,10 @@ pub async fn agree(
     agreed_on: &str,
     at: OffsetDateTime,
 ) -> Result<Contribution, DomainError> {
-    let found = hub.dossier(dossier).ok_or(DomainError::NotFound)?;
+    let found = hub
+        .current_dossier(dossier)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     let Some(c) = found
         .rel
         .contributions
@@ -145,7 +148,7 @@ pub async fn agree(
     else {
         // Whoever could record an agreement here learns the contribution is missing; anyone
         // else gets the answer an unknown dossier gets.
-        crate::domain::standing(hub, who, dossier, Action::WorkOn, at)?;
+        crate::domain::standing(hub, who, dossier, Action::WorkOn, at).await?;
         return Err(DomainError::Missing {
             code: "no_such_contribution",
             message: "no case-conference contribution is recorded for that entry",

@@ -72,14 +72,17 @@ impl From<StorageError> for DomainError {
 
 /// The dossier, if `who` may do `action` on it; otherwise [`DomainError::NotFound`], exactly as
 /// for a dossier that does not exist.
-pub fn standing(
+pub async fn standing(
     hub: &Hub,
     who: &Principal,
     dossier: DossierId,
     action: Action<'_>,
     at: OffsetDateTime,
 ) -> Result<DossierEntry, DomainError> {
-    let entry = hub.dossier(dossier).ok_or(DomainError::NotFound)?;
+    let entry = hub
+        .current_dossier(dossier)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     allowed(who, &entry, action, at)?;
     Ok(entry)
 }
@@ -131,7 +134,7 @@ pub async fn assign(
     user: UserId,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
-    standing(hub, who, dossier, Action::ManageAssignments, at)?;
+    standing(hub, who, dossier, Action::ManageAssignments, at).await?;
     hub.relate::<DomainError>(dossier, at, |entry| {
         allowed(who, entry, Action::ManageAssignments, at)?;
         if entry.rel.is_assigned(&user) {
@@ -160,7 +163,7 @@ pub async fn unassign(
     user: &str,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
-    standing(hub, who, dossier, Action::ManageAssignments, at)?;
+    standing(hub, who, dossier, Action::ManageAssignments, at).await?;
     let user: UserId = user.parse().map_err(|_| DomainError::Invalid {
         code: "bad_request",
         message: "not a user id".into(),
@@ -198,7 +201,7 @@ pub async fn link_resident(
     person: PersonId,
     at: OffsetDateTime,
 ) -> Result<DocumentId, DomainError> {
-    let entry = standing(hub, who, dossier, Action::ManageResidents, at)?;
+    let entry = standing(hub, who, dossier, Action::ManageResidents, at).await?;
     if !entry.persons.contains(&person) {
         return Err(DomainError::Invalid {
             code: "bad_request",
@@ -263,7 +266,7 @@ pub async fn unlink_resident(
     person: &str,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
-    standing(hub, who, dossier, Action::ManageResidents, at)?;
+    standing(hub, who, dossier, Action::ManageResidents, at).await?;
     let person: PersonId = person.parse().map_err(|_| DomainError::Invalid {
         code: "bad_request",
         message: "not a person id".into(),

@@ -888,20 +888,14 @@ fn standing_in(
 }
 
 /// The dossier, if `who` may do `action` on it; answered like an unknown dossier otherwise.
-fn standing(
+async fn standing(
     state: &AppState,
     who: &Principal,
     id: &str,
     action: Action<'_>,
 ) -> ApiResult<DossierEntry> {
     let now = OffsetDateTime::now_utc();
-    Ok(domain::standing(
-        &state.hub,
-        who,
-        dossier_id(id)?,
-        action,
-        now,
-    )?)
+    Ok(domain::standing(&state.hub, who, dossier_id(id)?, action, now).await?)
 }
 
 #[utoipa::path(

@@ -91,7 +91,10 @@ pub async fn right_standing(
     subject: &PersonId,
     at: OffsetDateTime,
 ) -> Result<(DossierEntry, PersonRecord), DomainError> {
-    let entry = hub.dossier(dossier).ok_or(DomainError::NotFound)?;
+    let entry = hub
+        .current_dossier(dossier)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     // Standing before anything of the dossier is read: whoever could invoke a right for
     // themselves here (a linked resident) or for anyone (an assigned worker).
     let own = who.person.clone().unwrap_or_else(|| subject.clone());
@@ -247,7 +250,7 @@ pub async fn of_dossier(
     dossier: DossierId,
     at: OffsetDateTime,
 ) -> Result<Vec<RequestView>, DomainError> {
-    crate::domain::standing(hub, who, dossier, Action::HandleRightsRequest, at)?;
+    crate::domain::standing(hub, who, dossier, Action::HandleRightsRequest, at).await?;
     let today = local_day(at);
     let rows = hub
         .store()
@@ -595,7 +598,10 @@ async fn erase(
     row: &RightsRequestRow,
     scope: ErasureScope,
 ) -> Result<String, DomainError> {
-    let entry = hub.dossier(row.dossier).ok_or(DomainError::NotFound)?;
+    let entry = hub
+        .current_dossier(row.dossier)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     match scope {
         ErasureScope::Dossier => {
             if entry.persons.iter().any(|p| p != &row.subject) {
@@ -666,7 +672,10 @@ async fn rectify(
             "granting a rectification names the facts and their corrected text",
         ));
     }
-    let entry = hub.dossier(row.dossier).ok_or(DomainError::NotFound)?;
+    let entry = hub
+        .current_dossier(row.dossier)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     let record_id = *entry
         .documents
         .get(&DocumentKey::Record)
@@ -757,7 +766,7 @@ pub async fn lift_restriction(
     person: &str,
     at: OffsetDateTime,
 ) -> Result<(), DomainError> {
-    crate::domain::standing(hub, who, dossier, Action::HandleRightsRequest, at)?;
+    crate::domain::standing(hub, who, dossier, Action::HandleRightsRequest, at).await?;
     let person: PersonId = person
         .parse()
         .map_err(|_| invalid("bad_request", "not a person id"))?;

@@ -69,7 +69,11 @@ pub(super) async fn close(
     Json(body): Json<Closing>,
 ) -> ApiResult<Json<Closed>> {
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
+    let entry = state
+        .hub
+        .current_dossier(dossier)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);

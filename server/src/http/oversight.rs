@@ -180,7 +180,11 @@ pub(super) async fn break_glass(
     body: Bytes,
 ) -> ApiResult<Response> {
     let id: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(id).ok_or_else(ApiError::not_found)?;
+    let entry = state
+        .hub
+        .current_dossier(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
     // Standing before the body: whoever could not break the glass here gets the answer an
     // unknown dossier gets, however malformed their request (I5).

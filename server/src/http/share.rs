@@ -164,7 +164,7 @@ pub(super) async fn add_partner(
     Path(id): Path<String>,
     Json(body): Json<PartnerShare>,
 ) -> ApiResult<(StatusCode, Json<super::DocumentRef>)> {
-    let entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn).await?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -366,7 +366,7 @@ pub(super) async fn add_maatwerk(
     Path(id): Path<String>,
     Json(body): Json<MaatwerkShare>,
 ) -> ApiResult<(StatusCode, Json<super::DocumentRef>)> {
-    let entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn).await?;
     let now = OffsetDateTime::now_utc();
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let triage = share::triage(&record, &body.triage);
@@ -500,7 +500,8 @@ pub(super) async fn approve_weighing(
         &who,
         &id,
         Action::ApproveWeighing { decided_by: None },
-    )?;
+    )
+    .await?;
     let id = entry.rel.dossier;
     let record = document_at(&state, &entry, DocumentKey::Record).await?;
     let weighing = share::weighing(&record, &weighing_id).ok_or_else(ApiError::not_found)?;
@@ -564,7 +565,7 @@ pub(super) async fn tasks(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<crate::storage::share::TaskRow>>> {
-    let entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn).await?;
     Ok(Json(state.hub.store().tasks(entry.rel.dossier).await?))
 }
 
@@ -589,7 +590,7 @@ pub(super) async fn finish_task(
     Caller(who): Caller,
     Path((id, task)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let entry = standing(&state, &who, &id, Action::WorkOn)?;
+    let entry = standing(&state, &who, &id, Action::WorkOn).await?;
     let now = OffsetDateTime::now_utc();
     let open = state
         .hub
@@ -647,7 +648,11 @@ pub(super) async fn withdraw_consent(
     Path((id, consent)): Path<(String, String)>,
 ) -> ApiResult<Json<Withdrawn>> {
     let dossier: DossierId = id.parse().map_err(|_| ApiError::not_found())?;
-    let entry = state.hub.dossier(dossier).ok_or_else(ApiError::not_found)?;
+    let entry = state
+        .hub
+        .current_dossier(dossier)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let now = OffsetDateTime::now_utc();
     // Only someone who may see the dossier learns whether the consent exists.
     let readable = [DocumentKey::Record, DocumentKey::Plan]

@@ -52,7 +52,7 @@ pub(super) async fn add_statement(
     Path(id): Path<String>,
     Json(body): Json<NewStatement>,
 ) -> ApiResult<(StatusCode, Json<super::Created>)> {
-    let entry = super::standing(&state, &who, &id, Action::AddStatement)?;
+    let entry = super::standing(&state, &who, &id, Action::AddStatement).await?;
     let id = entry.rel.dossier;
     let now = OffsetDateTime::now_utc();
     let person = who.person.clone().expect("the policy checked it");

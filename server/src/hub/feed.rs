@@ -295,6 +295,18 @@ impl Hub {
         Ok(())
     }
 
+    /// A dossier's entry as committed now (issue 17): on a shared database, a dossier another
+    /// instance made or changed a moment ago — before this one heard of it through the feed —
+    /// is loaded first, so an HTTP request is judged as a device's write is, on the latest
+    /// committed relationships. On a store of its own, memory is the committed state.
+    pub async fn current_dossier(&self, id: DossierId) -> Result<Option<DossierEntry>, HubError> {
+        if self.store.is_shared() && self.store.dossier_feed_seq(id).await? > self.follow.known(id)
+        {
+            self.reload_dossier(id).await?;
+        }
+        Ok(self.dossier(id))
+    }
+
     /// The dossier's relationships as committed now, when another instance changed them after
     /// what this one holds (taken into memory too); `None` when memory is current.
     async fn fresher_relationships(

@@ -622,6 +622,29 @@ async fn a_sweep_runs_on_one_instance_at_a_time() {
 }
 
 #[tokio::test]
+async fn an_http_request_on_another_instance_is_judged_on_what_was_committed_a_moment_ago() {
+    let Some((a, b, _c)) = three_instances().await else {
+        return;
+    };
+    // B does not take in the feed while held: what it knows of the dossier it must read itself.
+    let held = b.state.hub.hold_feed().await;
+    let house = seed_household(&a).await;
+    unassign_bram(&b, &house).await;
+    let (status, body) = a
+        .api(
+            &a.token("admin"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/assignments", house.id),
+            json!({ "user": "bram" }),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // B judges by the assignment A committed a moment ago, not by its own last unassignment.
+    unassign_bram(&b, &house).await;
+    drop(held);
+}
+
+#[tokio::test]
 async fn a_document_made_a_moment_ago_on_another_instance_is_served_not_answered_unknown() {
     let Some((a, b, _c)) = three_instances().await else {
         return;
