@@ -671,34 +671,22 @@ fn migrate_applies_the_schema_once_and_config_shows_a_database_url_without_its_p
 #[tokio::test]
 async fn migrate_and_verify_audit_work_on_postgres() {
     use sqlx::Connection;
-    let admin_url = std::env::var("REGIE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin_url = regie_testkit::postgres::admin_url();
     sqlx::any::install_default_drivers();
-    let mut admin = match sqlx::AnyConnection::connect(&admin_url).await {
-        Ok(admin) => admin,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("PostgreSQL does not answer at {admin_url}: {e}")
+    if let Err(e) = sqlx::AnyConnection::connect(&admin_url).await {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("PostgreSQL does not answer at {admin_url}: {e}");
         }
-        Err(e) => {
-            eprintln!("skipped: PostgreSQL does not answer at {admin_url}: {e}");
-            return;
-        }
-    };
-    let name = format!("regie_t_{}_migrate", uuid::Uuid::new_v4().simple());
-    let sql = |s: String| sqlx::raw_sql(sqlx::AssertSqlSafe(s));
-    sql(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        eprintln!("skipped: PostgreSQL does not answer at {admin_url}: {e}");
+        return;
+    }
+    let database = regie_testkit::postgres::FreshDatabase::new().await;
+    let url = database.url.as_str();
     let dir = tempfile::tempdir().unwrap();
-    let first = run(dir.path(), &["migrate", "--database-url", &url], &[]);
-    let again = run(dir.path(), &["migrate"], &[("REGIE_DATABASE_URL", &url)]);
-    let verified = run(dir.path(), &["verify-audit", "--database-url", &url], &[]);
-    sql(format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let first = run(dir.path(), &["migrate", "--database-url", url], &[]);
+    let again = run(dir.path(), &["migrate"], &[("REGIE_DATABASE_URL", url)]);
+    let verified = run(dir.path(), &["verify-audit", "--database-url", url], &[]);
+    drop(database);
     assert_eq!(first.0, 0, "{}", first.2);
     assert!(
         first.1.contains("PostgreSQL at") && first.1.contains("applied migrations 11"),
