@@ -45,6 +45,14 @@ export interface SealedDatabase {
   device: string
   /** The key's id (for support; not secret). */
   keyId: string
+  /** How long the server lets the device hold the key without use, if it says. */
+  idleSeconds?: number
+}
+
+/** Closes an IndexedDB adapter's connection (it has no close(); the connection is a
+ * TypeScript-private field), so its database can be deleted. */
+export async function closeIndexedDB(adapter: IndexedDBStorageAdapter): Promise<void> {
+  ;(await (adapter as unknown as { dbPromise: Promise<IDBDatabase> }).dbPromise).close()
 }
 
 /**
@@ -60,6 +68,19 @@ export async function openSealedDatabase(options: {
   fetch?: typeof fetch
 }): Promise<SealedDatabase> {
   const inner = new IndexedDBStorageAdapter(options.database)
+  try {
+    return await unseal(inner, options)
+  } catch (e) {
+    // A database the key was refused for is not left open: the app may have to delete it.
+    await closeIndexedDB(inner).catch(() => {})
+    throw e
+  }
+}
+
+async function unseal(
+  inner: IndexedDBStorageAdapter,
+  options: { server: string; token: string; fetch?: typeof fetch },
+): Promise<SealedDatabase> {
   const device = await deviceStorageId(inner)
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis)
   let res: Response
@@ -80,7 +101,14 @@ export async function openSealedDatabase(options: {
   }
   const key = await importDeviceKeyBase64(body.key)
   body.key = undefined
-  return { storage: new SealedStorageAdapter(inner, key), inner, device, keyId: body.key_id }
+  const idle = body.idle_seconds
+  return {
+    storage: new SealedStorageAdapter(inner, key),
+    inner,
+    device,
+    keyId: body.key_id,
+    idleSeconds: Number.isInteger(idle) && idle > 0 ? idle : undefined,
+  }
 }
 
 /** Options for {@link startBrowserClient}: `storage` and `WebSocket` are filled in. */
