@@ -20,7 +20,7 @@ interface DemoLogin {
   token: string
 }
 
-function Login({ onLogin, title = t("login.title") }: { onLogin: (s: Session) => void; title?: string }) {
+function Login({ onLogin }: { onLogin: (s: Session) => void }) {
   const [demo, setDemo] = useState<DemoLogin[]>([])
   const [token, setToken] = useState("")
   const [error, setError] = useState<string>()
@@ -36,7 +36,7 @@ function Login({ onLogin, title = t("login.title") }: { onLogin: (s: Session) =>
   }
   return (
     <section aria-labelledby="login-title" class="login">
-      <h2 id="login-title">{title}</h2>
+      <h2 id="login-title">{t("login.title")}</h2>
       {demo.length > 0 && (
         <div class="card">
           <h3>{t("login.demo")}</h3>
@@ -123,11 +123,14 @@ function LockScreen({ lock, account, onLogin }: { lock: Lock; account: Account; 
           : t("lock.start")
   return (
     <>
-      <div class="card lock" role={lock.kind === "start" ? undefined : "alert"} data-testid="lock-screen" data-lock={lock.kind}>
-        <p>{text}</p>
-        <p class="hint">{t("lock.who", { user: account.claims.sub })}</p>
-      </div>
-      <Login onLogin={onLogin} title={t("lock.title")} />
+      <section aria-labelledby="lock-title">
+        <h2 id="lock-title">{t("lock.title")}</h2>
+        <div class="card" role={lock.kind === "start" ? undefined : "alert"} data-testid="lock-screen" data-lock={lock.kind}>
+          <p>{text}</p>
+          <p class="hint">{t("lock.who", { user: account.claims.sub })}</p>
+        </div>
+      </section>
+      <Login onLogin={onLogin} />
     </>
   )
 }
