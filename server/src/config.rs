@@ -565,8 +565,8 @@ impl Default for LimitArgs {
     }
 }
 
-/// Oversight settings: how long breaking the glass lasts (R2) and what residents see of who
-/// looked at their dossier (R9).
+/// Oversight settings: how long breaking the glass lasts (R2), what residents see of who
+/// looked at their dossier (R9), and how long a device may hold its store's key idle (R29).
 #[derive(Debug, Clone, Args)]
 pub struct OversightArgs {
     /// How long a break-glass grant lasts, in hours (decimals allowed, e.g. 0.5; at most 72).
@@ -626,6 +626,7 @@ pub struct DemoArgs {
     /// Address to listen on.
     #[arg(long, env = "REGIE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    // As for `serve` (the web app's browser tests set a short device idle lock).
     #[command(flatten)]
     pub oversight: OversightArgs,
 }
