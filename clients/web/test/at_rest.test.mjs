@@ -2,7 +2,8 @@
 // `regie-server demo`: a record entry the worker writes is shown by the app and found nowhere in
 // the browser's profile directory once the browser is closed (raw bytes of every file: IndexedDB,
 // its logs, Local Storage, caches), while the same scan finds a control that the page put into
-// IndexedDB and localStorage itself; after the server's idle time the app drops its key, shows
+// IndexedDB and localStorage itself, and neither the files nor the console hold the device key;
+// after the server's idle time the app drops its key, shows
 // the lock screen and opens again after a new login; a device reported lost is refused its key,
 // and the app says so and erases its store.
 import assert from "node:assert/strict"
@@ -17,6 +18,7 @@ import {
   TABLET,
   browser,
   chromiumPath,
+  deviceStorageId,
   login,
   openFirstDossier,
   page,
@@ -66,6 +68,9 @@ test("a record entry the app shows is in no file of the browser's profile, which
   const sentinel = uniqueSentinel("at-rest-entry")
   const controls = { indexeddb: uniqueSentinel("control-indexeddb"), localStorage: uniqueSentinel("control-localstorage") }
   const { context, page: p } = await persistentPage(profile)
+  const printed = []
+  p.on("console", m => printed.push(m.text()))
+  let device
   try {
     await login(p, server, "worker")
     await openFirstDossier(p)
@@ -78,6 +83,7 @@ test("a record entry the app shows is in no file of the browser's profile, which
     const { unsealed } = await unsealedValues(p)
     assert.deepEqual(unsealed, [], "every stored value is sealed")
     assert.deepEqual(await scanIndexedDB(p, [sentinel]), [])
+    device = await deviceStorageId(p)
 
     // The controls, stored unsealed by the page itself: an Automerge document holding a text (as
     // the app's store held it before R29) in an IndexedDB database of its own, and a string in
@@ -111,6 +117,14 @@ test("a record entry the app shows is in no file of the browser's profile, which
   assert.ok(hits.some(h => h.endsWith(controls.indexeddb)), `the scan finds the IndexedDB control: ${hits.join("\n")}`)
   assert.ok(hits.some(h => h.endsWith(controls.localStorage)), `the scan finds the localStorage control: ${hits.join("\n")}`)
   assert.deepEqual(hits.filter(h => h.endsWith(sentinel)), [], "no file of the profile holds the entry")
+
+  // Nor the key (the server releases the same key again for this user and device), in base64 or
+  // raw, and the page never printed it.
+  const released = await server.api(server.roles.worker.token, "POST", "/api/v1/me/device-key", { device })
+  assert.equal(released.status, 200, JSON.stringify(released.body?.error))
+  const key = released.body.key
+  assert.deepEqual(scanFiles(profile, [key, Buffer.from(key, "base64")]), [], "no file of the profile holds the key")
+  assert.ok(!printed.some(line => line.includes(key)), "the console never showed the key")
 })
 
 test("after the idle time the app drops its key and shows the lock screen; a new login opens the store again", async () => {
@@ -149,21 +163,7 @@ test("a device reported lost is refused its key: the app says so and erases its 
     await openFirstDossier(p)
     await settled(p)
     // The device's storage id, as the worker would read it off the tablet for the report.
-    const device = await p.evaluate(async () => {
-      const name = (await indexedDB.databases()).map(d => d.name).find(n => n?.startsWith("regie-sealed-"))
-      const db = await new Promise((res, rej) => {
-        const r = indexedDB.open(name)
-        r.onsuccess = () => res(r.result)
-        r.onerror = () => rej(r.error)
-      })
-      const value = await new Promise((res, rej) => {
-        const r = db.transaction("documents").objectStore("documents").get(["storage-adapter-id"])
-        r.onsuccess = () => res(r.result)
-        r.onerror = () => rej(r.error)
-      })
-      db.close()
-      return new TextDecoder().decode(value.binary)
-    })
+    const device = await deviceStorageId(p)
     assert.match(device, /^[0-9a-f-]{36}$/)
     const reported = await server.api(server.roles.privacy_officer.token, "POST", "/api/v1/breaches", {
       what: "Tablet verloren in de trein",

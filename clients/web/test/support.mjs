@@ -145,8 +145,9 @@ export async function persistentPage(userDataDir, viewport = TABLET) {
   return { context, page: p }
 }
 
-/** Every file under `dir` whose raw bytes hold one of `needles` (as UTF-8 or as UTF-16LE, the
- * two ways Chromium writes strings), as `path: needle`. Files are read as they are on disk. */
+/** Every file under `dir` whose raw bytes hold one of `needles` (a string as UTF-8 or as
+ * UTF-16LE, the two ways Chromium writes strings; a Buffer as it is), as `path: needle` (a
+ * Buffer named in hex). Files are read as they are on disk. */
 export function scanFiles(dir, needles) {
   const hits = []
   const walk = d => {
@@ -162,7 +163,11 @@ export function scanFiles(dir, needles) {
       else if (st.isFile()) {
         const bytes = readFileSync(path)
         for (const n of needles) {
-          if (bytes.includes(Buffer.from(n, "utf8")) || bytes.includes(Buffer.from(n, "utf16le"))) hits.push(`${path}: ${n}`)
+          if (Buffer.isBuffer(n)) {
+            if (bytes.includes(n)) hits.push(`${path}: ${n.toString("hex")}`)
+          } else if (bytes.includes(Buffer.from(n, "utf8")) || bytes.includes(Buffer.from(n, "utf16le"))) {
+            hits.push(`${path}: ${n}`)
+          }
         }
       }
     }
@@ -259,6 +264,30 @@ function binaries(v, out = []) {
     else for (const x of Object.values(v)) binaries(x, out)
   }
   return out
+}
+
+/** The device's storage id, read from the page's sealed database, where it is kept in clear
+ * (the device names it to be given its key). */
+export async function deviceStorageId(p) {
+  return p.evaluate(async () => {
+    const name = (await indexedDB.databases()).map(d => d.name).find(n => n?.startsWith("regie-sealed-"))
+    if (!name) throw new Error("no regie-sealed-* database")
+    const db = await new Promise((res, rej) => {
+      const r = indexedDB.open(name)
+      r.onsuccess = () => res(r.result)
+      r.onerror = () => rej(r.error)
+    })
+    try {
+      const value = await new Promise((res, rej) => {
+        const r = db.transaction("documents").objectStore("documents").get(["storage-adapter-id"])
+        r.onsuccess = () => res(r.result)
+        r.onerror = () => rej(r.error)
+      })
+      return new TextDecoder().decode(value.binary)
+    } finally {
+      db.close()
+    }
+  })
 }
 
 /** The first bytes of every Automerge chunk. */
