@@ -71,8 +71,8 @@ export async function databaseName(sub: string): Promise<string> {
   return `regie-sealed-${await userHash(sub)}`
 }
 
-/** Who was last here, if anyone. A session stored by an earlier version, token included, is
- * rewritten without its token. */
+/** Who was last here, if anyone. A session an earlier version stored (token included, for an
+ * unsealed database) is removed: its token must not stay on disk. */
 export function storedAccount(): Account | undefined {
   try {
     const s = JSON.parse(localStorage.getItem(ACCOUNT_KEY) ?? "null")
