@@ -626,7 +626,8 @@ pub struct DemoArgs {
     /// Address to listen on.
     #[arg(long, env = "REGIE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    // As for `serve` (the web app's browser tests set a short device idle lock).
+    /// Oversight and the device idle lock, as for `serve` (the web app's browser tests set a short
+    /// idle lock).
     #[command(flatten)]
     pub oversight: OversightArgs,
 }
