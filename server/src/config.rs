@@ -565,8 +565,8 @@ impl Default for LimitArgs {
     }
 }
 
-/// Oversight settings: how long breaking the glass lasts (R2) and what residents see of who
-/// looked at their dossier (R9).
+/// Oversight settings: how long breaking the glass lasts (R2), what residents see of who
+/// looked at their dossier (R9), and how long a device may hold its store's key idle (R29).
 #[derive(Debug, Clone, Args)]
 pub struct OversightArgs {
     /// How long a break-glass grant lasts, in hours (decimals allowed, e.g. 0.5; at most 72).
@@ -590,6 +590,10 @@ pub struct OversightArgs {
         default_value = "de functionaris gegevensbescherming van de gemeente"
     )]
     pub controller_contact: String,
+    /// How long a device may hold its store's key without use, in seconds (R29): the key the
+    /// server releases comes with this time, and the web app drops it after it and locks.
+    #[arg(long, env = "REGIE_DEVICE_IDLE_LOCK_SECONDS", default_value = "900", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub device_idle_lock_seconds: u32,
 }
 
 impl Default for OversightArgs {
@@ -600,6 +604,7 @@ impl Default for OversightArgs {
             small_count_threshold: 5,
             controller_name: "de gemeente".into(),
             controller_contact: "de functionaris gegevensbescherming van de gemeente".into(),
+            device_idle_lock_seconds: 900,
         }
     }
 }
@@ -621,4 +626,8 @@ pub struct DemoArgs {
     /// Address to listen on.
     #[arg(long, env = "REGIE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Oversight and the device idle lock, as for `serve` (the web app's browser tests set a short
+    /// idle lock).
+    #[command(flatten)]
+    pub oversight: OversightArgs,
 }

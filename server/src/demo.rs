@@ -367,7 +367,7 @@ pub async fn run(
         tls_cert: None,
         tls_key: None,
         hot_documents: 10_000,
-        oversight: Default::default(),
+        oversight: args.oversight.clone(),
         limits: Default::default(),
     };
     let state = crate::state(&serve).await?;

@@ -1,5 +1,6 @@
 //! The oversight flags of `regie-server serve`: the break-glass duration in hours (decimals
-//! allowed, at least a second, at most 72 hours, default 8) and showing worker names to residents.
+//! allowed, at least a second, at most 72 hours, default 8), showing worker names to residents,
+//! and how long a device may hold its store's key idle (R29).
 
 use std::time::Duration;
 
@@ -40,5 +41,29 @@ fn a_break_glass_duration_of_nothing_forever_or_nonsense_is_refused() {
             parse(&["--break-glass-hours", bad]).is_err(),
             "{bad} was accepted"
         );
+    }
+}
+
+#[test]
+fn a_device_holds_its_key_fifteen_idle_minutes_unless_configured_in_serve_and_demo() {
+    assert_eq!(parse(&[]).unwrap().device_idle_lock_seconds, 900);
+    assert_eq!(OversightArgs::default().device_idle_lock_seconds, 900);
+    assert_eq!(
+        parse(&["--device-idle-lock-seconds", "60"])
+            .unwrap()
+            .device_idle_lock_seconds,
+        60
+    );
+    for bad in ["0", "-5", "86401", "kwartier"] {
+        assert!(
+            parse(&["--device-idle-lock-seconds", bad]).is_err(),
+            "{bad} was accepted"
+        );
+    }
+    // The demo takes it too (the web app's browser tests lock after a few seconds).
+    let demo = Cli::try_parse_from(["regie-server", "demo", "--device-idle-lock-seconds", "8"]);
+    match demo.unwrap().command {
+        Command::Demo(args) => assert_eq!(args.oversight.device_idle_lock_seconds, 8),
+        other => panic!("parsed as {other:?}"),
     }
 }

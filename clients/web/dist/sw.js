@@ -1,8 +1,8 @@
 // Regie's service worker: caches the app shell (the bundle's files, no data) so the app opens
 // without a connection. Dossier data lives in IndexedDB, never here: API and sync requests are
 // not intercepted. The build fills in the version and the list of files.
-const VERSION = "1453d028c09b27c9"
-const SHELL = ["/","/assets/automerge_wasm_bg-LjMxZKTS.wasm","/assets/index-BKOnoNOr.css","/assets/index-EIfF8O6X.js","/icon.svg","/manifest.webmanifest"]
+const VERSION = "bb30572798efb0b8"
+const SHELL = ["/","/assets/automerge_wasm_bg-LjMxZKTS.wasm","/assets/index-BKOnoNOr.css","/assets/index-Blm1mCed.js","/icon.svg","/manifest.webmanifest"]
 const CACHE = `regie-shell-${VERSION}`
 
 self.addEventListener("install", event => {

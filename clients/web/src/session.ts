@@ -1,11 +1,22 @@
-// Who is logged in on this device, and the client that syncs their caseload into IndexedDB.
-// The session (token and the claims read from it) stays in localStorage so the app reopens
-// offline; logout deletes it, the IndexedDB database and the app's sync bookkeeping. Nothing
-// personal goes into a URL or the console.
+// Who is logged in on this device, and the client that syncs their caseload into IndexedDB,
+// sealed with the device key (R29). The token and the key live in memory only: a reload, an idle
+// period or logout drops them and the app is locked until the user logs in again, which needs
+// the server (the key is released by it, after authentication). What stays in localStorage is
+// who was last here (user id, role, database name: no token, no content), so the lock screen can
+// say whose dossiers are on the device, and the sync bookkeeping (document ids and heads).
+// Logout deletes the IndexedDB database and all of it. Nothing personal goes into a URL or the
+// console.
 
 import * as A from "@automerge/automerge"
-import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb"
-import { RegieClient, WriteRefusedError, type RegieDocument, type WebSocketFactory } from "@regie/client/browser"
+import {
+  RegieClient,
+  WriteRefusedError,
+  closeIndexedDB,
+  openSealedDatabase,
+  type RegieDocument,
+  type SealedDatabase,
+  type WebSocketFactory,
+} from "@regie/client/browser"
 import type { CaseloadEntry, RejectedEvent, RefusedEdit } from "@regie/client/browser"
 
 export interface Claims {
@@ -18,17 +29,24 @@ export interface Claims {
   exp?: number
 }
 
-export interface Session {
-  token: string
+/** Who was last logged in on this device: kept in localStorage, without the token. */
+export interface Account {
   claims: Claims
   /** The IndexedDB database of this user on this device. */
   database: string
 }
 
-const SESSION_KEY = "regie.session"
+/** A logged-in user: the account and the token, in memory only. */
+export interface Session extends Account {
+  token: string
+}
+
+const ACCOUNT_KEY = "regie.session"
 const SYNC_KEY = "regie.sync"
 /** Databases whose deletion was blocked (a connection still open); deleted at the next start. */
 const DOOMED_KEY = "regie.doomed"
+/** How long the key is held without use when the server does not say (R29). */
+export const DEFAULT_IDLE_SECONDS = 15 * 60
 
 /** Reads a JWT's claims without verifying it (the server verifies); undefined if unreadable. */
 export function readClaims(token: string): Claims | undefined {
@@ -43,27 +61,40 @@ export function readClaims(token: string): Claims | undefined {
   }
 }
 
-export async function databaseName(sub: string): Promise<string> {
+async function userHash(sub: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sub))
-  const hex = [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, "0")).join("")
-  return `regie-${hex.slice(0, 16)}`
+  return [...new Uint8Array(digest)].map(b => b.toString(16).padStart(2, "0")).join("").slice(0, 16)
 }
 
-export function storedSession(): Session | undefined {
+/** The sealed database of a user. (Before R29 it was `regie-<hash>`, unsealed.) */
+export async function databaseName(sub: string): Promise<string> {
+  return `regie-sealed-${await userHash(sub)}`
+}
+
+/** Who was last here, if anyone. A session an earlier version stored (token included, for an
+ * unsealed database) is removed: its token must not stay on disk. */
+export function storedAccount(): Account | undefined {
   try {
-    const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? "null")
-    return s && typeof s.token === "string" ? s : undefined
+    const s = JSON.parse(localStorage.getItem(ACCOUNT_KEY) ?? "null")
+    if (!s || typeof s.claims?.sub !== "string" || typeof s.database !== "string") return undefined
+    const account = { claims: s.claims as Claims, database: s.database as string }
+    if ("token" in s || !account.database.startsWith("regie-sealed-")) {
+      localStorage.removeItem(ACCOUNT_KEY)
+      return undefined
+    }
+    return account
   } catch {
     return undefined
   }
 }
 
+/** A session for `token` (in memory); the account without the token goes to localStorage. */
 export async function newSession(token: string): Promise<Session | undefined> {
   const claims = readClaims(token.trim())
   if (!claims) return undefined
-  const s = { token: token.trim(), claims, database: await databaseName(claims.sub) }
-  localStorage.setItem(SESSION_KEY, JSON.stringify(s))
-  return s
+  const database = await databaseName(claims.sub)
+  localStorage.setItem(ACCOUNT_KEY, JSON.stringify({ claims, database }))
+  return { token: token.trim(), claims, database }
 }
 
 /** Deletes a database; true once it is gone, false if an open connection blocks it. */
@@ -75,11 +106,16 @@ function deleteDatabase(name: string): Promise<boolean> {
   })
 }
 
-/** At start, before any database opens: finish deletions a logout could not complete. */
+/** At start, before any database opens: finish deletions a logout could not complete, and delete
+ * databases an earlier version kept unsealed (`regie-<hash>`; what they held that was not sent
+ * is lost, which is the price of not leaving it in clear). */
 export async function finishDeletions(): Promise<void> {
   const doomed: string[] = JSON.parse(localStorage.getItem(DOOMED_KEY) ?? "[]")
+  const unsealed = ((await indexedDB.databases?.()) ?? [])
+    .map(d => d.name ?? "")
+    .filter(n => /^regie-[0-9a-f]{16}$/.test(n))
   const left: string[] = []
-  for (const name of doomed) if (!(await deleteDatabase(name))) left.push(name)
+  for (const name of [...doomed, ...unsealed]) if (!(await deleteDatabase(name))) left.push(name)
   if (left.length > 0) localStorage.setItem(DOOMED_KEY, JSON.stringify(left))
   else localStorage.removeItem(DOOMED_KEY)
 }
@@ -101,7 +137,9 @@ type Listener = () => void
 export class Sync {
   readonly client: RegieClient
   readonly session: Session
-  readonly storage: IndexedDBStorageAdapter
+  readonly database: SealedDatabase
+  /** Seconds without use after which the app drops the key and locks (from the server). */
+  readonly idleSeconds: number
   #listeners = new Set<Listener>()
   #serverHeads = new Map<string, string[]>()
   #docs = new Map<string, RegieDocument<any>>()
@@ -116,10 +154,11 @@ export class Sync {
   #refresher = setInterval(() => void this.refresh(), 60_000)
   #closed = false
 
-  private constructor(client: RegieClient, session: Session, storage: IndexedDBStorageAdapter) {
+  private constructor(client: RegieClient, session: Session, database: SealedDatabase) {
     this.client = client
     this.session = session
-    this.storage = storage
+    this.database = database
+    this.idleSeconds = database.idleSeconds ?? DEFAULT_IDLE_SECONDS
     const saved = JSON.parse(localStorage.getItem(SYNC_KEY) ?? "{}")
     this.lastSync = typeof saved.lastSync === "number" ? saved.lastSync : undefined
     for (const [id, heads] of Object.entries(saved.heads ?? {})) this.#serverHeads.set(id, heads as string[])
@@ -162,16 +201,19 @@ export class Sync {
     })
   }
 
+  /** Asks the server for the device key and opens the sealed database with it. Throws
+   * `DeviceRevokedError` (reported lost) or `KeyUnreachableError` (offline) from
+   * `@regie/client/browser`. */
   static async start(session: Session, server = location.origin): Promise<Sync> {
-    const storage = new IndexedDBStorageAdapter(session.database)
+    const database = await openSealedDatabase({ server, database: session.database, token: session.token })
     const client = await RegieClient.start({
       server,
-      storage,
+      storage: database.storage,
       WebSocket: globalThis.WebSocket as unknown as WebSocketFactory,
       token: async () => session.token,
       backoff: { initialMs: 250, maxMs: 3_000 },
     })
-    return new Sync(client, session, storage)
+    return new Sync(client, session, database)
   }
 
   subscribe(l: Listener): () => void {
@@ -305,21 +347,27 @@ export class Sync {
     await this.client.close()
   }
 
-  /** Stops syncing and closes the database connection, so the database can be deleted. */
+  /** Stops syncing (what is unsaved is saved first), drops the key and closes the database
+   * connection, so the database can be deleted. Nothing opens it again without a new key. */
   async closeDatabase(): Promise<void> {
     await this.close().catch(() => {})
-    // The adapter has no close(); its connection is a (TypeScript-private) field.
-    ;(await (this.storage as unknown as { dbPromise: Promise<IDBDatabase> }).dbPromise).close()
+    this.database.storage.lock()
+    await closeIndexedDB(this.database.inner)
   }
 }
 
-/** Logout: stop syncing, then delete the database, the session and the sync bookkeeping. */
-export async function logout(sync: Sync | undefined, session: Session): Promise<void> {
-  if (sync) await sync.closeDatabase()
-  localStorage.removeItem(SESSION_KEY)
+/** Erases what this device holds of `account`: its database and the app's local records. */
+export async function wipe(account: Account): Promise<void> {
+  localStorage.removeItem(ACCOUNT_KEY)
   localStorage.removeItem(SYNC_KEY)
-  if (!(await deleteDatabase(session.database))) {
-    localStorage.setItem(DOOMED_KEY, JSON.stringify([session.database]))
+  if (!(await deleteDatabase(account.database))) {
+    localStorage.setItem(DOOMED_KEY, JSON.stringify([account.database]))
     location.reload()
   }
+}
+
+/** Logout: stop syncing, then delete the database, the account and the sync bookkeeping. */
+export async function logout(sync: Sync | undefined, account: Account): Promise<void> {
+  if (sync) await sync.closeDatabase()
+  await wipe(account)
 }

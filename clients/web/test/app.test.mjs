@@ -1,5 +1,5 @@
 // The web app in headless Chromium against a real `regie-server demo` (issue 15): co-editing the
-// plan live, working offline through a reload and reconciling, a refused edit that reaches no
+// plan live, working offline through a reload (locked until back online, R29) and reconciling, a refused edit that reaches no
 // one, and a purge that leaves no byte of an unassigned dossier in IndexedDB.
 import assert from "node:assert/strict"
 import { after, before, test } from "node:test"
@@ -186,17 +186,28 @@ test("offline: edits and record entries survive a reload without a server and re
     }
     await waitFor("pending edits to show", async () => /nog niet verstuurd/.test(await syncText(worker, "sync-pending")))
 
-    // Reload without a server: the shell comes from the service worker, the data from IndexedDB.
+    // Reload without a server: the shell comes from the service worker, but the store stays
+    // sealed, since its key is released only by the server (R29): the lock screen says so.
     await worker.reload()
+    await worker.getByTestId("lock-screen").waitFor({ timeout: 20_000 })
+    await worker.locator("#token").fill(server.roles.worker.token)
+    await worker.getByRole("button", { name: "Inloggen", exact: true }).click()
+    await waitFor("the lock screen to say that unlocking needs a connection", async () =>
+      (await worker.getByTestId("lock-screen").getAttribute("data-lock")) === "offline",
+    )
+    assert.match((await worker.getByTestId("lock-screen").textContent()) ?? "", /Ontgrendelen kan alleen met verbinding/)
+    assert.equal(await worker.getByTestId("caseload-row").count(), 0)
+
+    // Back online, a login unlocks the store: the edits made offline were kept in it, sealed,
+    // and are shown and sent (the server never had them).
+    await server.start()
+    stopped = false
+    await login(worker, server, "worker")
     await worker.getByTestId("caseload-row").filter({ hasText: "Sanne Bakker" }).getByRole("button", { name: "Openen" }).click({ timeout: 20_000 })
     await worker.locator("#hulpvraag").waitFor()
     assert.ok((await worker.locator("#hulpvraag").inputValue()).includes(plan), "the offline plan edit after reload")
-    assert.match(await syncText(worker, "sync-online"), /^Geen verbinding/)
     await worker.getByRole("tab", { name: "Verslaglegging" }).click()
     for (const text of entries) await worker.getByText(text).waitFor({ timeout: 10_000 })
-
-    await server.start()
-    stopped = false
     await settled(worker, 60_000)
 
     await login(other, server, "worker2")
@@ -237,10 +248,10 @@ test("after unassignment the worker's IndexedDB holds no byte of the dossier", a
     await settled(bram)
     const ids = server.roles.worker2.documents.map(d => d.url.replace("automerge:", ""))
     const needles = [sentinel, server.dossier, ...ids]
-    // The scan finds what is there: the sentinel and the dossier are on the device now.
-    await waitFor("the sentinel in IndexedDB", async () =>
-      (await scanIndexedDB(bram, [sentinel])).some(h => h.includes("materialized document")),
-    )
+    // The scan finds what is there: the dossier's documents are on the device now (their
+    // content sealed, so the sentinel is in no raw byte even before the purge).
+    await waitFor("the dossier's documents in IndexedDB", async () => (await scanIndexedDB(bram, ids)).length > 0)
+    assert.deepEqual(await scanIndexedDB(bram, [sentinel]), [])
 
     const res = await server.api(
       server.roles.manager.token,
@@ -251,8 +262,8 @@ test("after unassignment the worker's IndexedDB holds no byte of the dossier", a
     await bram.getByTestId("revoked-notice").first().waitFor({ timeout: 20_000 })
     await waitFor("the caseload to empty", async () => (await bram.getByText("Geen dossiers op dit apparaat.").count()) > 0)
     await waitFor("no byte of the dossier in IndexedDB", async () => (await scanIndexedDB(bram, needles)).length === 0, 10_000)
-    // And it stays so after a reload (nothing comes back from a cache).
-    await bram.reload()
+    // And it stays so after a reload and a new login (nothing comes back from a cache).
+    await login(bram, server, "worker2")
     await bram.getByText("Geen dossiers op dit apparaat.").waitFor({ timeout: 20_000 })
     assert.deepEqual(await scanIndexedDB(bram, needles), [])
   } finally {

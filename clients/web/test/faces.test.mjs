@@ -124,6 +124,19 @@ for (const [width, viewport] of [["tablet", TABLET], ["phone", PHONE]]) {
       await p.context().close()
     }
   })
+  test(`lock screen at ${width} width`, async () => {
+    const p = await page(b, viewport, { bypassCSP: true })
+    try {
+      await login(p, server, "worker")
+      // A reload drops the key and the token: the lock screen, which is the login again.
+      await p.reload()
+      await p.getByTestId("lock-screen").waitFor()
+      await p.locator("button[data-login]").first().waitFor()
+      await audit(p, `lock-${width}`)
+    } finally {
+      await p.context().close()
+    }
+  })
   for (const face of faces) {
     test(`${face.role} at ${width} width: screenshots and axe-core`, async () => {
       const p = await page(b, viewport, { bypassCSP: true })

@@ -64,7 +64,8 @@ test("a resident files an erasure request and reads the worker's refusal with it
       /afgewezen/.test((await request.getByTestId("rights-status").textContent()) ?? ""),
     )
 
-    await resident.reload()
+    // A reload locks the app (the key is in memory only): the resident logs in again.
+    await login(resident, server, "resident")
     await resident.getByRole("button", { name: "Mijn verzoeken" }).click()
     const decided = resident.getByTestId("rights-request").first()
     await waitFor("the refusal on the resident's phone", async () =>

@@ -6,7 +6,7 @@
 
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -59,8 +59,9 @@ function freePort() {
   })
 }
 
-/** A demo server that can be stopped and started again on the same port and store. */
-export async function startServer() {
+/** A demo server that can be stopped and started again on the same port and store; `env` adds
+ * to its environment (e.g. `REGIE_DEVICE_IDLE_LOCK_SECONDS`). */
+export async function startServer({ env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "regie-web-server-"))
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
@@ -70,7 +71,7 @@ export async function startServer() {
     rmSync(join(dir, "regie-demo.json"), { force: true })
     child = spawn(serverBin(), ["demo", "--listen", `127.0.0.1:${port}`], {
       cwd: dir,
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
       stdio: ["ignore", "ignore", "inherit"],
     })
     exited = false
@@ -126,6 +127,53 @@ export async function browser() {
     headless: true,
     args: ["--no-sandbox", "--disable-dev-shm-usage"],
   })
+}
+
+/** Headless Chromium on a profile directory of its own, kept on disk (the other pages share
+ * one browser with in-memory contexts), so a test can scan the files a browser leaves behind.
+ * Returns the context and its first page; close the context to close the browser. */
+export async function persistentPage(userDataDir, viewport = TABLET) {
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath(),
+    headless: true,
+    viewport,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  })
+  const p = context.pages()[0] ?? (await context.newPage())
+  p.on("pageerror", e => console.error(`[page error] ${e.message}`))
+  if (process.env.REGIE_WEB_LOG) p.on("console", m => console.error(`[page] ${m.text()}`))
+  return { context, page: p }
+}
+
+/** Every file under `dir` whose raw bytes hold one of `needles` (a string as UTF-8 or as
+ * UTF-16LE, the two ways Chromium writes strings; a Buffer as it is), as `path: needle` (a
+ * Buffer named in hex). Files are read as they are on disk. */
+export function scanFiles(dir, needles) {
+  const hits = []
+  const walk = d => {
+    for (const name of readdirSync(d)) {
+      const path = join(d, name)
+      let st
+      try {
+        st = statSync(path)
+      } catch {
+        continue
+      }
+      if (st.isDirectory()) walk(path)
+      else if (st.isFile()) {
+        const bytes = readFileSync(path)
+        for (const n of needles) {
+          if (Buffer.isBuffer(n)) {
+            if (bytes.includes(n)) hits.push(`${path}: ${n.toString("hex")}`)
+          } else if (bytes.includes(Buffer.from(n, "utf8")) || bytes.includes(Buffer.from(n, "utf16le"))) {
+            hits.push(`${path}: ${n}`)
+          }
+        }
+      }
+    }
+  }
+  walk(dir)
+  return hits
 }
 
 export const TABLET = { width: 820, height: 1180 }
@@ -218,6 +266,50 @@ function binaries(v, out = []) {
   return out
 }
 
+/** The device's storage id, read from the page's sealed database, where it is kept in clear
+ * (the device names it to be given its key). */
+export async function deviceStorageId(p) {
+  return p.evaluate(async () => {
+    const name = (await indexedDB.databases()).map(d => d.name).find(n => n?.startsWith("regie-sealed-"))
+    if (!name) throw new Error("no regie-sealed-* database")
+    const db = await new Promise((res, rej) => {
+      const r = indexedDB.open(name)
+      r.onsuccess = () => res(r.result)
+      r.onerror = () => rej(r.error)
+    })
+    try {
+      const value = await new Promise((res, rej) => {
+        const r = db.transaction("documents").objectStore("documents").get(["storage-adapter-id"])
+        r.onsuccess = () => res(r.result)
+        r.onerror = () => rej(r.error)
+      })
+      return new TextDecoder().decode(value.binary)
+    } finally {
+      db.close()
+    }
+  })
+}
+
+/** The first bytes of every Automerge chunk. */
+const AUTOMERGE_MAGIC = Buffer.from([0x85, 0x6f, 0x4a, 0x83])
+
+/** The records of the page's `regie-sealed-*` databases that are not sealed (R29): every value
+ * but the storage id must be version 1 of the sealed format (nonce, ciphertext, tag), not an
+ * Automerge chunk and not JSON. Also returns how many were sealed, so an empty store is seen. */
+export async function unsealedValues(p) {
+  const unsealed = []
+  let sealed = 0
+  for (const rec of await dumpIndexedDB(p)) {
+    if (!rec.db.startsWith("regie-sealed-")) continue
+    if (JSON.stringify(rec.key) === JSON.stringify(["storage-adapter-id"])) continue
+    for (const bytes of binaries(rec.value)) {
+      if (bytes[0] === 1 && bytes.length >= 29 && !bytes.subarray(0, 4).equals(AUTOMERGE_MAGIC)) sealed++
+      else unsealed.push(`${rec.db}/${JSON.stringify(rec.key)}`)
+    }
+  }
+  return { sealed, unsealed }
+}
+
 /** Where any of `needles` occurs in the page's IndexedDB: in keys and values as JSON, in raw
  * bytes, and — each document's chunks (snapshots, then incremental saves) loaded together, as
  * automerge-repo would — in the materialized Automerge document and the decoded operations. */
@@ -233,6 +325,9 @@ export async function scanIndexedDB(p, needles) {
     for (const bytes of binaries(rec.value)) {
       for (const n of needles) if (bytes.includes(Buffer.from(n))) hits.push(`${where}: ${n} in raw bytes`)
       if (Array.isArray(rec.key) && (rec.key[1] === "snapshot" || rec.key[1] === "incremental")) {
+        // A sealed chunk cannot be decoded here (the key is in the app's memory only); its raw
+        // bytes were scanned above, and `unsealedValues` checks that it is sealed.
+        if (!bytes.subarray(0, 4).equals(AUTOMERGE_MAGIC)) continue
         const id = `${rec.db}/${rec.key[0]}`
         const list = chunks.get(id) ?? []
         list.push({ kind: rec.key[1], bytes })

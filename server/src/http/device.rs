@@ -175,6 +175,8 @@ pub(super) struct DeviceKeyBody {
     key_id: String,
     /// The 32-byte key, base64 (standard alphabet, padded).
     key: String,
+    /// Drop the key after this many seconds without use (`--device-idle-lock-seconds`).
+    idle_seconds: u32,
 }
 
 #[utoipa::path(
@@ -214,6 +216,7 @@ pub(super) async fn device_key(
         Some(k) => Ok(Json(DeviceKeyBody {
             key: base64::engine::general_purpose::STANDARD.encode(&k.key[..]),
             key_id: k.key_id,
+            idle_seconds: state.oversight.device_idle_lock_seconds,
         })),
         None => Err(ApiError::forbidden("device_revoked")),
     }
