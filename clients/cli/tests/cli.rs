@@ -121,7 +121,11 @@ impl Server {
 
 /// Runs `regie` with the profile `profile` and `args`, no token given.
 async fn regie(profile: &Path, args: &[&str]) -> Output {
-    command(profile).args(args).output().await.expect("regie runs")
+    command(profile)
+        .args(args)
+        .output()
+        .await
+        .expect("regie runs")
 }
 
 /// Runs `regie` with the profile `profile`, unlocked with `token` (from `REGIE_TOKEN`, as a
@@ -265,8 +269,13 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
         "{record}"
     );
     assert!(record.contains("Huur twee maanden achter"));
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&regie_as(&anna, &anna_token, &["show", &dossier, "--json"]).await)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&regie_as(
+        &anna,
+        &anna_token,
+        &["show", &dossier, "--json"],
+    )
+    .await))
+    .unwrap();
     assert_eq!(json["goals"][0]["title"], "Schulden op orde");
     // The three opens were recorded and go up with the next sync.
     let out = ok(&regie_as(&anna, &anna_token, &["sync"]).await);
@@ -291,11 +300,13 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
     for entry in std::fs::read_dir(&anna).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        for secret in [anna_token.as_str(), "Huur twee maanden achter", "Budgetcoach"] {
+        for secret in [
+            anna_token.as_str(),
+            "Huur twee maanden achter",
+            "Budgetcoach",
+        ] {
             assert!(
-                !bytes
-                    .windows(secret.len())
-                    .any(|w| w == secret.as_bytes()),
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{secret} in {}",
                 path.display()
             );
@@ -358,7 +369,12 @@ async fn every_failure_says_what_to_do_and_exits_with_its_own_code() {
     )
     .await);
     ok(&regie_as(&sanne, &sanne_token, &["sync"]).await);
-    let goal = ok(&regie_as(&sanne, &sanne_token, &["plan", "add-goal", &dossier, "--title", "Rust"]).await);
+    let goal = ok(&regie_as(
+        &sanne,
+        &sanne_token,
+        &["plan", "add-goal", &dossier, "--title", "Rust"],
+    )
+    .await);
     // R8: a resident may add a goal, but not say who owns it.
     let refused = regie_as(
         &sanne,

@@ -292,7 +292,9 @@ impl Client {
             .map_err(|e| Self::unreachable(url, &e))?;
         if !res.status().is_success() {
             return match Self::api_error(res).await {
-                ClientError::Server { status: 403, code, .. } if code == "device_revoked" => {
+                ClientError::Server {
+                    status: 403, code, ..
+                } if code == "device_revoked" => {
                     self.store.lock(LockReason::DeviceLost);
                     Err(ClientError::DeviceLost)
                 }
@@ -324,7 +326,9 @@ impl Client {
     }
 
     /// The profile, server URL and token of an unlocked store.
-    pub(crate) async fn login_parts(&self) -> Result<(Profile, String, zeroize::Zeroizing<String>)> {
+    pub(crate) async fn login_parts(
+        &self,
+    ) -> Result<(Profile, String, zeroize::Zeroizing<String>)> {
         let profile = self.store.profile().await?;
         let url = profile.server_url.clone().ok_or(ClientError::NotLoggedIn)?;
         Ok((profile, url, self.store.token()?))

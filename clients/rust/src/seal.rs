@@ -211,7 +211,9 @@ impl Lock {
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding it, but a poisoned lock must not unlock anything either:
         // its data is still a consistent Option.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Sets the idle time (from the next unlock on, and for the current one).
@@ -278,8 +280,7 @@ impl Lock {
 
 /// Drops the key when the idle time has passed since the last use.
 fn expire(s: &mut State) {
-    if s
-        .unlocked
+    if s.unlocked
         .as_ref()
         .is_some_and(|u| u.last_used.elapsed() >= s.idle)
     {
@@ -374,13 +375,17 @@ mod tests {
         lock.unlock(key("dvk-idle", 1), "token");
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            lock.key().expect("used within the idle time: still unlocked");
+            lock.key()
+                .expect("used within the idle time: still unlocked");
         }
         let held = Arc::downgrade(&lock.key().unwrap());
         tokio::time::sleep(Duration::from_millis(500)).await;
         // The timer dropped the key: nothing holds it any more, before anyone asks.
         assert!(held.upgrade().is_none(), "the key left memory");
         assert!(lock.is_locked());
-        assert!(matches!(lock.token(), Err(ClientError::Locked(LockReason::Idle(_)))));
+        assert!(matches!(
+            lock.token(),
+            Err(ClientError::Locked(LockReason::Idle(_)))
+        ));
     }
 }

@@ -403,12 +403,14 @@ impl DeviceStore {
             let heads = (!heads.is_empty())
                 .then(|| key.seal(&Block::heads(&id), heads.as_bytes()))
                 .transpose()?;
-            sqlx::query("UPDATE documents SET snapshot = ?, heads = ?, server_heads = '' WHERE id = ?")
-                .bind(snapshot)
-                .bind(heads)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE documents SET snapshot = ?, heads = ?, server_heads = '' WHERE id = ?",
+            )
+            .bind(snapshot)
+            .bind(heads)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         }
         for r in sqlx::query("SELECT document, seq, bytes FROM chunks")
             .fetch_all(&mut *tx)
@@ -526,12 +528,14 @@ impl DeviceStore {
                 purged.push(self.purge(&info, "logged_out", now).await?);
             }
         }
-        sqlx::query("UPDATE profile SET server_url = ?, claims = ?, token_expires_at = ? WHERE id = 1")
-            .bind(server_url)
-            .bind(serde_json::to_string(claims).expect("claims serialize"))
-            .bind(expires_at.map(ts))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE profile SET server_url = ?, claims = ?, token_expires_at = ? WHERE id = 1",
+        )
+        .bind(server_url)
+        .bind(serde_json::to_string(claims).expect("claims serialize"))
+        .bind(expires_at.map(ts))
+        .execute(&self.pool)
+        .await?;
         Ok(purged)
     }
 

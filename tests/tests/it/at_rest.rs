@@ -633,13 +633,19 @@ async fn an_idle_device_drops_its_key_and_reads_again_only_after_logging_in_agai
         anna.set_hulpvraag(dossier, "na de pauze").await,
         Err(ClientError::Locked(_))
     ));
-    assert!(matches!(anna.sync(|_| {}).await, Err(ClientError::Locked(_))));
+    assert!(matches!(
+        anna.sync(|_| {}).await,
+        Err(ClientError::Locked(_))
+    ));
     assert!(matches!(
         anna.store().stored_bytes().await,
         Err(ClientError::Locked(_))
     ));
     let said = anna.documents().await.unwrap_err().to_string();
-    assert!(said.contains("locked") && said.contains("log in again"), "{said}");
+    assert!(
+        said.contains("locked") && said.contains("log in again"),
+        "{said}"
+    );
 
     // Logging in again unlocks it, with the work kept: the edit made before still goes up.
     anna.unlock(&server.token("worker")).await.unwrap();
@@ -690,14 +696,23 @@ async fn a_lost_tablets_store_stays_unreadable_while_annas_other_tablet_and_a_co
     report_annas_device_lost(&server, &lost_id).await;
 
     // The app still running on the lost tablet is refused at its next sync and drops its key.
-    assert!(matches!(lost.sync(|_| {}).await, Err(ClientError::DeviceLost)));
+    assert!(matches!(
+        lost.sync(|_| {}).await,
+        Err(ClientError::DeviceLost)
+    ));
     assert!(lost.is_locked());
     drop(lost);
     // Whoever has the tablet, even with a valid token of Anna's, gets no key: the store stays
     // sealed, and says why.
-    let thief = Client::open(&lost_dir).await.unwrap().with_options(options());
+    let thief = Client::open(&lost_dir)
+        .await
+        .unwrap()
+        .with_options(options());
     let refused = thief.login(&url, &server.token("worker")).await;
-    assert!(matches!(refused, Err(ClientError::DeviceLost)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ClientError::DeviceLost)),
+        "{refused:?}"
+    );
     assert!(
         refused.unwrap_err().to_string().contains("reported lost"),
         "the error says why"
@@ -775,7 +790,8 @@ async fn a_store_from_before_encryption_loses_its_token_on_opening_and_is_sealed
     let mut am = automerge::AutoCommit::load(&on_server.save()).unwrap();
     let heads = am.get_heads();
     let hulpvraag = am.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
-    am.splice_text(&hulpvraag, 0, 0, &format!("{LEGACY} ")).unwrap();
+    am.splice_text(&hulpvraag, 0, 0, &format!("{LEGACY} "))
+        .unwrap();
     am.commit();
     let chunk = am.save_after(&heads);
     let claims = regie_client::token_claims(&old_token).unwrap().0;
@@ -827,7 +843,10 @@ async fn a_store_from_before_encryption_loses_its_token_on_opening_and_is_sealed
             "INSERT INTO sync_states (state, document) VALUES (?, ?)",
             automerge::sync::State::new().encode(),
         ),
-        ("INSERT INTO chunks (bytes, document, seq) VALUES (?, ?, 1)", chunk),
+        (
+            "INSERT INTO chunks (bytes, document, seq) VALUES (?, ?, 1)",
+            chunk,
+        ),
     ] {
         sqlx::query(sql)
             .bind(bytes)
@@ -838,16 +857,22 @@ async fn a_store_from_before_encryption_loses_its_token_on_opening_and_is_sealed
     }
     pool.close().await;
     assert!(
-        device_files(&anna_dir)
+        [LEGACY, old_token.as_str()]
             .iter()
-            .any(|(_, b)| holds(b, LEGACY) && holds(b, &old_token)),
+            .all(|t| device_files(&anna_dir).iter().any(|(_, b)| holds(b, t))),
         "control: the legacy store holds the edit and the token in the clear"
     );
 
     // Opened by this client: the token is gone at once; the content waits, locked, for a key.
-    let anna = Client::open(&anna_dir).await.unwrap().with_options(options());
+    let anna = Client::open(&anna_dir)
+        .await
+        .unwrap()
+        .with_options(options());
     for (name, bytes) in device_files(&anna_dir) {
-        assert!(!holds(&bytes, &old_token), "the legacy token left in {name}");
+        assert!(
+            !holds(&bytes, &old_token),
+            "the legacy token left in {name}"
+        );
     }
     assert!(matches!(
         anna.open_document(dossier, &DocumentKey::Plan).await,

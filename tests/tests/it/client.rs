@@ -18,7 +18,6 @@ use regie_client::{Client, ClientError, SyncOptions};
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use regie_core::policy::DenyReason;
 use serde_json::{Value, json};
-use sqlx::Row;
 use time::macros::date;
 
 use crate::support::*;

@@ -139,11 +139,18 @@ async fn every_block_is_sealed_on_disk_refused_while_locked_and_purged_when_anot
         file.windows(id.len()).any(|w| w == id.as_bytes()),
         "control: the scan reads the file (the document id is plaintext)"
     );
-    assert!(!file.windows(SENTINEL.len()).any(|w| w == SENTINEL.as_bytes()));
+    assert!(
+        !file
+            .windows(SENTINEL.len())
+            .any(|w| w == SENTINEL.as_bytes())
+    );
 
     client.lock();
     for refused in [
-        client.open_document(dossier, &DocumentKey::Plan).await.err(),
+        client
+            .open_document(dossier, &DocumentKey::Plan)
+            .await
+            .err(),
         client.set_hulpvraag(dossier, "x").await.err(),
         client.documents().await.err(),
         client.store.pending_reads().await.err(),
