@@ -2,7 +2,7 @@
 -- after each login (AES-256-GCM, the row's identity as associated data; src/seal.rs). The token
 -- is no longer kept: it is what fetches the key, so a stored token would unlock a lost tablet.
 -- A store from before this migration is sealed at its first unlock (store.rs, `seal_legacy`),
--- which then drops the legacy tables and the plaintext heads column.
+-- which then drops the legacy tables and empties the plaintext `server_heads` column.
 
 -- The id of the device key that sealed the content; NULL until the first unlock (legacy rows
 -- are then plaintext and get sealed).

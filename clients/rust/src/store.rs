@@ -380,7 +380,8 @@ impl DeviceStore {
 
     /// Seals every plaintext block a store from before encryption holds (documents, saves,
     /// sync states, heads, offline reads, rejection reports) in one transaction, drops the
-    /// legacy tables and column, then rewrites the file (`VACUUM`) and truncates the log, so
+    /// legacy tables (the emptied `server_heads` column stays: a column dropped at run time
+    /// would leave the pool's cached `SELECT *` statements reading the wrong columns), then rewrites the file (`VACUUM`) and truncates the log, so
     /// no plaintext page image survives anywhere in the store's files.
     async fn seal_legacy(&self, key: &DeviceKey) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -471,7 +472,6 @@ impl DeviceStore {
         for ddl in [
             "DROP TABLE legacy_audit_outbox",
             "DROP TABLE legacy_rejections",
-            "ALTER TABLE documents DROP COLUMN server_heads",
         ] {
             sqlx::query(ddl).execute(&mut *tx).await?;
         }
