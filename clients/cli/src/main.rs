@@ -1,8 +1,12 @@
 //! The `regie` CLI: a field worker's, tester's or script's view of one device profile. It logs
-//! in (stores a token for a server), syncs the caseload with a progress bar and a summary, lists
-//! dossiers and documents, shows a document (recorded as a read for the audit log), edits the
-//! plan and the record through regie-client's policy-checked API, and reports status. Errors
-//! say what to do, and the exit code says what kind of failure it was (see `--help`).
+//! in, syncs the caseload with a progress bar and a summary, lists dossiers and documents,
+//! shows a document (recorded as a read for the audit log), edits the plan and the record
+//! through regie-client's policy-checked API, and reports status. The profile's store is
+//! sealed with a device key the server releases per login (R29) and that lives in memory only,
+//! so every process starts locked: each command unlocks with the token given by `--token` or
+//! `REGIE_TOKEN` (which needs the server), and no token is kept on disk. `--idle-lock` drops
+//! the key within a long-running command (a sync) that leaves the store unused that long.
+//! Errors say what to do, and the exit code says what kind of failure it was (see `--help`).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -26,7 +30,8 @@ Exit codes:
   3  not logged in, or the server refused the token: run `regie login` again
   4  the server cannot be reached: your work is kept on this device; sync later
   5  refused: the policy or the document's rules do not allow this edit (nothing changed)
-  6  not on this device: run `regie sync`, or check `regie ls`";
+  6  not on this device: run `regie sync`, or check `regie ls`
+  7  this device was reported lost: its store can never be opened again";
 
 /// `regie`: work a caseload of Regie dossiers offline and sync it with a Regie server.
 #[derive(Debug, Parser)]
@@ -35,20 +40,32 @@ struct Cli {
     /// The device profile directory (one SQLite store per profile).
     #[arg(long, global = true, env = "REGIE_PROFILE", value_name = "DIR")]
     profile: Option<PathBuf>,
+    /// The bearer token (JWT): logs in, and unlocks the store for any other command (the
+    /// store keeps no token); `-` reads it from standard input.
+    #[arg(long, global = true, env = "REGIE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seconds the unlocked store may stay unused before it drops its key from memory.
+    #[arg(
+        long,
+        global = true,
+        env = "REGIE_IDLE_LOCK",
+        value_name = "SECONDS",
+        default_value_t = regie_client::DEFAULT_IDLE_LOCK.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    idle_lock: u64,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Store a token for a server URL (the server checks it by listing your documents).
+    /// Log in to a server with --token: the server checks it and releases this device's key,
+    /// which unlocks the store (the server URL and your claims are kept; the token is not).
     Login {
         /// The server's base URL, e.g. https://regie.example.nl.
         #[arg(long, env = "REGIE_SERVER")]
         server: String,
-        /// The bearer token (JWT); `-` reads it from standard input.
-        #[arg(long, env = "REGIE_TOKEN", hide_env_values = true)]
-        token: String,
     },
     /// Reconcile the caseload with the server: upload local changes and offline reads,
     /// download what changed, purge what you may no longer hold.
@@ -182,6 +199,8 @@ fn classify(e: &anyhow::Error) -> u8 {
         Some(ClientError::Unreachable { .. }) => 4,
         Some(ClientError::Denied { .. } | ClientError::Invalid { .. }) => 5,
         Some(ClientError::NotHeld(_) | ClientError::NoSuchItem(_)) => 6,
+        Some(ClientError::Locked(_)) => 3,
+        Some(ClientError::DeviceLost) => 7,
         _ => 1,
     }
 }
@@ -202,9 +221,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = cli.profile.unwrap_or_else(default_profile);
     let client = Client::open(&profile)
         .await
-        .with_context(|| format!("cannot open the device profile in {}", profile.display()))?;
+        .with_context(|| format!("cannot open the device profile in {}", profile.display()))?
+        .with_idle_lock(std::time::Duration::from_secs(cli.idle_lock));
+    let token = cli.token.map(read_token).transpose()?;
+    if let Command::Login { server } = &cli.command {
+        let Some(token) = token else {
+            bail!("give the token with --token TOKEN (or REGIE_TOKEN; `-` reads standard input)");
+        };
+        return login(&client, server, &token).await;
+    }
+    // Every process starts locked: unlock with the token, if given. `status` still reports
+    // what it can when the unlock fails (e.g. the server is unreachable).
+    let unlocked = match &token {
+        Some(t) => client.unlock(t).await.map(drop),
+        None => Ok(()),
+    };
+    if let Command::Status = cli.command {
+        return status(&client, &profile, unlocked.err()).await;
+    }
+    unlocked?;
     match cli.command {
-        Command::Login { server, token } => login(&client, &server, token).await,
+        Command::Login { .. } | Command::Status => unreachable!("handled above"),
         Command::Sync { attempts } => {
             let client = client.with_options(SyncOptions {
                 max_attempts: attempts,
@@ -251,21 +288,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
-        Command::Status => status(&client, &profile).await,
     }
 }
 
-async fn login(client: &Client, server: &str, token: String) -> anyhow::Result<()> {
-    let token = if token == "-" {
-        let mut t = String::new();
-        std::io::stdin()
-            .read_to_string(&mut t)
-            .context("cannot read the token from standard input")?;
-        t
-    } else {
-        token
-    };
-    let report = client.login(server, &token).await?;
+/// The token as given, or read from standard input for `-`.
+fn read_token(token: String) -> anyhow::Result<String> {
+    if token != "-" {
+        return Ok(token);
+    }
+    let mut t = String::new();
+    std::io::stdin()
+        .read_to_string(&mut t)
+        .context("cannot read the token from standard input")?;
+    Ok(t)
+}
+
+async fn login(client: &Client, server: &str, token: &str) -> anyhow::Result<()> {
+    let report = client.login(server, token).await?;
     println!(
         "Logged in as {} ({}) on {server}: {} documents listed. Run `regie sync` to fetch them.",
         report.user,
@@ -597,8 +636,37 @@ fn print_document(info: &DocumentInfo, content: &Value, pending: usize) {
     }
 }
 
-async fn status(client: &Client, dir: &std::path::Path) -> anyhow::Result<()> {
-    let st = client.status().await?;
+/// Prints the profile's state; while locked (no token given, or the unlock failed, e.g.
+/// offline) only what the store keeps in the clear, and why it is locked.
+async fn status(
+    client: &Client,
+    dir: &std::path::Path,
+    unlock_failed: Option<ClientError>,
+) -> anyhow::Result<()> {
+    if let Some(lost @ ClientError::DeviceLost) = unlock_failed {
+        return Err(lost.into());
+    }
+    let st = match client.status().await {
+        Ok(st) => st,
+        Err(locked @ ClientError::Locked(_)) => {
+            let p = client.store().profile().await?;
+            println!("Profile:    {} (device {})", dir.display(), p.storage_id);
+            if let Some(c) = &p.claims {
+                println!("User:       {} ({})", c.sub, c.role.as_str());
+            }
+            println!(
+                "Last sync:  {}",
+                p.last_sync_at
+                    .map_or_else(|| "never".to_owned(), regie_client_ts)
+            );
+            println!(
+                "Store:      locked; pending work is sealed until it is unlocked ({})",
+                unlock_failed.map_or_else(|| locked.to_string(), |e| e.to_string())
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let p = &st.profile;
     println!("Profile:    {} (device {})", dir.display(), p.storage_id);
     match (&p.claims, &p.server_url) {

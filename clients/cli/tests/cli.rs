@@ -119,16 +119,33 @@ impl Server {
     }
 }
 
-/// Runs `regie` with the profile `profile` and `args`.
+/// Runs `regie` with the profile `profile` and `args`, no token given.
 async fn regie(profile: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_regie"))
+    command(profile)
         .args(args)
-        .env("REGIE_PROFILE", profile)
-        .env_remove("REGIE_SERVER")
-        .env_remove("REGIE_TOKEN")
         .output()
         .await
         .expect("regie runs")
+}
+
+/// Runs `regie` with the profile `profile`, unlocked with `token` (from `REGIE_TOKEN`, as a
+/// script would give it), and `args`.
+async fn regie_as(profile: &Path, token: &str, args: &[&str]) -> Output {
+    command(profile)
+        .env("REGIE_TOKEN", token)
+        .args(args)
+        .output()
+        .await
+        .expect("regie runs")
+}
+
+fn command(profile: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_regie"));
+    c.env("REGIE_PROFILE", profile)
+        .env_remove("REGIE_SERVER")
+        .env_remove("REGIE_TOKEN")
+        .env_remove("REGIE_IDLE_LOCK");
+    c
 }
 
 fn stdout(o: &Output) -> String {
@@ -157,23 +174,24 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
     let server = Server::start(&dir.path().join("server")).await;
     let dossier = server.household().await;
     let anna = dir.path().join("anna");
-    let token = server.token("anna", Role::Worker, None);
+    let anna_token = server.token("anna", Role::Worker, None);
 
     let out = ok(&regie(
         &anna,
-        &["login", "--server", &server.url, "--token", &token],
+        &["login", "--server", &server.url, "--token", &anna_token],
     )
     .await);
     assert!(out.contains("Logged in as anna (worker)"), "{out}");
-    let out = ok(&regie(&anna, &["sync"]).await);
+    let out = ok(&regie_as(&anna, &anna_token, &["sync"]).await);
     assert!(out.contains("Synced 3 documents"), "{out}");
-    let out = ok(&regie(&anna, &["ls"]).await);
+    let out = ok(&regie_as(&anna, &anna_token, &["ls"]).await);
     assert!(out.contains(&dossier) && out.contains("plan") && out.contains("record"));
     assert!(out.contains("write") && out.contains("assignment") && out.contains("yes"));
 
     let short = &dossier[..8];
-    let goal = ok(&regie(
+    let goal = ok(&regie_as(
         &anna,
+        &anna_token,
         &[
             "plan",
             "add-goal",
@@ -187,13 +205,15 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
     .await);
     let goal = goal.trim();
     assert!(goal.starts_with("g-"), "{goal}");
-    ok(&regie(
+    ok(&regie_as(
         &anna,
+        &anna_token,
         &["plan", "edit", short, goal, "--status", "achieved"],
     )
     .await);
-    ok(&regie(
+    ok(&regie_as(
         &anna,
+        &anna_token,
         &[
             "plan",
             "add-action",
@@ -206,8 +226,9 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
         ],
     )
     .await);
-    let entry = ok(&regie(
+    let entry = ok(&regie_as(
         &anna,
+        &anna_token,
         &[
             "record",
             "add",
@@ -222,18 +243,18 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
     )
     .await);
     assert!(entry.trim().starts_with("e-"));
-    let status = ok(&regie(&anna, &["status"]).await);
+    let status = ok(&regie_as(&anna, &anna_token, &["status"]).await);
     assert!(
         status.contains("4 local changes not yet on the server"),
         "{status}"
     );
     assert!(status.contains("reachable"), "{status}");
-    let out = ok(&regie(&anna, &["sync"]).await);
+    let out = ok(&regie_as(&anna, &anna_token, &["sync"]).await);
     assert!(out.contains("sent 4 changes"), "{out}");
-    let status = ok(&regie(&anna, &["status"]).await);
+    let status = ok(&regie_as(&anna, &anna_token, &["status"]).await);
     assert!(status.contains("0 local changes"), "{status}");
 
-    let plan = ok(&regie(&anna, &["show", short]).await);
+    let plan = ok(&regie_as(&anna, &anna_token, &["show", short]).await);
     assert!(
         plan.contains("Schulden op orde (achieved, owner worker)"),
         "{plan}"
@@ -242,32 +263,64 @@ async fn a_worker_logs_in_syncs_edits_the_plan_and_the_record_and_sees_it_all_wi
         plan.contains("Budgetcoach bellen, due 2026-12-01"),
         "{plan}"
     );
-    let record = ok(&regie(&anna, &["show", short, "--doc", "record"]).await);
+    let record = ok(&regie_as(&anna, &anna_token, &["show", short, "--doc", "record"]).await);
     assert!(
         record.contains("fact / analysis about p-sanne by anna"),
         "{record}"
     );
     assert!(record.contains("Huur twee maanden achter"));
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&regie(&anna, &["show", &dossier, "--json"]).await)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&regie_as(
+        &anna,
+        &anna_token,
+        &["show", &dossier, "--json"],
+    )
+    .await))
+    .unwrap();
     assert_eq!(json["goals"][0]["title"], "Schulden op orde");
     // The three opens were recorded and go up with the next sync.
-    let out = ok(&regie(&anna, &["sync"]).await);
+    let out = ok(&regie_as(&anna, &anna_token, &["sync"]).await);
     assert!(out.contains("Uploaded 3 offline reads"), "{out}");
 
     // The resident sees the plan, not the record.
     let sanne = dir.path().join("sanne");
-    let token = server.token("sanne", Role::Resident, Some("p-sanne"));
+    let sanne_token = server.token("sanne", Role::Resident, Some("p-sanne"));
     ok(&regie(
         &sanne,
-        &["login", "--server", &server.url, "--token", &token],
+        &["login", "--server", &server.url, "--token", &sanne_token],
     )
     .await);
-    ok(&regie(&sanne, &["sync"]).await);
-    let plan = ok(&regie(&sanne, &["show", short]).await);
+    ok(&regie_as(&sanne, &sanne_token, &["sync"]).await);
+    let plan = ok(&regie_as(&sanne, &sanne_token, &["show", short]).await);
     assert!(plan.contains("Schulden op orde"));
-    let ls = ok(&regie(&sanne, &["ls"]).await);
+    let ls = ok(&regie_as(&sanne, &sanne_token, &["ls"]).await);
     assert!(!ls.contains("record"), "{ls}");
+
+    // R29: no token in any file of the profile, no content in the clear; without a token a
+    // command finds the store locked and says how to unlock it.
+    for entry in std::fs::read_dir(&anna).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in [
+            anna_token.as_str(),
+            "Huur twee maanden achter",
+            "Budgetcoach",
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                path.display()
+            );
+        }
+    }
+    let locked = regie(&anna, &["ls"]).await;
+    assert_eq!(locked.status.code(), Some(3), "{}", stderr(&locked));
+    assert!(
+        stderr(&locked).contains("locked") && stderr(&locked).contains("REGIE_TOKEN"),
+        "{}",
+        stderr(&locked)
+    );
+    let status = ok(&regie(&anna, &["status"]).await);
+    assert!(status.contains("Store:      locked"), "{status}");
     server.stop().await;
 }
 
@@ -309,17 +362,23 @@ async fn every_failure_says_what_to_do_and_exits_with_its_own_code() {
     .await;
     assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
 
-    let token = server.token("sanne", Role::Resident, Some("p-sanne"));
+    let sanne_token = server.token("sanne", Role::Resident, Some("p-sanne"));
     ok(&regie(
         &sanne,
-        &["login", "--server", &server.url, "--token", &token],
+        &["login", "--server", &server.url, "--token", &sanne_token],
     )
     .await);
-    ok(&regie(&sanne, &["sync"]).await);
-    let goal = ok(&regie(&sanne, &["plan", "add-goal", &dossier, "--title", "Rust"]).await);
-    // R8: a resident may add a goal, but not say who owns it.
-    let refused = regie(
+    ok(&regie_as(&sanne, &sanne_token, &["sync"]).await);
+    let goal = ok(&regie_as(
         &sanne,
+        &sanne_token,
+        &["plan", "add-goal", &dossier, "--title", "Rust"],
+    )
+    .await);
+    // R8: a resident may add a goal, but not say who owns it.
+    let refused = regie_as(
+        &sanne,
+        &sanne_token,
         &["plan", "edit", &dossier, goal.trim(), "--owner", "worker"],
     )
     .await;
@@ -329,23 +388,28 @@ async fn every_failure_says_what_to_do_and_exits_with_its_own_code() {
         "{}",
         stderr(&refused)
     );
-    let missing = regie(&sanne, &["show", &dossier, "--doc", "record"]).await;
+    let missing = regie_as(&sanne, &sanne_token, &["show", &dossier, "--doc", "record"]).await;
     assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
     assert!(stderr(&missing).contains("regie sync"));
-    let unknown = regie(&sanne, &["show", "ffff"]).await;
+    let unknown = regie_as(&sanne, &sanne_token, &["show", "ffff"]).await;
     assert_eq!(unknown.status.code(), Some(6));
 
     server.stop().await;
-    let offline = regie(&sanne, &["sync", "--attempts", "2"]).await;
+    let offline = regie_as(&sanne, &sanne_token, &["sync", "--attempts", "2"]).await;
     assert_eq!(offline.status.code(), Some(4), "{}", stderr(&offline));
     assert!(
         stderr(&offline).contains("kept on this device"),
         "{}",
         stderr(&offline)
     );
-    let status = ok(&regie(&sanne, &["status"]).await);
-    assert!(status.contains("not reachable"), "{status}");
-    assert!(status.contains("1 local changes"), "{status}");
+    // Offline the store cannot be unlocked (the server releases the key): status says so and
+    // shows what is kept in the clear.
+    let status = ok(&regie_as(&sanne, &sanne_token, &["status"]).await);
+    assert!(status.contains("User:       sanne (resident)"), "{status}");
+    assert!(
+        status.contains("locked") && status.contains("cannot be reached"),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,16 +422,16 @@ async fn a_sync_killed_at_any_moment_leaves_a_store_the_next_sync_completes() {
         dossiers.push(server.household_of(&[(&person, "Iemand")], false).await);
     }
     let anna = dir.path().join("anna");
-    let token = server.token("anna", Role::Worker, None);
+    let anna_token = server.token("anna", Role::Worker, None);
     ok(&regie(
         &anna,
-        &["login", "--server", &server.url, "--token", &token],
+        &["login", "--server", &server.url, "--token", &anna_token],
     )
     .await);
     for wait in [5, 40, 120] {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_regie"))
+        let mut child = command(&anna)
+            .env("REGIE_TOKEN", &anna_token)
             .args(["sync"])
-            .env("REGIE_PROFILE", &anna)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -376,8 +440,9 @@ async fn a_sync_killed_at_any_moment_leaves_a_store_the_next_sync_completes() {
         // SIGKILL: no destructor, no rollback handler, nothing but SQLite's own transactions.
         child.start_kill().unwrap();
         let _ = child.wait().await;
-        let goal = regie(
+        let goal = regie_as(
             &anna,
+            &anna_token,
             &["plan", "add-goal", &dossiers[0], "--title", "na de kill"],
         )
         .await;
@@ -388,13 +453,13 @@ async fn a_sync_killed_at_any_moment_leaves_a_store_the_next_sync_completes() {
             stderr(&goal)
         );
     }
-    let out = ok(&regie(&anna, &["sync"]).await);
+    let out = ok(&regie_as(&anna, &anna_token, &["sync"]).await);
     assert!(out.contains("Synced 75 documents"), "{out}");
-    let status = ok(&regie(&anna, &["status"]).await);
+    let status = ok(&regie_as(&anna, &anna_token, &["status"]).await);
     assert!(status.contains("75 listed, 75 on this device"), "{status}");
     assert!(status.contains("0 local changes"), "{status}");
     for d in &dossiers {
-        ok(&regie(&anna, &["show", d]).await);
+        ok(&regie_as(&anna, &anna_token, &["show", d]).await);
     }
     server.stop().await;
 }

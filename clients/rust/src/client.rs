@@ -1,5 +1,8 @@
 //! [`Client`]: one device profile — its store, its login, the caseload, local opens (recorded
-//! for the audit log, I3) and policy-checked edits (I5). Sync lives in `crate::sync`.
+//! for the audit log, I3) and policy-checked edits (I5). A login is also the unlock (R29): the
+//! server checks the token, releases this device's key for it, and the store holds key and
+//! token in memory until it is idle for the configured time; a device reported lost is refused
+//! its key and stays locked. Sync lives in `crate::sync`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +22,8 @@ use crate::edit::{
     self, Editor, GoalChanges, MaatwerkOutcome, NewAction, NewConsent, NewEntry, NewGoal,
     NewTriage, PartnerState,
 };
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, LockReason, Result};
+use crate::seal::DeviceKey;
 use crate::store::{
     COMPACT_AFTER, DeviceStore, DocumentInfo, DocumentWrite, OfflineRead, Profile, PurgeRecord,
 };
@@ -132,6 +136,19 @@ impl Listed {
     }
 }
 
+/// The body of `POST /api/v1/me/device-key`.
+#[derive(serde::Serialize)]
+struct DeviceKeyRequest<'a> {
+    device: &'a str,
+}
+
+/// The server's answer: the key's id and the key, base64. Not `Debug`: it holds the key.
+#[derive(Deserialize)]
+struct DeviceKeyBody {
+    key_id: String,
+    key: String,
+}
+
 #[derive(Deserialize)]
 struct ApiErrorBody {
     error: ApiErrorDetail,
@@ -191,6 +208,25 @@ impl Client {
         self
     }
 
+    /// Sets how long the store stays unlocked without being used before it drops its key
+    /// (default [`crate::DEFAULT_IDLE_LOCK`]); after that, log in again.
+    pub fn with_idle_lock(self, idle: Duration) -> Self {
+        self.store.set_idle_lock(idle);
+        self
+    }
+
+    /// Whether the store is locked: no device key in memory, so no content is read or
+    /// written until the next login.
+    pub fn is_locked(&self) -> bool {
+        self.store.is_locked()
+    }
+
+    /// Drops the device key and the token from memory now (e.g. when the app goes to the
+    /// background); the next login unlocks again.
+    pub fn lock(&self) {
+        self.store.lock(LockReason::NotUnlocked);
+    }
+
     /// The device store (read-only inspection: purges, pending reads, stored bytes).
     pub fn store(&self) -> &DeviceStore {
         &self.store
@@ -201,8 +237,12 @@ impl Client {
         Ok(self.store.profile().await?.storage_id)
     }
 
-    /// Stores `token` for the server at `server_url` after the server accepted it (by listing
-    /// the user's documents). Logging in as another user purges the previous user's documents.
+    /// Logs in to the server at `server_url` with `token` and unlocks the store: the server
+    /// must accept the token (by listing the user's documents) and release this device's key
+    /// for it ([`ClientError::DeviceLost`] when the device was reported lost). Key and token
+    /// stay in memory only; the store keeps the server URL and the claims. Logging in as
+    /// another user purges the previous user's documents; a store from before encryption is
+    /// sealed now.
     pub async fn login(&self, server_url: &str, token: &str) -> Result<LoginReport> {
         let url = server_url.trim().trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -213,10 +253,10 @@ impl Client {
         let token = token.trim();
         let (claims, exp) = token_claims(token)?;
         let listing = self.fetch_listing(&url, token).await?;
-        let mut purged = self
-            .store
-            .set_login(&url, token, &claims, exp, now())
-            .await?;
+        let storage_id = self.store.profile().await?.storage_id;
+        let key = self.fetch_device_key(&url, token, &storage_id).await?;
+        let mut purged = self.store.set_login(&url, &claims, exp, now()).await?;
+        purged.extend(self.store.unlock(key, token, now()).await?);
         purged.extend(self.store.upsert_listing(&listing, now()).await?);
         Ok(LoginReport {
             user: claims.sub.clone(),
@@ -224,6 +264,54 @@ impl Client {
             documents: listing.len(),
             purged,
         })
+    }
+
+    /// Logs in again to the server of the last login: what unlocks the store after its idle
+    /// time, or in a new process.
+    pub async fn unlock(&self, token: &str) -> Result<LoginReport> {
+        let url = self
+            .store
+            .profile()
+            .await?
+            .server_url
+            .ok_or(ClientError::NotLoggedIn)?;
+        self.login(&url, token).await
+    }
+
+    /// Asks the server for this device's key (R29). A refusal with `device_revoked` means the
+    /// device was reported lost: the store is locked for good.
+    async fn fetch_device_key(&self, url: &str, token: &str, device: &str) -> Result<DeviceKey> {
+        use base64::Engine;
+        let res = self
+            .http
+            .post(format!("{url}/api/v1/me/device-key"))
+            .bearer_auth(token)
+            .json(&DeviceKeyRequest { device })
+            .send()
+            .await
+            .map_err(|e| Self::unreachable(url, &e))?;
+        if !res.status().is_success() {
+            return match Self::api_error(res).await {
+                ClientError::Server {
+                    status: 403, code, ..
+                } if code == "device_revoked" => {
+                    self.store.lock(LockReason::DeviceLost);
+                    Err(ClientError::DeviceLost)
+                }
+                other => Err(other),
+            };
+        }
+        let body: DeviceKeyBody = res
+            .json()
+            .await
+            .map_err(|_| ClientError::Protocol("unexpected device key answer".into()))?;
+        let text = zeroize::Zeroizing::new(body.key);
+        let bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|_| ClientError::Protocol("the device key is not base64".into()))?,
+        );
+        DeviceKey::new(&body.key_id, &bytes)
     }
 
     /// The logged-in principal, from the stored claims.
@@ -237,12 +325,13 @@ impl Client {
         Principal::from_claims(&claims).map_err(|e| ClientError::BadToken(e.to_string()))
     }
 
-    pub(crate) async fn login_parts(&self) -> Result<(Profile, String, String)> {
+    /// The profile, server URL and token of an unlocked store.
+    pub(crate) async fn login_parts(
+        &self,
+    ) -> Result<(Profile, String, zeroize::Zeroizing<String>)> {
         let profile = self.store.profile().await?;
-        match (profile.server_url.clone(), profile.token.clone()) {
-            (Some(url), Some(token)) => Ok((profile, url, token)),
-            _ => Err(ClientError::NotLoggedIn),
-        }
+        let url = profile.server_url.clone().ok_or(ClientError::NotLoggedIn)?;
+        Ok((profile, url, self.store.token()?))
     }
 
     pub(crate) fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
@@ -295,8 +384,10 @@ impl Client {
         rows.into_iter().map(Listed::into_info).collect()
     }
 
-    /// The caseload as last listed (no content; nothing is recorded).
+    /// The caseload as last listed (no content; nothing is recorded). Refused while locked,
+    /// like everything else of the caseload.
     pub async fn documents(&self) -> Result<Vec<DocumentInfo>> {
+        self.store.key()?;
         self.store.documents().await
     }
 
@@ -584,8 +675,10 @@ impl Client {
         .await
     }
 
-    /// Pending work, last sync and whether the server answers.
+    /// Pending work, last sync and whether the server answers (refused while locked: the
+    /// pending work is sealed).
     pub async fn status(&self) -> Result<Status> {
+        self.store.key()?;
         let profile = self.store.profile().await?;
         let infos = self.store.documents().await?;
         let (mut held, mut pending_changes) = (0, 0);

@@ -1,6 +1,6 @@
 //! [`ClientError`]: everything that can go wrong on the device, each variant saying what the
 //! user or app can do about it. A policy denial is a value ([`ClientError::Denied`]) carrying
-//! regie-core's stable reason; errors never carry dossier content.
+//! regie-core's stable reason; errors never carry dossier content, a key or a token.
 
 use regie_core::policy::DenyReason;
 
@@ -83,12 +83,48 @@ pub enum ClientError {
         /// What is wrong, without content.
         detail: String,
     },
-    /// A stored document does not load (the store was tampered with or damaged).
-    #[error("stored document {0} is unreadable: {1}")]
+    /// A stored document or block does not load or open (the store was tampered with or
+    /// damaged, or sealed with another key).
+    #[error("the stored {0} is unreadable: {1}")]
     Corrupt(String, String),
     /// Automerge refused an edit.
     #[error("the edit failed: {0}")]
     Automerge(#[from] automerge::AutomergeError),
+    /// The device store holds its content sealed and the device key is not in memory (R29):
+    /// nothing of the caseload is read or written until the user logs in again.
+    #[error(
+        "the device store is locked ({0}): log in again to unlock it (`regie login`, or give your token with --token or REGIE_TOKEN)"
+    )]
+    Locked(LockReason),
+    /// The server refuses this device's key for good: the device was reported lost (R29).
+    #[error(
+        "this device was reported lost: the server destroyed its key and will never release it again, so its store cannot be opened; hand the device in and work on another one"
+    )]
+    DeviceLost,
+    /// The operating system's random source or the cipher failed.
+    #[error("encryption failed: {0}")]
+    Crypto(&'static str),
+}
+
+/// Why the device store is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockReason {
+    /// No login since the app started: the key is fetched from the server at each login.
+    NotUnlocked,
+    /// It was not used for this many seconds, so it dropped its key.
+    Idle(u64),
+    /// The server refused the key: the device was reported lost.
+    DeviceLost,
+}
+
+impl std::fmt::Display for LockReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockReason::NotUnlocked => write!(f, "not unlocked since the app started"),
+            LockReason::Idle(s) => write!(f, "unused for {s} s, so it dropped its key"),
+            LockReason::DeviceLost => write!(f, "the device was reported lost"),
+        }
+    }
 }
 
 impl ClientError {

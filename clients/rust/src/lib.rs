@@ -8,17 +8,21 @@
 //! change exists (I5); opening a document records an offline read for the server's audit log
 //! (I3); a revoked document is purged with a record of the purge (R28); and a batch the server
 //! rejects is rebased: the document is reset to the server's version and every local edit the
-//! policy allows is replayed as a new change (I2).
+//! policy allows is replayed as a new change (I2). The store's content is sealed with a device
+//! key the server releases at each [`Client::login`] (R29), held in memory only and dropped
+//! after an idle time; a device reported lost never gets it again.
 
 mod client;
 pub mod edit;
 mod error;
 pub mod json;
 mod rebase;
+mod seal;
 pub mod store;
 mod sync;
 
 pub use client::{Client, LoginReport, OpenedDocument, Status, SyncOptions, token_claims};
-pub use error::{ClientError, Result};
+pub use error::{ClientError, LockReason, Result};
+pub use seal::DEFAULT_IDLE_LOCK;
 pub use store::{DeviceStore, DocumentInfo, OfflineRead, PurgeRecord, RejectionRecord};
 pub use sync::{Progress, SyncReport};

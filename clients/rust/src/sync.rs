@@ -392,7 +392,7 @@ impl Client {
         .await?;
         let server = match io.next().await? {
             Message::Peer { sender_id, .. } => sender_id,
-            Message::Error { message } => return Err(ClientError::Protocol(message)),
+            Message::Error { message } => return Err(self.refusal(message)),
             other => {
                 return Err(ClientError::Protocol(format!(
                     "expected peer, got {}",
@@ -449,7 +449,7 @@ impl Client {
             let message = io.next().await?;
             let Some(id) = message.document_id().copied() else {
                 if let Message::Error { message } = message {
-                    return Err(ClientError::Protocol(message));
+                    return Err(self.refusal(message));
                 }
                 continue;
             };
@@ -559,6 +559,18 @@ impl Client {
         }
         let _ = io.ws.close(None).await;
         Ok(())
+    }
+
+    /// The error for the server's `error` message. A device reported lost is told so in words
+    /// (the protocol has no code for it): the store drops its key at once, and the next login
+    /// is refused the key.
+    fn refusal(&self, message: String) -> ClientError {
+        if message.contains("reported lost") {
+            self.store.lock(crate::error::LockReason::DeviceLost);
+            ClientError::DeviceLost
+        } else {
+            ClientError::Protocol(message)
+        }
     }
 
     /// Applies one sync message from the server to a document and stores the result with the

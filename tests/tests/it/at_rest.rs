@@ -3,17 +3,25 @@
 //! PostgreSQL database; the store opens and syncs after a restart and after the key-encryption
 //! key is rotated; a backup restored after a dossier's destruction yields nothing of it and
 //! everything of the others; a stored block altered or moved is refused, not served. On the
-//! device: a purge leaves no byte in its files, write-ahead log included; and its key is
-//! released per user and device, and destroyed and refused for good once it is reported lost.
+//! device (R29): what it writes and receives is sealed with its device key, found in no file of
+//! its store while the client reads it back; the key and the token stay in memory and go after
+//! the idle time; a store from before encryption loses its token on opening and is sealed at
+//! the first login; a purge leaves no byte, plain or sealed, in its files, write-ahead log
+//! included; and its key is released per user and device, and destroyed and refused for good
+//! once it is reported lost, while the user's other devices and colleagues sync on.
 
 use std::path::Path;
 use std::time::Duration;
 
+use regie_client::edit::EntryKind;
+use regie_client::{Client, ClientError, LockReason};
+use regie_core::id::{DocumentKey, DossierId};
 use regie_server::storage::{Kek, StorageError};
 use regie_sync_protocol::DocumentId;
 use serde_json::json;
 
-use crate::rights::report_annas_tablet_lost;
+use crate::client::{device, options, stored_texts, sync};
+use crate::rights::{report_annas_device_lost, report_annas_tablet_lost};
 use crate::support::*;
 
 /// Whether `haystack` holds `needle` as is, or as PostgreSQL's text dump writes bytes (hex).
@@ -385,8 +393,6 @@ fn device_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device_files_wal_included()
  {
-    use crate::client::{device, sync};
-    use regie_client::edit::EntryKind;
     const PURGED: &str = "SENTINEL-PURGED-5b1e";
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::builder()
@@ -434,13 +440,28 @@ async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device
     assert_eq!(status, 201, "{granted}");
     let carla_dir = dir.path().join("carla");
     let carla = device(&server, &carla_dir, "colleague").await;
+    // What each device holds of the dossier: the entry (opened with its key) and every sealed
+    // block of the dossier's documents, which a key obtained later could open if left behind.
+    let mut sealed = Vec::new();
     for (c, d) in [(&bram, &bram_dir), (&carla, &carla_dir)] {
         sync(c).await;
-        c.store().checkpoint().await.unwrap();
         assert!(
-            device_files(d).iter().any(|(_, b)| holds(b, PURGED)),
+            stored_texts(c, d).await.iter().any(|t| t.contains(PURGED)),
             "control: the device held the entry"
         );
+        let blocks = sealed_blocks(d, dossier).await;
+        assert!(
+            blocks.len() >= 3,
+            "control: sealed blocks of the dossier are in {}",
+            d.display()
+        );
+        assert!(
+            device_files(d)
+                .iter()
+                .any(|(_, b)| blocks.iter().any(|k| contains(b, k))),
+            "control: the scan finds a sealed block in the files"
+        );
+        sealed.push((d.clone(), blocks));
     }
 
     let (status, body) = server
@@ -474,10 +495,431 @@ async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device
         !sync(&carla).await.purged.is_empty(),
         "grant expired: purged"
     );
-    for (who, d) in [("bram", &bram_dir), ("carla", &carla_dir)] {
+    for (d, blocks) in &sealed {
         for (name, bytes) in device_files(d) {
-            assert!(!holds(&bytes, PURGED), "{who}: {PURGED} left in {name}");
+            assert!(!holds(&bytes, PURGED), "{PURGED} left in {name}");
+            assert!(
+                !blocks.iter().any(|k| contains(&bytes, k)),
+                "a sealed block of the purged dossier left in {name}"
+            );
         }
+    }
+    server.stop().await;
+}
+
+/// Whether `haystack` holds the bytes `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The first 32 bytes (format, nonce, start of the ciphertext: unique to each block) of every
+/// sealed block of `dossier` in the device store in `dir`: snapshots, heads, saves, sync
+/// states — read behind the client's back.
+async fn sealed_blocks(dir: &Path, dossier: DossierId) -> Vec<Vec<u8>> {
+    use sqlx::Row;
+    let pool = sqlite_file(&dir.join(regie_client::store::STORE_FILE)).await;
+    let rows = sqlx::query(
+        "SELECT d.snapshot FROM documents d WHERE d.dossier = ?1          UNION ALL SELECT d.heads FROM documents d WHERE d.dossier = ?1          UNION ALL SELECT c.bytes FROM chunks c JOIN documents d ON d.id = c.document WHERE d.dossier = ?1          UNION ALL SELECT s.state FROM sync_states s JOIN documents d ON d.id = s.document WHERE d.dossier = ?1",
+    )
+    .bind(dossier.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.iter()
+        .filter_map(|r| r.get::<Option<Vec<u8>>, _>(0))
+        .map(|b| b[..b.len().min(32)].to_vec())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sentinel_written_through_a_device_and_one_received_from_the_server_are_in_no_device_file_yet_read_back()
+ {
+    const BY_TABLET: &str = "Grutto-Tablet-2291";
+    const FROM_SERVER: &str = "Tureluur-Server-6035";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna_dir = dir.path().join("anna");
+    let anna = device(&server, &anna_dir, "worker").await;
+    // The token this session holds: a thief must find it nowhere either.
+    let token = server.token("worker");
+    anna.unlock(&token).await.unwrap();
+    sync(&anna).await;
+    anna.add_entry(
+        dossier,
+        &new_entry(
+            EntryKind::Fact,
+            "p-sanne",
+            &format!("{BY_TABLET} huurachterstand"),
+        ),
+    )
+    .await
+    .unwrap();
+    write_entry(&server, house.doc("record"), "e-server", FROM_SERVER).await;
+    sync(&anna).await;
+    let record = anna
+        .open_document(dossier, &DocumentKey::Record)
+        .await
+        .unwrap()
+        .content
+        .to_string();
+    assert!(
+        record.contains(BY_TABLET) && record.contains(FROM_SERVER),
+        "the client reads both back: {record}"
+    );
+    assert_eq!(anna.store().pending_reads().await.unwrap().len(), 1);
+    let (_, key) = device_key(&server, "worker", &anna.device_id().await.unwrap()).await;
+    let key = key.expect("Anna's device has a key");
+    let raw_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&key)
+            .unwrap()
+    };
+
+    // As it is on the disk (the log holding the latest pages), and after a checkpoint.
+    for checkpointed in [false, true] {
+        if checkpointed {
+            anna.store().checkpoint().await.unwrap();
+        }
+        let files = device_files(&anna_dir);
+        assert!(
+            files.iter().any(|(_, b)| holds(b, &house.id)),
+            "control: the scan reads the store (the dossier id is kept in the clear)"
+        );
+        for (name, bytes) in &files {
+            for secret in [BY_TABLET, FROM_SERVER, token.as_str(), key.as_str()] {
+                assert!(!holds(bytes, secret), "{secret} in {name}");
+            }
+            assert!(!contains(bytes, &raw_key), "the device key in {name}");
+        }
+    }
+    // The leak audit's view (every block opened with the key) holds both: the scan above
+    // would have found them in the clear.
+    let texts = stored_texts(&anna, &anna_dir).await;
+    assert!(texts.iter().any(|t| t.contains(BY_TABLET)));
+    assert!(texts.iter().any(|t| t.contains(FROM_SERVER)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_device_drops_its_key_and_reads_again_only_after_logging_in_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let anna = device(&server, &dir.path().join("anna"), "worker")
+        .await
+        .with_idle_lock(Duration::from_secs(1));
+    sync(&anna).await;
+    anna.set_hulpvraag(dossier, "voor de pauze").await.unwrap();
+    // Used within the idle time, again and again: it stays unlocked past the idle time.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        anna.open_document(dossier, &DocumentKey::Plan)
+            .await
+            .expect("used within the idle time");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Locked by its timer, before anything asks.
+    assert!(anna.is_locked());
+    assert!(matches!(
+        anna.open_document(dossier, &DocumentKey::Plan).await,
+        Err(ClientError::Locked(LockReason::Idle(1)))
+    ));
+    assert!(matches!(
+        anna.set_hulpvraag(dossier, "na de pauze").await,
+        Err(ClientError::Locked(_))
+    ));
+    assert!(matches!(
+        anna.sync(|_| {}).await,
+        Err(ClientError::Locked(_))
+    ));
+    assert!(matches!(
+        anna.store().stored_bytes().await,
+        Err(ClientError::Locked(_))
+    ));
+    let said = anna.documents().await.unwrap_err().to_string();
+    assert!(
+        said.contains("locked") && said.contains("log in again"),
+        "{said}"
+    );
+
+    // Logging in again unlocks it, with the work kept: the edit made before still goes up.
+    anna.unlock(&server.token("worker")).await.unwrap();
+    let plan = anna
+        .open_document(dossier, &DocumentKey::Plan)
+        .await
+        .unwrap();
+    assert_eq!(plan.content["hulpvraag"], "voor de pauze");
+    assert_eq!(sync(&anna).await.changes_sent, 1);
+    let on_server = server
+        .state
+        .hub
+        .snapshot(house.doc("plan"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        regie_client::json::to_json(&on_server)["hulpvraag"],
+        "voor de pauze"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_tablets_store_stays_unreadable_while_annas_other_tablet_and_a_colleague_sync_on() {
+    const ON_LOST: &str = "Scholekster-Verloren-3318";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let url = format!("http://{}", server.addr);
+    let lost_dir = dir.path().join("anna-lost");
+    let lost = device(&server, &lost_dir, "worker").await;
+    let other = device(&server, &dir.path().join("anna-other"), "worker").await;
+    let bram = device(&server, &dir.path().join("bram"), "worker2").await;
+    sync(&lost).await;
+    lost.add_entry(
+        dossier,
+        &new_entry(EntryKind::Fact, "p-sanne", &format!("{ON_LOST} notitie")),
+    )
+    .await
+    .unwrap();
+    sync(&lost).await;
+    for c in [&other, &bram] {
+        sync(c).await;
+    }
+    let lost_id = lost.device_id().await.unwrap();
+    report_annas_device_lost(&server, &lost_id).await;
+
+    // The app still running on the lost tablet is refused at its next sync and drops its key.
+    assert!(matches!(
+        lost.sync(|_| {}).await,
+        Err(ClientError::DeviceLost)
+    ));
+    assert!(lost.is_locked());
+    drop(lost);
+    // Whoever has the tablet, even with a valid token of Anna's, gets no key: the store stays
+    // sealed, and says why.
+    let thief = Client::open(&lost_dir)
+        .await
+        .unwrap()
+        .with_options(options());
+    let refused = thief.login(&url, &server.token("worker")).await;
+    assert!(
+        matches!(refused, Err(ClientError::DeviceLost)),
+        "{refused:?}"
+    );
+    assert!(
+        refused.unwrap_err().to_string().contains("reported lost"),
+        "the error says why"
+    );
+    assert!(matches!(
+        thief.open_document(dossier, &DocumentKey::Record).await,
+        Err(ClientError::Locked(LockReason::DeviceLost))
+    ));
+    assert_eq!(
+        device_key(&server, "worker", &lost_id).await,
+        (403, None),
+        "refused for good"
+    );
+    thief.store().checkpoint().await.unwrap();
+    for (name, bytes) in device_files(&lost_dir) {
+        assert!(!holds(&bytes, ON_LOST), "{ON_LOST} in {name}");
+    }
+
+    // Anna's other tablet and Bram work and sync on; what the lost one synced is not lost.
+    other
+        .add_entry(
+            dossier,
+            &new_entry(EntryKind::Fact, "p-sanne", "na het verlies genoteerd"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sync(&other).await.changes_sent, 1);
+    sync(&bram).await;
+    let record = bram
+        .open_document(dossier, &DocumentKey::Record)
+        .await
+        .unwrap()
+        .content
+        .to_string();
+    assert!(
+        record.contains("na het verlies genoteerd") && record.contains(ON_LOST),
+        "{record}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_from_before_encryption_loses_its_token_on_opening_and_is_sealed_at_the_first_login()
+ {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    const LEGACY: &str = "Kievit-Legacy-8127";
+    const DETAIL: &str = "Legacy-Detail-5540";
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).await;
+    let house = seed_household(&server).await;
+    let dossier: DossierId = house.id.parse().unwrap();
+    let plan = house.doc("plan");
+    let url = format!("http://{}", server.addr);
+    let anna_dir = dir.path().join("anna");
+    let old_token = server.token("worker");
+
+    // The store as the client before encryption left it (schema 0001–0002): the token, and the
+    // plan with an offline edit, its sync state and heads, an offline read and a rejection
+    // report, all in the clear.
+    std::fs::create_dir_all(&anna_dir).unwrap();
+    let file = anna_dir.join(regie_client::store::STORE_FILE);
+    std::fs::File::create(&file).unwrap();
+    let pool = sqlite_file(&file).await;
+    sqlx::migrate::Migrator::new(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../clients/rust/migrations"
+    )))
+    .await
+    .unwrap()
+    .run_to(2, &pool)
+    .await
+    .unwrap();
+    let on_server = server.state.hub.snapshot(plan).await.unwrap().unwrap();
+    let mut am = automerge::AutoCommit::load(&on_server.save()).unwrap();
+    let heads = am.get_heads();
+    let hulpvraag = am.get(automerge::ROOT, "hulpvraag").unwrap().unwrap().1;
+    am.splice_text(&hulpvraag, 0, 0, &format!("{LEGACY} "))
+        .unwrap();
+    am.commit();
+    let chunk = am.save_after(&heads);
+    let claims = regie_client::token_claims(&old_token).unwrap().0;
+    for (sql, binds) in [
+        (
+            "INSERT INTO profile (id, storage_id, server_url, token, claims) VALUES (1, 'device-legacy', ?, ?, ?)",
+            vec![
+                url.clone(),
+                old_token.clone(),
+                serde_json::to_string(&claims).unwrap(),
+            ],
+        ),
+        (
+            "INSERT INTO documents (id, dossier, key, access, basis, district, team, server_heads) \
+             VALUES (?, ?, 'plan', 'write', 'assignment', 'noord', 'team-noord', ?)",
+            vec![
+                plan.to_string(),
+                house.id.clone(),
+                heads
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ],
+        ),
+        (
+            "INSERT INTO audit_outbox (id, at, user_id, dossier, key, document_id) \
+             VALUES ('r-legacy', '2026-11-29T10:00:00Z', 'anna', ?, 'plan', ?)",
+            vec![house.id.clone(), plan.to_string()],
+        ),
+        (
+            "INSERT INTO rejections (at, document_id, dossier, key, reason, detail, changes, replayed, dropped) \
+             VALUES ('2026-11-29T10:00:00Z', ?, ?, 'plan', 'path_reserved', ?, 'abc', 1, 'goals/0/owner: path_reserved')",
+            vec![plan.to_string(), house.id.clone(), DETAIL.to_owned()],
+        ),
+    ] {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        q.execute(&pool).await.unwrap();
+    }
+    for (sql, bytes) in [
+        (
+            "UPDATE documents SET snapshot = ? WHERE id = ?",
+            on_server.save(),
+        ),
+        (
+            "INSERT INTO sync_states (state, document) VALUES (?, ?)",
+            automerge::sync::State::new().encode(),
+        ),
+        (
+            "INSERT INTO chunks (bytes, document, seq) VALUES (?, ?, 1)",
+            chunk,
+        ),
+    ] {
+        sqlx::query(sql)
+            .bind(bytes)
+            .bind(plan.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    assert!(
+        [LEGACY, old_token.as_str()]
+            .iter()
+            .all(|t| device_files(&anna_dir).iter().any(|(_, b)| holds(b, t))),
+        "control: the legacy store holds the edit and the token in the clear"
+    );
+
+    // Opened by this client: the token is gone at once; the content waits, locked, for a key.
+    let anna = Client::open(&anna_dir)
+        .await
+        .unwrap()
+        .with_options(options());
+    for (name, bytes) in device_files(&anna_dir) {
+        assert!(
+            !holds(&bytes, &old_token),
+            "the legacy token left in {name}"
+        );
+    }
+    assert!(matches!(
+        anna.open_document(dossier, &DocumentKey::Plan).await,
+        Err(ClientError::Locked(LockReason::NotUnlocked))
+    ));
+
+    // The first login seals every block and leaves no plaintext page behind.
+    let report = anna.login(&url, &server.token("worker")).await.unwrap();
+    assert!(report.purged.is_empty(), "the same user keeps the store");
+    for (name, bytes) in device_files(&anna_dir) {
+        for secret in [LEGACY, DETAIL, old_token.as_str()] {
+            assert!(!holds(&bytes, secret), "{secret} in {name}");
+        }
+    }
+    let opened = anna
+        .open_document(dossier, &DocumentKey::Plan)
+        .await
+        .unwrap();
+    assert!(
+        opened.content["hulpvraag"]
+            .as_str()
+            .unwrap()
+            .starts_with(LEGACY),
+        "{}",
+        opened.content
+    );
+    assert_eq!(opened.pending_changes, 1, "the heads were kept");
+    let reads = anna.store().pending_reads().await.unwrap();
+    assert_eq!(reads[0].id, "r-legacy");
+    assert_eq!(reads.len(), 2);
+    let rejections = anna.store().rejections().await.unwrap();
+    assert_eq!(rejections[0].detail.as_deref(), Some(DETAIL));
+    assert_eq!(rejections[0].dropped, ["goals/0/owner: path_reserved"]);
+    // The offline edit made before the upgrade still reaches the server.
+    let report = sync(&anna).await;
+    assert_eq!(report.changes_sent, 1);
+    assert_eq!(report.reads_uploaded, 2);
+    let on_server = server.state.hub.snapshot(plan).await.unwrap().unwrap();
+    assert!(
+        regie_client::json::to_json(&on_server)["hulpvraag"]
+            .as_str()
+            .unwrap()
+            .starts_with(LEGACY)
+    );
+    anna.store().checkpoint().await.unwrap();
+    for (name, bytes) in device_files(&anna_dir) {
+        assert!(!holds(&bytes, LEGACY), "{LEGACY} in {name} after the sync");
     }
     server.stop().await;
 }

@@ -18,7 +18,6 @@ use regie_client::{Client, ClientError, SyncOptions};
 use regie_core::id::{DocumentKey, DossierId, PersonId};
 use regie_core::policy::DenyReason;
 use serde_json::{Value, json};
-use sqlx::Row;
 use time::macros::date;
 
 use crate::support::*;
@@ -748,45 +747,33 @@ async fn a_forbidden_local_edit_is_refused_with_the_policys_reason_before_any_ch
     server.stop().await;
 }
 
-/// Writes a change into a device's store behind the client's back, as a buggy or hostile app
-/// could: the client's local policy check never sees it.
+/// Writes a change into a device's store behind the policy's back, as a buggy or hostile app
+/// holding the unlocked store could: the client's local policy check never sees it.
 async fn craft_behind_the_clients_back(
-    dir: &Path,
+    client: &Client,
     doc: regie_sync_protocol::DocumentId,
     f: impl FnOnce(&mut automerge::AutoCommit),
 ) {
-    let pool = sqlite_file(&dir.join("device.sqlite3")).await;
-    let id = doc.to_string();
-    let snapshot: Option<Vec<u8>> = sqlx::query("SELECT snapshot FROM documents WHERE id = ?")
-        .bind(&id)
-        .fetch_one(&pool)
+    let stored = client
+        .store()
+        .stored_bytes()
         .await
         .unwrap()
-        .get(0);
-    let mut am = match snapshot {
-        Some(s) => automerge::AutoCommit::load(&s).unwrap(),
+        .into_iter()
+        .find(|s| s.document_id == doc)
+        .expect("the document is held");
+    let mut am = match &stored.snapshot {
+        Some(s) => automerge::AutoCommit::load(s).unwrap(),
         None => automerge::AutoCommit::new(),
     };
-    for row in sqlx::query("SELECT bytes FROM chunks WHERE document = ? ORDER BY seq")
-        .bind(&id)
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    {
-        am.load_incremental(row.get::<&[u8], _>(0)).unwrap();
+    for chunk in &stored.chunks {
+        am.load_incremental(chunk).unwrap();
     }
     let before = am.get_heads();
     f(&mut am);
     am.commit();
-    let chunk = am.save_after(&before);
-    sqlx::query("INSERT INTO chunks (document, seq, bytes) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE document = ?), ?)")
-        .bind(&id)
-        .bind(&id)
-        .bind(chunk)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let save = am.save_after(&before);
+    client.store().append_unchecked(doc, save).await.unwrap();
 }
 
 #[tokio::test]
@@ -817,7 +804,7 @@ async fn a_rejected_batch_is_rebased_so_the_permitted_offline_edits_arrive_and_t
         .set_hulpvraag(dossier, "Ik wil weer werken")
         .await
         .unwrap();
-    craft_behind_the_clients_back(&sanne_dir, house.doc("plan"), |d| {
+    craft_behind_the_clients_back(&sanne, house.doc("plan"), |d| {
         let goals = d.get(automerge::ROOT, "goals").unwrap().unwrap().1;
         let goal = d.get(&goals, 0).unwrap().unwrap().1;
         d.put(&goal, "owner", "resident").unwrap();

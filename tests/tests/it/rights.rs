@@ -1061,6 +1061,11 @@ async fn a_breach_found_in_the_access_log_takes_its_dossier_and_persons_from_the
 /// The privacy officer records that Anna's tablet (storage id `storage-lost`) was lost: a
 /// breach opened from a lost device, which revokes it. The breach as answered (201).
 pub(crate) async fn report_annas_tablet_lost(server: &TestServer) -> Value {
+    report_annas_device_lost(server, "storage-lost").await
+}
+
+/// [`report_annas_tablet_lost`] for Anna's device with storage id `device`.
+pub(crate) async fn report_annas_device_lost(server: &TestServer, device: &str) -> Value {
     let (status, breach) = server
         .api(
             &server.token("privacy_officer"),
@@ -1068,7 +1073,7 @@ pub(crate) async fn report_annas_tablet_lost(server: &TestServer) -> Value {
             "/api/v1/breaches",
             json!({
                 "what": "Tablet verloren in de trein",
-                "source": { "kind": "lost_device", "user": "anna", "device": "storage-lost" },
+                "source": { "kind": "lost_device", "user": "anna", "device": device },
                 "risk": "high",
                 "measures": "apparaat op afstand ingetrokken",
             }),
