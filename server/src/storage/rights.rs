@@ -294,7 +294,7 @@ impl Store {
             return Ok(false);
         };
         let owner = Owner::Dossier(parse(dossier.get::<&str, _>(0), "rights_requests")?);
-        let seal = |table: &'static str, column: &'static str, level: Option<&str>, text: String| {
+        let seal = |table: &'static str, column: &'static str, level: Option<&'static str>, text: String| {
             let owner = &owner;
             async move {
                 let row: Vec<&str> = std::iter::once(id).chain(level).collect();
