@@ -823,7 +823,8 @@ impl Keys {
     }
 
     /// Seals the free text `text` with `owner`'s key, bound to `field`
-    /// ([`BlockId::text`]), as text: `s1:` and the sealed block in base64.
+    /// ([`BlockId::text`]), as text: `s1:` and the sealed block in base64. Once that key was
+    /// destroyed nothing of `text` is stored (an empty text, read as [`DESTROYED_TEXT`]).
     pub(crate) async fn seal_text(
         &self,
         owner: &Owner,
@@ -834,7 +835,12 @@ impl Keys {
         if self.plain {
             return Ok(text.to_owned());
         }
-        let key = self.owner_key(owner, true).await?;
+        let key = match self.owner_key(owner, true).await {
+            // Words about a dossier already destroyed (the decision on the erasure that
+            // destroyed it): kept by no one, they read as `DESTROYED_TEXT`.
+            Err(StorageError::KeyDestroyed(_)) => return Ok(String::new()),
+            key => key?,
+        };
         let sealed = self.seal_with(&key.aead, field, text.as_bytes())?;
         Ok(format!(
             "{SEALED_TEXT_V1}{}",
