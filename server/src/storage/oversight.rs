@@ -404,7 +404,11 @@ impl Store {
             .keys
             .seal_opt_text(
                 &Owner::access_reviews(team.as_str()),
-                &BlockId::text("access_reviews", "note", &[team.as_str(), &reviewed_at, digest]),
+                &BlockId::text(
+                    "access_reviews",
+                    "note",
+                    &[team.as_str(), &reviewed_at, digest],
+                ),
                 note,
             )
             .await?;
@@ -448,7 +452,11 @@ impl Store {
             .keys
             .open_opt_text(
                 &Owner::access_reviews(team.as_str()),
-                &BlockId::text("access_reviews", "note", &[team.as_str(), reviewed_at, &digest]),
+                &BlockId::text(
+                    "access_reviews",
+                    "note",
+                    &[team.as_str(), reviewed_at, &digest],
+                ),
                 r.get(7),
                 "access_reviews",
                 || id.to_string(),

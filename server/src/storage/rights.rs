@@ -294,7 +294,10 @@ impl Store {
             return Ok(false);
         };
         let owner = Owner::Dossier(parse(dossier.get::<&str, _>(0), "rights_requests")?);
-        let seal = |table: &'static str, column: &'static str, level: Option<&'static str>, text: String| {
+        let seal = |table: &'static str,
+                    column: &'static str,
+                    level: Option<&'static str>,
+                    text: String| {
             let owner = &owner;
             async move {
                 let row: Vec<&str> = std::iter::once(id).chain(level).collect();
@@ -305,24 +308,46 @@ impl Store {
         };
         let (first, second) = match edit {
             RightsEdit::Extend { extension, .. } => (
-                seal("rights_requests", "extension_reason", None, extension.reason.clone()).await?,
+                seal(
+                    "rights_requests",
+                    "extension_reason",
+                    None,
+                    extension.reason.clone(),
+                )
+                .await?,
                 None,
             ),
             RightsEdit::Decide(r) => (
-                seal("rights_requests", "verdict_reasons", None, r.reasons.clone()).await?,
+                seal(
+                    "rights_requests",
+                    "verdict_reasons",
+                    None,
+                    r.reasons.clone(),
+                )
+                .await?,
                 match &r.weighing {
                     Some(w) => Some(seal("rights_requests", "weighing", None, w.clone()).await?),
                     None => None,
                 },
             ),
             RightsEdit::Escalate(e) => (
-                seal("rights_escalations", "grounds", Some(e.level.code()), e.grounds.clone())
-                    .await?,
+                seal(
+                    "rights_escalations",
+                    "grounds",
+                    Some(e.level.code()),
+                    e.grounds.clone(),
+                )
+                .await?,
                 None,
             ),
             RightsEdit::DecideEscalation(level, r) => (
-                seal("rights_escalations", "reasons", Some(level.code()), r.reasons.clone())
-                    .await?,
+                seal(
+                    "rights_escalations",
+                    "reasons",
+                    Some(level.code()),
+                    r.reasons.clone(),
+                )
+                .await?,
                 None,
             ),
             RightsEdit::CarriedOut(_) => (String::new(), None),
@@ -462,11 +487,25 @@ impl Store {
                 let row = [r.id.as_str(), e.level.code()];
                 let name = || format!("{} {}", r.id, e.level.code());
                 e.grounds = self
-                    .open_field(&owner, "rights_escalations", "grounds", &row, &e.grounds, name)
+                    .open_field(
+                        &owner,
+                        "rights_escalations",
+                        "grounds",
+                        &row,
+                        &e.grounds,
+                        name,
+                    )
                     .await?;
                 if let Some(d) = &mut e.decision {
                     d.reasons = self
-                        .open_field(&owner, "rights_escalations", "reasons", &row, &d.reasons, name)
+                        .open_field(
+                            &owner,
+                            "rights_escalations",
+                            "reasons",
+                            &row,
+                            &d.reasons,
+                            name,
+                        )
                         .await?;
                 }
             }
@@ -486,7 +525,13 @@ impl Store {
         name: impl FnOnce() -> String,
     ) -> Result<String> {
         self.keys
-            .open_text(owner, &BlockId::text(table, column, row), stored, table, name)
+            .open_text(
+                owner,
+                &BlockId::text(table, column, row),
+                stored,
+                table,
+                name,
+            )
             .await
     }
 
@@ -509,7 +554,10 @@ impl Store {
                 .open_field(&owner, table, "verdict_reasons", &row, &d.reasons, name)
                 .await?;
             if let Some(w) = &d.weighing {
-                d.weighing = Some(self.open_field(&owner, table, "weighing", &row, w, name).await?);
+                d.weighing = Some(
+                    self.open_field(&owner, table, "weighing", &row, w, name)
+                        .await?,
+                );
             }
         }
         Ok(r)
@@ -555,7 +603,9 @@ impl Store {
         for r in &rows {
             let org: String = r.get("org");
             out.push(ShareRecord {
-                purpose: self.partner_purpose(dossier, &org, r.get("purpose")).await?,
+                purpose: self
+                    .partner_purpose(dossier, &org, r.get("purpose"))
+                    .await?,
                 org,
                 ground: r.get("ground"),
                 items: list(r.get("items"))?,
@@ -575,9 +625,14 @@ impl Store {
         stored: &str,
     ) -> Result<String> {
         let d = dossier.to_string();
-        self.open_field(&Owner::Dossier(dossier), "partners", "purpose", &[&d, org], stored, || {
-            format!("{d} {org}")
-        })
+        self.open_field(
+            &Owner::Dossier(dossier),
+            "partners",
+            "purpose",
+            &[&d, org],
+            stored,
+            || format!("{d} {org}"),
+        )
         .await
     }
 }
@@ -782,7 +837,9 @@ impl Store {
             let row = [b.id.as_str()];
             let name = || b.id.clone();
             let table = "breaches";
-            b.what = self.open_field(&owner, table, "what", &row, &b.what, name).await?;
+            b.what = self
+                .open_field(&owner, table, "what", &row, &b.what, name)
+                .await?;
             b.measures = self
                 .open_field(&owner, table, "measures", &row, &b.measures, name)
                 .await?;

@@ -316,9 +316,13 @@ impl Store {
             .get(0);
         let summary = self
             .keys
-            .open_text(&Owner::signal(&id, None), &field, &stored, "signals", || {
-                id.clone()
-            })
+            .open_text(
+                &Owner::signal(&id, None),
+                &field,
+                &stored,
+                "signals",
+                || id.clone(),
+            )
             .await?;
         let summary = self
             .keys

@@ -234,7 +234,10 @@ async fn a_backup_restored_beside_the_current_key_store_yields_nothing_of_a_dest
     // Free text of each, sealed with its dossier's key: a request's details, and on the
     // destroyed one a break-glass reason too (loaded with its relationships on every start).
     let mut requests = Vec::new();
-    for (house, details) in [(&gone, "Vernietigd-Verzoek-5150"), (&kept, "Bewaard-Verzoek-5151")] {
+    for (house, details) in [
+        (&gone, "Vernietigd-Verzoek-5150"),
+        (&kept, "Bewaard-Verzoek-5151"),
+    ] {
         let (status, filed) = crate::rights::file_as(
             &server,
             "resident",
@@ -266,7 +269,11 @@ async fn a_backup_restored_beside_the_current_key_store_yields_nothing_of_a_dest
     server.state.hub.store().backup(&backup).await.unwrap();
     server.stop().await;
     let copy = std::fs::read(&backup).unwrap();
-    for text in ["Vernietigd-Verzoek-5150", "Bewaard-Verzoek-5151", "Vernietigd-Glas-5152"] {
+    for text in [
+        "Vernietigd-Verzoek-5150",
+        "Bewaard-Verzoek-5151",
+        "Vernietigd-Glas-5152",
+    ] {
         assert!(!holds(&copy, text), "{text} is in the backup");
     }
 
@@ -593,7 +600,12 @@ async fn plant_free_texts(server: &TestServer, house: &Household) -> Planted {
 async fn read_back(server: &TestServer, house: &Household, planted: &Planted) -> String {
     let mut out = String::new();
     let (status, signals) = server
-        .api(&server.token("worker"), "GET", "/api/v1/signals", Value::Null)
+        .api(
+            &server.token("worker"),
+            "GET",
+            "/api/v1/signals",
+            Value::Null,
+        )
         .await;
     assert_eq!(status, 200);
     out.push_str(&signals.to_string());
@@ -647,7 +659,9 @@ async fn read_back(server: &TestServer, house: &Household, planted: &Planted) ->
         .unwrap();
     out.push_str(&format!("{shares:?}"));
     let requests = store
-        .rights_requests(regie_server::storage::rights::RightsQuery::Id(&planted.request))
+        .rights_requests(regie_server::storage::rights::RightsQuery::Id(
+            &planted.request,
+        ))
         .await
         .unwrap();
     out.push_str(&format!("{requests:?}"));
@@ -757,7 +771,10 @@ async fn free_text_stored_in_plain_before_it_was_sealed_is_sealed_on_start_and_r
         assert!(read.contains(text), "{text} is read back once sealed");
     }
     for text in [SIGNAL_CLOSED, REFUSAL_REASONS, BREACH_MEASURES] {
-        assert!(read.contains(text), "{text}, sealed already, is left as it was");
+        assert!(
+            read.contains(text),
+            "{text}, sealed already, is left as it was"
+        );
     }
     for (name, bytes) in &stored_bytes(&server, dir.path()).await {
         for text in olds {
@@ -785,7 +802,11 @@ async fn a_sealed_free_text_altered_moved_or_put_back_in_plain_is_reported_and_n
             .await
             .unwrap();
     let middle = details.len() / 2;
-    let flipped = if &details[middle..=middle] == "A" { "B" } else { "A" };
+    let flipped = if &details[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     details.replace_range(middle..=middle, flipped);
     // A signal's sealed summary copied over another's: each opens alone, not moved.
     let (summary,): (String,) = sqlx::query_as("SELECT summary FROM signals WHERE id = $1")
@@ -823,7 +844,9 @@ async fn a_sealed_free_text_altered_moved_or_put_back_in_plain_is_reported_and_n
     let store = server.state.hub.store();
     assert!(matches!(
         store
-            .rights_requests(regie_server::storage::rights::RightsQuery::Id(&planted.request))
+            .rights_requests(regie_server::storage::rights::RightsQuery::Id(
+                &planted.request
+            ))
             .await,
         Err(StorageError::Tampered {
             table: "rights_requests",
