@@ -6,7 +6,8 @@
 //! make it hold is bounded (I7): the quarantine keeps rejected bytes only up to a cap per device
 //! and per dossier, and the audit log is read for reports in bounded pages. Every block of
 //! dossier content is sealed with its dossier's own key where it is written and opened where it
-//! is read (`keys.rs`, I6), so nothing above this module sees a ciphertext or a key.
+//! is read (`keys.rs`, I6), and so is every column of free text a person typed ([`FREE_TEXT`]),
+//! so nothing above this module sees a ciphertext or a key.
 
 pub mod share;
 pub mod signal;
@@ -101,6 +102,78 @@ pub enum StorageError {
 }
 
 type Result<T> = std::result::Result<T, StorageError>;
+
+/// A table's columns of free text, sealed (I6) where `storage` writes them and opened where it
+/// reads them, each bound to its table, column and row ([`BlockId::text`]).
+struct FreeText {
+    /// The table.
+    table: &'static str,
+    /// Selects every row: the scope of its key (a dossier's id, or an own scope, see
+    /// [`keys::Owner`]), then the `keys` columns, then the `texts` columns, all as text.
+    select: &'static str,
+    /// The columns that identify a row, bound into each text's identity.
+    keys: &'static [&'static str],
+    /// The columns of free text.
+    texts: &'static [&'static str],
+}
+
+/// Every column of free text a person typed. What stays clear is ids, codes, dates and counts:
+/// what deadlines, filters and reports need (`refusal_ground`, `outcome`, `carried_out`,
+/// `risk`, `ended_because`, `category`, `tasks.about`, the audit log's `detail` are codes and
+/// ids by construction; person names live only in the sealed documents).
+const FREE_TEXT: &[FreeText] = &[
+    FreeText {
+        table: "grants",
+        select: "SELECT dossier, dossier, user_id, granted_at, reason FROM grants",
+        keys: &["dossier", "user_id", "granted_at"],
+        texts: &["reason"],
+    },
+    FreeText {
+        table: "break_glass_requests",
+        select: "SELECT dossier, token_hash, reason FROM break_glass_requests",
+        keys: &["token_hash"],
+        texts: &["reason"],
+    },
+    FreeText {
+        table: "partners",
+        select: "SELECT dossier, dossier, org, purpose FROM partners",
+        keys: &["dossier", "org"],
+        texts: &["purpose"],
+    },
+    FreeText {
+        table: "signals",
+        select: "SELECT COALESCE(dossier, 'signal:' || id), id, summary, reason FROM signals",
+        keys: &["id"],
+        texts: &["summary", "reason"],
+    },
+    FreeText {
+        table: "rights_requests",
+        select: "SELECT dossier, id, details, extension_reason, verdict_reasons, weighing \
+                 FROM rights_requests",
+        keys: &["id"],
+        texts: &["details", "extension_reason", "verdict_reasons", "weighing"],
+    },
+    FreeText {
+        table: "rights_escalations",
+        select: "SELECT r.dossier, e.request, e.level, e.grounds, e.reasons \
+                 FROM rights_escalations e JOIN rights_requests r ON r.id = e.request",
+        keys: &["request", "level"],
+        texts: &["grounds", "reasons"],
+    },
+    FreeText {
+        table: "breaches",
+        select: "SELECT 'breach:' || id, id, what, measures, residents_reason FROM breaches",
+        keys: &["id"],
+        texts: &["what", "measures", "residents_reason"],
+    },
+    FreeText {
+        table: "access_reviews",
+        select: "SELECT 'access-reviews:' || team, team, reviewed_at, digest, note \
+                 FROM access_reviews",
+        keys: &["team", "reviewed_at", "digest"],
+        texts: &["note"],
+    },
+];
 
 /// The durable store: SQLite in a data directory (the default) or PostgreSQL, through one set
 /// of queries (sqlx's `Any`); what the two spell differently is in [`dialect`].
@@ -257,6 +330,7 @@ impl Store {
     pub async fn open_backend(backend: &Backend, kek: Kek) -> Result<Store> {
         let store = Store::open_with(backend, Some(kek)).await?;
         store.seal_what_is_plain().await?;
+        store.seal_free_text_that_is_plain().await?;
         store.finish_destructions().await?;
         Ok(store)
     }
@@ -458,6 +532,96 @@ impl Store {
         tx.commit().await?;
         chain.commit_to(&mut tail);
         Ok(())
+    }
+
+    /// Seals the free text a store from before its sealing holds in plain, once (the row
+    /// `sealed_free_text` in `server_info` records it): every column of [`FREE_TEXT`], each row
+    /// with the key [`keys::Owner`] names, in one transaction; then SQLite's WAL, which holds
+    /// the old pages, is checkpointed (the freed pages were zeroed by `secure_delete`). Text of
+    /// a dossier whose key was destroyed, or that was destroyed before keys existed, is erased
+    /// rather than sealed: it reads as [`keys::DESTROYED_TEXT`], as it would have. A text that
+    /// is sealed already (it opens with its key) is left as it is.
+    async fn seal_free_text_that_is_plain(&self) -> Result<()> {
+        if self.keys.plain {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query(
+            "INSERT INTO server_info (key, value) VALUES ('sealed_free_text', 'aes-256-gcm/1') \
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let at = ts(OffsetDateTime::now_utc());
+        for column in FREE_TEXT {
+            let rows = sqlx::query(column.select).fetch_all(&mut *tx).await?;
+            let set: Vec<String> = column
+                .texts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", i + 1))
+                .collect();
+            let filter: Vec<String> = column
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", column.texts.len() + i + 1))
+                .collect();
+            let update = format!(
+                "UPDATE {} SET {} WHERE {}",
+                column.table,
+                set.join(", "),
+                filter.join(" AND ")
+            );
+            for r in &rows {
+                let scope: String = r.get(0);
+                let owner = match scope.parse::<DossierId>() {
+                    Ok(d) => keys::Owner::Dossier(d),
+                    Err(_) => keys::Owner::Own(scope.clone()),
+                };
+                let key: Vec<String> = (1..=column.keys.len()).map(|i| r.get(i)).collect();
+                let key_refs: Vec<&str> = key.iter().map(String::as_str).collect();
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(update.clone()));
+                for (i, c) in column.texts.iter().enumerate() {
+                    let plain: Option<String> = r.get(1 + column.keys.len() + i);
+                    let field = BlockId::text(column.table, c, &key_refs);
+                    let sealed = match (&plain, &owner) {
+                        (None, _) => None,
+                        (Some(text), owner) if self.keys.opens(owner, &field, text).await => {
+                            Some(text.clone())
+                        }
+                        (Some(text), owner) => match self.keys.seal_text(owner, &field, text).await
+                        {
+                            Ok(sealed) => Some(sealed),
+                            Err(StorageError::KeyDestroyed(_)) => Some(String::new()),
+                            Err(StorageError::NoKey) => {
+                                let keys::Owner::Dossier(d) = owner else {
+                                    return Err(StorageError::NoKey);
+                                };
+                                // A dossier destroyed before it had a key: its words go too.
+                                self.keys.create(*d, &at).await?;
+                                self.keys.destroy(*d, &at).await?;
+                                Some(String::new())
+                            }
+                            Err(e) => return Err(e),
+                        },
+                    };
+                    query = query.bind(sealed);
+                }
+                for k in key {
+                    query = query.bind(k);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        self.dialect.after_destruction(&self.pool).await
     }
 
     /// Destroys the data keys of destroyed dossiers that outlived their rows (a stop between a
@@ -804,10 +968,21 @@ impl Store {
         }
         for r in rows("SELECT dossier, user_id, reason, granted_at, expires_at FROM grants WHERE {filter} ORDER BY dossier, id", "dossier").await? {
             if let Some(rel) = by_id.get_mut(r.get::<&str, _>(0)) {
+                let (dossier, user, granted_at): (&str, &str, &str) = (r.get(0), r.get(1), r.get(3));
+                let reason = self
+                    .keys
+                    .open_text(
+                        &keys::Owner::Dossier(rel.dossier),
+                        &BlockId::text("grants", "reason", &[dossier, user, granted_at]),
+                        r.get(2),
+                        "grants",
+                        || format!("{dossier} {user} {granted_at}"),
+                    )
+                    .await?;
                 rel.grants.push(Grant {
-                    user: parse(r.get::<&str, _>(1), "grants")?,
-                    reason: r.get(2),
-                    granted_at: parse_ts(r.get::<&str, _>(3), "grants")?,
+                    user: parse(user, "grants")?,
+                    reason,
+                    granted_at: parse_ts(granted_at, "grants")?,
                     expires_at: parse_ts(r.get::<&str, _>(4), "grants")?,
                 });
             }

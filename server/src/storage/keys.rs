@@ -9,7 +9,12 @@
 //! Destroying a dossier destroys its data key (crypto-shredding): the rows of that dossier in
 //! any earlier backup of the data no longer decrypt. Rotating the KEK re-wraps the data keys
 //! and re-encrypts no data. No key, wrapped or not, is ever formatted into a log, an error, a
-//! metric or the audit log: the key types' `Debug` shows ids only.
+//! metric or the audit log: the key types' `Debug` shows ids only. Free text a person typed
+//! (reasons, purposes, summaries, the rights and breach registers' words, review notes) is
+//! sealed the same way, as text (`s1:` and the sealed bytes in base64, [`Keys::seal_text`]):
+//! under its dossier's key when it belongs to one, else under a key of its own scope in the
+//! same key table (`signal:<id>`, `breach:<id>`, `access-reviews:<team>`; [`Owner`]), made on
+//! first use, so that each can be shredded on its own when its retention ends.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -234,6 +239,56 @@ impl BlockId {
     pub(crate) fn quarantine(doc: &str, hashes: &str) -> BlockId {
         BlockId::new("quarantine", &[doc, hashes])
     }
+
+    /// A free text: its table, its column and the row's key columns, so a text moved to
+    /// another column or row no longer opens.
+    pub(crate) fn text(table: &str, column: &str, row: &[&str]) -> BlockId {
+        let mut parts = Vec::with_capacity(row.len() + 1);
+        parts.push(column);
+        parts.extend_from_slice(row);
+        BlockId::new(table, &parts)
+    }
+}
+
+/// The prefix of a sealed text: format 1, then the sealed block ([`SEALED_V1`]) in base64.
+const SEALED_TEXT_V1: &str = "s1:";
+
+/// What a sealed text reads as once its key was destroyed (a rights request or a signal of a
+/// destroyed dossier, kept in its register as proof that it was answered): the words are gone,
+/// the row's ids, codes and dates stay.
+pub const DESTROYED_TEXT: &str = "(destroyed with its key)";
+
+/// Whose key seals a free text (I6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The dossier it belongs to: shredded with the dossier's key.
+    Dossier(DossierId),
+    /// Text of no dossier, under a key of its own scope in the key table (its `dossier` column
+    /// holds the scope), made on first use: `signal:<id>` (a signal that is no dossier),
+    /// `breach:<id>` (one entry of the breach register), `access-reviews:<team>` (a team's
+    /// review notes, which span dossiers). One key per signal and per breach, so each can be
+    /// shredded when its own retention ends; a team's notes share one.
+    Own(String),
+}
+
+impl Owner {
+    /// A signal's text: its dossier's key once it became one, else the signal's own.
+    pub(crate) fn signal(id: &str, dossier: Option<DossierId>) -> Owner {
+        match dossier {
+            Some(d) => Owner::Dossier(d),
+            None => Owner::Own(format!("signal:{id}")),
+        }
+    }
+
+    /// A breach register entry's text.
+    pub(crate) fn breach(id: &str) -> Owner {
+        Owner::Own(format!("breach:{id}"))
+    }
+
+    /// A team's access-review notes.
+    pub(crate) fn access_reviews(team: &str) -> Owner {
+        Owner::Own(format!("access-reviews:{team}"))
+    }
 }
 
 /// The data keys of every dossier: the key store's rows, unwrapped on first use and kept in
@@ -249,7 +304,8 @@ pub(crate) struct Keys {
     /// None when the store was opened for its audit log only.
     kek: Option<Kek>,
     random: SystemRandom,
-    keys: RwLock<HashMap<DossierId, Arc<DataKey>>>,
+    /// Unwrapped keys by scope: a dossier's id, or an own scope ([`Owner::Own`]).
+    keys: RwLock<HashMap<String, Arc<DataKey>>>,
     dossier_of: RwLock<HashMap<DocumentId, DossierId>>,
     /// Benchmarks only: blocks stored as they come ([`store_plain_for_benchmarks`]).
     pub(crate) plain: bool,
@@ -437,25 +493,30 @@ impl Keys {
     /// (or had) a key keeps it: the existing id is returned, and a destroyed key is never made
     /// again.
     pub(crate) async fn create(&self, dossier: DossierId, at: &str) -> Result<String> {
+        self.create_scope(&dossier.to_string(), at).await
+    }
+
+    /// [`Keys::create`] for any scope: a dossier's id or an own scope ([`Owner::Own`]).
+    async fn create_scope(&self, scope: &str, at: &str) -> Result<String> {
         let key = self.fresh_key()?;
         let key_id = format!("dk-{}", uuid::Uuid::new_v4().simple());
-        let wrapped = self.wrap(self.kek()?, dossier, &key_id, &key[..])?;
+        let wrapped = self.wrap(self.kek()?, scope, &key_id, &key[..])?;
         sqlx::query(self.sql(
             "INSERT INTO {keys} (dossier, key_id, wrapped, kek_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         ))
-        .bind(dossier.to_string())
+        .bind(scope)
         .bind(&key_id)
         .bind(&wrapped)
         .bind(self.kek()?.id())
         .bind(at)
         .execute(&self.pool)
         .await?;
-        let stored = self.key_id(dossier).await?.ok_or(StorageError::NoKey)?;
+        let stored = self.scope_key_id(scope).await?.ok_or(StorageError::NoKey)?;
         if stored == key_id {
             self.keys
                 .write()
-                .insert(dossier, Arc::new(DataKey::new(key_id, &key)));
+                .insert(scope.to_owned(), Arc::new(DataKey::new(key_id, &key)));
         }
         Ok(stored)
     }
@@ -476,9 +537,14 @@ impl Keys {
 
     /// The id of `dossier`'s data key, destroyed or not; `None` when it never had one.
     pub(crate) async fn key_id(&self, dossier: DossierId) -> Result<Option<String>> {
+        self.scope_key_id(&dossier.to_string()).await
+    }
+
+    /// The id of `scope`'s key, destroyed or not; `None` when it never had one.
+    async fn scope_key_id(&self, scope: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query(self.sql("SELECT key_id FROM {keys} WHERE dossier = $1"))
-                .bind(dossier.to_string())
+                .bind(scope)
                 .fetch_optional(&self.pool)
                 .await?
                 .map(|r| r.get(0)),
@@ -488,17 +554,22 @@ impl Keys {
     /// Destroys `dossier`'s data key: the wrapped key is overwritten (SQLite: `secure_delete`,
     /// then the key store's WAL is truncated), its id and the time stay. Returns the key's id.
     pub(crate) async fn destroy(&self, dossier: DossierId, at: &str) -> Result<Option<String>> {
-        self.keys.write().remove(&dossier);
+        self.destroy_scope(&dossier.to_string(), at).await
+    }
+
+    /// [`Keys::destroy`] for any scope.
+    pub(crate) async fn destroy_scope(&self, scope: &str, at: &str) -> Result<Option<String>> {
+        self.keys.write().remove(scope);
         sqlx::query(self.sql(
             "UPDATE {keys} SET wrapped = NULL, destroyed_at = $1 \
              WHERE dossier = $2 AND destroyed_at IS NULL",
         ))
         .bind(at)
-        .bind(dossier.to_string())
+        .bind(scope)
         .execute(&self.pool)
         .await?;
         self.checkpoint().await?;
-        self.key_id(dossier).await
+        self.scope_key_id(scope).await
     }
 
     /// Destroys the keys of dossiers the data store says were destroyed but whose key
@@ -539,7 +610,7 @@ impl Keys {
             .await?;
         let mut n = 0;
         for r in &rows {
-            let dossier: DossierId = super::parse(r.get::<&str, _>(0), "data_keys")?;
+            let scope: String = r.get(0);
             let key_id: String = r.get(1);
             let wrapped: Vec<u8> = r.get(2);
             let kek_id: String = r.get(3);
@@ -547,12 +618,12 @@ impl Keys {
                 continue;
             }
             self.check_kek(&key_id, &kek_id)?;
-            let key = self.unwrap(dossier, &key_id, &wrapped)?;
-            let rewrapped = self.wrap(new, dossier, &key_id, &key[..])?;
+            let key = self.unwrap(&scope, &key_id, &wrapped)?;
+            let rewrapped = self.wrap(new, &scope, &key_id, &key[..])?;
             sqlx::query(self.sql("UPDATE {keys} SET wrapped = $1, kek_id = $2 WHERE dossier = $3"))
                 .bind(&rewrapped)
                 .bind(new.id())
-                .bind(dossier.to_string())
+                .bind(&scope)
                 .execute(&mut *tx)
                 .await?;
             n += 1;
@@ -604,18 +675,18 @@ impl Keys {
         Ok(())
     }
 
-    fn wrap(&self, kek: &Kek, dossier: DossierId, key_id: &str, key: &[u8]) -> Result<Vec<u8>> {
-        let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
+    fn wrap(&self, kek: &Kek, scope: &str, key_id: &str, key: &[u8]) -> Result<Vec<u8>> {
+        let aad = BlockId::new("data_keys", &[scope, key_id]);
         self.seal_with(&kek.aead(), &aad, key)
     }
 
     fn unwrap(
         &self,
-        dossier: DossierId,
+        scope: &str,
         key_id: &str,
         wrapped: &[u8],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
-        let aad = BlockId::new("data_keys", &[&dossier.to_string(), key_id]);
+        let aad = BlockId::new("data_keys", &[scope, key_id]);
         open_key(&self.kek()?.aead(), &aad, wrapped, "data_keys", key_id)
     }
 
@@ -676,13 +747,18 @@ impl Keys {
     }
 
     async fn key(&self, dossier: DossierId) -> Result<Arc<DataKey>> {
-        if let Some(k) = self.keys.read().get(&dossier) {
+        self.scope_key(&dossier.to_string()).await
+    }
+
+    /// The key of `scope` (a dossier's id or an own scope), unwrapped once and remembered.
+    async fn scope_key(&self, scope: &str) -> Result<Arc<DataKey>> {
+        if let Some(k) = self.keys.read().get(scope) {
             return Ok(k.clone());
         }
         let row = sqlx::query(
             self.sql("SELECT key_id, wrapped, kek_id, destroyed_at FROM {keys} WHERE dossier = $1"),
         )
-        .bind(dossier.to_string())
+        .bind(scope)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StorageError::NoKey)?;
@@ -693,9 +769,9 @@ impl Keys {
         }
         self.check_kek(&key_id, row.get(2))?;
         let wrapped: Vec<u8> = row.get(1);
-        let key = self.unwrap(dossier, &key_id, &wrapped)?;
+        let key = self.unwrap(scope, &key_id, &wrapped)?;
         let key = Arc::new(DataKey::new(key_id, &key));
-        self.keys.write().insert(dossier, key.clone());
+        self.keys.write().insert(scope.to_owned(), key.clone());
         Ok(key)
     }
 
@@ -728,22 +804,122 @@ impl Keys {
             return Ok(sealed.to_vec());
         }
         let key = self.key(dossier).await?;
-        open_with(&key.aead, block, sealed).ok_or_else(|| {
-            let row = row();
-            tracing::error!(
-                table,
-                row = %row,
-                key = %key.id,
-                "a stored block failed its integrity check: not served"
-            );
-            crate::metrics::tampered_block(table);
-            StorageError::Tampered { table, row }
-        })
+        open_with(&key.aead, block, sealed).ok_or_else(|| tampered(table, row(), &key))
+    }
+
+    /// The key `owner` names; an own scope's is made on first use.
+    async fn owner_key(&self, owner: &Owner, make: bool) -> Result<Arc<DataKey>> {
+        match owner {
+            Owner::Dossier(d) => self.key(*d).await,
+            Owner::Own(scope) => match self.scope_key(scope).await {
+                Err(StorageError::NoKey) if make => {
+                    let at = super::ts(time::OffsetDateTime::now_utc());
+                    self.create_scope(scope, &at).await?;
+                    self.scope_key(scope).await
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// Seals the free text `text` with `owner`'s key, bound to `field`
+    /// ([`BlockId::text`]), as text: `s1:` and the sealed block in base64. Once that key was
+    /// destroyed nothing of `text` is stored (an empty text, read as [`DESTROYED_TEXT`]).
+    pub(crate) async fn seal_text(
+        &self,
+        owner: &Owner,
+        field: &BlockId,
+        text: &str,
+    ) -> Result<String> {
+        use base64::Engine as _;
+        if self.plain {
+            return Ok(text.to_owned());
+        }
+        let key = match self.owner_key(owner, true).await {
+            // Words about a dossier already destroyed (the decision on the erasure that
+            // destroyed it): kept by no one, they read as `DESTROYED_TEXT`.
+            Err(StorageError::KeyDestroyed(_)) => return Ok(String::new()),
+            key => key?,
+        };
+        let sealed = self.seal_with(&key.aead, field, text.as_bytes())?;
+        Ok(format!(
+            "{SEALED_TEXT_V1}{}",
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        ))
+    }
+
+    /// [`Keys::seal_text`] of an optional text: `None` stays `None`.
+    pub(crate) async fn seal_opt_text(
+        &self,
+        owner: &Owner,
+        field: &BlockId,
+        text: Option<&str>,
+    ) -> Result<Option<String>> {
+        match text {
+            Some(t) => Ok(Some(self.seal_text(owner, field, t).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a text sealed by [`Keys::seal_text`]. Once `owner`'s key was destroyed it reads as
+    /// [`DESTROYED_TEXT`]; a text that does not open (altered, moved, plain where a sealed one
+    /// belongs) is reported as tampered with, naming only `table` and `row`, and not returned.
+    pub(crate) async fn open_text(
+        &self,
+        owner: &Owner,
+        field: &BlockId,
+        stored: &str,
+        table: &'static str,
+        row: impl FnOnce() -> String,
+    ) -> Result<String> {
+        use base64::Engine as _;
+        if self.plain {
+            return Ok(stored.to_owned());
+        }
+        let key = match self.owner_key(owner, false).await {
+            Err(StorageError::KeyDestroyed(_)) => return Ok(DESTROYED_TEXT.to_owned()),
+            key => key?,
+        };
+        stored
+            .strip_prefix(SEALED_TEXT_V1)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| open_with(&key.aead, field, &b))
+            .and_then(|plain| String::from_utf8(plain).ok())
+            .ok_or_else(|| tampered(table, row(), &key))
+    }
+
+    /// Whether `stored` is a text sealed for `field` that opens with `owner`'s live key (the
+    /// one-time sealing leaves such a text as it is).
+    pub(crate) async fn opens(&self, owner: &Owner, field: &BlockId, stored: &str) -> bool {
+        use base64::Engine as _;
+        let Ok(key) = self.owner_key(owner, false).await else {
+            return false;
+        };
+        stored
+            .strip_prefix(SEALED_TEXT_V1)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| open_with(&key.aead, field, &b))
+            .is_some()
+    }
+
+    /// [`Keys::open_text`] of an optional text: `None` stays `None`.
+    pub(crate) async fn open_opt_text(
+        &self,
+        owner: &Owner,
+        field: &BlockId,
+        stored: Option<&str>,
+        table: &'static str,
+        row: impl FnOnce() -> String,
+    ) -> Result<Option<String>> {
+        match stored {
+            Some(s) => Ok(Some(self.open_text(owner, field, s, table, row).await?)),
+            None => Ok(None),
+        }
     }
 
     /// After a dossier's destruction: its key and documents leave memory.
     pub(crate) fn forget_dossier(&self, dossier: DossierId) {
-        self.keys.write().remove(&dossier);
+        self.keys.write().remove(&dossier.to_string());
         self.forget(dossier);
     }
 
@@ -780,6 +956,19 @@ pub(crate) fn key_event(at: time::OffsetDateTime, dossier: DossierId, what: &str
     ev.dossier = Some(dossier.to_string());
     ev.detail = Some(what.to_owned());
     ev
+}
+
+/// A block of `table`'s `row` that failed its integrity check under `key`: logged (ids only),
+/// counted, and the error that reports it.
+fn tampered(table: &'static str, row: String, key: &DataKey) -> StorageError {
+    tracing::error!(
+        table,
+        row = %row,
+        key = %key.id,
+        "a stored block failed its integrity check: not served"
+    );
+    crate::metrics::tampered_block(table);
+    StorageError::Tampered { table, row }
 }
 
 /// Opens `sealed` (format [`SEALED_V1`]) with `aead` for `block`; `None` when it does not open.

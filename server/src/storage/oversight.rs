@@ -1,7 +1,8 @@
 //! Storage for oversight (R2, R9, R10): break-glass requests that were warned about and await
 //! confirmation (kept by the hash of their one-time token), recorded access reviews, and the
 //! reads that reports are computed from: the audit log filtered by SQL and read in bounded
-//! pages in time order (I7), the grants and the dossiers' teams.
+//! pages in time order (I7), the grants and the dossiers' teams. Reasons and notes are sealed
+//! (`keys.rs`): a reason with its dossier's key, a review note with its team's review key.
 
 use regie_core::id::{DossierId, TeamId, UserId};
 use regie_core::relationship::Grant;
@@ -10,6 +11,7 @@ use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 
 use super::dialect::{Dialect, SqlBuilder};
+use super::keys::{BlockId, Owner};
 use super::{Chain, Result, Store, audit_row, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
@@ -204,6 +206,14 @@ impl Store {
         req: &BreakGlassRequest,
         audit: &AuditEvent,
     ) -> Result<()> {
+        let reason = self
+            .keys
+            .seal_text(
+                &Owner::Dossier(req.dossier),
+                &BlockId::text("break_glass_requests", "reason", &[token_hash]),
+                &req.reason,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM break_glass_requests WHERE expires_at < $1")
@@ -215,7 +225,7 @@ impl Store {
             .bind(req.dossier.to_string())
             .bind(req.user.as_str())
             .bind(&req.category)
-            .bind(&req.reason)
+            .bind(&reason)
             .bind(ts(req.warned_at))
             .bind(ts(req.expires_at))
             .execute(&mut *tx)
@@ -242,17 +252,26 @@ impl Store {
             .bind(dossier.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(BreakGlassRequest {
-                dossier: parse(r.get::<&str, _>(0), "break_glass_requests")?,
-                user: parse(r.get::<&str, _>(1), "break_glass_requests")?,
-                category: r.get(2),
-                reason: r.get(3),
-                warned_at: parse_ts(r.get::<&str, _>(4), "break_glass_requests")?,
-                expires_at: parse_ts(r.get::<&str, _>(5), "break_glass_requests")?,
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let dossier = parse(r.get::<&str, _>(0), "break_glass_requests")?;
+        let reason = self
+            .keys
+            .open_text(
+                &Owner::Dossier(dossier),
+                &BlockId::text("break_glass_requests", "reason", &[token_hash]),
+                r.get(3),
+                "break_glass_requests",
+                || format!("{dossier} {user}"),
+            )
+            .await?;
+        Ok(Some(BreakGlassRequest {
+            dossier,
+            user: parse(r.get::<&str, _>(1), "break_glass_requests")?,
+            category: r.get(2),
+            reason,
+            warned_at: parse_ts(r.get::<&str, _>(4), "break_glass_requests")?,
+            expires_at: parse_ts(r.get::<&str, _>(5), "break_glass_requests")?,
+        }))
     }
 
     /// One page of the audit rows `query` selects, in time order (to the millisecond, then log
@@ -324,15 +343,29 @@ impl Store {
             .await?;
         let mut out = Vec::new();
         for r in &rows {
+            let (dossier, user, granted): (&str, &str, &str) = (r.get(0), r.get(1), r.get(3));
+            let granted_at = parse_ts(granted, "grants")?;
+            if !(from <= granted_at && granted_at < to) {
+                continue;
+            }
+            let id: DossierId = parse(dossier, "grants")?;
+            let reason = self
+                .keys
+                .open_text(
+                    &Owner::Dossier(id),
+                    &BlockId::text("grants", "reason", &[dossier, user, granted]),
+                    r.get(2),
+                    "grants",
+                    || format!("{dossier} {user} {granted}"),
+                )
+                .await?;
             let grant = Grant {
-                user: parse(r.get::<&str, _>(1), "grants")?,
-                reason: r.get(2),
-                granted_at: parse_ts(r.get::<&str, _>(3), "grants")?,
+                user: parse(user, "grants")?,
+                reason,
+                granted_at,
                 expires_at: parse_ts(r.get::<&str, _>(4), "grants")?,
             };
-            if from <= grant.granted_at && grant.granted_at < to {
-                out.push((parse(r.get::<&str, _>(0), "grants")?, grant));
-            }
+            out.push((id, grant));
         }
         Ok(out)
     }
@@ -366,16 +399,29 @@ impl Store {
         note: Option<&str>,
         audit: &AuditEvent,
     ) -> Result<AccessReview> {
+        let reviewed_at = ts(at);
+        let sealed = self
+            .keys
+            .seal_opt_text(
+                &Owner::access_reviews(team.as_str()),
+                &BlockId::text(
+                    "access_reviews",
+                    "note",
+                    &[team.as_str(), &reviewed_at, digest],
+                ),
+                note,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar("INSERT INTO access_reviews (team, reviewer, reviewed_at, dossiers, lines, digest, note) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(team.as_str())
             .bind(reviewer.as_str())
-            .bind(ts(at))
+            .bind(&reviewed_at)
             .bind(dossiers)
             .bind(lines)
             .bind(digest)
-            .bind(note)
+            .bind(sealed)
             .fetch_one(&mut *tx)
             .await?;
         let mut chain = Chain::new(self.dialect, &tail);
@@ -400,18 +446,31 @@ impl Store {
             .bind(team.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(AccessReview {
-                id: r.get(0),
-                team: r.get(1),
-                reviewer: r.get(2),
-                reviewed_at: parse_ts(r.get::<&str, _>(3), "access_reviews")?,
-                dossiers: r.get(4),
-                lines: r.get(5),
-                digest: r.get(6),
-                note: r.get(7),
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let (id, reviewed_at, digest): (i64, &str, String) = (r.get(0), r.get(3), r.get(6));
+        let note = self
+            .keys
+            .open_opt_text(
+                &Owner::access_reviews(team.as_str()),
+                &BlockId::text(
+                    "access_reviews",
+                    "note",
+                    &[team.as_str(), reviewed_at, &digest],
+                ),
+                r.get(7),
+                "access_reviews",
+                || id.to_string(),
+            )
+            .await?;
+        Ok(Some(AccessReview {
+            id,
+            team: r.get(1),
+            reviewer: r.get(2),
+            reviewed_at: parse_ts(reviewed_at, "access_reviews")?,
+            dossiers: r.get(4),
+            lines: r.get(5),
+            digest,
+            note,
+        }))
     }
 }

@@ -2,13 +2,19 @@
 //! one transaction with its audit rows, and each update is guarded by the state it expects (an
 //! open request, an escalation not yet decided), so two concurrent decisions cannot both land:
 //! the second changes nothing and is told so. Portable SQL only (`$n` placeholders, ISO date
-//! and RFC 3339 text, no date functions), so the PostgreSQL backend runs it unchanged.
+//! and RFC 3339 text, no date functions), so the PostgreSQL backend runs it unchanged. The
+//! words people wrote (a request's details, reasons, weighings, grounds; a share's purpose; a
+//! breach's description, measures and reason) are sealed (`keys.rs`): with the dossier's key,
+//! so a destroyed dossier's requests stay in the register as proof with their words gone
+//! ([`super::keys::DESTROYED_TEXT`]); a breach with its own key. Ids, codes and dates stay clear
+//! for the deadlines, counts and reports that filter on them.
 
 use regie_core::id::{DossierId, PersonId, TeamId};
 use regie_core::rights::{EscalationLevel, RightKind, Verdict};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::keys::{BlockId, Owner};
 use super::{Chain, Result, StorageError, Store, parse};
 use crate::audit::AuditEvent;
 
@@ -235,6 +241,14 @@ impl Store {
         request: &RightsRequestRow,
         audit: &[AuditEvent],
     ) -> Result<()> {
+        let details = self
+            .keys
+            .seal_text(
+                &Owner::Dossier(request.dossier),
+                &BlockId::text("rights_requests", "details", &[&request.id]),
+                &request.details,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -247,7 +261,7 @@ impl Store {
         .bind(request.team.as_str())
         .bind(request.subject.as_str())
         .bind(request.kind.code())
-        .bind(&request.details)
+        .bind(&details)
         .bind(&request.filed_by)
         .bind(&request.filed_role)
         .bind(&request.filed_at)
@@ -270,6 +284,74 @@ impl Store {
         edit: &RightsEdit,
         audit: &[AuditEvent],
     ) -> Result<bool> {
+        // The words of the edit, sealed with the request's dossier's key before the
+        // transaction begins.
+        let Some(dossier) = sqlx::query("SELECT dossier FROM rights_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let owner = Owner::Dossier(parse(dossier.get::<&str, _>(0), "rights_requests")?);
+        let seal = |table: &'static str,
+                    column: &'static str,
+                    level: Option<&'static str>,
+                    text: String| {
+            let owner = &owner;
+            async move {
+                let row: Vec<&str> = std::iter::once(id).chain(level).collect();
+                self.keys
+                    .seal_text(owner, &BlockId::text(table, column, &row), &text)
+                    .await
+            }
+        };
+        let (first, second) = match edit {
+            RightsEdit::Extend { extension, .. } => (
+                seal(
+                    "rights_requests",
+                    "extension_reason",
+                    None,
+                    extension.reason.clone(),
+                )
+                .await?,
+                None,
+            ),
+            RightsEdit::Decide(r) => (
+                seal(
+                    "rights_requests",
+                    "verdict_reasons",
+                    None,
+                    r.reasons.clone(),
+                )
+                .await?,
+                match &r.weighing {
+                    Some(w) => Some(seal("rights_requests", "weighing", None, w.clone()).await?),
+                    None => None,
+                },
+            ),
+            RightsEdit::Escalate(e) => (
+                seal(
+                    "rights_escalations",
+                    "grounds",
+                    Some(e.level.code()),
+                    e.grounds.clone(),
+                )
+                .await?,
+                None,
+            ),
+            RightsEdit::DecideEscalation(level, r) => (
+                seal(
+                    "rights_escalations",
+                    "reasons",
+                    Some(level.code()),
+                    r.reasons.clone(),
+                )
+                .await?,
+                None,
+            ),
+            RightsEdit::CarriedOut(_) => (String::new(), None),
+        };
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let changed = match edit {
@@ -283,7 +365,7 @@ impl Store {
             )
             .bind(deadline)
             .bind(extension.months)
-            .bind(&extension.reason)
+            .bind(&first)
             .bind(&extension.told_on)
             .bind(&extension.by)
             .bind(id)
@@ -296,12 +378,12 @@ impl Store {
                  WHERE id = $8 AND verdict IS NULL",
             )
             .bind(r.verdict.code())
-            .bind(&r.reasons)
+            .bind(&first)
             .bind(&r.by)
             .bind(&r.on)
             .bind(r.ground.clone())
             .bind(r.outcome.clone())
-            .bind(r.weighing.clone())
+            .bind(second)
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -313,7 +395,7 @@ impl Store {
             )
             .bind(id)
             .bind(e.level.code())
-            .bind(&e.grounds)
+            .bind(&first)
             .bind(&e.by)
             .bind(&e.on)
             .bind(&e.deadline)
@@ -325,7 +407,7 @@ impl Store {
                  decided_on = $4 WHERE request = $5 AND level = $6 AND verdict IS NULL",
             )
             .bind(r.verdict.code())
-            .bind(&r.reasons)
+            .bind(&first)
             .bind(&r.by)
             .bind(&r.on)
             .bind(id)
@@ -380,7 +462,10 @@ impl Store {
                 out
             }
         };
-        let mut requests = rows.iter().map(request_row).collect::<Result<Vec<_>>>()?;
+        let mut requests = Vec::with_capacity(rows.len());
+        for r in &rows {
+            requests.push(self.opened_request(request_row(r)?).await?);
+        }
         requests.sort_by(|a, b| (&a.filed_at, &a.id).cmp(&(&b.filed_at, &b.id)));
         for r in &mut requests {
             let escalations = sqlx::query(
@@ -397,9 +482,85 @@ impl Store {
                 .map(|(_, e)| e)
                 .collect::<Vec<_>>();
             list.sort_by_key(|e| e.level);
+            let owner = Owner::Dossier(r.dossier);
+            for e in &mut list {
+                let row = [r.id.as_str(), e.level.code()];
+                let name = || format!("{} {}", r.id, e.level.code());
+                e.grounds = self
+                    .open_field(
+                        &owner,
+                        "rights_escalations",
+                        "grounds",
+                        &row,
+                        &e.grounds,
+                        name,
+                    )
+                    .await?;
+                if let Some(d) = &mut e.decision {
+                    d.reasons = self
+                        .open_field(
+                            &owner,
+                            "rights_escalations",
+                            "reasons",
+                            &row,
+                            &d.reasons,
+                            name,
+                        )
+                        .await?;
+                }
+            }
             r.escalations = list;
         }
         Ok(requests)
+    }
+
+    /// Opens `table`'s `column` of `row` (I6).
+    async fn open_field(
+        &self,
+        owner: &Owner,
+        table: &'static str,
+        column: &str,
+        row: &[&str],
+        stored: &str,
+        name: impl FnOnce() -> String,
+    ) -> Result<String> {
+        self.keys
+            .open_text(
+                owner,
+                &BlockId::text(table, column, row),
+                stored,
+                table,
+                name,
+            )
+            .await
+    }
+
+    /// `r` as read, with its words opened.
+    async fn opened_request(&self, mut r: RightsRequestRow) -> Result<RightsRequestRow> {
+        let owner = Owner::Dossier(r.dossier);
+        let table = "rights_requests";
+        let row = [r.id.as_str()];
+        let name = || r.id.clone();
+        r.details = self
+            .open_field(&owner, table, "details", &row, &r.details, name)
+            .await?;
+        if let Some(e) = &mut r.extension {
+            e.reason = self
+                .open_field(&owner, table, "extension_reason", &row, &e.reason, name)
+                .await?;
+        }
+        if let Some(d) = &mut r.decision {
+            d.reasons = self
+                .open_field(&owner, table, "verdict_reasons", &row, &d.reasons, name)
+                .await?;
+            if let Some(w) = &d.weighing {
+                d.weighing = Some(
+                    self.open_field(&owner, table, "weighing", &row, w, name)
+                        .await?,
+                );
+            }
+        }
+        Ok(r)
     }
 }
 
@@ -438,19 +599,41 @@ impl Store {
                 detail: e.to_string(),
             })
         };
-        rows.iter()
-            .map(|r| {
-                Ok(ShareRecord {
-                    org: r.get("org"),
-                    ground: r.get("ground"),
-                    purpose: r.get("purpose"),
-                    items: list(r.get("items"))?,
-                    subjects: list(r.get("subjects"))?,
-                    ended_at: r.get("ended_at"),
-                    ended_because: r.get("ended_because"),
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let org: String = r.get("org");
+            out.push(ShareRecord {
+                purpose: self
+                    .partner_purpose(dossier, &org, r.get("purpose"))
+                    .await?,
+                org,
+                ground: r.get("ground"),
+                items: list(r.get("items"))?,
+                subjects: list(r.get("subjects"))?,
+                ended_at: r.get("ended_at"),
+                ended_because: r.get("ended_because"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A partner share's purpose as stored, opened (I6).
+    pub(super) async fn partner_purpose(
+        &self,
+        dossier: DossierId,
+        org: &str,
+        stored: &str,
+    ) -> Result<String> {
+        let d = dossier.to_string();
+        self.open_field(
+            &Owner::Dossier(dossier),
+            "partners",
+            "purpose",
+            &[&d, org],
+            stored,
+            || format!("{d} {org}"),
+        )
+        .await
     }
 }
 
@@ -529,6 +712,13 @@ impl Store {
     /// Records `breach` with its audit rows in one transaction; a lost device's storage is
     /// revoked in the same transaction.
     pub async fn record_breach(&self, b: &BreachRow, audit: &[AuditEvent]) -> Result<()> {
+        let owner = Owner::breach(&b.id);
+        let field = |column| BlockId::text("breaches", column, &[&b.id]);
+        let what = self.keys.seal_text(&owner, &field("what"), &b.what).await?;
+        let measures = self
+            .keys
+            .seal_text(&owner, &field("measures"), &b.measures)
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -537,7 +727,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&b.id)
-        .bind(&b.what)
+        .bind(&what)
         .bind(&b.discovered_at)
         .bind(&b.recorded_at)
         .bind(&b.recorded_by)
@@ -548,7 +738,7 @@ impl Store {
         .bind(json_list(&b.dossiers))
         .bind(json_list(&b.persons))
         .bind(&b.risk)
-        .bind(&b.measures)
+        .bind(&measures)
         .bind(&b.notify_by)
         .execute(&mut *tx)
         .await?;
@@ -603,6 +793,14 @@ impl Store {
         reason: &str,
         audit: &[AuditEvent],
     ) -> Result<bool> {
+        let reason = self
+            .keys
+            .seal_text(
+                &Owner::breach(id),
+                &BlockId::text("breaches", "residents_reason", &[id]),
+                reason,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
@@ -611,7 +809,7 @@ impl Store {
         )
         .bind(notified_at)
         .bind(i64::from(inform_residents))
-        .bind(reason)
+        .bind(&reason)
         .bind(id)
         .execute(&mut *tx)
         .await?
@@ -629,12 +827,31 @@ impl Store {
 
     /// Every breach, oldest discovery first.
     pub async fn breaches(&self) -> Result<Vec<BreachRow>> {
-        sqlx::query("SELECT * FROM breaches ORDER BY discovered_at, id")
+        let rows = sqlx::query("SELECT * FROM breaches ORDER BY discovered_at, id")
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(breach_row)
-            .collect()
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut b = breach_row(r)?;
+            let owner = Owner::breach(&b.id);
+            let row = [b.id.as_str()];
+            let name = || b.id.clone();
+            let table = "breaches";
+            b.what = self
+                .open_field(&owner, table, "what", &row, &b.what, name)
+                .await?;
+            b.measures = self
+                .open_field(&owner, table, "measures", &row, &b.measures, name)
+                .await?;
+            if let Some(reason) = &b.residents_reason {
+                b.residents_reason = Some(
+                    self.open_field(&owner, table, "residents_reason", &row, reason, name)
+                        .await?,
+                );
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// The devices reported lost: (user, storage id).

@@ -51,28 +51,28 @@ impl Store {
         .bind(dossier.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let list = |i: usize| -> Result<Vec<String>> {
-                    serde_json::from_str(r.get::<&str, _>(i)).map_err(|e| {
-                        super::StorageError::Corrupt {
-                            table: "partners",
-                            detail: e.to_string(),
-                        }
-                    })
-                };
-                Ok(PartnerShareRow {
-                    org: parse(r.get::<&str, _>(0), "partners")?,
-                    ground: r.get(1),
-                    purpose: r.get(2),
-                    items: list(3)?.into_iter().collect(),
-                    subjects: list(4)?
-                        .iter()
-                        .map(|s| parse(s, "partners"))
-                        .collect::<Result<_>>()?,
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let list = |i: usize| -> Result<Vec<String>> {
+                serde_json::from_str(r.get::<&str, _>(i)).map_err(|e| {
+                    super::StorageError::Corrupt {
+                        table: "partners",
+                        detail: e.to_string(),
+                    }
                 })
-            })
-            .collect()
+            };
+            out.push(PartnerShareRow {
+                org: parse(r.get::<&str, _>(0), "partners")?,
+                ground: r.get(1),
+                purpose: self.partner_purpose(dossier, r.get(0), r.get(2)).await?,
+                items: list(3)?.into_iter().collect(),
+                subjects: list(4)?
+                    .iter()
+                    .map(|s| parse(s, "partners"))
+                    .collect::<Result<_>>()?,
+            });
+        }
+        Ok(out)
     }
 
     /// The dossiers that have a partner share resting on consent.

@@ -1,7 +1,10 @@
 //! SQL for signals (R11): a first contact recorded without a name, listed for its team while
 //! open, and settled once — closed without a dossier, or turned into a dossier in the same
 //! transaction that creates the dossier, so a signal never points at a dossier that was not
-//! stored and two workers can never both turn it into one.
+//! stored and two workers can never both turn it into one. Its summary and closing reason are
+//! sealed (`keys.rs`): with the signal's own key while it is no dossier, with the dossier's key
+//! from the moment it becomes one (the signal's key is then destroyed), so the dossier's
+//! destruction reaches them too.
 
 use regie_core::document::DATE;
 use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, SignalId, TeamId, UserId};
@@ -10,6 +13,7 @@ use regie_sync_protocol::DocumentId;
 use sqlx::Row;
 use time::{Date, OffsetDateTime};
 
+use super::keys::{BlockId, Owner};
 use super::{Chain, Result, StorageError, Store, insert_dossier, parse, parse_ts, ts};
 use crate::audit::AuditEvent;
 
@@ -138,21 +142,58 @@ fn signal_row(r: &sqlx::any::AnyRow) -> Result<SignalRow> {
 }
 
 impl Store {
+    /// `row` with its summary and reason opened (I6).
+    async fn opened(&self, mut row: SignalRow) -> Result<SignalRow> {
+        let id = row.id.to_string();
+        let owner = Owner::signal(&id, row.dossier);
+        let row_id = || id.clone();
+        row.summary = self
+            .keys
+            .open_text(
+                &owner,
+                &BlockId::text("signals", "summary", &[&id]),
+                &row.summary,
+                "signals",
+                row_id,
+            )
+            .await?;
+        row.reason = self
+            .keys
+            .open_opt_text(
+                &owner,
+                &BlockId::text("signals", "reason", &[&id]),
+                row.reason.as_deref(),
+                "signals",
+                row_id,
+            )
+            .await?;
+        Ok(row)
+    }
+
     /// Records a new open signal (the row's settlement fields are ignored) with its audit row, in
     /// one transaction.
     pub async fn create_signal(&self, signal: &SignalRow, audit: &AuditEvent) -> Result<()> {
+        let id = signal.id.to_string();
+        let summary = self
+            .keys
+            .seal_text(
+                &Owner::signal(&id, None),
+                &BlockId::text("signals", "summary", &[&id]),
+                &signal.summary,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO signals (id, district, team, registered_by, registered_at, summary, \
              source) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(signal.id.to_string())
+        .bind(&id)
         .bind(signal.district.as_str())
         .bind(signal.team.as_str())
         .bind(signal.registered_by.as_str())
         .bind(ts(signal.registered_at))
-        .bind(&signal.summary)
+        .bind(&summary)
         .bind(&signal.source)
         .execute(&mut *tx)
         .await?;
@@ -165,26 +206,29 @@ impl Store {
 
     /// One signal, whatever its status.
     pub async fn signal(&self, id: SignalId) -> Result<Option<SignalRow>> {
-        sqlx::query(select!("WHERE id = $1"))
+        let row = sqlx::query(select!("WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(signal_row)
-            .transpose()
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.opened(signal_row(&r)?).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The open signals of a team, oldest first.
     pub async fn open_signals(&self, team: &TeamId) -> Result<Vec<SignalRow>> {
-        sqlx::query(select!(
+        let rows = sqlx::query(select!(
             "WHERE team = $1 AND status = 'open' ORDER BY registered_at, id"
         ))
         .bind(team.as_str())
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(signal_row)
-        .collect()
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.opened(signal_row(r)?).await?);
+        }
+        Ok(out)
     }
 
     /// Closes an open signal without a dossier, with its audit row, in one transaction; false
@@ -197,13 +241,22 @@ impl Store {
         at: OffsetDateTime,
         audit: &AuditEvent,
     ) -> Result<bool> {
+        let signal = id.to_string();
+        let reason = self
+            .keys
+            .seal_text(
+                &Owner::signal(&signal, None),
+                &BlockId::text("signals", "reason", &[&signal]),
+                reason,
+            )
+            .await?;
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE signals SET status = 'closed', reason = $1, closed_at = $2, closed_by = $3 \
              WHERE id = $4 AND status = 'open'",
         )
-        .bind(reason)
+        .bind(&reason)
         .bind(ts(at))
         .bind(by.as_str())
         .bind(id.to_string())
@@ -253,6 +306,33 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // Its summary now belongs to the dossier: sealed again with the dossier's key.
+        let id = conversion.signal.to_string();
+        let field = BlockId::text("signals", "summary", &[&id]);
+        let stored: String = sqlx::query("SELECT summary FROM signals WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        let summary = self
+            .keys
+            .open_text(
+                &Owner::signal(&id, None),
+                &field,
+                &stored,
+                "signals",
+                || id.clone(),
+            )
+            .await?;
+        let summary = self
+            .keys
+            .seal_text(&Owner::Dossier(rel.dossier), &field, &summary)
+            .await?;
+        sqlx::query("UPDATE signals SET summary = $1 WHERE id = $2")
+            .bind(&summary)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, rel.dossier).await?;
         insert_dossier(&mut tx, &self.keys, rel, persons, documents, at).await?;
         let mut chain = Chain::new(self.dialect, &tail);
@@ -260,6 +340,18 @@ impl Store {
         chain.append(&mut tx, &key_created).await?;
         tx.commit().await?;
         chain.commit_to(&mut tail);
+        drop(tail);
+        // No word of it is left under the signal's own key, in this store or a backup's.
+        if let Owner::Own(scope) = Owner::signal(&id, None)
+            && let Some(key_id) = self.keys.destroy_scope(&scope, &ts(at)).await?
+        {
+            let ev = super::keys::key_event(
+                at,
+                rel.dossier,
+                &format!("key {key_id} of signal {id} destroyed: sealed again with the dossier's"),
+            );
+            self.append_audit(&ev).await?;
+        }
         Ok(true)
     }
 }

@@ -2,13 +2,15 @@
 //! (assignments, resident links, grants, partner shares, maatwerk applicants, tasks, approvals,
 //! closing), a new document, the changes of documents the server edits with it and the audit
 //! rows, all in one transaction or none. The caller plans the whole change first, so a refusal
-//! anywhere leaves nothing behind; memory follows only once this returns.
+//! anywhere leaves nothing behind; memory follows only once this returns. Its free texts (a
+//! grant's reason, a share's purpose, a decision's reasons) are sealed with the dossier's key.
 
 use regie_core::id::{DocumentKey, DossierId, OrgId, PersonId, TeamId, UserId};
 use regie_core::relationship::Grant;
 use regie_sync_protocol::DocumentId;
 use time::OffsetDateTime;
 
+use super::keys::{BlockId, Owner};
 use super::share::PartnerShareRow;
 use super::{Chain, Result, StorageError, Store, insert_document, ts};
 use crate::audit::AuditEvent;
@@ -149,6 +151,38 @@ impl Store {
     /// Commits `unit` in one transaction; returns, per entry of `unit.changes`, the document's
     /// last sequence number afterwards.
     pub async fn commit_unit(&self, unit: &Unit<'_>) -> Result<Vec<i64>> {
+        let dossier = unit.dossier.to_string();
+        // The free texts among the rows, sealed with the dossier's key before the transaction
+        // begins (I6; on SQLite a transaction must begin with its write).
+        let owner = Owner::Dossier(unit.dossier);
+        let mut sealed = Vec::with_capacity(unit.edits.len());
+        for edit in unit.edits {
+            let text = match edit {
+                RelationEdit::Grant(g) => Some((
+                    BlockId::text(
+                        "grants",
+                        "reason",
+                        &[&dossier, g.user.as_str(), &ts(g.granted_at)],
+                    ),
+                    g.reason.as_str(),
+                )),
+                RelationEdit::Partner(share) => Some((
+                    BlockId::text("partners", "purpose", &[&dossier, share.org.as_str()]),
+                    share.purpose.as_str(),
+                )),
+                RelationEdit::DecideRights {
+                    request, reasons, ..
+                } => Some((
+                    BlockId::text("rights_requests", "verdict_reasons", &[request]),
+                    reasons.as_str(),
+                )),
+                _ => None,
+            };
+            sealed.push(match text {
+                Some((field, text)) => self.keys.seal_text(&owner, &field, text).await?,
+                None => String::new(),
+            });
+        }
         let mut tail = self.audit_tail.lock().await;
         let mut tx = self.pool.begin().await?;
         // Other instances load the dossier again (issue 17); first, so the feed's lock is
@@ -158,10 +192,9 @@ impl Store {
             super::feed::dossier_changed(&mut tx, self.dialect, &self.instance, unit.dossier)
                 .await?;
         }
-        let dossier = unit.dossier.to_string();
         let at = ts(unit.at);
         let list = |v: Vec<&str>| serde_json::to_string(&v).expect("strings serialize");
-        for edit in unit.edits {
+        for (edit, sealed) in unit.edits.iter().zip(&sealed) {
             let query = match edit {
                 RelationEdit::Assign(u) => sqlx::query(
                     "INSERT INTO assignments (dossier, user_id, assigned_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -190,7 +223,7 @@ impl Store {
                 )
                 .bind(&dossier)
                 .bind(g.user.as_str())
-                .bind(&g.reason)
+                .bind(sealed)
                 .bind(ts(g.granted_at))
                 .bind(ts(g.expires_at)),
                 RelationEdit::Partner(share) => sqlx::query(
@@ -201,7 +234,7 @@ impl Store {
                 .bind(&dossier)
                 .bind(share.org.as_str())
                 .bind(&share.ground)
-                .bind(&share.purpose)
+                .bind(sealed)
                 .bind(list(share.items.iter().map(String::as_str).collect()))
                 .bind(list(share.subjects.iter().map(PersonId::as_str).collect())),
                 RelationEdit::EndPartner { org, because } => sqlx::query(
@@ -261,15 +294,15 @@ impl Store {
                 RelationEdit::DecideRights {
                     request,
                     verdict,
-                    reasons,
                     by,
                     on,
+                    ..
                 } => sqlx::query(
                     "UPDATE rights_requests SET verdict = $1, verdict_reasons = $2, decided_by = $3,
                      decided_on = $4 WHERE id = $5 AND dossier = $6 AND verdict IS NULL",
                 )
                 .bind(*verdict)
-                .bind(reasons)
+                .bind(sealed)
                 .bind(by)
                 .bind(on)
                 .bind(request)

@@ -18,7 +18,7 @@ use regie_client::{Client, ClientError, LockReason};
 use regie_core::id::{DocumentKey, DossierId};
 use regie_server::storage::{Kek, StorageError};
 use regie_sync_protocol::DocumentId;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::client::{device, options, stored_texts, sync};
 use crate::rights::{report_annas_device_lost, report_annas_tablet_lost};
@@ -239,10 +239,51 @@ async fn a_backup_restored_beside_the_current_key_store_yields_nothing_of_a_dest
     let (gone, kept) = (seed_household(&server).await, seed_household(&server).await);
     write_entry(&server, gone.doc("record"), "e-gone", "Vernietigd-Geheim").await;
     write_entry(&server, kept.doc("record"), "e-kept", "Bewaard-Verslag").await;
+    // Free text of each, sealed with its dossier's key: a request's details, and on the
+    // destroyed one a break-glass reason too (loaded with its relationships on every start).
+    let mut requests = Vec::new();
+    for (house, details) in [
+        (&gone, "Vernietigd-Verzoek-5150"),
+        (&kept, "Bewaard-Verzoek-5151"),
+    ] {
+        let (status, filed) = crate::rights::file_as(
+            &server,
+            "resident",
+            &house.id,
+            json!({ "kind": "erasure", "details": details }),
+        )
+        .await;
+        assert_eq!(status, 201, "{filed}");
+        requests.push(filed["id"].as_str().unwrap().to_owned());
+    }
+    let colleague = server.token("colleague");
+    let (_, warned) = crate::oversight::break_glass(
+        &server,
+        &colleague,
+        &gone.id,
+        json!({ "reason": "Vernietigd-Glas-5152", "category": "crisis" }),
+    )
+    .await;
+    let (status, _) = crate::oversight::break_glass(
+        &server,
+        &colleague,
+        &gone.id,
+        json!({ "confirmation": warned["confirmation"] }),
+    )
+    .await;
+    assert_eq!(status, 201);
     // Online: the server keeps serving while the copy is made.
     let backup = dir.path().join("backup.sqlite3");
     server.state.hub.store().backup(&backup).await.unwrap();
     server.stop().await;
+    let copy = std::fs::read(&backup).unwrap();
+    for text in [
+        "Vernietigd-Verzoek-5150",
+        "Bewaard-Verzoek-5151",
+        "Vernietigd-Glas-5152",
+    ] {
+        assert!(!holds(&copy, text), "{text} is in the backup");
+    }
 
     let store = open_store(dir.path()).await;
     let dossier = gone.id.parse().unwrap();
@@ -290,6 +331,28 @@ async fn a_backup_restored_beside_the_current_key_store_yields_nothing_of_a_dest
     assert!(
         reads(&server, kept.doc("record"), "Bewaard-Verslag").await,
         "the others decrypt"
+    );
+    // The register keeps both requests; the destroyed dossier's words are gone with its key.
+    let details: Vec<String> = store
+        .rights_requests(regie_server::storage::rights::RightsQuery::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| requests.contains(&r.id))
+        .map(|r| r.details)
+        .collect();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(details.contains(&regie_server::storage::keys::DESTROYED_TEXT.to_owned()));
+    assert!(details.contains(&"Bewaard-Verzoek-5151".to_owned()));
+    let now = time::OffsetDateTime::now_utc();
+    let grants = store
+        .grants_between(now - time::Duration::days(1), now + time::Duration::days(1))
+        .await
+        .unwrap();
+    assert!(
+        grants.iter().any(|(d, g)| d.to_string() == gone.id
+            && g.reason == regie_server::storage::keys::DESTROYED_TEXT),
+        "{grants:?}"
     );
     server.stop().await;
 }
@@ -374,6 +437,467 @@ async fn a_stored_block_altered_or_moved_is_detected_and_not_served() {
         reads(&server, other.doc("record"), "Ander-Dossier").await,
         "another dossier is served as before"
     );
+    server.stop().await;
+}
+
+// ---- free text (I6): what people typed, sealed like the documents ---------------------------
+
+/// A sentinel for each kind of free text, planted through the API by [`plant_free_texts`].
+const GLASS_REASON: &str = "Glasbreuk-Reden-5521";
+const SIGNAL_SUMMARY: &str = "Signaal-Samenvatting-8812";
+const SIGNAL_CLOSED: &str = "Sluitreden-Signaal-3390";
+const REQUEST_DETAILS: &str = "Verzoek-Details-4471";
+const EXTENSION_REASON: &str = "Verlenging-Reden-6604";
+const REFUSAL_REASONS: &str = "Weigering-Reden-2290";
+const ESCALATION_GROUNDS: &str = "Bezwaar-Gronden-7715";
+const ESCALATION_REASONS: &str = "Escalatie-Reden-9921";
+const BREACH_WHAT: &str = "Lek-Omschrijving-3318";
+const BREACH_MEASURES: &str = "Lek-Maatregel-1207";
+const BREACH_REASON: &str = "Lek-Bewoners-5540";
+const REVIEW_NOTE: &str = "Review-Notitie-6019";
+/// The purpose of the seeded household's GGD share (it must match the resident's consent).
+const SHARE_PURPOSE: &str = "dat-informatie";
+
+const FREE_TEXTS: [&str; 13] = [
+    GLASS_REASON,
+    SIGNAL_SUMMARY,
+    SIGNAL_CLOSED,
+    REQUEST_DETAILS,
+    EXTENSION_REASON,
+    REFUSAL_REASONS,
+    ESCALATION_GROUNDS,
+    ESCALATION_REASONS,
+    BREACH_WHAT,
+    BREACH_MEASURES,
+    BREACH_REASON,
+    REVIEW_NOTE,
+    SHARE_PURPOSE,
+];
+
+/// What [`plant_free_texts`] made: ids to read the texts back by.
+struct Planted {
+    signal: String,
+    closed_signal: String,
+    request: String,
+    breach: String,
+}
+
+/// Types every kind of free text into the API about `house` (a seeded household): a break-glass
+/// reason (warned and granted), a signal's summary and another's closing reason, a rights
+/// request's details, extension reason, refusal reasons, escalation grounds and the manager's
+/// reasons, a breach's description, measures and reason for informing residents, an access
+/// review's note, and a partner share's purpose.
+async fn plant_free_texts(server: &TestServer, house: &Household) -> Planted {
+    let colleague = server.token("colleague");
+    let (status, warned) = crate::oversight::break_glass(
+        server,
+        &colleague,
+        &house.id,
+        json!({ "reason": GLASS_REASON, "category": "crisis" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{warned}");
+    let (status, granted) = crate::oversight::break_glass(
+        server,
+        &colleague,
+        &house.id,
+        json!({ "confirmation": warned["confirmation"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{granted}");
+
+    let signal = crate::signal::register(server, "worker", SIGNAL_SUMMARY).await;
+    let closed_signal = crate::signal::register(server, "worker", "wordt gesloten").await;
+    let (status, body) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/signals/{closed_signal}/close"),
+            json!({ "reason": SIGNAL_CLOSED }),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    let (status, filed) = crate::rights::file_as(
+        server,
+        "resident",
+        &house.id,
+        json!({ "kind": "erasure", "details": REQUEST_DETAILS }),
+    )
+    .await;
+    assert_eq!(status, 201, "{filed}");
+    let request = filed["id"].as_str().unwrap().to_owned();
+    let today = regie_server::rights::local_day(time::OffsetDateTime::now_utc()).to_string();
+    for (who, step, body) in [
+        (
+            "worker",
+            "extension",
+            json!({ "months": 1, "reason": EXTENSION_REASON, "told_on": today }),
+        ),
+        (
+            "worker",
+            "decision",
+            json!({ "verdict": "refused", "reasons": REFUSAL_REASONS, "ground": "retention_duty" }),
+        ),
+        (
+            "resident",
+            "escalation",
+            json!({ "grounds": ESCALATION_GROUNDS }),
+        ),
+        (
+            "manager",
+            "escalation/decision",
+            json!({ "verdict": "refused", "reasons": ESCALATION_REASONS }),
+        ),
+    ] {
+        let (status, answer) = crate::rights::act(server, who, &request, step, body).await;
+        assert_eq!(status, 200, "{step}: {answer}");
+    }
+
+    let officer = server.token("privacy_officer");
+    let (status, breach) = server
+        .api(
+            &officer,
+            "POST",
+            "/api/v1/breaches",
+            json!({ "what": BREACH_WHAT, "source": { "kind": "other" }, "risk": "risk",
+                    "measures": BREACH_MEASURES }),
+        )
+        .await;
+    assert_eq!(status, 201, "{breach}");
+    let breach = breach["id"].as_str().unwrap().to_owned();
+    let (status, notified) = server
+        .api(
+            &officer,
+            "POST",
+            &format!("/api/v1/breaches/{breach}/notification"),
+            json!({ "authority_notified": true, "inform_residents": false, "reason": BREACH_REASON }),
+        )
+        .await;
+    assert_eq!(status, 200, "{notified}");
+
+    let (status, review) = server
+        .api(
+            &server.token("manager"),
+            "POST",
+            "/api/v1/teams/team-noord/access-review",
+            json!({ "note": REVIEW_NOTE }),
+        )
+        .await;
+    assert_eq!(status, 201, "{review}");
+
+    let (status, shared) = server
+        .api(
+            &server.token("worker"),
+            "POST",
+            &format!("/api/v1/dossiers/{}/partners", house.id),
+            json!({ "org": "ggd", "triage": "t-ggd", "purpose": SHARE_PURPOSE,
+                    "subjects": ["p-sanne"], "ground": "consent" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{shared}");
+    Planted {
+        signal,
+        closed_signal,
+        request,
+        breach,
+    }
+}
+
+/// Every free text `planted` holds, as the API and the store give it back to those allowed.
+async fn read_back(server: &TestServer, house: &Household, planted: &Planted) -> String {
+    let mut out = String::new();
+    let (status, signals) = server
+        .api(
+            &server.token("worker"),
+            "GET",
+            "/api/v1/signals",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    out.push_str(&signals.to_string());
+    let (status, request) = server
+        .api(
+            &server.token("resident"),
+            "GET",
+            "/api/v1/me/requests",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    out.push_str(&request.to_string());
+    let (status, breaches) = server
+        .api(
+            &server.token("privacy_officer"),
+            "GET",
+            "/api/v1/breaches",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    out.push_str(&breaches.to_string());
+    let (status, review) = server
+        .api(
+            &server.token("manager"),
+            "GET",
+            "/api/v1/teams/team-noord/access-review",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    out.push_str(&review["last_review"].to_string());
+    // What no route shows whole: through the store, which opens them on read.
+    let store = server.state.hub.store();
+    let closed = store
+        .signal(planted.closed_signal.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    out.push_str(&format!("{:?}", closed.reason));
+    let now = time::OffsetDateTime::now_utc();
+    let grants = store
+        .grants_between(now - time::Duration::days(1), now + time::Duration::days(1))
+        .await
+        .unwrap();
+    out.push_str(&format!("{grants:?}"));
+    let shares = store
+        .partner_shares(house.id.parse().unwrap())
+        .await
+        .unwrap();
+    out.push_str(&format!("{shares:?}"));
+    let requests = store
+        .rights_requests(regie_server::storage::rights::RightsQuery::Id(
+            &planted.request,
+        ))
+        .await
+        .unwrap();
+    out.push_str(&format!("{requests:?}"));
+    let breaches = store.breaches().await.unwrap();
+    assert!(breaches.iter().any(|b| b.id == planted.breach));
+    out.push_str(&format!("{breaches:?}"));
+    let _ = &planted.signal;
+    out
+}
+
+#[tokio::test]
+async fn every_free_text_typed_through_the_api_is_in_no_file_of_the_server_yet_read_back_by_those_allowed()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let planted = plant_free_texts(&server, &house).await;
+    let read = read_back(&server, &house, &planted).await;
+    for text in FREE_TEXTS {
+        assert!(read.contains(text), "{text} is read back");
+    }
+    let files = stored_bytes(&server, dir.path()).await;
+    for (name, bytes) in &files {
+        for text in FREE_TEXTS {
+            assert!(!holds(bytes, text), "{text} found in {name}");
+        }
+    }
+    server.stop().await;
+
+    // After a restart too: the grant's reason is opened when relationships load.
+    let server = TestServer::start(dir.path()).await;
+    let read = read_back(&server, &house, &planted).await;
+    for text in FREE_TEXTS {
+        assert!(read.contains(text), "{text} is read back after a restart");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn free_text_stored_in_plain_before_it_was_sealed_is_sealed_on_start_and_read_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let planted = plant_free_texts(&server, &house).await;
+    server.stop().await;
+
+    // A store from before: its free text in plain, and no record of having sealed it.
+    let pool = database_file(dir.path()).await;
+    for (sql, value, id) in [
+        (
+            "UPDATE signals SET summary = $1 WHERE id = $2",
+            "Oud-Signaal-Plain-1",
+            &planted.signal,
+        ),
+        (
+            "UPDATE rights_requests SET details = $1 WHERE id = $2",
+            "Oud-Verzoek-Plain-2",
+            &planted.request,
+        ),
+        (
+            "UPDATE breaches SET what = $1 WHERE id = $2",
+            "Oud-Lek-Plain-3",
+            &planted.breach,
+        ),
+        (
+            "UPDATE grants SET reason = $1 WHERE dossier = $2",
+            "Oud-Glas-Plain-4",
+            &house.id,
+        ),
+        (
+            "UPDATE partners SET purpose = $1 WHERE dossier = $2",
+            "Oud-Doel-Plain-5",
+            &house.id,
+        ),
+        (
+            "UPDATE access_reviews SET note = $1 WHERE team = $2",
+            "Oud-Notitie-Plain-6",
+            &"team-noord".to_owned(),
+        ),
+    ] {
+        let n = sqlx::query(sql)
+            .bind(value)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert!(n >= 1, "{sql}");
+    }
+    sqlx::query("DELETE FROM server_info WHERE key = 'sealed_free_text'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let olds = [
+        "Oud-Signaal-Plain-1",
+        "Oud-Verzoek-Plain-2",
+        "Oud-Lek-Plain-3",
+        "Oud-Glas-Plain-4",
+        "Oud-Doel-Plain-5",
+        "Oud-Notitie-Plain-6",
+    ];
+
+    let server = TestServer::start(dir.path()).await;
+    let read = read_back(&server, &house, &planted).await;
+    for text in olds {
+        assert!(read.contains(text), "{text} is read back once sealed");
+    }
+    for text in [SIGNAL_CLOSED, REFUSAL_REASONS, BREACH_MEASURES] {
+        assert!(
+            read.contains(text),
+            "{text}, sealed already, is left as it was"
+        );
+    }
+    for (name, bytes) in &stored_bytes(&server, dir.path()).await {
+        for text in olds {
+            assert!(!holds(bytes, text), "{text} found in {name}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sealed_free_text_altered_moved_or_put_back_in_plain_is_reported_and_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let house = seed_household(&server).await;
+    let planted = plant_free_texts(&server, &house).await;
+    let other = crate::signal::register(&server, "worker", "Ander-Signaal-1180").await;
+    server.stop().await;
+
+    let pool = database_file(dir.path()).await;
+    // One character of a request's sealed details changed.
+    let (mut details,): (String,) =
+        sqlx::query_as("SELECT details FROM rights_requests WHERE id = $1")
+            .bind(&planted.request)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let middle = details.len() / 2;
+    let flipped = if &details[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    details.replace_range(middle..=middle, flipped);
+    // A signal's sealed summary copied over another's: each opens alone, not moved.
+    let (summary,): (String,) = sqlx::query_as("SELECT summary FROM signals WHERE id = $1")
+        .bind(&planted.signal)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for (sql, value, id) in [
+        (
+            "UPDATE rights_requests SET details = $1 WHERE id = $2",
+            details.as_str(),
+            planted.request.as_str(),
+        ),
+        (
+            "UPDATE signals SET summary = $1 WHERE id = $2",
+            summary.as_str(),
+            other.as_str(),
+        ),
+        (
+            "UPDATE breaches SET what = $1 WHERE id = $2",
+            "Ingevoegd-In-Plain-2231",
+            planted.breach.as_str(),
+        ),
+    ] {
+        sqlx::query(sql)
+            .bind(value)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let server = TestServer::start(dir.path()).await;
+    let store = server.state.hub.store();
+    assert!(matches!(
+        store
+            .rights_requests(regie_server::storage::rights::RightsQuery::Id(
+                &planted.request
+            ))
+            .await,
+        Err(StorageError::Tampered {
+            table: "rights_requests",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.signal(other.parse().unwrap()).await,
+        Err(StorageError::Tampered {
+            table: "signals",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.breaches().await,
+        Err(StorageError::Tampered {
+            table: "breaches",
+            ..
+        })
+    ));
+    // Not served: the API answers with an error and none of the texts.
+    for (token, path) in [
+        (server.token("resident"), "/api/v1/me/requests"),
+        (server.token("privacy_officer"), "/api/v1/breaches"),
+        (server.token("worker"), "/api/v1/signals"),
+    ] {
+        let (status, body) = server.api(&token, "GET", path, Value::Null).await;
+        assert_eq!(status, 500, "{path}: {body}");
+        for text in [REQUEST_DETAILS, "Ingevoegd-In-Plain-2231", SIGNAL_SUMMARY] {
+            assert!(!body.to_string().contains(text), "{path}: {body}");
+        }
+    }
+    // The rest is served as before.
+    let (status, review) = server
+        .api(
+            &server.token("manager"),
+            "GET",
+            "/api/v1/teams/team-noord/access-review",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(review["last_review"]["note"], REVIEW_NOTE);
     server.stop().await;
 }
 

@@ -50,7 +50,12 @@ fn citywide(server: &TestServer) -> String {
     mint(server, &c)
 }
 
-async fn break_glass(server: &TestServer, token: &str, dossier: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn break_glass(
+    server: &TestServer,
+    token: &str,
+    dossier: &str,
+    body: Value,
+) -> (u16, Value) {
     server
         .api(
             token,

@@ -14,7 +14,7 @@ use crate::support::*;
 const SUMMARY: &str = "buurman meldt zorgen over het gezin op nr. 12";
 
 /// Registers a signal as `who`; returns its id.
-async fn register(server: &TestServer, who: &str, summary: &str) -> String {
+pub(crate) async fn register(server: &TestServer, who: &str, summary: &str) -> String {
     let (status, body) = server
         .api(
             &server.token(who),
