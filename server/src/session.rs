@@ -250,9 +250,13 @@ async fn serve_in_span<K, S>(
                 // Boxed, as the other hub calls here: the write path's future (storage, group
                 // commit, audit) is large, and inline it would be allocated with every
                 // connection's task and held for as long as the connection lives, idle or not.
-                let work = AssertUnwindSafe(Box::pin(
-                    hub.receive_sync(id, &handle, document_id, &data, defer),
-                ))
+                let work = AssertUnwindSafe(Box::pin(hub.receive_sync(
+                    id,
+                    &handle,
+                    document_id,
+                    &data,
+                    defer,
+                )))
                 .catch_unwind()
                 .await;
                 if defer {
