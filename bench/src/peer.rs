@@ -24,7 +24,7 @@ use anyhow::{Context as _, anyhow, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use regie_core::id::DocumentKind;
-use regie_sync_protocol::{DocumentId, Message, PeerId, decode};
+use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
 use regie_testkit::Connection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -231,6 +231,9 @@ pub struct Device {
     /// With several server instances: the instance each device's actor is connected to, and
     /// this device's, so that receipts split into within and across instances.
     pub instances: Option<(Arc<HashMap<ActorId, usize>>, usize)>,
+    /// When set, every protocol message sent or received (payload, and whether sent), for
+    /// [`crate::deflate::estimate`].
+    pub recorded: Option<Vec<(bool, Vec<u8>)>>,
 }
 
 enum Event {
@@ -286,6 +289,7 @@ impl Device {
             window: Window::always(),
             stats: DeviceStats::default(),
             live_acked: None,
+            recorded: None,
         })
     }
 
@@ -327,6 +331,9 @@ impl Device {
             if let Message::Sync { data, .. } = m {
                 self.stats.payload_up += data.len() as u64;
             }
+        }
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push((true, encode(m)));
         }
         self.conn_mut()?.send(m).await.context("send failed")
     }
@@ -591,6 +598,9 @@ impl Device {
         };
         if self.window.contains(at) {
             self.stats.msgs_down += 1;
+        }
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push((false, bytes.to_vec()));
         }
         let message = match decode(&bytes) {
             Ok(m) => m,

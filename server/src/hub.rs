@@ -160,7 +160,8 @@ pub enum SyncOutcome {
 /// The in-memory sync engine shared by all connections.
 pub struct Hub {
     store: Arc<Store>,
-    /// This server's peer id.
+    /// This server's peer id: short, since every sync message carries it (as the sender, or as
+    /// the device's target); the storage id's first characters keep servers apart.
     pub peer_id: PeerId,
     /// This server's storage id.
     pub storage_id: String,
@@ -242,7 +243,7 @@ impl Hub {
         let cap = std::num::NonZeroUsize::new(hot_documents.max(1)).expect("at least one");
         Ok(Hub {
             store,
-            peer_id: PeerId::new(format!("regie-server-{}", &storage_id[..8])),
+            peer_id: PeerId::new(format!("r{}", &storage_id[..8])),
             storage_id,
             dossiers: RwLock::new(dossiers),
             by_document: RwLock::new(by_document),
