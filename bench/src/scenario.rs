@@ -342,6 +342,7 @@ async fn steady_net(
         seed_regie(
             &dir,
             common.launch.database_url.as_deref(),
+            target == Target::Plain,
             layout,
             |k| bytes[k].clone(),
             |_| {},
@@ -752,6 +753,7 @@ async fn reconnect_net(
         seed_regie(
             &dir,
             common.launch.database_url.as_deref(),
+            target == Target::Plain,
             layout,
             |k| bytes[k].clone(),
             |_| {},
@@ -900,6 +902,7 @@ async fn idle_net(
         seed_regie(
             &dir,
             common.launch.database_url.as_deref(),
+            target == Target::Plain,
             layout,
             bytes,
             |_| {},
@@ -1093,13 +1096,10 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
             cfg.stored,
             plain_template.display()
         ));
-        regie_server::storage::keys::store_plain_for_benchmarks(true);
-        let seeded = seed_regie(&plain_template, None, &layout, bytes, |n| {
+        seed_regie(&plain_template, None, true, &layout, bytes, |n| {
             common.say(format!("(e) seeded {n} dossiers"))
         })
-        .await;
-        regie_server::storage::keys::store_plain_for_benchmarks(false);
-        seeded?;
+        .await?;
     }
     let needs_store = common
         .targets
@@ -1113,7 +1113,7 @@ pub async fn memory(common: &Common, cfg: &MemoryCfg) -> anyhow::Result<Vec<Meas
             cfg.stored,
             template.display()
         ));
-        seed_regie(&template, None, &layout, bytes, |n| {
+        seed_regie(&template, None, false, &layout, bytes, |n| {
             common.say(format!("(e) seeded {n} dossiers"))
         })
         .await?;

@@ -312,10 +312,12 @@ pub fn authenticator() -> regie_server::auth::Authenticator {
 /// Creates the layout's dossiers in a Regie store in `dir` (or the PostgreSQL database at
 /// `database_url`) through `Store::create_dossier`:
 /// plan, record and meta from `bytes(dossier)`, the followers assigned, two persons each.
-/// Calls `progress` with the number done every 10,000 dossiers.
+/// Calls `progress` with the number done every 10,000 dossiers. `plain`: the store's blocks
+/// unencrypted, for the `plain` target's server (`--no-encryption`), which reads them so.
 pub async fn seed_regie(
     dir: &Path,
     database_url: Option<&str>,
+    plain: bool,
     layout: &Layout,
     mut bytes: impl FnMut(usize) -> DossierBytes,
     mut progress: impl FnMut(usize),
@@ -328,9 +330,11 @@ pub async fn seed_regie(
     let kek = regie_server::storage::Kek::from_file_or_new(
         &dir.join(regie_server::storage::keys::DEVELOPMENT_KEK_FILE),
     )?;
-    let store = Store::open_backend(&backend, kek)
-        .await
-        .context("cannot open the store")?;
+    // The switch is read once, when the store opens.
+    regie_server::storage::keys::store_plain_for_benchmarks(plain);
+    let store = Store::open_backend(&backend, kek).await;
+    regie_server::storage::keys::store_plain_for_benchmarks(false);
+    let store = store.context("cannot open the store")?;
     let persons: Vec<PersonId> = crate::workload::persons()
         .into_iter()
         .map(|p| p.id)
