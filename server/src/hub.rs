@@ -219,7 +219,7 @@ impl Hub {
                 Arc::make_mut(&mut entry.rel).restricted.push(person);
             }
         }
-        for (dossier, contribution) in store.contributions().await? {
+        for (dossier, contribution) in store.contributions(None).await? {
             if let Some(entry) = dossiers.get_mut(&dossier) {
                 Arc::make_mut(&mut entry.rel)
                     .contributions

@@ -1015,6 +1015,12 @@ impl Store {
         let Some(mut rel) = self.relationships_of(Some(dossier)).await?.pop() else {
             return Ok(None);
         };
+        rel.contributions = self
+            .contributions(Some(dossier))
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         let id = dossier.to_string();
         for r in sqlx::query(
             "SELECT person FROM restrictions WHERE dossier = $1 AND lifted_at IS NULL ORDER BY person",

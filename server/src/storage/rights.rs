@@ -910,14 +910,29 @@ impl Store {
 
 impl Store {
     /// Every case-conference contribution with the recipients its contributor agreed to (R15),
-    /// by dossier (loaded once at start; the hub keeps them current).
+    /// by dossier — of every dossier (loaded once at start; the hub keeps them current), or of
+    /// `only` that one (a dossier loaded again: its relationships must carry them too).
     pub async fn contributions(
         &self,
+        only: Option<DossierId>,
     ) -> Result<Vec<(DossierId, regie_core::relationship::Contribution)>> {
+        let filter = if only.is_some() {
+            " WHERE dossier = $1"
+        } else {
+            ""
+        };
+        let bound = |sql: String| {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            match only {
+                Some(d) => query.bind(d.to_string()),
+                None => query,
+            }
+        };
         let mut out: Vec<(DossierId, regie_core::relationship::Contribution)> = Vec::new();
-        for r in sqlx::query(
-            "SELECT dossier, entry, contributor FROM contributions ORDER BY dossier, recorded_at, entry",
-        )
+        for r in bound(format!(
+            "SELECT dossier, entry, contributor FROM contributions{filter} \
+             ORDER BY dossier, recorded_at, entry"
+        ))
         .fetch_all(&self.pool)
         .await?
         {
@@ -930,9 +945,10 @@ impl Store {
                 },
             ));
         }
-        for r in sqlx::query(
-            "SELECT dossier, entry, recipient FROM contribution_agreements ORDER BY agreed_on, recipient",
-        )
+        for r in bound(format!(
+            "SELECT dossier, entry, recipient FROM contribution_agreements{filter} \
+             ORDER BY agreed_on, recipient"
+        ))
         .fetch_all(&self.pool)
         .await?
         {
