@@ -422,6 +422,29 @@ impl Store {
         }
     }
 
+    /// A transaction for a one-time migration named `marker`, or `None` when it ran already
+    /// (its `server_info` row exists; on PostgreSQL the row also keeps a second instance out).
+    async fn begin_once(
+        &self,
+        marker: &str,
+    ) -> Result<Option<sqlx::Transaction<'static, sqlx::Any>>> {
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query(
+            "INSERT INTO server_info (key, value) VALUES ($1, 'aes-256-gcm/1') \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(marker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
     /// Seals what a store from before encryption at rest holds in plain, once (a row in
     /// `server_info` records it; on PostgreSQL that row also keeps a second instance out):
     /// every dossier gets its key, and every change, snapshot, sync state and quarantined batch
@@ -432,19 +455,9 @@ impl Store {
             return Ok(());
         }
         let mut tail = self.audit_tail.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let first = sqlx::query(
-            "INSERT INTO server_info (key, value) VALUES ('sealed_at_rest', 'aes-256-gcm/1') \
-             ON CONFLICT DO NOTHING",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !first {
-            tx.rollback().await?;
+        let Some(mut tx) = self.begin_once("sealed_at_rest").await? else {
             return Ok(());
-        }
+        };
         let now = OffsetDateTime::now_utc();
         let mut events = Vec::new();
         for r in sqlx::query("SELECT id FROM dossiers ORDER BY id")
@@ -545,19 +558,9 @@ impl Store {
         if self.keys.plain {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        let first = sqlx::query(
-            "INSERT INTO server_info (key, value) VALUES ('sealed_free_text', 'aes-256-gcm/1') \
-             ON CONFLICT DO NOTHING",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !first {
-            tx.rollback().await?;
+        let Some(mut tx) = self.begin_once("sealed_free_text").await? else {
             return Ok(());
-        }
+        };
         let at = ts(OffsetDateTime::now_utc());
         for column in FREE_TEXT {
             let rows = sqlx::query(column.select).fetch_all(&mut *tx).await?;
