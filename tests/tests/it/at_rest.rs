@@ -988,15 +988,7 @@ async fn a_purge_after_unassignment_or_grant_expiry_leaves_no_byte_in_the_device
         sealed.push((d.clone(), blocks));
     }
 
-    let (status, body) = server
-        .api(
-            &server.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            serde_json::Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&server, &house).await;
     assert!(!sync(&bram).await.purged.is_empty(), "unassigned: purged");
     // The grant runs out; the sweep revokes it and the next sync purges.
     let ended = eventually(PATIENCE, || async {

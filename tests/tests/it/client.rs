@@ -409,15 +409,7 @@ async fn an_unassigned_workers_tablet_purges_the_dossier_at_its_next_connection(
     );
 
     // Bram is offline when his assignment ends; he even keeps working.
-    let (status, body) = server
-        .api(
-            &server.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&server, &house).await;
     bram.set_hulpvraag(dossier, "nog even offline gewerkt")
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use regie_sync_protocol::{DocumentId, Message};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::erasure::{decide, file};
 use crate::rights::report_annas_tablet_lost;
@@ -52,19 +52,6 @@ async fn open_plan(server: &TestServer, who: &str, plan: DocumentId) -> Peer {
         "{who} never got the plan"
     );
     peer
-}
-
-/// The admin unassigns Bram (`worker2`) from the household on `server`.
-async fn unassign_bram(server: &TestServer, house: &Household) {
-    let (status, body) = server
-        .api(
-            &server.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
 }
 
 fn hulpvraag(d: &automerge::AutoCommit) -> String {

@@ -28,15 +28,7 @@ async fn an_unassigned_worker_is_told_to_purge_and_receives_nothing_more() {
                 .await
         );
     }
-    let (status, body) = server
-        .api(
-            &server.token("admin"),
-            "DELETE",
-            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    unassign_bram(&server, &house).await;
     let others = bram.settle(Duration::from_millis(300)).await;
     let mut revoked: Vec<_> = others
         .iter()

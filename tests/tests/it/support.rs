@@ -761,3 +761,16 @@ pub(crate) fn fact(d: &mut AutoCommit, id: &str, subjects: &[&str], body: &str) 
     d.put(&e, "kind", "fact").unwrap();
     d.put(&e, "category", "analysis").unwrap();
 }
+
+/// The admin unassigns Bram (`worker2`) from the household on `server`.
+pub(crate) async fn unassign_bram(server: &TestServer, house: &Household) {
+    let (status, body) = server
+        .api(
+            &server.token("admin"),
+            "DELETE",
+            &format!("/api/v1/dossiers/{}/assignments/bram", house.id),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
