@@ -201,9 +201,17 @@ impl Hub {
         let storage_id = store.storage_id().await?;
         // Read before anything is loaded: what other instances commit later is caught up.
         let follow = feed::Follow::new(store.feed_head().await?);
-        let mut dossiers = HashMap::new();
-        let mut all_persons = store.all_persons().await?;
-        for rel in store.all_relationships().await? {
+        // Independent reads, side by side: on SQLite each runs on a worker thread of its own
+        // connection while this one takes the rows of another in.
+        let (mut all_persons, relationships, restrictions, contributions, index) = tokio::try_join!(
+            store.all_persons(),
+            store.all_relationships(),
+            store.restrictions(),
+            store.contributions(None),
+            store.document_index(),
+        )?;
+        let mut dossiers = HashMap::with_capacity(relationships.len());
+        for rel in relationships {
             let persons = all_persons.remove(&rel.dossier).unwrap_or_default();
             dossiers.insert(
                 rel.dossier,
@@ -214,20 +222,20 @@ impl Hub {
                 },
             );
         }
-        for (dossier, person) in store.restrictions().await? {
+        for (dossier, person) in restrictions {
             if let Some(entry) = dossiers.get_mut(&dossier) {
                 Arc::make_mut(&mut entry.rel).restricted.push(person);
             }
         }
-        for (dossier, contribution) in store.contributions(None).await? {
+        for (dossier, contribution) in contributions {
             if let Some(entry) = dossiers.get_mut(&dossier) {
                 Arc::make_mut(&mut entry.rel)
                     .contributions
                     .push(contribution);
             }
         }
-        let mut by_document = HashMap::new();
-        for row in store.document_index().await? {
+        let mut by_document = HashMap::with_capacity(index.len());
+        for row in index {
             if let Some(entry) = dossiers.get_mut(&row.dossier) {
                 entry.documents.insert(row.key.clone(), row.id);
             }

@@ -33,6 +33,7 @@ pub mod feed;
 mod group;
 pub mod keys;
 mod oversight;
+mod packed;
 pub mod retention;
 pub mod rights;
 mod unit;
@@ -912,19 +913,30 @@ impl Store {
                 .fetch_all(&self.pool)
         };
         let mut by_id: HashMap<String, Relationships> = HashMap::new();
-        for r in rows(
-            "SELECT id, district, team, status FROM dossiers WHERE {filter}",
-            "id",
-        )
-        .await?
-        {
+        let mut dossier = |[id, district, team, status]: [&str; 4]| -> Result<()> {
             let mut rel = Relationships::new(
-                parse(r.get::<&str, _>(0), "dossiers")?,
-                parse::<DistrictId>(r.get::<&str, _>(1), "dossiers")?,
-                parse::<TeamId>(r.get::<&str, _>(2), "dossiers")?,
+                parse(id, "dossiers")?,
+                parse::<DistrictId>(district, "dossiers")?,
+                parse::<TeamId>(team, "dossiers")?,
             );
-            rel.closed = r.get::<&str, _>(3) == "closed";
-            by_id.insert(r.get(0), rel);
+            rel.closed = status == "closed";
+            by_id.insert(id.to_owned(), rel);
+            Ok(())
+        };
+        const DOSSIER: [&str; 4] = ["id", "district", "team", "status"];
+        if only.is_empty() {
+            for row in self.packed("dossiers", DOSSIER, "id").await?.rows() {
+                dossier(row?)?;
+            }
+        } else {
+            for r in rows(
+                "SELECT id, district, team, status FROM dossiers WHERE {filter}",
+                "id",
+            )
+            .await?
+            {
+                dossier(std::array::from_fn(|i| r.get::<&str, _>(i)))?;
+            }
         }
         for r in
             rows("SELECT dossier, user_id FROM assignments WHERE {filter} ORDER BY dossier, assigned_at, user_id", "dossier")
@@ -991,20 +1003,24 @@ impl Store {
             }
         }
         let mut out: Vec<Relationships> = by_id.into_values().collect();
-        out.sort_by_key(|rel| rel.dossier.to_string());
+        out.sort_by_cached_key(|rel| rel.dossier.to_string());
         Ok(out)
     }
 
-    /// The persons of every dossier, sorted, in one query.
+    /// The persons of every dossier, sorted, in one packed read.
     pub async fn all_persons(&self) -> Result<HashMap<DossierId, Vec<PersonId>>> {
         let mut out: HashMap<DossierId, Vec<PersonId>> = HashMap::new();
-        for r in sqlx::query("SELECT dossier, person FROM dossier_persons ORDER BY dossier, person")
-            .fetch_all(&self.pool)
-            .await?
-        {
-            out.entry(parse(r.get::<&str, _>(0), "dossier_persons")?)
+        let packed = self
+            .packed("dossier_persons", ["dossier", "person"], "dossier")
+            .await?;
+        for row in packed.rows() {
+            let [dossier, person] = row?;
+            out.entry(parse(dossier, "dossier_persons")?)
                 .or_default()
-                .push(parse(r.get::<&str, _>(1), "dossier_persons")?);
+                .push(parse(person, "dossier_persons")?);
+        }
+        for persons in out.values_mut() {
+            persons.sort();
         }
         Ok(out)
     }
@@ -1057,12 +1073,18 @@ impl Store {
 
     /// The whole document index.
     pub async fn document_index(&self) -> Result<Vec<DocumentRow>> {
-        let rows = sqlx::query("SELECT id, dossier, key FROM documents")
-            .fetch_all(&self.pool)
+        let packed = self
+            .packed("documents", ["id", "dossier", "key"], "dossier")
             .await?;
-        rows.iter()
-            .map(|r| {
-                let row = DocumentRow::of(r)?;
+        packed
+            .rows()
+            .map(|row| {
+                let [id, dossier, key] = row?;
+                let row = DocumentRow {
+                    id: parse(id, "documents")?,
+                    dossier: parse(dossier, "documents")?,
+                    key: parse(key, "documents")?,
+                };
                 self.keys.remember(row.id, row.dossier);
                 Ok(row)
             })

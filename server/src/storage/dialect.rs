@@ -217,6 +217,14 @@ impl Dialect {
         }
     }
 
+    /// The aggregate `f(text, separator)` joining a group's texts into one.
+    pub(crate) fn string_agg(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "group_concat",
+            Dialect::Postgres => "string_agg",
+        }
+    }
+
     /// The function `f(haystack, needle)` giving the 1-based position of `needle`, 0 if absent.
     pub(crate) fn position(self) -> &'static str {
         match self {

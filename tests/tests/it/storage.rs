@@ -747,3 +747,39 @@ mod backends {
         }
     }
 }
+
+/// What the hub knows of every dossier (relationships, persons, documents), in a stable order.
+fn known_dossiers(server: &TestServer) -> Vec<String> {
+    let mut known: Vec<String> = server
+        .state
+        .hub
+        .dossiers()
+        .iter()
+        .map(|entry| format!("{entry:?}"))
+        .collect();
+    known.sort();
+    known
+}
+
+#[tokio::test]
+async fn a_restarted_server_knows_every_dossier_its_persons_and_documents_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    for _ in 0..3 {
+        seed_household(&server).await;
+    }
+    let before = known_dossiers(&server);
+    let entries = server.state.hub.dossiers();
+    assert_eq!(entries.len(), 3);
+    assert!(
+        entries.iter().all(|e| e.persons.len() == 2
+            && e.documents.len() >= 5
+            && !e.rel.assigned.is_empty()
+            && !e.rel.partners.is_empty()),
+        "every dossier has persons, documents, assignments and partners to reload: {entries:?}"
+    );
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    assert_eq!(known_dossiers(&server), before);
+    server.stop().await;
+}
