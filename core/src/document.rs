@@ -396,19 +396,29 @@ pub fn new_meta(
 ) -> AutoCommit {
     let mut doc = skeleton(DocumentKind::Meta);
     // Writing fresh objects into a fresh document cannot fail.
-    let _ = (|| -> Result<(), automerge::AutomergeError> {
-        doc.put(ROOT, "district", district.as_str())?;
-        doc.put(ROOT, "team", team.as_str())?;
-        set_assigned(&mut doc, assigned)?;
-        let list = doc.put_object(ROOT, "persons", ObjType::List)?;
-        for (i, p) in persons.iter().enumerate() {
-            let obj = doc.insert_object(&list, i, ObjType::Map)?;
-            put_person(&mut doc, &obj, p)?;
-        }
-        Ok(())
-    })();
+    let _ = write_meta(&mut doc, district, team, assigned, persons);
     doc.commit();
     doc
+}
+
+/// Writes what [`new_meta`] holds into `doc` (a `meta` skeleton), for a caller that chooses
+/// the actor and time of the change itself.
+pub fn write_meta(
+    doc: &mut impl Transactable,
+    district: &crate::id::DistrictId,
+    team: &crate::id::TeamId,
+    assigned: &[crate::id::UserId],
+    persons: &[PersonRecord],
+) -> Result<(), automerge::AutomergeError> {
+    doc.put(ROOT, "district", district.as_str())?;
+    doc.put(ROOT, "team", team.as_str())?;
+    set_assigned(doc, assigned)?;
+    let list = doc.put_object(ROOT, "persons", ObjType::List)?;
+    for (i, p) in persons.iter().enumerate() {
+        let obj = doc.insert_object(&list, i, ObjType::Map)?;
+        put_person(doc, &obj, p)?;
+    }
+    Ok(())
 }
 
 /// Replaces the `assigned` list of a `meta` document.

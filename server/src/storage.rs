@@ -239,10 +239,15 @@ pub struct DocumentRow {
 impl DocumentRow {
     /// A row of `SELECT id, dossier, key FROM documents`.
     fn of(r: &sqlx::any::AnyRow) -> Result<DocumentRow> {
+        DocumentRow::parse(std::array::from_fn(|i| r.get::<&str, _>(i)))
+    }
+
+    /// The row of these `id`, `dossier` and `key` texts.
+    fn parse([id, dossier, key]: [&str; 3]) -> Result<DocumentRow> {
         Ok(DocumentRow {
-            id: parse(r.get::<&str, _>(0), "documents")?,
-            dossier: parse(r.get::<&str, _>(1), "documents")?,
-            key: parse(r.get::<&str, _>(2), "documents")?,
+            id: parse(id, "documents")?,
+            dossier: parse(dossier, "documents")?,
+            key: parse(key, "documents")?,
         })
     }
 }
@@ -1079,12 +1084,7 @@ impl Store {
         packed
             .rows()
             .map(|row| {
-                let [id, dossier, key] = row?;
-                let row = DocumentRow {
-                    id: parse(id, "documents")?,
-                    dossier: parse(dossier, "documents")?,
-                    key: parse(key, "documents")?,
-                };
+                let row = DocumentRow::parse(row?)?;
                 self.keys.remember(row.id, row.dossier);
                 Ok(row)
             })
