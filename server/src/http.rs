@@ -13,13 +13,15 @@ mod rights;
 mod share;
 mod signal;
 mod statement;
+mod upgrade;
 
 pub use guard::{BODY_LIMIT, OFFLINE_READS_BODY_LIMIT};
+pub use upgrade::COMPRESSION_THRESHOLD;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -29,7 +31,7 @@ use regie_core::id::{DistrictId, DocumentKey, DossierId, PersonId, TeamId, UserI
 use regie_core::policy::{Action, Basis, Decision, Mode, Registration, decide};
 use regie_core::principal::Principal;
 use regie_core::relationship::Relationships;
-use regie_sync_protocol::{DocumentId, MAX_MESSAGE_BYTES};
+use regie_sync_protocol::DocumentId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -38,7 +40,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::audit::{AuditAction, AuditEvent};
-use crate::auth::{AuthError, Authenticator, SYNC_SUBPROTOCOL, bearer_token, subprotocol_token};
+use crate::auth::{AuthError, Authenticator, bearer_token, subprotocol_token};
 use crate::domain::{self, DomainError};
 use crate::hub::{DossierEntry, Hub, HubError};
 use crate::storage::StorageError;
@@ -515,7 +517,7 @@ async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
-    ws: WebSocketUpgrade,
+    ws: upgrade::SyncUpgrade,
 ) -> ApiResult<Response> {
     // Header first, then the subprotocol browsers use, then the query (never logged).
     let token = bearer_token(&headers, None)
@@ -525,24 +527,14 @@ async fn sync(
         .ok_or(AuthError::Missing)?;
     let (principal, expires_at) = state.auth.authenticate_until(&token)?;
     let hub = state.hub.clone();
+    // The connection's span is a child of this request's.
     let request_span = tracing::Span::current();
-    // Twice the protocol limit at the socket, so an oversized message is read and answered with a
-    // clear `error` rather than a bare transport failure.
-    Ok(ws
-        // Echo `regie.v1` if offered, never the `regie.token.<jwt>` next to it.
-        .protocols([SYNC_SUBPROTOCOL])
-        .max_message_size(2 * MAX_MESSAGE_BYTES)
-        .max_frame_size(2 * MAX_MESSAGE_BYTES)
-        // tungstenite reserves 128 KiB per connection for reads by default; frames larger
-        // than this are still read whole, in several reads.
-        .read_buffer_size(8 * 1024)
-        // The connection's span is a child of this request's.
-        .on_upgrade(move |socket| {
-            tracing::Instrument::instrument(
-                crate::session::run(socket, hub, principal, expires_at),
-                request_span,
-            )
-        }))
+    ws.on_upgrade(move |socket| {
+        tracing::Instrument::instrument(
+            crate::session::run(socket, hub, principal, expires_at),
+            request_span,
+        )
+    })
 }
 
 /// One document the caller may sync, with what a device needs to run the policy locally: the

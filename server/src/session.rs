@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use yawc::close::CloseCode;
+use yawc::{Frame, HttpWebSocket, OpCode};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use regie_core::principal::Principal;
 use regie_sync_protocol::{
@@ -31,13 +32,44 @@ const MAX_DEFERRED_ANSWERS: usize = 32;
 /// Runs a WebSocket connection until the client leaves, misbehaves, its token expires
 /// (`expires_at`) or the server shuts down.
 pub async fn run(
-    socket: WebSocket,
+    socket: HttpWebSocket,
     hub: Arc<Hub>,
     principal: Principal,
     expires_at: time::OffsetDateTime,
 ) {
     let (sink, stream) = socket.split();
+    let stream = Flushed {
+        inner: stream,
+        ended: false,
+    };
     serve(sink, stream, hub, principal, expires_at).await;
+}
+
+/// yawc's socket ends its stream at a frame it refuses (too large, compressed without
+/// agreement, …) with the close frame it owes the client (1009, 1002, …) still queued; polled
+/// once more, it writes that frame. This polls it once more, without waiting for a client that
+/// does not read.
+struct Flushed<S> {
+    inner: S,
+    ended: bool,
+}
+
+impl<S: Stream + Unpin> Stream for Flushed<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        if !self.ended {
+            match std::task::ready!(self.inner.poll_next_unpin(cx)) {
+                Some(item) => return std::task::Poll::Ready(Some(item)),
+                None => self.ended = true,
+            }
+            let _ = self.inner.poll_next_unpin(cx);
+        }
+        std::task::Poll::Ready(None)
+    }
 }
 
 /// [`run`] over any pair of message sink and stream, in a `connection` span with a number
@@ -49,9 +81,9 @@ pub async fn serve<K, S>(
     principal: Principal,
     expires_at: time::OffsetDateTime,
 ) where
-    K: Sink<WsMessage> + Unpin + Send + 'static,
+    K: Sink<Frame> + Unpin + Send + 'static,
     K::Error: Send,
-    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    S: Stream<Item = Frame> + Unpin,
 {
     static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
     let span = tracing::info_span!(
@@ -78,9 +110,9 @@ async fn serve_in_span<K, S>(
     principal: Principal,
     expires_at: time::OffsetDateTime,
 ) where
-    K: Sink<WsMessage> + Unpin + Send + 'static,
+    K: Sink<Frame> + Unpin + Send + 'static,
     K::Error: Send,
-    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    S: Stream<Item = Frame> + Unpin,
 {
     let _permit = match hub.admit(&principal) {
         Ok(permit) => permit,
@@ -127,7 +159,7 @@ async fn serve_in_span<K, S>(
             (sender_id, storage)
         }
         Ok(Ok(Some(_))) => return close(&mut sink, "the first message must be join").await,
-        Ok(Ok(None)) => return,
+        Ok(Ok(None)) => return finish(&mut sink).await,
         Ok(Err(problem)) => return close(&mut sink, &problem).await,
         Err(_) => return close(&mut sink, "no join within 10 seconds").await,
     };
@@ -141,7 +173,7 @@ async fn serve_in_span<K, S>(
         }),
     };
     if sink
-        .send(WsMessage::Binary(encode(&reply).into()))
+        .send(Frame::binary(encode(&reply)))
         .await
         .is_err()
     {
@@ -169,7 +201,7 @@ async fn serve_in_span<K, S>(
                             close_within(&mut sink, &reason).await;
                             false
                         }
-                        sent = sink.send(WsMessage::Binary(frame.into())) => sent.is_ok(),
+                        sent = sink.send(Frame::binary(frame)) => sent.is_ok(),
                     };
                     outbox.sent(len);
                     crate::metrics::message_sent(len);
@@ -183,6 +215,7 @@ async fn serve_in_span<K, S>(
                 }
             }
         }
+        finish(&mut sink).await;
     });
 
     // A connection lives no longer than the token that opened it: a revoked or expired
@@ -300,26 +333,26 @@ async fn serve_in_span<K, S>(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
-/// Reads the next protocol message. `Ok(None)` is a clean end; `Err` describes a violation.
+/// Reads the next protocol message. `Ok(None)` is a clean end (or a transport failure, which the
+/// socket has already answered with a close frame); `Err` describes a violation.
 async fn next_message<S>(stream: &mut S) -> Result<Option<Message>, String>
 where
-    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    S: Stream<Item = Frame> + Unpin,
 {
     loop {
-        let frame = match stream.next().await {
-            None => return Ok(None),
-            Some(Err(e)) => return Err(format!("unreadable frame: {e}")),
-            Some(Ok(frame)) => frame,
+        let Some(frame) = stream.next().await else {
+            return Ok(None);
         };
-        match frame {
-            WsMessage::Binary(bytes) => {
+        match frame.opcode() {
+            OpCode::Binary => {
+                let bytes = frame.payload();
                 if bytes.len() > MAX_MESSAGE_BYTES {
                     return Err(format!(
                         "message of {} bytes exceeds the limit of {MAX_MESSAGE_BYTES}",
                         bytes.len()
                     ));
                 }
-                return match decode(&bytes) {
+                return match decode(bytes) {
                     Ok(m) => {
                         crate::metrics::message_received(m.type_name(), bytes.len());
                         Ok(Some(m))
@@ -332,31 +365,35 @@ where
                     Err(e) => Err(format!("malformed message: {e}")),
                 };
             }
-            WsMessage::Text(_) => {
+            OpCode::Text => {
                 return Err("text frames are not part of the protocol; send binary CBOR".into());
             }
-            WsMessage::Close(_) => return Ok(None),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            OpCode::Close => return Ok(None),
+            // Pings are answered by the socket; fragments arrive reassembled.
+            OpCode::Ping | OpCode::Pong | OpCode::Continuation => continue,
         }
     }
 }
 
+/// Ends the socket: sends what it still owes the client (a close frame the socket queued when it
+/// refused a frame, e.g. 1009 for one too large), or a normal close, within [`CLOSE_TIMEOUT`].
+async fn finish<K: Sink<Frame> + Unpin>(sink: &mut K) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
 /// Sends an `error` and a close frame, giving up on a client that does not read them.
-async fn close_within<K: Sink<WsMessage> + Unpin>(sink: &mut K, reason: &str) {
+async fn close_within<K: Sink<Frame> + Unpin>(sink: &mut K, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, close(sink, reason)).await;
 }
 
 /// Sends an `error` message and a close frame.
-async fn close<K: Sink<WsMessage> + Unpin>(sink: &mut K, reason: &str) {
+async fn close<K: Sink<Frame> + Unpin>(sink: &mut K, reason: &str) {
     let error = Message::Error {
         message: reason.to_owned(),
     };
-    let _ = sink.send(WsMessage::Binary(encode(&error).into())).await;
+    let _ = sink.send(Frame::binary(encode(&error))).await;
     let _ = sink
-        .send(WsMessage::Close(Some(CloseFrame {
-            code: 1008,
-            reason: "protocol violation".into(),
-        })))
+        .send(Frame::close(CloseCode::Policy, "protocol violation"))
         .await;
 }
 
@@ -369,17 +406,17 @@ mod tests {
 
     /// A device on the other end of a session: what it sends, what it receives.
     struct Device {
-        send: mpsc::UnboundedSender<Result<WsMessage, axum::Error>>,
-        receive: mpsc::UnboundedReceiver<WsMessage>,
+        send: mpsc::UnboundedSender<Frame>,
+        receive: mpsc::UnboundedReceiver<Frame>,
         session: tokio::task::JoinHandle<()>,
     }
 
     impl Device {
         fn frame(&self, m: &Message) {
-            let _ = self.send.send(Ok(WsMessage::Binary(encode(m).into())));
+            let _ = self.send.send(Frame::binary(encode(m)));
         }
 
-        async fn next(&mut self) -> Option<WsMessage> {
+        async fn next(&mut self) -> Option<Frame> {
             tokio::time::timeout(Duration::from_secs(5), self.receive.recv())
                 .await
                 .expect("the session answers within 5 s")
@@ -387,8 +424,10 @@ mod tests {
 
         async fn message(&mut self) -> Message {
             match self.next().await {
-                Some(WsMessage::Binary(b)) => decode(&b).expect("a protocol message"),
-                other => panic!("expected a binary frame, got {other:?}"),
+                Some(f) if f.opcode() == OpCode::Binary => {
+                    decode(f.payload()).expect("a protocol message")
+                }
+                other => panic!("expected a binary frame, got {:?}", other.map(|f| f.opcode())),
             }
         }
 
@@ -398,7 +437,7 @@ mod tests {
                 Message::Error { message } => assert!(message.contains(text), "{message}"),
                 other => panic!("expected an error, got {other:?}"),
             }
-            assert!(matches!(self.next().await, Some(WsMessage::Close(_))));
+            assert_eq!(self.next().await.map(|f| f.opcode()), Some(OpCode::Close));
             tokio::time::timeout(Duration::from_secs(5), self.session)
                 .await
                 .expect("the session ends")
@@ -432,13 +471,13 @@ mod tests {
     /// [`connect`] as `principal`.
     fn connect_as(hub: &Arc<Hub>, principal: Principal, lifetime: Duration) -> Device {
         let (send, incoming) = mpsc::unbounded_channel();
-        let (outgoing, receive) = mpsc::unbounded_channel::<WsMessage>();
+        let (outgoing, receive) = mpsc::unbounded_channel::<Frame>();
         let stream = futures_util::stream::unfold(incoming, |mut rx| async move {
             rx.recv().await.map(|m| (m, rx))
         });
-        let sink = futures_util::sink::unfold(outgoing, |tx, m: WsMessage| async move {
-            tx.send(m).map_err(axum::Error::new)?;
-            Ok::<_, axum::Error>(tx)
+        let sink = futures_util::sink::unfold(outgoing, |tx, m: Frame| async move {
+            tx.send(m)?;
+            Ok::<_, mpsc::error::SendError<Frame>>(tx)
         });
         let expires_at = time::OffsetDateTime::now_utc() + lifetime;
         let session = tokio::spawn(serve(
@@ -565,7 +604,7 @@ mod tests {
             "the one answer has the latest heads"
         );
         let more = tokio::time::timeout(Duration::from_millis(300), device.receive.recv()).await;
-        assert!(more.is_err(), "no second answer: {more:?}");
+        assert!(more.is_err(), "no second answer");
     }
 
     #[tokio::test]
@@ -618,10 +657,10 @@ mod tests {
                     }
                 });
             }
-            while let Ok(Some(WsMessage::Binary(b))) =
+            while let Ok(Some(f)) =
                 tokio::time::timeout(Duration::from_millis(5), device.receive.recv()).await
             {
-                let Ok(Message::Sync { data, .. }) = decode(&b) else {
+                let Ok(Message::Sync { data, .. }) = decode(f.payload()) else {
                     continue;
                 };
                 let heard = Instant::now();
@@ -659,7 +698,7 @@ mod tests {
         let hub = hub(dir.path()).await;
         let session = serve(
             futures_util::sink::drain(),
-            futures_util::stream::pending::<Result<WsMessage, axum::Error>>(),
+            futures_util::stream::pending::<Frame>(),
             hub,
             resident(),
             time::OffsetDateTime::now_utc() + Duration::from_secs(60),
@@ -687,7 +726,7 @@ mod tests {
             Message::DocUnavailable { document_id, .. } => assert_eq!(document_id, doc),
             other => panic!("expected doc-unavailable, got {other:?}"),
         }
-        let _ = device.send.send(Ok(WsMessage::Text("hallo".into())));
+        let _ = device.send.send(Frame::text("hallo"));
         device.closed_with("text frames").await;
     }
 

@@ -1,6 +1,8 @@
 //! One automerge-repo connection to Regie: the WebSocket upgrade, `join` answered by `peer`, and
 //! protocol messages as binary frames. Generic over the byte stream, so the load generator can
-//! count every byte through its own socket wrapper while tests use a plain TCP stream.
+//! count every byte through its own socket wrapper while tests use a plain TCP stream; and over
+//! two WebSocket stacks: tokio-tungstenite, which never offers compression, and yawc offering
+//! permessage-deflate as browsers and Node's `ws` do.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,9 +52,103 @@ impl From<tungstenite::Error> for ConnectError {
     }
 }
 
+/// An upgraded socket of either stack. Frames are tungstenite's [`WsMessage`] on both.
+pub enum Socket<S> {
+    /// tokio-tungstenite, without extensions.
+    Plain(WebSocketStream<S>),
+    /// yawc, having offered permessage-deflate.
+    Deflate(yawc::WebSocket<S>),
+}
+
+impl<S> From<WebSocketStream<S>> for Socket<S> {
+    fn from(ws: WebSocketStream<S>) -> Self {
+        Socket::Plain(ws)
+    }
+}
+
+impl<S> From<yawc::WebSocket<S>> for Socket<S> {
+    fn from(ws: yawc::WebSocket<S>) -> Self {
+        Socket::Deflate(ws)
+    }
+}
+
+/// What a client offers for permessage-deflate: the extension with no parameters, as Chrome and
+/// Node's `ws` offer it; the server decides about context takeover.
+pub fn deflate_offer() -> yawc::Options {
+    yawc::Options::default()
+        .with_balanced_compression()
+        .with_max_payload_read(2 * regie_sync_protocol::MAX_MESSAGE_BYTES + 1)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
+    async fn send(&mut self, frame: WsMessage) -> Result<(), tungstenite::Error> {
+        match self {
+            Socket::Plain(ws) => ws.send(frame).await,
+            Socket::Deflate(ws) => {
+                let frame = match frame {
+                    WsMessage::Binary(b) => yawc::Frame::binary(b),
+                    WsMessage::Text(t) => yawc::Frame::text(t.as_str().to_owned()),
+                    WsMessage::Ping(b) => yawc::Frame::ping(b),
+                    WsMessage::Pong(b) => yawc::Frame::pong(b),
+                    WsMessage::Close(c) => {
+                        let (code, reason) = c.map_or((1000, String::new()), |c| {
+                            (c.code.into(), c.reason.as_str().to_owned())
+                        });
+                        yawc::Frame::close(code.into(), reason)
+                    }
+                    WsMessage::Frame(_) => return Err(tungstenite::Error::AttackAttempt),
+                };
+                ws.send(frame)
+                    .await
+                    .map_err(|e| tungstenite::Error::Io(std::io::Error::other(e)))
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<WsMessage, tungstenite::Error>> {
+        match self {
+            Socket::Plain(ws) => ws.next().await,
+            Socket::Deflate(ws) => {
+                use yawc::OpCode;
+                let frame = ws.next().await?;
+                Some(Ok(match frame.opcode() {
+                    OpCode::Text => {
+                        WsMessage::Text(String::from_utf8_lossy(frame.payload()).as_ref().into())
+                    }
+                    OpCode::Ping => WsMessage::Ping(frame.into_payload()),
+                    OpCode::Pong => WsMessage::Pong(frame.into_payload()),
+                    OpCode::Close => WsMessage::Close(frame.close_code().map(|code| {
+                        tungstenite::protocol::CloseFrame {
+                            code: u16::from(code).into(),
+                            reason: frame
+                                .close_reason()
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default()
+                                .into(),
+                        }
+                    })),
+                    OpCode::Binary | OpCode::Continuation => WsMessage::Binary(frame.into_payload()),
+                }))
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        match self {
+            Socket::Plain(ws) => {
+                let _ = ws.close(None).await;
+            }
+            Socket::Deflate(ws) => {
+                let _ = ws.close().await;
+            }
+        }
+    }
+}
+
 /// A joined connection: this peer's id, the server's, and the socket.
 pub struct Connection<S> {
-    ws: WebSocketStream<S>,
+    ws: Socket<S>,
     /// This peer's id.
     pub me: PeerId,
     /// The server's peer id, from its `peer` answer.
@@ -75,18 +171,49 @@ impl Plain {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await?;
         Connection::join(ws, me, storage, within).await
     }
+
+    /// [`Plain::open`] offering permessage-deflate ([`deflate_offer`]).
+    pub async fn open_deflate(
+        addr: SocketAddr,
+        path: &str,
+        me: PeerId,
+        storage: Option<String>,
+        within: Duration,
+    ) -> Result<Plain, ConnectError> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ConnectError::Failed(e.to_string()))?;
+        let ws = handshake_deflate(&format!("ws://{addr}{path}"), MaybeTlsStream::Plain(tcp)).await?;
+        Connection::join(ws, me, storage, within).await
+    }
+}
+
+/// The WebSocket upgrade of `url` over `io` with yawc, offering permessage-deflate.
+pub async fn handshake_deflate<S>(url: &str, io: S) -> Result<yawc::WebSocket<S>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let url = url
+        .parse()
+        .map_err(|e| ConnectError::Failed(format!("bad URL {url}: {e}")))?;
+    yawc::WebSocket::handshake(url, io, deflate_offer())
+        .await
+        .map_err(|e| match e {
+            yawc::WebSocketError::InvalidStatusCode(status) => ConnectError::Refused(status),
+            other => ConnectError::Failed(other.to_string()),
+        })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends `join` on an upgraded socket and waits up to `within` for the server's `peer`.
     pub async fn join(
-        ws: WebSocketStream<S>,
+        ws: impl Into<Socket<S>>,
         me: PeerId,
         storage: Option<String>,
         within: Duration,
     ) -> Result<Connection<S>, ConnectError> {
         let mut c = Connection {
-            ws,
+            ws: ws.into(),
             me,
             server: PeerId::new("unknown"),
         };
@@ -145,6 +272,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Closes the connection, waiting at most two seconds for the server's close frame.
     pub async fn close(&mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close()).await;
     }
 }

@@ -57,6 +57,14 @@ impl Peer {
         }
     }
 
+    /// Like [`Peer::connect`] through yawc, offering permessage-deflate as a browser does.
+    pub async fn connect_deflate(server: &impl Dial, token: &str) -> Result<Peer, ConnectError> {
+        let peer = PeerId::new(format!("peer-{}", uuid::Uuid::new_v4().simple()));
+        let path = format!("/sync?token={token}");
+        let conn = Plain::open_deflate(server.socket_addr(), &path, peer, None, PATIENCE).await?;
+        Ok(Peer::joined(conn))
+    }
+
     /// Like [`Peer::connect_as`], with every way the server can refuse as a value (a hostile
     /// device in a test keeps trying where an honest one would stop).
     pub async fn try_connect_as(
@@ -75,14 +83,18 @@ impl Peer {
             PATIENCE,
         )
         .await?;
-        Ok(Peer {
+        Ok(Peer::joined(conn))
+    }
+
+    fn joined(conn: Plain) -> Peer {
+        Peer {
             id: conn.me.clone(),
             conn,
             docs: HashMap::new(),
             received: Vec::new(),
             closed: false,
             stash: Vec::new(),
-        })
+        }
     }
 
     /// Connects as cast member `who`, requests `doc` and waits until its root has `key` (the

@@ -9,6 +9,7 @@ mod audience;
 mod audit;
 mod bounds;
 mod client;
+mod deflate;
 mod cluster;
 mod erasure;
 mod extract;
