@@ -6,7 +6,6 @@
 //! `regie-bench-server` (Regie as a separate process, so its RSS and CPU time are its own).
 //! Nothing here runs as part of the test suite except a short smoke test; see `BENCHMARKS.md`.
 
-pub mod deflate;
 pub mod flood;
 pub mod peer;
 pub mod raw;

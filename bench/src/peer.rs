@@ -24,8 +24,9 @@ use anyhow::{Context as _, anyhow, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use regie_core::id::DocumentKind;
-use regie_sync_protocol::{DocumentId, Message, PeerId, decode, encode};
+use regie_sync_protocol::{DocumentId, Message, PeerId, decode};
 use regie_testkit::Connection;
+use regie_testkit::connection::handshake_deflate;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -204,6 +205,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// The request path and query, e.g. `/sync?token=…` for Regie or `/` for the JS server.
     pub path: String,
+    /// Whether to offer permessage-deflate.
+    pub offer_deflate: bool,
 }
 
 /// A simulated device.
@@ -231,9 +234,6 @@ pub struct Device {
     /// With several server instances: the instance each device's actor is connected to, and
     /// this device's, so that receipts split into within and across instances.
     pub instances: Option<(Arc<HashMap<ActorId, usize>>, usize)>,
-    /// When set, every protocol message sent or received (payload, and whether sent), for
-    /// [`crate::deflate::estimate`].
-    pub recorded: Option<Vec<(bool, Vec<u8>)>>,
 }
 
 enum Event {
@@ -289,7 +289,6 @@ impl Device {
             window: Window::always(),
             stats: DeviceStats::default(),
             live_acked: None,
-            recorded: None,
         })
     }
 
@@ -310,13 +309,21 @@ impl Device {
             inner: tcp,
             wire: self.wire.clone(),
         };
-        let (ws, _) = tokio_tungstenite::client_async(url, stream)
-            .await
-            .context("WebSocket upgrade refused")?;
         self.connections += 1;
         let me = PeerId::new(format!("dev-{}-{}", self.index, self.connections));
         let storage = Some(self.storage.clone());
-        let conn = Connection::join(ws, me, storage, Duration::from_secs(60)).await?;
+        let within = Duration::from_secs(60);
+        let conn = if to.offer_deflate {
+            let ws = handshake_deflate(&url, stream)
+                .await
+                .context("WebSocket upgrade refused")?;
+            Connection::join(ws, me, storage, within).await?
+        } else {
+            let (ws, _) = tokio_tungstenite::client_async(url, stream)
+                .await
+                .context("WebSocket upgrade refused")?;
+            Connection::join(ws, me, storage, within).await?
+        };
         self.conn = Some(conn);
         Ok(())
     }
@@ -331,9 +338,6 @@ impl Device {
             if let Message::Sync { data, .. } = m {
                 self.stats.payload_up += data.len() as u64;
             }
-        }
-        if let Some(recorded) = &mut self.recorded {
-            recorded.push((true, encode(m)));
         }
         self.conn_mut()?.send(m).await.context("send failed")
     }
@@ -598,9 +602,6 @@ impl Device {
         };
         if self.window.contains(at) {
             self.stats.msgs_down += 1;
-        }
-        if let Some(recorded) = &mut self.recorded {
-            recorded.push((false, bytes.to_vec()));
         }
         let message = match decode(&bytes) {
             Ok(m) => m,

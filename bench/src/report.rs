@@ -84,14 +84,6 @@ pub const METRICS: &[(&str, &str)] = &[
     ("raw_change_bytes", "raw bytes of the changes made offline"),
     ("wire_over_raw", "TCP bytes / raw change bytes"),
     ("payload_over_raw", "sync payload bytes / raw change bytes"),
-    (
-        "deflate_wire_over_raw",
-        "TCP bytes / raw change bytes if permessage-deflate compressed every message (context kept)",
-    ),
-    (
-        "deflate_nct_wire_over_raw",
-        "the same with no context takeover (a fresh compressor per message)",
-    ),
     ("messages", "protocol messages both directions"),
     (
         "connect_s",

@@ -156,6 +156,7 @@ impl Common {
                 let to = Endpoint {
                     addr: server.addr,
                     path: "/".into(),
+                    offer_deflate: server.offer_deflate,
                 };
                 match tokio::time::timeout(Duration::from_secs(2), probe.connect(&to)).await {
                     Ok(Ok(())) => {
@@ -205,6 +206,7 @@ fn endpoint(server: &ServerProc, user: &str) -> anyhow::Result<Endpoint> {
     Ok(Endpoint {
         addr: server.addr,
         path: server.path(tok.as_deref()),
+        offer_deflate: server.offer_deflate,
     })
 }
 
@@ -784,7 +786,6 @@ async fn reconnect_net(
     let raw_bytes = offline_edits(&mut dev, layout, cfg);
     dev.persist_and_reload_sync_states();
     dev.stats = DeviceStats::default();
-    dev.recorded = Some(Vec::new());
     let s0 = ProcStats::of(&pid)?;
     let w0 = wire.total();
     let t0 = Instant::now();
@@ -811,18 +812,6 @@ async fn reconnect_net(
         (dev.stats.payload_up + dev.stats.payload_down) as f64 / raw_bytes as f64,
     );
     m.set("messages", (dev.stats.msgs_up + dev.stats.msgs_down) as f64);
-    // The same exchange under permessage-deflate: what is not a recorded message (the upgrade,
-    // join, peer) stays as it was.
-    let deflated = crate::deflate::estimate(dev.recorded.as_deref().unwrap_or_default());
-    let rest = (all as f64 - deflated.plain as f64).max(0.0);
-    m.set(
-        "deflate_wire_over_raw",
-        (rest + deflated.context as f64) / raw_bytes as f64,
-    );
-    m.set(
-        "deflate_nct_wire_over_raw",
-        (rest + deflated.fresh as f64) / raw_bytes as f64,
-    );
     m.set("cpu_ms", (s1.cpu_s - s0.cpu_s) * 1e3);
     m.set("problems", dev.stats.problems as f64);
     if let Some(p) = dev.stats.first_problem.take() {

@@ -111,6 +111,8 @@ pub struct ServerProc {
     pub kind: Kind,
     /// From spawn to its "listening" line (cold start).
     pub ready_after: Duration,
+    /// Whether devices offer permessage-deflate ([`Launch::offer_deflate`]).
+    pub offer_deflate: bool,
 }
 
 impl Drop for ServerProc {
@@ -132,6 +134,9 @@ pub struct Launch {
     /// The PostgreSQL database Regie stores in (seeded there too), instead of SQLite in each
     /// run's directory.
     pub database_url: Option<String>,
+    /// Whether devices offer permessage-deflate, as browsers and Node's `ws` do (the JS server
+    /// declines it; Regie agrees).
+    pub offer_deflate: bool,
 }
 
 impl Launch {
@@ -146,6 +151,7 @@ impl Launch {
             js_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("js"),
             regie_args: Vec::new(),
             database_url: None,
+            offer_deflate: true,
         }
     }
 
@@ -255,6 +261,7 @@ impl Launch {
             addr,
             kind,
             ready_after: started.elapsed(),
+            offer_deflate: self.offer_deflate,
         })
     }
 }

@@ -21,6 +21,7 @@ fn common(dir: &std::path::Path, targets: Vec<Target>) -> Common {
             js_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js"),
             regie_args: Vec::new(),
             database_url: None,
+            offer_deflate: true,
         },
         keep: false,
         progress: false,
@@ -67,6 +68,7 @@ async fn tiny_reconnect_reconciles() {
     for m in &ms {
         assert!(m.notes.iter().all(|n| !n.starts_with("failed")), "{m:?}");
         assert!(m.metrics["raw_change_bytes"] > 0.0, "{m:?}");
-        assert!(m.metrics["wire_over_raw"] >= 1.0, "{m:?}");
+        // Compressed, the wire can carry less than the raw changes; never nothing.
+        assert!(m.metrics["wire_over_raw"] > 0.0, "{m:?}");
     }
 }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use yawc::close::CloseCode;
-use yawc::{Frame, HttpWebSocket, OpCode};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use regie_core::principal::Principal;
 use regie_sync_protocol::{
     MAX_MESSAGE_BYTES, Message, PROTOCOL_VERSION, PeerMetadata, decode, encode,
 };
 use tracing::Instrument;
+use yawc::close::CloseCode;
+use yawc::{Frame, HttpWebSocket, OpCode};
 
 use crate::hub::{Hub, SessionHandle, SyncOutcome, TokenBucket};
 
@@ -172,11 +172,7 @@ async fn serve_in_span<K, S>(
             is_ephemeral: false,
         }),
     };
-    if sink
-        .send(Frame::binary(encode(&reply)))
-        .await
-        .is_err()
-    {
+    if sink.send(Frame::binary(encode(&reply))).await.is_err() {
         return;
     }
 
@@ -427,7 +423,10 @@ mod tests {
                 Some(f) if f.opcode() == OpCode::Binary => {
                     decode(f.payload()).expect("a protocol message")
                 }
-                other => panic!("expected a binary frame, got {:?}", other.map(|f| f.opcode())),
+                other => panic!(
+                    "expected a binary frame, got {:?}",
+                    other.map(|f| f.opcode())
+                ),
             }
         }
 

@@ -55,20 +55,20 @@ impl From<tungstenite::Error> for ConnectError {
 /// An upgraded socket of either stack. Frames are tungstenite's [`WsMessage`] on both.
 pub enum Socket<S> {
     /// tokio-tungstenite, without extensions.
-    Plain(WebSocketStream<S>),
+    Plain(Box<WebSocketStream<S>>),
     /// yawc, having offered permessage-deflate.
-    Deflate(yawc::WebSocket<S>),
+    Deflate(Box<yawc::WebSocket<S>>),
 }
 
 impl<S> From<WebSocketStream<S>> for Socket<S> {
     fn from(ws: WebSocketStream<S>) -> Self {
-        Socket::Plain(ws)
+        Socket::Plain(Box::new(ws))
     }
 }
 
 impl<S> From<yawc::WebSocket<S>> for Socket<S> {
     fn from(ws: yawc::WebSocket<S>) -> Self {
-        Socket::Deflate(ws)
+        Socket::Deflate(Box::new(ws))
     }
 }
 
@@ -128,7 +128,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                                 .into(),
                         }
                     })),
-                    OpCode::Binary | OpCode::Continuation => WsMessage::Binary(frame.into_payload()),
+                    OpCode::Binary | OpCode::Continuation => {
+                        WsMessage::Binary(frame.into_payload())
+                    }
                 }))
             }
         }
@@ -137,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     async fn close(&mut self) {
         match self {
             Socket::Plain(ws) => {
-                let _ = ws.close(None).await;
+                let _ = ws.as_mut().close(None).await;
             }
             Socket::Deflate(ws) => {
                 let _ = ws.close().await;
@@ -183,7 +185,8 @@ impl Plain {
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| ConnectError::Failed(e.to_string()))?;
-        let ws = handshake_deflate(&format!("ws://{addr}{path}"), MaybeTlsStream::Plain(tcp)).await?;
+        let ws =
+            handshake_deflate(&format!("ws://{addr}{path}"), MaybeTlsStream::Plain(tcp)).await?;
         Connection::join(ws, me, storage, within).await
     }
 }

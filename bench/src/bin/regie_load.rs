@@ -117,6 +117,10 @@ struct Args {
     /// spread round-robin over them (issue 17).
     #[arg(long, default_value_t = 1)]
     instances: usize,
+    /// Devices do not offer permessage-deflate (as tokio-tungstenite clients and Regie's Rust
+    /// client do not); by default they offer it, as browsers and Node's `ws` do.
+    #[arg(long)]
+    no_deflate: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -173,6 +177,7 @@ async fn run(args: Args, nofile: u64) -> anyhow::Result<()> {
     if let Some(dir) = &args.js_dir {
         launch.js_dir = dir.clone();
     }
+    launch.offer_deflate = !args.no_deflate;
     if args.nodelay {
         launch.regie_args.push("--nodelay".into());
     }

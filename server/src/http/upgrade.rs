@@ -75,7 +75,11 @@ impl<S: Send + Sync> FromRequestParts<S> for SyncUpgrade {
         if !has_token(headers, UPGRADE, "websocket") {
             return Err(not_upgrade("`Upgrade` must be `websocket`"));
         }
-        if headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        if headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
             return Err(not_upgrade("`Sec-WebSocket-Version` must be 13"));
         }
         if !headers.contains_key(SEC_WEBSOCKET_KEY) {

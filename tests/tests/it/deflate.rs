@@ -15,7 +15,11 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 /// Opens `/sync` by hand, offering `extensions` if given; the response head and the socket.
-async fn upgrade(server: &TestServer, token: &str, extensions: Option<&str>) -> (String, TcpStream) {
+async fn upgrade(
+    server: &TestServer,
+    token: &str,
+    extensions: Option<&str>,
+) -> (String, TcpStream) {
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
     let offer = extensions
         .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
@@ -68,7 +72,10 @@ async fn close_code(tcp: &mut TcpStream) -> Option<u16> {
         let opcode = rest[0] & 0x0f;
         let (len, at) = match rest[1] & 0x7f {
             126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         let payload = &rest[at..at + len];
@@ -208,15 +215,15 @@ async fn a_deflate_bomb_closes_only_its_own_connection() {
     // 64 MiB of zeros in about 64 KB: eight times the protocol limit once inflated.
     let bomb = deflated(&vec![0u8; 8 * MAX_MESSAGE_BYTES]);
     assert!(bomb.len() < 128 * 1024, "{} bytes", bomb.len());
-    let (head, mut tcp) = upgrade(
-        &server,
-        &server.token("worker"),
-        Some("permessage-deflate"),
-    )
-    .await;
+    let (head, mut tcp) =
+        upgrade(&server, &server.token("worker"), Some("permessage-deflate")).await;
     assert!(head.contains("permessage-deflate"), "{head}");
-    tcp.write_all(&client_frame(false, 0x2, &join("bomber"))).await.unwrap();
-    tcp.write_all(&client_frame(true, 0x2, &bomb)).await.unwrap();
+    tcp.write_all(&client_frame(false, 0x2, &join("bomber")))
+        .await
+        .unwrap();
+    tcp.write_all(&client_frame(true, 0x2, &bomb))
+        .await
+        .unwrap();
     assert_eq!(
         close_code(&mut tcp).await,
         Some(1009),
@@ -227,11 +234,17 @@ async fn a_deflate_bomb_closes_only_its_own_connection() {
     // server does not inflate what it did not agree to.
     let (head, mut tcp) = upgrade(&server, &server.token("worker"), None).await;
     assert!(!head.contains("permessage-deflate"), "{head}");
-    tcp.write_all(&client_frame(false, 0x2, &join("sneaky"))).await.unwrap();
+    tcp.write_all(&client_frame(false, 0x2, &join("sneaky")))
+        .await
+        .unwrap();
     tcp.write_all(&client_frame(true, 0x2, &deflated(&join("sneaky"))))
         .await
         .unwrap();
-    assert_eq!(close_code(&mut tcp).await, Some(1002), "closed as a protocol error");
+    assert_eq!(
+        close_code(&mut tcp).await,
+        Some(1002),
+        "closed as a protocol error"
+    );
 
     // The bystander and new devices are unaffected.
     bystander
