@@ -16,7 +16,6 @@ mod statement;
 mod upgrade;
 
 pub use guard::{BODY_LIMIT, OFFLINE_READS_BODY_LIMIT};
-pub use upgrade::COMPRESSION_THRESHOLD;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

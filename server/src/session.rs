@@ -159,7 +159,7 @@ async fn serve_in_span<K, S>(
             (sender_id, storage)
         }
         Ok(Ok(Some(_))) => return close(&mut sink, "the first message must be join").await,
-        Ok(Ok(None)) => return finish(&mut sink).await,
+        Ok(Ok(None)) => return,
         Ok(Err(problem)) => return close(&mut sink, &problem).await,
         Err(_) => return close(&mut sink, "no join within 10 seconds").await,
     };
@@ -211,7 +211,6 @@ async fn serve_in_span<K, S>(
                 }
             }
         }
-        finish(&mut sink).await;
     });
 
     // A connection lives no longer than the token that opened it: a revoked or expired
@@ -369,12 +368,6 @@ where
             OpCode::Ping | OpCode::Pong | OpCode::Continuation => continue,
         }
     }
-}
-
-/// Ends the socket: sends what it still owes the client (a close frame the socket queued when it
-/// refused a frame, e.g. 1009 for one too large), or a normal close, within [`CLOSE_TIMEOUT`].
-async fn finish<K: Sink<Frame> + Unpin>(sink: &mut K) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }
 
 /// Sends an `error` and a close frame, giving up on a client that does not read them.

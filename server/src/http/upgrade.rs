@@ -22,9 +22,9 @@ use super::ApiError;
 use crate::auth::SYNC_SUBPROTOCOL;
 
 /// Messages shorter than this go out uncompressed: a heads-only sync message (~150 bytes of
-/// envelope and hashes) barely shrinks without a shared context, and the deflate reset is
-/// the larger part of compressing it.
-pub const COMPRESSION_THRESHOLD: usize = 512;
+/// envelope and hashes) barely shrinks without a shared context, and every compressed message
+/// costs a deflate reset.
+const COMPRESSION_THRESHOLD: usize = 512;
 
 /// Idle deflate and inflate states kept for reuse: about the number of messages compressed at
 /// the same moment (worker threads), not the number of connections.
