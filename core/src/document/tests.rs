@@ -89,6 +89,22 @@ fn an_oversized_text_is_refused() {
 }
 
 #[test]
+fn a_text_is_measured_in_characters_whatever_their_bytes() {
+    let mut doc = skeleton(DocumentKind::Plan);
+    let hulpvraag = doc.get(ROOT, "hulpvraag").unwrap().unwrap().1;
+    // 20,000 characters of two to four bytes each (and two UTF-16 units for the emoji).
+    let at_limit = "é€🙂".repeat(6_666) + "ë€";
+    assert_eq!(at_limit.chars().count(), 20_000);
+    doc.splice_text(&hulpvraag, 0, 0, &at_limit).unwrap();
+    assert_eq!(check(&doc), Ok(()));
+    doc.splice_text(&hulpvraag, 0, 0, "🙂").unwrap();
+    assert_eq!(
+        check(&doc),
+        Err("hulpvraag: text of 20001 characters exceeds the limit of 20000".into())
+    );
+}
+
+#[test]
 fn enum_values_and_partner_owners_are_checked() {
     let (mut doc, goal) = plan_with_goal();
     doc.put(&goal, "owner", "partner:ggd").unwrap();
