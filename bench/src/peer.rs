@@ -26,7 +26,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use regie_core::id::DocumentKind;
 use regie_sync_protocol::{DocumentId, Message, PeerId, decode};
 use regie_testkit::Connection;
-use regie_testkit::connection::handshake_deflate;
+use regie_testkit::connection::upgrade;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -312,18 +312,10 @@ impl Device {
         self.connections += 1;
         let me = PeerId::new(format!("dev-{}-{}", self.index, self.connections));
         let storage = Some(self.storage.clone());
-        let within = Duration::from_secs(60);
-        let conn = if to.offer_deflate {
-            let ws = handshake_deflate(&url, stream)
-                .await
-                .context("WebSocket upgrade refused")?;
-            Connection::join(ws, me, storage, within).await?
-        } else {
-            let (ws, _) = tokio_tungstenite::client_async(url, stream)
-                .await
-                .context("WebSocket upgrade refused")?;
-            Connection::join(ws, me, storage, within).await?
-        };
+        let ws = upgrade(&url, stream, to.offer_deflate)
+            .await
+            .context("WebSocket upgrade refused")?;
+        let conn = Connection::join(ws, me, storage, Duration::from_secs(60)).await?;
         self.conn = Some(conn);
         Ok(())
     }

@@ -170,8 +170,7 @@ impl Plain {
         storage: Option<String>,
         within: Duration,
     ) -> Result<Plain, ConnectError> {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await?;
-        Connection::join(ws, me, storage, within).await
+        Self::dial(addr, path, me, storage, within, false).await
     }
 
     /// [`Plain::open`] offering permessage-deflate ([`deflate_offer`]).
@@ -182,29 +181,46 @@ impl Plain {
         storage: Option<String>,
         within: Duration,
     ) -> Result<Plain, ConnectError> {
+        Self::dial(addr, path, me, storage, within, true).await
+    }
+
+    async fn dial(
+        addr: SocketAddr,
+        path: &str,
+        me: PeerId,
+        storage: Option<String>,
+        within: Duration,
+        offer_deflate: bool,
+    ) -> Result<Plain, ConnectError> {
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| ConnectError::Failed(e.to_string()))?;
-        let ws =
-            handshake_deflate(&format!("ws://{addr}{path}"), MaybeTlsStream::Plain(tcp)).await?;
+        let url = format!("ws://{addr}{path}");
+        let ws = upgrade(&url, MaybeTlsStream::Plain(tcp), offer_deflate).await?;
         Connection::join(ws, me, storage, within).await
     }
 }
 
-/// The WebSocket upgrade of `url` over `io` with yawc, offering permessage-deflate.
-pub async fn handshake_deflate<S>(url: &str, io: S) -> Result<yawc::WebSocket<S>, ConnectError>
+/// The WebSocket upgrade of `url` over `io`: with yawc offering permessage-deflate
+/// ([`deflate_offer`]), or with tokio-tungstenite offering nothing.
+pub async fn upgrade<S>(url: &str, io: S, offer_deflate: bool) -> Result<Socket<S>, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    if !offer_deflate {
+        let (ws, _) = tokio_tungstenite::client_async(url, io).await?;
+        return Ok(ws.into());
+    }
     let url = url
         .parse()
         .map_err(|e| ConnectError::Failed(format!("bad URL {url}: {e}")))?;
-    yawc::WebSocket::handshake(url, io, deflate_offer())
+    let ws = yawc::WebSocket::handshake(url, io, deflate_offer())
         .await
         .map_err(|e| match e {
             yawc::WebSocketError::InvalidStatusCode(status) => ConnectError::Refused(status),
             other => ConnectError::Failed(other.to_string()),
-        })
+        })?;
+    Ok(ws.into())
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {

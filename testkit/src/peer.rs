@@ -101,13 +101,18 @@ impl Peer {
     /// document's skeleton has arrived), so the caller can edit it.
     pub async fn open(server: &impl Cast, who: &str, doc: DocumentId, key: &str) -> Peer {
         let mut peer = Peer::connect(server, &server.token(who)).await.unwrap();
-        peer.request(doc).await;
         assert!(
-            peer.wait_for(doc, |d| d.get(automerge::ROOT, key).unwrap().is_some())
-                .await,
+            peer.fetch(doc, key).await,
             "{who} did not receive {key} of {doc:?}"
         );
         peer
+    }
+
+    /// Requests `doc` and waits until its root has `key`; whether it came in time.
+    pub async fn fetch(&mut self, doc: DocumentId, key: &str) -> bool {
+        self.request(doc).await;
+        self.wait_for(doc, |d| d.get(automerge::ROOT, key).unwrap().is_some())
+            .await
     }
 
     /// Sends a protocol message; a connection the server closed swallows it.

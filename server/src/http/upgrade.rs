@@ -9,9 +9,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{
-    CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
+use axum::http::header::{CONNECTION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -75,16 +73,6 @@ impl<S: Send + Sync> FromRequestParts<S> for SyncUpgrade {
         if !has_token(headers, UPGRADE, "websocket") {
             return Err(not_upgrade("`Upgrade` must be `websocket`"));
         }
-        if headers
-            .get(SEC_WEBSOCKET_VERSION)
-            .map(HeaderValue::as_bytes)
-            != Some(b"13")
-        {
-            return Err(not_upgrade("`Sec-WebSocket-Version` must be 13"));
-        }
-        if !headers.contains_key(SEC_WEBSOCKET_KEY) {
-            return Err(not_upgrade("`Sec-WebSocket-Key` is missing"));
-        }
         let subprotocol = has_token(headers, SEC_WEBSOCKET_PROTOCOL, SYNC_SUBPROTOCOL);
         if parts
             .extensions
@@ -97,9 +85,12 @@ impl<S: Send + Sync> FromRequestParts<S> for SyncUpgrade {
                 "this connection cannot be upgraded to a WebSocket",
             ));
         }
+        // yawc checks the key and the version.
         let upgrade = IncomingUpgrade::from_request_parts(parts, state)
             .await
-            .map_err(|_| not_upgrade("the handshake headers are invalid"))?;
+            .map_err(|_| {
+                not_upgrade("`Sec-WebSocket-Key` is missing or `Sec-WebSocket-Version` is not 13")
+            })?;
         Ok(SyncUpgrade {
             upgrade,
             subprotocol,

@@ -145,12 +145,7 @@ async fn a_compressing_device_syncs_and_a_plain_one_sees_its_edit() {
     let mut compressing = Peer::connect_deflate(&server, &server.token("worker"))
         .await
         .unwrap();
-    compressing.request(plan).await;
-    assert!(
-        compressing
-            .wait_for(plan, |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
-            .await
-    );
+    assert!(compressing.fetch(plan, "hulpvraag").await);
     // Long enough to be compressed in both directions (over the server's 512-byte threshold).
     let long = "Afspraak met de woningcorporatie over de betalingsregeling. ".repeat(40);
     compressing
@@ -202,15 +197,7 @@ async fn a_deflate_bomb_closes_only_its_own_connection() {
     let server = TestServer::new().await;
     let house = seed_household(&server).await;
     let plan = house.doc("plan");
-    let mut bystander = Peer::connect(&server, &server.token("worker2"))
-        .await
-        .unwrap();
-    bystander.request(plan).await;
-    assert!(
-        bystander
-            .wait_for(plan, |d| d.get(ROOT, "hulpvraag").unwrap().is_some())
-            .await
-    );
+    let mut bystander = Peer::open(&server, "worker2", plan, "hulpvraag").await;
 
     // 64 MiB of zeros in about 64 KB: eight times the protocol limit once inflated.
     let bomb = deflated(&vec![0u8; 8 * MAX_MESSAGE_BYTES]);
